@@ -1,0 +1,230 @@
+//! What every chapter's tests share.
+//!
+//! - [`rootfs`]: the mkrootfs rootfs, built once per test run and shared
+//!   read-only; [`fresh_rootfs`] for a test that writes into one.
+//! - [`require_root`] and [`skip`]: the privilege probe. A test that cannot
+//!   run prints `SKIPPED <test>: <why>` and returns — unless `BERTH_STRICT=1`
+//!   (CI), where a skip is a failure, so CI can never pass by skipping.
+//! - [`Run`]: run a chapter binary in a fixed environment and render what it
+//!   did (command, exit code, stdout, stderr) as a stable transcript for insta.
+//! - [`snapshot_settings`]: insta filters for what must vary (paths, hostname).
+//! - [`ChildGuard`]: kills and reaps a background child when a test ends.
+
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use ch01_chroot::rootfs::{Source, mkrootfs};
+use nix::fcntl::{Flock, FlockArg};
+use nix::unistd::Uid;
+
+/// True when skips must fail (CI sets `BERTH_STRICT=1`).
+pub fn strict() -> bool {
+    std::env::var("BERTH_STRICT").is_ok_and(|v| v == "1")
+}
+
+/// Skip `test` because of `why`: print `SKIPPED`, or panic under BERTH_STRICT.
+pub fn skip(test: &str, why: &str) {
+    if strict() {
+        panic!("{test} cannot run here and BERTH_STRICT=1 forbids skipping: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// Probe for root; if absent, skip `test` and return false.
+pub fn require_root(test: &str) -> bool {
+    if Uid::effective().is_root() {
+        return true;
+    }
+    skip(test, "needs root (run the tests with sudo, as CI does)");
+    false
+}
+
+/// The target directory this test binary was built into (`target/debug`).
+fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/*/deps")
+        .to_path_buf()
+}
+
+/// The shared rootfs, made by `ch01-chroot mkrootfs` (busybox when the host
+/// has it). Built once per target directory — mkrootfs is deterministic, so
+/// every run would build the same tree — under a lock, so parallel test
+/// binaries do not race. Tests must not write into it: use [`fresh_rootfs`].
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = target_profile_dir().join("berth-fixtures");
+        std::fs::create_dir_all(&dir).expect("create berth-fixtures");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .expect("open lock");
+        let _lock = Flock::lock(lock, FlockArg::LockExclusive).expect("lock berth-fixtures");
+        let rootfs = dir.join("rootfs");
+        if !rootfs.join("bin").exists() {
+            let building = dir.join(format!("rootfs.building-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&building);
+            mkrootfs(&building, Source::Auto, Path::new("/")).expect("mkrootfs for the tests");
+            let _ = std::fs::remove_dir_all(&rootfs);
+            std::fs::rename(&building, &rootfs).expect("rename the built rootfs");
+        }
+        rootfs
+    })
+}
+
+/// A rootfs of the test's own, removed when the returned guard drops.
+pub fn fresh_rootfs(source: Source) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("rootfs");
+    mkrootfs(&dir, source, Path::new("/")).expect("mkrootfs");
+    (tmp, dir)
+}
+
+/// True if the host has a static busybox that mkrootfs can use.
+pub fn host_has_busybox() -> bool {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    mkrootfs(&tmp.path().join("r"), Source::Busybox, Path::new("/")).is_ok()
+}
+
+/// A chapter binary run in a fixed environment, and what it did.
+pub struct Run {
+    /// The command line as shown in the transcript (binary name, not path).
+    pub shown: String,
+    pub output: Output,
+}
+
+/// The environment every test run gets: no locale, no colour, a fixed TERM.
+pub fn command(binary: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LC_ALL", "C")
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null());
+    cmd
+}
+
+impl Run {
+    /// Run `binary` with `args` and capture everything.
+    pub fn new<I, S>(binary: &Path, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = command(binary);
+        cmd.args(args);
+        Run::capture(cmd)
+    }
+
+    /// Capture a prepared command (for stdin, uid or env changes).
+    pub fn capture(mut cmd: Command) -> Run {
+        let name = Path::new(cmd.get_program())
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| shell_word(&a.to_string_lossy()))
+            .collect();
+        let shown = std::iter::once(name)
+            .chain(args)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let output = cmd.output().unwrap_or_else(|e| panic!("run {shown}: {e}"));
+        Run { shown, output }
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The transcript a snapshot stores and the book shows:
+    /// the command, its exit code, then stdout and stderr (when not empty).
+    pub fn transcript(&self) -> String {
+        let mut t = format!("$ {}\n", self.shown);
+        let out = self.stdout();
+        t.push_str(&out);
+        if !out.is_empty() && !out.ends_with('\n') {
+            t.push('\n');
+        }
+        for line in self.stderr().lines() {
+            t.push_str(&format!("[stderr] {line}\n"));
+        }
+        match self.code() {
+            Some(code) => t.push_str(&format!("[exit {code}]\n")),
+            None => t.push_str("[killed by a signal]\n"),
+        }
+        t
+    }
+}
+
+/// Quote a word the way a reader would type it in a shell.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%[]".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// insta settings with the filters every chapter needs: the shared rootfs
+/// path, temp directories, and the host's name.
+pub fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let rootfs = rootfs().to_string_lossy().into_owned();
+    settings.add_filter(&regex_escape(&rootfs), "[ROOTFS]");
+    settings.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]");
+    if let Ok(host) = nix::unistd::gethostname() {
+        let host = host.to_string_lossy().into_owned();
+        if !host.is_empty() {
+            settings.add_filter(&format!(r"\b{}\b", regex_escape(&host)), "[HOSTNAME]");
+        }
+    }
+    settings
+}
+
+/// Escape `text` for use in an insta filter (a regex).
+pub fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if r"\.+*?()|[]{}^$#&-~".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// A background child that is killed and reaped when the test ends, even when
+/// an assertion fails first.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,110 @@
+//! `cargo xtask`: the workshop's chores, written in Rust so they run wherever cargo does.
+//!
+//! - `bench ch01 [--runs N] [--json PATH]` measures a chapter's binary against its peer
+//!   (see [`scenarios`] for what each chapter measures, [`bench`] for how).
+//! - `book-sync` copies snapshot bodies into the book; `book-check` checks the book's
+//!   includes, links and copied outputs (see [`book`]).
+//! - `exercise NAME [--solution]` runs an exercise's check (see [`exercise`]).
+
+mod bench;
+mod book;
+mod exercise;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Berth workshop tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Benchmark a chapter's binary against its peer (needs root).
+    Bench {
+        /// Which chapter's scenario to run.
+        scenario: scenarios::Scenario,
+        /// Measured runs per command (after 2 warm-up runs each).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(20..))]
+        runs: u32,
+        /// Also write the results as JSON to this file.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
+    /// Copy every snapshot body in tests/snapshots/ to book/src/output/<name>.txt.
+    BookSync,
+    /// Check the book: outputs up to date, includes resolve, links and SUMMARY.md entries exist.
+    BookCheck,
+    /// Run an exercise's check, e.g. `ch01/ex1_leaky_fd`, or all of `ch01`.
+    Exercise {
+        /// `chNN/NAME` for one exercise, `chNN` for all of a chapter's.
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// Check the reference solution instead of your code.
+        #[arg(long)]
+        solution: bool,
+        /// List the exercises instead of running one.
+        #[arg(long, conflicts_with_all = ["name", "solution"])]
+        list: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    let result = match cli.task {
+        Task::Bench {
+            scenario,
+            runs,
+            json,
+        } => scenarios::run(&root, scenario, runs as usize, json.as_deref()),
+        Task::BookSync => book::sync(&root),
+        Task::BookCheck => book::check(&root),
+        Task::Exercise {
+            name,
+            solution,
+            list,
+        } => {
+            if list {
+                exercise::list(&root)
+            } else {
+                // clap guarantees a name when --list is absent.
+                let name = name.unwrap_or_default();
+                exercise::run(&root, &name, solution)
+            }
+        }
+    };
+    match result {
+        // A failure code here means the task has already said what failed.
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask lives in `<root>/xtask`.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask's manifest dir has a parent")
+        .to_path_buf()
+}
+
+/// `path` relative to the workspace root when it is inside it, for messages.
+fn display_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
