@@ -173,7 +173,7 @@ mod tests {
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
         let expected = [
             "book/src/output/ch01__a.txt: differs from tests/snapshots/ch01__a.snap: run `cargo xtask book-sync`",
-            "book/src/output/gone.txt: has no snapshot tests/snapshots/gone.snap any more: run `cargo xtask book-sync`",
+            "book/src/output/gone.txt: has no snapshot gone.snap any more: run `cargo xtask book-sync`",
             "book/src/ch01/index.md:5: anchor `nope` not found in ../../../src/lib.rs (no line containing `ANCHOR: nope`)",
             "book/src/ch01/index.md:7: link to ../ch02/index.md: no such file",
             "book/src/ch01/index.md:7: image pic.svg: no such file",

@@ -113,7 +113,10 @@ fn ch01(root: &Path) -> Result<Plan> {
         chroot.display()
     );
 
-    let ch01 = build_release(root, "ch01-chroot")?;
+    // The engine ships as a static binary, as runc does: no dynamic loader
+    // work at every start. The dynamic build is measured too, for the book.
+    let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
+    let ch01_dynamic = build_release(root, "ch01-chroot", Linking::Dynamic)?;
     let scratch = tempfile::Builder::new()
         .prefix("berth-bench-ch01-")
         .tempdir()
@@ -139,6 +142,15 @@ fn ch01(root: &Path) -> Result<Plan> {
                     "/bin/true".as_ref(),
                 ],
             ),
+            Bench::new(
+                "ch01-chroot (dynamic)",
+                [
+                    ch01_dynamic.as_os_str(),
+                    "run".as_ref(),
+                    rootfs.as_os_str(),
+                    "/bin/true".as_ref(),
+                ],
+            ),
         ],
         goal_label: "ch01-chroot".to_string(),
         goal_max_ratio: 1.2,
@@ -154,15 +166,31 @@ fn require_root(task: &str, why: &str) -> Result<()> {
     Ok(())
 }
 
+/// How a benchmarked binary is linked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Linking {
+    /// Against the host's libc.so, as `cargo build` does by default.
+    Dynamic,
+    /// With `-C target-feature=+crt-static`: no loader, no libraries to map.
+    /// Needs an explicit `--target`, so the flag skips proc-macro crates.
+    Static,
+}
+
 /// `cargo build --release -p PACKAGE`, returning the path of its binary of the same name.
-fn build_release(root: &Path, package: &str) -> Result<PathBuf> {
+fn build_release(root: &Path, package: &str, linking: Linking) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("bench: cargo build --release -p {package}");
-    let status = Command::new(cargo)
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let mut command = Command::new(cargo);
+    command
         .args(["build", "--release", "-p", package])
-        .current_dir(root)
-        .status()
-        .context("cannot run cargo")?;
+        .current_dir(root);
+    if linking == Linking::Static {
+        command
+            .args(["--target", &triple])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    }
+    eprintln!("bench: {command:?}");
+    let status = command.status().context("cannot run cargo")?;
     ensure!(
         status.success(),
         "cargo build --release -p {package} failed ({status}): fix the build errors above"
@@ -170,6 +198,10 @@ fn build_release(root: &Path, package: &str) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
+    let target = match linking {
+        Linking::Static => target.join(&triple),
+        Linking::Dynamic => target,
+    };
     let binary = target.join("release").join(package);
     ensure!(
         binary.exists(),

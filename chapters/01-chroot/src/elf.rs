@@ -43,6 +43,7 @@ pub enum ElfError {
 }
 
 /// Read `host_root`/`path`'s headers. `path` is absolute, as seen on the host.
+// ANCHOR: read_needs
 pub fn read_needs(host_root: &Path, path: &str) -> Result<ElfNeeds, ElfError> {
     let file = host_root.join(path.trim_start_matches('/'));
     let bytes = std::fs::read(&file).map_err(|source| ElfError::Read {
@@ -73,6 +74,7 @@ pub fn read_needs(host_root: &Path, path: &str) -> Result<ElfNeeds, ElfError> {
         is_64: elf.is_64,
     })
 }
+// ANCHOR_END: read_needs
 
 /// True if the ELF file needs no loader and no libraries (a static binary).
 pub fn is_static(needs: &ElfNeeds) -> bool {
@@ -151,6 +153,7 @@ fn glob_one_level(host_root: &Path, pattern: &str) -> Vec<PathBuf> {
 
 /// Find library `name` for a program with `needs`, as the loader would:
 /// RUNPATH first, then `dirs`; skipping files of the wrong architecture.
+// ANCHOR: find_library
 pub fn find_library(
     host_root: &Path,
     name: &str,
@@ -167,6 +170,7 @@ pub fn find_library(
                 .is_ok_and(|lib| lib.machine == needs.machine && lib.is_64 == needs.is_64)
         })
 }
+// ANCHOR_END: find_library
 
 #[cfg(test)]
 mod tests {

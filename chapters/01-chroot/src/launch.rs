@@ -1,14 +1,15 @@
 //! Start a command in a root filesystem and wait for it: the life of every
 //! container, in four system calls.
 //!
-//! Kernel features: `fork(2)` makes a copy of the engine; the copy (the
-//! child) confines itself and calls `execve(2)` to become the command; the
-//! parent `waitpid(2)`s for it and reports how it ended. While it waits, the
-//! parent passes on the signals someone sends *it* (`kill PID`), so stopping
-//! the engine stops the container, as `docker run` does.
+//! Kernel features: the engine creates a child process (`fork(2)` — here its
+//! lighter form, `clone(2)` with `CLONE_VM | CLONE_VFORK`, as `posix_spawn(3)`
+//! does); the child confines itself and calls `execve(2)` to become the
+//! command; the parent `waitpid(2)`s for it and reports how it ended. While it
+//! waits, the parent passes on the signals someone sends *it* (`kill PID`), so
+//! stopping the engine stops the container, as `docker run` does.
 //!
-//! Man pages: fork(2), execve(2), waitpid(2), wait(2) ("WIFSIGNALED"),
-//! sigaction(2), signal(7).
+//! Man pages: fork(2), clone(2), execve(2), waitpid(2), wait(2)
+//! ("WIFSIGNALED"), sigaction(2), sigprocmask(2), signal(7).
 
 use std::ffi::{CString, c_int, c_void};
 use std::os::unix::ffi::OsStrExt;
@@ -17,17 +18,21 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
+use nix::sched::{CloneFlags, clone};
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, kill, sigaction, sigprocmask,
+};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::Pid;
 
 use crate::chroot::chroot_into;
 use crate::error::StartError;
 use crate::process::{ExecFailure, ExecPlan, Process};
 use crate::start_pipe::{ChildFailure, ChildReporter, StartPipe};
 
-/// A step the child runs after `chroot` and before `exec`. It runs in the
-/// forked child: keep it to system calls (no allocation, no locks).
+/// A step the child runs after `chroot` and before `exec`. The child shares
+/// the engine's memory until it execs: keep it to system calls (no
+/// allocation, no locks, no writes to shared data).
 pub type ChildStep<'a> = &'a dyn Fn() -> Result<(), (&'static str, Errno)>;
 
 /// Run `process` with `rootfs` as its root directory; return its exit code.
@@ -43,7 +48,7 @@ pub fn run_with(
     process: &Process,
     after_chroot: ChildStep,
 ) -> Result<i32, StartError> {
-    // Check what we can before forking, so errors are plain and early.
+    // Check what we can before the child exists, so errors are plain and early.
     check_rootfs(rootfs)?;
     let plan = ExecPlan::new(process)?;
     let rootfs_c = CString::new(rootfs.as_os_str().as_bytes())
@@ -53,28 +58,24 @@ pub fn run_with(
         errno,
     })?;
 
-    // SAFETY: the child runs only `child_main`, which makes system calls on
-    // data prepared above and never returns; it allocates nothing, so the
-    // fork is sound even if the calling program has other threads.
-    match unsafe { fork() }.map_err(|errno| StartError::Syscall {
-        call: "fork",
-        errno,
-    })? {
-        ForkResult::Child => child_main(&rootfs_c, &plan, after_chroot, &pipe.into_child()),
-        ForkResult::Parent { child } => {
-            let _forwarding = SignalForwarding::start(child);
-            if let Err(failure) = pipe.into_parent().wait_for_exec() {
-                // The child exits right after reporting: reap it, then explain.
-                let _ = wait_for_exit(child);
-                return Err(explain(failure, rootfs, process));
-            }
-            let status = wait_for_exit(child).map_err(|errno| StartError::Syscall {
-                call: "waitpid",
-                errno,
-            })?;
-            Ok(exit_code(status))
-        }
+    // Catch signals sent to the engine before the child exists, so none
+    // is lost while it starts; `spawn_child` tells the handler its pid.
+    let _forwarding = SignalForwarding::start();
+    // Start the child. It borrows our memory until it execs (see
+    // `spawn_child`); the start pipe tells us how its steps went.
+    let child = spawn_child(CloneFlags::empty(), &mut || {
+        child_main(&rootfs_c, &plan, after_chroot, &pipe.child_end())
+    })?;
+    if let Err(failure) = pipe.into_parent().wait_for_exec() {
+        // The child exits right after reporting: reap it, then explain.
+        let _ = wait_for_exit(child);
+        return Err(explain(failure, rootfs, process));
     }
+    let status = wait_for_exit(child).map_err(|errno| StartError::Syscall {
+        call: "waitpid",
+        errno,
+    })?;
+    Ok(exit_code(status))
 }
 // ANCHOR_END: run_with
 
@@ -84,7 +85,7 @@ fn child_main(
     rootfs: &CString,
     plan: &ExecPlan,
     after_chroot: ChildStep,
-    pipe: &ChildReporter,
+    pipe: &ChildReporter<'_>,
 ) -> ! {
     // Step 1: confine — the only isolation this chapter has.
     if let Err((step, errno)) = chroot_into(rootfs) {
@@ -108,7 +109,60 @@ fn child_main(
 }
 // ANCHOR_END: child_main
 
-/// Refuse a rootfs that is missing or not a directory, before forking.
+/// Size of the stack the child runs on until it execs. The child's steps
+/// use a few kilobytes (nix copies each path into a PATH_MAX buffer).
+const CHILD_STACK: usize = 256 * 1024;
+
+/// Create a child process that runs `child`, which must exec or `_exit`.
+///
+/// This is `fork(2)` done the way `posix_spawn(3)` does it: `clone(2)` with
+/// `CLONE_VM | CLONE_VFORK`. The child runs in *our* memory, on its own
+/// stack, and we are suspended until it execs or exits — so nothing is
+/// copied (a plain fork copies the page tables and then takes a page fault
+/// for every page either side writes). `extra_flags` is the extension point
+/// for later chapters: chapter 2 passes the namespace flags here.
+///
+/// Signals are blocked around the clone: a handler of ours must never run in
+/// the child while it shares our memory. The child resets every handled
+/// signal to its default before unblocking, as `posix_spawn` does.
+// ANCHOR: spawn_child
+pub fn spawn_child(
+    extra_flags: CloneFlags,
+    child: &mut dyn FnMut() -> isize,
+) -> Result<Pid, StartError> {
+    let mut stack = vec![0u8; CHILD_STACK];
+    let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK | extra_flags;
+    let mut unblocked = SigSet::empty();
+    let _ = sigprocmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut unblocked),
+    );
+    let in_child = Box::new(|| {
+        reset_signal_handlers();
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None);
+        child()
+    });
+    // SAFETY: the child only runs `in_child`, which makes system calls on
+    // data prepared before this call and then execs or calls _exit(2); it
+    // neither allocates nor returns into our frames, and no handler of ours
+    // can run in it. Its stack is `stack`, which outlives it: with
+    // CLONE_VFORK we resume only once it has exec'd or exited. SIGCHLD makes
+    // it an ordinary child for waitpid(2).
+    let pid = unsafe { clone(in_child, &mut stack, flags, Some(libc::SIGCHLD)) };
+    if let Ok(pid) = pid {
+        // Before signals are unblocked, so a pending one is forwarded.
+        CHILD.store(pid.as_raw(), Ordering::SeqCst);
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None);
+    pid.map_err(|errno| StartError::Syscall {
+        call: "clone",
+        errno,
+    })
+}
+// ANCHOR_END: spawn_child
+
+/// Refuse a rootfs that is missing or not a directory, before starting a child.
 pub fn check_rootfs(rootfs: &Path) -> Result<(), StartError> {
     match std::fs::metadata(rootfs) {
         Ok(meta) if meta.is_dir() => Ok(()),
@@ -169,6 +223,21 @@ pub fn exit_code(status: WaitStatus) -> i32 {
 }
 // ANCHOR_END: exit_code
 
+/// In the child: give every signal we handle back its default action (an
+/// ignored signal stays ignored, as across execve(2)).
+fn reset_signal_handlers() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: installs the default action; no handler code is involved.
+        if let Ok(old) = unsafe { sigaction(signal, &default) }
+            && matches!(old.handler(), SigHandler::SigIgn)
+        {
+            // SAFETY: puts back "ignore", which runs no code either.
+            let _ = unsafe { sigaction(signal, &old) };
+        }
+    }
+}
+
 /// The child the engine is waiting for; read by the signal handler.
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
@@ -192,6 +261,7 @@ pub struct SignalForwarding {
     previous: Vec<(Signal, SigAction)>,
 }
 
+// ANCHOR: forward
 extern "C" fn forward(signal: c_int, info: *mut libc::siginfo_t, _: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
     let from_terminal = unsafe { (*info).si_code } == libc::SI_KERNEL;
@@ -204,10 +274,12 @@ extern "C" fn forward(signal: c_int, info: *mut libc::siginfo_t, _: *mut c_void)
         let _ = kill(Pid::from_raw(child), signal);
     }
 }
+// ANCHOR_END: forward
 
 impl SignalForwarding {
-    pub fn start(child: Pid) -> Self {
-        CHILD.store(child.as_raw(), Ordering::SeqCst);
+    /// Install the handlers. Signals are passed on once [`spawn_child`] has
+    /// recorded the child's pid; until then they are dropped.
+    pub fn start() -> Self {
         let action = SigAction::new(
             SigHandler::SigAction(forward),
             SaFlags::SA_SIGINFO | SaFlags::SA_RESTART,

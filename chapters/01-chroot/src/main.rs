@@ -82,8 +82,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
             )?)
         }
         Command::Mkrootfs { from, dir } => {
-            let report = rootfs::mkrootfs(&dir, from, "/".as_ref())
-                .with_context(|| format!("mkrootfs {}", dir.display()))?;
+            let report = rootfs::mkrootfs(&dir, from, "/".as_ref()).context("mkrootfs")?;
             for program in &report.missing {
                 eprintln!(
                     "ch01-chroot: note: the host has no {program}; the rootfs has none either"

@@ -12,7 +12,7 @@
 //!
 //! Man pages: pipe(2), pipe(7), execve(2) ("close-on-exec").
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -31,7 +31,7 @@ pub struct StartPipe {
 
 /// The child's end: report a failure, or exec and let the pipe close.
 #[derive(Debug)]
-pub struct ChildReporter(OwnedFd);
+pub struct ChildReporter<'a>(BorrowedFd<'a>);
 
 /// The parent's end: wait for the exec or a failure record.
 #[derive(Debug)]
@@ -50,9 +50,11 @@ impl StartPipe {
         Ok(StartPipe { read, write })
     }
 
-    /// Call in the child after fork: closes the read end.
-    pub fn into_child(self) -> ChildReporter {
-        ChildReporter(self.write)
+    /// The child's end. Borrowed, because the child may share our memory
+    /// (`CLONE_VM`) and must not free what the parent owns; both ends are
+    /// close-on-exec, so the child's copies vanish when it execs.
+    pub fn child_end(&self) -> ChildReporter<'_> {
+        ChildReporter(self.write.as_fd())
     }
 
     /// Call in the parent after fork: closes the write end, so that the
@@ -62,9 +64,10 @@ impl StartPipe {
     }
 }
 
-impl ChildReporter {
+impl ChildReporter<'_> {
     /// Send "`step` `detail`: `errno`" to the parent and exit with status 125.
     /// `detail` is usually a path; both are copied into a fixed buffer.
+    // ANCHOR: fail
     pub fn fail(&self, step: &str, detail: &[u8], errno: Errno) -> ! {
         let mut record = [0u8; RECORD];
         record[..4].copy_from_slice(&(errno as i32).to_le_bytes());
@@ -75,15 +78,17 @@ impl ChildReporter {
             len += n;
         }
         // Nothing useful can be done if the parent is gone: ignore the result.
-        let _ = write(&self.0, &record[..len]);
+        let _ = write(self.0, &record[..len]);
         // SAFETY: _exit(2) ends the process at once, without running atexit
         // handlers or flushing stdio buffers that belong to the parent.
         unsafe { libc::_exit(crate::error::EXIT_ENGINE) }
     }
+    // ANCHOR_END: fail
 }
 
 impl ParentListener {
     /// Block until the child has exec'd (`Ok`) or reported a failure.
+    // ANCHOR: wait_for_exec
     pub fn wait_for_exec(self) -> Result<(), ChildFailure> {
         let mut record = [0u8; RECORD];
         let mut len = 0;
@@ -115,6 +120,7 @@ impl ParentListener {
             errno: Errno::from_raw(errno),
         })
     }
+    // ANCHOR_END: wait_for_exec
 }
 
 #[cfg(test)]
@@ -129,7 +135,7 @@ mod tests {
         // SAFETY: the child only calls `fail`, which makes system calls and
         // exits; it allocates nothing, so the test harness's threads are safe.
         match unsafe { fork() }.unwrap() {
-            ForkResult::Child => pipe.into_child().fail("mount", b"/proc", Errno::EPERM),
+            ForkResult::Child => pipe.child_end().fail("mount", b"/proc", Errno::EPERM),
             ForkResult::Parent { child } => {
                 let got = pipe.into_parent().wait_for_exec();
                 assert_eq!(

@@ -1,6 +1,7 @@
 //! Sample output in the book comes from the insta snapshots.
 //!
-//! A snapshot file `tests/snapshots/NAME.snap` is a header between two `---` lines,
+//! A snapshot file `tests/snapshots/NAME.snap` or
+//! `chapters/*/tests/snapshots/NAME.snap` is a header between two `---` lines,
 //! then the recorded output. `book-sync` copies that output to
 //! `book/src/output/NAME.txt`, which the chapters include; `book-check` fails when a
 //! copy differs, is missing, or has outlived its snapshot.
@@ -13,7 +14,23 @@ use anyhow::{Context, Result, bail};
 use super::Problem;
 use crate::display_path;
 
-const SNAPSHOTS: &str = "tests/snapshots";
+/// Where snapshots live: the root package's cross-chapter tests, and each
+/// chapter's own tests (and, later, its exercises).
+fn snapshot_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs = vec![root.join("tests/snapshots")];
+    let mut chapters: Vec<PathBuf> = std::fs::read_dir(root.join("chapters"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    chapters.sort();
+    for chapter in chapters {
+        dirs.push(chapter.join("tests/snapshots"));
+        dirs.push(chapter.join("exercises/tests/snapshots"));
+    }
+    Ok(dirs)
+}
 const OUTPUT: &str = "book/src/output";
 
 /// What `sync` did.
@@ -49,7 +66,11 @@ pub fn snapshot_body(snap: &str) -> Result<String> {
 /// What book/src/output should hold: output file name -> (snapshot path, contents).
 fn expected(root: &Path) -> Result<BTreeMap<String, (PathBuf, String)>> {
     let mut expected = BTreeMap::new();
-    for snap in files_with_extension(&root.join(SNAPSHOTS), "snap")? {
+    let mut snaps = Vec::new();
+    for dir in snapshot_dirs(root)? {
+        snaps.extend(files_with_extension(&dir, "snap")?);
+    }
+    for snap in snaps {
         let text = std::fs::read_to_string(&snap)
             .with_context(|| format!("cannot read {}", snap.display()))?;
         let body = snapshot_body(&text).with_context(|| {
@@ -62,7 +83,13 @@ fn expected(root: &Path) -> Result<BTreeMap<String, (PathBuf, String)>> {
             .file_stem()
             .context("a snapshot file has no name")?
             .to_string_lossy();
-        expected.insert(format!("{stem}.txt"), (snap, body));
+        if let Some((first, _)) = expected.insert(format!("{stem}.txt"), (snap.clone(), body)) {
+            bail!(
+                "{} and {} have the same name: rename one snapshot (names are global in the book)",
+                display_path(root, &first),
+                display_path(root, &snap)
+            );
+        }
     }
     Ok(expected)
 }
@@ -151,7 +178,7 @@ pub fn check(root: &Path, problems: &mut Vec<Problem>) -> Result<usize> {
             let stem = name.trim_end_matches(".txt");
             problem(
                 display_path(root, &path),
-                format!("has no snapshot {SNAPSHOTS}/{stem}.snap any more"),
+                format!("has no snapshot {stem}.snap any more"),
             );
         }
     }
@@ -192,14 +219,18 @@ mod tests {
     fn sync_writes_outputs_and_removes_stale_ones() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        std::fs::create_dir_all(root.join(SNAPSHOTS)).unwrap();
+        std::fs::create_dir_all(root.join("tests/snapshots")).unwrap();
         std::fs::create_dir_all(root.join(OUTPUT)).unwrap();
         std::fs::write(
-            root.join(SNAPSHOTS).join("ch01__a.snap"),
+            root.join("tests/snapshots").join("ch01__a.snap"),
             "---\nx: y\n---\nout\n",
         )
         .unwrap();
-        std::fs::write(root.join(SNAPSHOTS).join("ch01__a.snap.new"), "pending").unwrap();
+        std::fs::write(
+            root.join("tests/snapshots").join("ch01__a.snap.new"),
+            "pending",
+        )
+        .unwrap();
         std::fs::write(root.join(OUTPUT).join("old.txt"), "old\n").unwrap();
 
         let mut problems = Vec::new();
