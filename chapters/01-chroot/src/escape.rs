@@ -38,21 +38,29 @@ pub fn break_out_of_chroot() -> Result<(), (&'static str, Errno)> {
         .ok_or(("find a subdirectory to chroot into", Errno::ENOENT))?;
     chroot(stone).map_err(|e| ("chroot", e))?;
 
-    // Step 2: climb. ".." is clamped only at our root, which we never pass.
-    // The real root is the one directory that is its own parent.
+    // Steps 2 and 3: climb to the real root and make it ours.
+    climb_to_real_root()
+}
+// ANCHOR_END: break_out
+
+/// From a current directory that lies outside the process's root, climb to
+/// the host's real root and `chroot` there. The real root is the one
+/// directory that is its own parent.
+// ANCHOR: climb
+pub fn climb_to_real_root() -> Result<(), (&'static str, Errno)> {
     for _ in 0..4096 {
         let here = stat(".").map_err(|e| ("stat .", e))?;
         let parent = stat("..").map_err(|e| ("stat ..", e))?;
         if (here.st_dev, here.st_ino) == (parent.st_dev, parent.st_ino) {
-            // Step 3: make the host's real root our root again.
             chroot(".").map_err(|e| ("chroot .", e))?;
             return chdir("/").map_err(|e| ("chdir /", e));
         }
+        // ".." is clamped only at our root, which this walk never passes.
         chdir("..").map_err(|e| ("chdir ..", e))?;
     }
     Err(("climb to the real root", Errno::ELOOP))
 }
-// ANCHOR_END: break_out
+// ANCHOR_END: climb
 
 fn is_dir(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR

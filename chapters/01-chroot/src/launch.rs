@@ -141,7 +141,13 @@ pub fn spawn_child(
     let in_child = Box::new(|| {
         reset_signal_handlers();
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None);
-        child()
+        // A panic must not unwind out of the child into the parent's frames:
+        // stop here, with the engine's exit code.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut *child)) {
+            Ok(code) => code,
+            // SAFETY: ends the child at once; nothing of the parent's runs.
+            Err(_) => unsafe { libc::_exit(crate::error::EXIT_ENGINE) },
+        }
     });
     // SAFETY: the child only runs `in_child`, which makes system calls on
     // data prepared before this call and then execs or calls _exit(2); it

@@ -61,12 +61,16 @@ pub fn rootfs() -> &'static Path {
     ROOTFS.get_or_init(|| {
         let dir = target_profile_dir().join("berth-fixtures");
         std::fs::create_dir_all(&dir).expect("create berth-fixtures");
+        // Read-only is enough for flock(2): a normal user can then share a
+        // fixture that a root run already built.
+        let lock_path = dir.join("lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join("lock"))
-            .expect("open lock");
+            .open(&lock_path)
+            .or_else(|_| OpenOptions::new().read(true).open(&lock_path))
+            .expect("open berth-fixtures/lock");
         let _lock = Flock::lock(lock, FlockArg::LockExclusive).expect("lock berth-fixtures");
         let rootfs = dir.join("rootfs");
         if !rootfs.join("bin").exists() {
