@@ -30,7 +30,10 @@ pub fn skip(test: &str, why: &str) {
     if strict() {
         panic!("{test} cannot run here and BERTH_STRICT=1 forbids skipping: {why}");
     }
-    eprintln!("SKIPPED {test}: {why}");
+    // Straight to fd 2, past the test harness's output capture, so the
+    // line shows even when the test passes.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// Probe for root; if absent, skip `test` and return false.
