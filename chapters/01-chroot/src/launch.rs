@@ -63,7 +63,7 @@ pub fn run_with(
     let _forwarding = SignalForwarding::start();
     // Start the child. It borrows our memory until it execs (see
     // `spawn_child`); the start pipe tells us how its steps went.
-    let child = spawn_child(CloneFlags::empty(), &mut || {
+    let child = spawn_child(CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK, &mut || {
         child_main(&rootfs_c, &plan, after_chroot, &pipe.child_end())
     })?;
     if let Err(failure) = pipe.into_parent().wait_for_exec() {
@@ -95,7 +95,14 @@ fn child_main(
     if let Err((step, errno)) = after_chroot() {
         pipe.fail(step, b"", errno);
     }
-    // Step 3: become the command. Only returns if every candidate failed.
+    // Step 3: become the command.
+    exec_or_report(plan, pipe)
+}
+// ANCHOR_END: child_main
+
+/// Exec `plan`; if every candidate fails, report why over the start pipe
+/// (the parent's [`explain`] turns the record into a message) and exit.
+pub fn exec_or_report(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
     match plan.exec() {
         ExecFailure::NotFound => {
             pipe.fail("exec-not-found", plan.command().to_bytes(), Errno::ENOENT)
@@ -107,7 +114,6 @@ fn child_main(
         ExecFailure::Other(path, errno) => pipe.fail("exec", path.to_bytes(), errno),
     }
 }
-// ANCHOR_END: child_main
 
 /// Size of the stack the child runs on until it execs. The child's steps
 /// use a few kilobytes (nix copies each path into a PATH_MAX buffer).
@@ -119,19 +125,23 @@ const CHILD_STACK: usize = 256 * 1024;
 /// `CLONE_VM | CLONE_VFORK`. The child runs in *our* memory, on its own
 /// stack, and we are suspended until it execs or exits — so nothing is
 /// copied (a plain fork copies the page tables and then takes a page fault
-/// for every page either side writes). `extra_flags` is the extension point
-/// for later chapters: chapter 2 passes the namespace flags here.
+/// for every page either side writes). `flags` is the extension point for
+/// later chapters: chapter 2 passes the namespace flags here, and leaves out
+/// `CLONE_VFORK`, because its parent has work to do while the child waits.
 ///
 /// Signals are blocked around the clone: a handler of ours must never run in
 /// the child while it shares our memory. The child resets every handled
 /// signal to its default before unblocking, as `posix_spawn` does.
 // ANCHOR: spawn_child
-pub fn spawn_child(
-    extra_flags: CloneFlags,
-    child: &mut dyn FnMut() -> isize,
-) -> Result<Pid, StartError> {
+pub fn spawn_child(flags: CloneFlags, child: &mut dyn FnMut() -> isize) -> Result<Pid, StartError> {
     let mut stack = vec![0u8; CHILD_STACK];
-    let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK | extra_flags;
+    // A child that shares our memory must keep us suspended until it execs,
+    // or we would free the stack it runs on.
+    let flags = if flags.contains(CloneFlags::CLONE_VM) {
+        flags | CloneFlags::CLONE_VFORK
+    } else {
+        flags
+    };
     let mut unblocked = SigSet::empty();
     let _ = sigprocmask(
         SigmaskHow::SIG_SETMASK,
@@ -152,9 +162,10 @@ pub fn spawn_child(
     // SAFETY: the child only runs `in_child`, which makes system calls on
     // data prepared before this call and then execs or calls _exit(2); it
     // neither allocates nor returns into our frames, and no handler of ours
-    // can run in it. Its stack is `stack`, which outlives it: with
-    // CLONE_VFORK we resume only once it has exec'd or exited. SIGCHLD makes
-    // it an ordinary child for waitpid(2).
+    // can run in it. Its stack is `stack`, which outlives it: with CLONE_VM
+    // there is always CLONE_VFORK, so we resume only once it has exec'd or
+    // exited; without CLONE_VM it runs on its own copy. SIGCHLD makes it an
+    // ordinary child for waitpid(2).
     let pid = unsafe { clone(in_child, &mut stack, flags, Some(libc::SIGCHLD)) };
     if let Ok(pid) = pid {
         // Before signals are unblocked, so a pending one is forwarded.

@@ -65,6 +65,13 @@ impl StartPipe {
 }
 
 impl ChildReporter<'_> {
+    /// The pipe's file descriptor, for a child that must close its copy
+    /// without exec'ing (chapter 2's init keeps running as PID 1).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
     /// Send "`step` `detail`: `errno`" to the parent and exit with status 125.
     /// `detail` is usually a path; both are copied into a fixed buffer.
     // ANCHOR: fail
