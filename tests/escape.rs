@@ -35,3 +35,35 @@ fn chroot_does_not_stop_a_root_process_from_getting_out() {
     assert_eq!(code, 0);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "host only\n");
 }
+
+#[test]
+fn pivot_root_in_a_mount_namespace_stops_the_same_escape() {
+    if !require_root("pivot_root_in_a_mount_namespace_stops_the_same_escape") {
+        return;
+    }
+    use ch02_namespaces::container::{ContainerConfig, Hooks, run_container_with};
+    use ch02_namespaces::namespaces::parse_list;
+
+    let host = tempfile::tempdir().unwrap();
+    let marker = host.path().join("marker");
+    std::fs::write(&marker, "host only\n").unwrap();
+    let out = host.path().join("out");
+    let config = ContainerConfig {
+        rootfs: rootfs().to_path_buf(),
+        process: copy_marker(&marker, &out),
+        namespaces: parse_list("mnt,pid").unwrap(),
+        hostname: "berth".into(),
+        uid_mappings: vec![],
+        gid_mappings: vec![],
+        deny_setgroups: false,
+        init: true,
+    };
+    // The very same breakout, run inside the container just before exec.
+    let hooks = Hooks {
+        before_exec: &break_out_of_chroot,
+        ..Hooks::default()
+    };
+    let code = run_container_with(&config, &hooks).unwrap();
+    assert_ne!(code, 0, "the climb must find no host tree to reach");
+    assert!(!out.exists(), "the container wrote a host file");
+}

@@ -19,12 +19,14 @@ use crate::display_path;
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Scenario {
     Ch01,
+    Ch02,
 }
 
 impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Scenario::Ch01 => "ch01",
+            Scenario::Ch02 => "ch02",
         }
     }
 }
@@ -53,6 +55,7 @@ impl Plan {
 pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) -> Result<ExitCode> {
     let plan = match scenario {
         Scenario::Ch01 => ch01(root)?,
+        Scenario::Ch02 => ch02(root)?,
     };
     eprintln!(
         "bench {}: measuring {} commands, {runs} runs each",
@@ -156,6 +159,131 @@ fn ch01(root: &Path) -> Result<Plan> {
         goal_max_ratio: 1.2,
         _scratch: Some(scratch),
     })
+}
+
+/// Chapter 2: `ch02-namespaces run --ns all ROOTFS /bin/true` against
+/// `unshare ... chroot ROOTFS /bin/true` (the same namespaces, no engine) and
+/// `crun run` on an OCI bundle of the same rootfs.
+fn ch02(root: &Path) -> Result<Plan> {
+    require_root("bench ch02", "namespaces and pivot_root need CAP_SYS_ADMIN")?;
+    let crun = which("crun")
+        .context("crun not found: install it (apt-get install crun); it is the peer")?;
+    let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
+    let ch02 = build_release(root, "ch02-namespaces", Linking::Static)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("berth-bench-ch02-")
+        .tempdir()
+        .context("cannot create a temporary directory for the rootfs")?;
+    let rootfs = scratch.path().join("rootfs");
+    run_quietly(
+        Command::new(&ch01).arg("mkrootfs").arg(&rootfs),
+        "building the rootfs",
+    )?;
+    let bundle = scratch.path().join("bundle");
+    write_crun_bundle(&bundle, &rootfs)?;
+    hide_unified_cgroup_controllers()?;
+
+    let unshare: Vec<&std::ffi::OsStr> = [
+        "unshare",
+        "--fork",
+        "--pid",
+        "--mount",
+        "--uts",
+        "--ipc",
+        "--net",
+        "--user",
+        "--map-root-user",
+        "chroot",
+    ]
+    .iter()
+    .map(|s| s.as_ref())
+    .chain([rootfs.as_os_str(), "/bin/true".as_ref()])
+    .collect();
+    let ours = [
+        ch02.as_os_str(),
+        "run".as_ref(),
+        "--ns".as_ref(),
+        "all".as_ref(),
+        "--hostname".as_ref(),
+        "bench".as_ref(),
+        rootfs.as_os_str(),
+        "/bin/true".as_ref(),
+    ];
+    let crun_run = [
+        crun.as_os_str(),
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        "berth-bench".as_ref(),
+    ];
+    Ok(Plan {
+        benches: vec![
+            Bench::new("unshare+chroot", unshare),
+            Bench::new("ch02-namespaces", ours),
+            Bench::new("crun run", crun_run),
+        ],
+        goal_label: "ch02-namespaces".to_string(),
+        goal_max_ratio: 1.5,
+        _scratch: Some(scratch),
+    })
+}
+
+/// An OCI bundle for crun: `crun spec`'s default config, pointed at
+/// `rootfs`, running /bin/true without a terminal.
+fn write_crun_bundle(bundle: &Path, rootfs: &Path) -> Result<()> {
+    std::fs::create_dir_all(bundle)?;
+    run_quietly(
+        Command::new("crun").arg("spec").current_dir(bundle),
+        "crun spec",
+    )?;
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    config["root"]["path"] = rootfs.display().to_string().into();
+    config["root"]["readonly"] = false.into();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["/bin/true"]);
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+    Ok(())
+}
+
+/// crun refuses this host's hybrid cgroup layout (controllers on v1, an
+/// empty cgroup2 mount) unless the cgroup2 mount's controller list is
+/// hidden. Do it in a mount namespace of our own, which every measured
+/// command inherits, so all three run under the same conditions.
+fn hide_unified_cgroup_controllers() -> Result<()> {
+    use nix::mount::{MsFlags, mount};
+    let controllers = Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
+    if !controllers.exists() {
+        return Ok(()); // pure v1 or pure v2: nothing to hide
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("unshare a mount namespace")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("make mounts private")?;
+    mount(
+        Some("/dev/null"),
+        controllers,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .context("hide /sys/fs/cgroup/unified/cgroup.controllers")?;
+    Ok(())
+}
+
+/// The first `name` on PATH.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
 }
 
 /// Fails unless we run as root; `why` says which privilege the scenario needs.

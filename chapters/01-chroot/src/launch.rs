@@ -130,8 +130,8 @@ const CHILD_STACK: usize = 256 * 1024;
 /// `CLONE_VFORK`, because its parent has work to do while the child waits.
 ///
 /// Signals are blocked around the clone: a handler of ours must never run in
-/// the child while it shares our memory. The child resets every handled
-/// signal to its default before unblocking, as `posix_spawn` does.
+/// the child while it shares our memory. The child resets every signal to
+/// its default action before unblocking, as `posix_spawn` can.
 // ANCHOR: spawn_child
 pub fn spawn_child(flags: CloneFlags, child: &mut dyn FnMut() -> isize) -> Result<Pid, StartError> {
     let mut stack = vec![0u8; CHILD_STACK];
@@ -240,18 +240,14 @@ pub fn exit_code(status: WaitStatus) -> i32 {
 }
 // ANCHOR_END: exit_code
 
-/// In the child: give every signal we handle back its default action (an
-/// ignored signal stays ignored, as across execve(2)).
+/// In the child: give every signal its default action. The container must
+/// not inherit the engine's choices — Rust's runtime ignores SIGPIPE, and a
+/// shell pipeline inside would break without it.
 fn reset_signal_handlers() {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
         // SAFETY: installs the default action; no handler code is involved.
-        if let Ok(old) = unsafe { sigaction(signal, &default) }
-            && matches!(old.handler(), SigHandler::SigIgn)
-        {
-            // SAFETY: puts back "ignore", which runs no code either.
-            let _ = unsafe { sigaction(signal, &old) };
-        }
+        let _ = unsafe { sigaction(signal, &default) };
     }
 }
 

@@ -20,6 +20,8 @@ use ch01_chroot::rootfs::{Source, mkrootfs};
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::Uid;
 
+pub mod probe;
+
 /// True when skips must fail (CI sets `BERTH_STRICT=1`).
 pub fn strict() -> bool {
     std::env::var("BERTH_STRICT").is_ok_and(|v| v == "1")

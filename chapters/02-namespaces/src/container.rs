@@ -1,0 +1,277 @@
+//! The start sequence: the parent and the child, step by step.
+//!
+//! Parent: check the request, create the pipes, clone the child into its new
+//! namespaces (it waits), write its uid/gid maps, release it, wait for the
+//! exec, wait for the exit. Child: wait to be released, become root of its
+//! user namespace, set up the filesystem and `pivot_root`, set the hostname,
+//! bring up `lo`, then exec the command — through a tiny init at PID 1.
+//!
+//! Errors in the child travel back over chapter 1's start pipe. If anything
+//! fails after the clone, the parent kills the child: its mounts, hostname
+//! and network stack live in its namespaces and vanish with it, so nothing
+//! is left behind.
+//!
+//! Man pages: clone(2), namespaces(7), user_namespaces(7), pivot_root(2).
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use ch01_chroot::chroot::chroot_into;
+use ch01_chroot::launch::{
+    ChildStep, SignalForwarding, check_rootfs, exec_or_report, exit_code, explain, spawn_child,
+    wait_for_exit,
+};
+use ch01_chroot::process::ExecPlan;
+use ch01_chroot::start_pipe::{ChildReporter, StartPipe};
+use ch01_chroot::{Process, StartError};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Gid, Pid, Uid, pipe2, read, sethostname, setresgid, setresuid, write};
+
+use crate::idmap::{self, IdMapping};
+use crate::init::run_as_init;
+use crate::mounts::{MountOptions, prepare_rootfs};
+use crate::namespaces::{self, Namespace, Namespaces};
+use crate::network::bring_up_loopback;
+
+/// Everything needed to start one container.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    pub rootfs: PathBuf,
+    pub process: Process,
+    pub namespaces: Namespaces,
+    pub hostname: String,
+    /// Empty unless there is a user namespace.
+    pub uid_mappings: Vec<IdMapping>,
+    pub gid_mappings: Vec<IdMapping>,
+    /// Write "deny" to setgroups first (required when not root).
+    pub deny_setgroups: bool,
+    /// Run a tiny init as PID 1 (only meaningful with a PID namespace).
+    pub init: bool,
+}
+
+/// Errors of chapter 2, on top of chapter 1's.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("this kernel has no {0} namespace (no /proc/self/ns/{0}): leave it out of --ns")]
+    NamespaceMissing(&'static str),
+    #[error(
+        "clone: {0}: user namespaces are disabled for unprivileged users on this host: enable them with `sysctl -w kernel.unprivileged_userns_clone=1` (Debian/Ubuntu) or `sysctl -w user.max_user_namespaces=15000`, or run as root"
+    )]
+    UserNamespacesDisabled(Errno),
+    #[error(
+        "clone: EPERM: creating namespaces needs root, or a user namespace: run as root, or add `user` to --ns (--rootless)"
+    )]
+    NeedsPrivilege,
+    #[error(transparent)]
+    IdMap(#[from] idmap::IdMapError),
+    #[error(
+        "pivot_root {0}: EINVAL: is the rootfs on a filesystem that allows it (not the initramfs root)?"
+    )]
+    PivotRoot(PathBuf),
+}
+
+impl ContainerError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ContainerError::Start(e) => e.exit_code(),
+            _ => ch01_chroot::error::EXIT_ENGINE,
+        }
+    }
+}
+
+/// A pipe the parent writes one byte into to let the child go on.
+struct GoPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// Ways for a caller to take part in the start sequence.
+pub struct Hooks<'a> {
+    /// Runs in the child after the filesystem, hostname and network are set
+    /// up, just before the exec (the escape demonstration uses it).
+    pub before_exec: ChildStep<'a>,
+    /// Runs in the parent once the child exists, with its host PID.
+    pub on_start: &'a dyn Fn(Pid),
+}
+
+impl Default for Hooks<'_> {
+    fn default() -> Self {
+        Hooks {
+            before_exec: &|| Ok(()),
+            on_start: &|_| {},
+        }
+    }
+}
+
+/// Start the container, wait for it, return its exit code.
+pub fn run_container(config: &ContainerConfig) -> Result<i32, ContainerError> {
+    run_container_with(config, &Hooks::default())
+}
+
+/// [`run_container`] with hooks.
+// ANCHOR: run_container
+pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32, ContainerError> {
+    // Parent, step 1: refuse what cannot work, before anything exists.
+    check_rootfs(&config.rootfs)?;
+    if let Some(ns) =
+        namespaces::missing_from_kernel(&config.namespaces, Path::new("/proc")).first()
+    {
+        return Err(ContainerError::NamespaceMissing(ns.proc_name()));
+    }
+    let plan = ExecPlan::new(&config.process)?;
+    let rootfs = CString::new(config.rootfs.as_os_str().as_bytes())
+        .map_err(|_| StartError::NulByte(config.rootfs.display().to_string()))?;
+    let syscall = |call| move |errno| StartError::Syscall { call, errno };
+
+    // Step 2: the start pipe (child -> parent: "a step failed") and the go
+    // pipe (parent -> child: "your maps are written, go on").
+    let start = StartPipe::new().map_err(syscall("pipe2"))?;
+    let (go_read, go_write) = pipe2(OFlag::O_CLOEXEC).map_err(syscall("pipe2"))?;
+    let go = GoPipe {
+        read: go_read,
+        write: go_write,
+    };
+    let _forwarding = SignalForwarding::start();
+
+    // Step 3: clone into the new namespaces. No CLONE_VM/CLONE_VFORK: we
+    // have work to do while the child waits on the go pipe.
+    let flags = namespaces::clone_flags(&config.namespaces);
+    let child = spawn_child(flags, &mut || {
+        child_main(
+            config,
+            &rootfs,
+            &plan,
+            &go,
+            &start.child_end(),
+            hooks.before_exec,
+        )
+    })
+    .map_err(|err| clone_error(err, config))?;
+    drop(go.read);
+    (hooks.on_start)(child);
+
+    // Step 4: the user-namespace handshake, from outside.
+    if let Err(err) = write_id_maps(config, child) {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = wait_for_exit(child);
+        return Err(err);
+    }
+    // Step 5: release the child.
+    let _ = write(&go.write, b"g");
+    drop(go.write);
+
+    // Step 6: wait for the exec (EOF) or a failure report, then the exit.
+    if let Err(failure) = start.into_parent().wait_for_exec() {
+        let _ = wait_for_exit(child);
+        if failure.step.starts_with("pivot_root") && failure.errno == Errno::EINVAL {
+            return Err(ContainerError::PivotRoot(config.rootfs.clone()));
+        }
+        return Err(explain(failure, &config.rootfs, &config.process).into());
+    }
+    let status = wait_for_exit(child).map_err(syscall("waitpid"))?;
+    Ok(exit_code(status))
+}
+// ANCHOR_END: run_container
+
+/// What the parent writes into /proc/CHILD/: setgroups, gid_map, uid_map.
+// ANCHOR: write_id_maps
+fn write_id_maps(config: &ContainerConfig, child: Pid) -> Result<(), ContainerError> {
+    if !config.namespaces.contains(&Namespace::User) {
+        return Ok(());
+    }
+    let proc_root = Path::new("/proc");
+    if config.deny_setgroups {
+        idmap::deny_setgroups(proc_root, child)?;
+    }
+    idmap::write_gid_map(proc_root, child, &config.gid_mappings)?;
+    idmap::write_uid_map(proc_root, child, &config.uid_mappings)?;
+    Ok(())
+}
+// ANCHOR_END: write_id_maps
+
+/// Name why clone(2) failed, when we can tell.
+fn clone_error(err: StartError, config: &ContainerConfig) -> ContainerError {
+    let StartError::Syscall { errno, .. } = &err else {
+        return err.into();
+    };
+    let user = config.namespaces.contains(&Namespace::User);
+    match errno {
+        Errno::EPERM | Errno::ENOSPC | Errno::EUSERS if user && !Uid::effective().is_root() => {
+            ContainerError::UserNamespacesDisabled(*errno)
+        }
+        Errno::EPERM if !user => ContainerError::NeedsPrivilege,
+        _ => err.into(),
+    }
+}
+
+/// The child's steps, in order. Never returns.
+// ANCHOR: child_main
+fn child_main(
+    config: &ContainerConfig,
+    rootfs: &CString,
+    plan: &ExecPlan,
+    go: &GoPipe,
+    pipe: &ChildReporter<'_>,
+    before_exec: ChildStep,
+) -> ! {
+    let ns = &config.namespaces;
+    let fail = |(step, errno): (&'static str, Errno)| -> ! { pipe.fail(step, b"", errno) };
+
+    // 1. Wait until the parent has written our uid/gid maps: until then we
+    //    have no identity in our user namespace. EOF means it gave up.
+    let mut byte = [0u8; 1];
+    if !matches!(read(&go.read, &mut byte), Ok(1)) {
+        fail(("wait for the parent", Errno::EPIPE));
+    }
+    // 2. Become root of the user namespace (uid/gid 0 inside map to the
+    //    host IDs the parent chose).
+    if ns.contains(&Namespace::User) {
+        become_root().unwrap_or_else(|e| fail(e));
+    }
+    // 3. The filesystem: pivot_root with a mount namespace; without one,
+    //    chapter 1's chroot (mounting /proc would change the host's tree).
+    if ns.contains(&Namespace::Mount) {
+        let opts = MountOptions {
+            in_user_ns: ns.contains(&Namespace::User),
+            new_net_ns: ns.contains(&Namespace::Network),
+            new_ipc_ns: ns.contains(&Namespace::Ipc),
+        };
+        prepare_rootfs(rootfs, opts).unwrap_or_else(|e| fail(e));
+    } else {
+        chroot_into(rootfs).unwrap_or_else(|e| fail(e));
+    }
+    // 4. The hostname, in our own UTS namespace only.
+    if ns.contains(&Namespace::Uts) {
+        sethostname(&config.hostname).unwrap_or_else(|e| fail(("sethostname", e)));
+    }
+    // 5. A network namespace starts with lo down.
+    if ns.contains(&Namespace::Network) {
+        bring_up_loopback().unwrap_or_else(|e| fail(e));
+    }
+    // 6. Whatever the caller adds (the escape demonstration tries here).
+    before_exec().unwrap_or_else(|e| fail(e));
+    // 7. Exec the command: as the child of a tiny init when we are PID 1.
+    if ns.contains(&Namespace::Pid) && config.init {
+        run_as_init(plan, pipe)
+    } else {
+        exec_or_report(plan, pipe)
+    }
+}
+// ANCHOR_END: child_main
+
+/// `setresgid(0,0,0)` and `setresuid(0,0,0)` inside the user namespace,
+/// dropping the host's supplementary groups where that is allowed.
+fn become_root() -> Result<(), (&'static str, Errno)> {
+    // Fails with EPERM after "deny" was written to setgroups: that's fine,
+    // the rootless case has no supplementary groups mapped anyway.
+    let _ = nix::unistd::setgroups(&[]);
+    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .map_err(|e| ("setresgid 0", e))?;
+    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| ("setresuid 0", e))
+}

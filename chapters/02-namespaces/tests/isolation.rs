@@ -1,0 +1,416 @@
+//! Chapter 2 end to end: what each namespace hides, checked with the probe
+//! inside real containers, as root and rootless.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use berth_test_support::probe::{PROBE_IN_CONTAINER, install_probe};
+use berth_test_support::{ChildGuard, Run, command, fresh_rootfs, require_root, skip};
+use ch01_chroot::rootfs::Source;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch02-namespaces");
+
+/// A rootfs of this test's own, with the probe, readable by every user.
+struct TestRootfs {
+    _tmp: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn test_rootfs() -> TestRootfs {
+    let (tmp, path) = fresh_rootfs(Source::Auto);
+    install_probe(&path);
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    TestRootfs { _tmp: tmp, path }
+}
+
+fn ch02(args: &[&str]) -> Run {
+    Run::new(Path::new(BIN), args)
+}
+
+/// `run --hostname box ROOTFS berth-probe FACTS...` as root.
+fn probe(rootfs: &Path, extra: &[&str], facts: &[&str]) -> Run {
+    let mut args = vec!["run", "--hostname", "box"];
+    args.extend(extra);
+    args.push(rootfs.to_str().unwrap());
+    args.push(PROBE_IN_CONTAINER);
+    args.extend(facts);
+    ch02(&args)
+}
+
+fn settings() -> insta::Settings {
+    let mut s = berth_test_support::snapshot_settings();
+    s.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+/rootfs", "[ROOTFS]");
+    s.add_filter(
+        r"container [0-9a-z]+ started, pid \d+",
+        "container [ID] started, pid [PID]",
+    );
+    s
+}
+
+macro_rules! snapshot {
+    ($name:expr, $run:expr) => {
+        settings().bind(|| insta::assert_snapshot!($name, $run.transcript()))
+    };
+}
+
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{out}"))
+}
+
+#[test]
+fn uts_pid_and_net_namespaces_hide_the_host() {
+    if !require_root("uts_pid_and_net_namespaces_hide_the_host") {
+        return;
+    }
+    let r = test_rootfs();
+    let run = probe(
+        &r.path,
+        &[],
+        &["hostname", "pid", "processes", "interfaces"],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let out = run.stdout();
+    assert_eq!(line(&out, "hostname:"), "hostname: box");
+    assert_ne!(nix::unistd::gethostname().unwrap().to_str(), Some("box"));
+    // init is PID 1, the probe its child: no host process is visible.
+    assert_eq!(line(&out, "pid:"), "pid: 2");
+    assert_eq!(line(&out, "processes:"), "processes: 1 2");
+    assert_eq!(line(&out, "interface:"), "interface: lo up");
+    assert_eq!(out.matches("interface:").count(), 1, "only lo: {out}");
+    snapshot!("ch02_run_probe", run);
+}
+
+#[test]
+fn without_init_the_command_is_pid_1() {
+    if !require_root("without_init_the_command_is_pid_1") {
+        return;
+    }
+    let r = test_rootfs();
+    let run = probe(&r.path, &["--no-init"], &["pid", "processes"]);
+    assert_eq!(
+        run.stdout(),
+        "pid: 1\nprocesses: 1\nprocess_count: 1\n",
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn each_namespace_alone_shows_its_own_effect() {
+    if !require_root("each_namespace_alone_shows_its_own_effect") {
+        return;
+    }
+    let r = test_rootfs();
+    let host = Run::new(berth_test_support::probe::probe_binary(), ["ns"]).stdout();
+    // Each kind together with mnt, which the probe needs for its /proc.
+    for ns in ["uts", "ipc", "pid", "net", "cgroup", "mnt"] {
+        let run = probe(&r.path, &["--ns", &format!("mnt,{ns}")], &["ns"]);
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        let inside = run.stdout();
+        for kind in ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"] {
+            let (a, b) = (
+                line(&inside, &format!("ns: {kind} ")),
+                line(&host, &format!("ns: {kind} ")),
+            );
+            assert_eq!(
+                a != b,
+                kind == ns || kind == "mnt",
+                "--ns mnt,{ns}: {kind} namespace: inside {a}, host {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sysv_ipc_of_the_host_is_invisible() {
+    if !require_root("sysv_ipc_of_the_host_is_invisible") {
+        return;
+    }
+    // A segment on the host, removed when the test ends.
+    // SAFETY: plain System V IPC calls with constant arguments.
+    let id =
+        unsafe { nix::libc::shmget(nix::libc::IPC_PRIVATE, 4096, 0o600 | nix::libc::IPC_CREAT) };
+    assert!(id >= 0, "shmget");
+    struct Remove(i32);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            // SAFETY: removes the segment this test created.
+            unsafe { nix::libc::shmctl(self.0, nix::libc::IPC_RMID, std::ptr::null_mut()) };
+        }
+    }
+    let _remove = Remove(id);
+    let host = Run::new(berth_test_support::probe::probe_binary(), ["sysv_shm"]).stdout();
+    assert_ne!(host, "sysv_shm: 0\n");
+    let r = test_rootfs();
+    let run = probe(&r.path, &[], &["sysv_shm"]);
+    assert_eq!(run.stdout(), "sysv_shm: 0\n", "{}", run.transcript());
+    let shared = probe(&r.path, &["--ns", "mnt,pid"], &["sysv_shm"]);
+    assert_eq!(
+        shared.stdout(),
+        host,
+        "without an IPC namespace the host's segments show"
+    );
+}
+
+#[test]
+fn a_mount_made_inside_is_invisible_on_the_host() {
+    if !require_root("a_mount_made_inside_is_invisible_on_the_host") {
+        return;
+    }
+    let r = test_rootfs();
+    let script = "mount -t tmpfs scratch /tmp && touch /tmp/made-inside && grep -c scratch /proc/self/mounts";
+    let run = ch02(&["run", r.path.to_str().unwrap(), "sh", "-c", script]);
+    assert_eq!(run.stdout(), "1\n", "{}", run.transcript());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(r.path.to_str().unwrap()),
+        "a container mount leaked to the host:\n{mounts}"
+    );
+    assert!(
+        !r.path.join("tmp/made-inside").exists(),
+        "the file went to the tmpfs, not the rootfs"
+    );
+}
+
+#[test]
+fn chapter_1s_escape_no_longer_gets_out() {
+    if !require_root("chapter_1s_escape_no_longer_gets_out") {
+        return;
+    }
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("host-secret");
+    std::fs::write(&marker, "only on the host\n").unwrap();
+    let r = test_rootfs();
+    let run = ch02(&[
+        "escape",
+        r.path.to_str().unwrap(),
+        "cat",
+        marker.to_str().unwrap(),
+    ]);
+    assert_ne!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        !run.stdout().contains("only on the host"),
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn rootless_maps_the_caller_to_root() {
+    let r = test_rootfs();
+    let mut cmd = command(Path::new(BIN));
+    cmd.args([
+        "run",
+        "--hostname",
+        "box",
+        r.path.to_str().unwrap(),
+        PROBE_IN_CONTAINER,
+    ])
+    .args(["uid", "uid_map", "gid_map", "hostname", "pid", "interfaces"]);
+    let outside = if nix::unistd::Uid::effective().is_root() {
+        // Drop to an unprivileged user for this run: a real rootless start.
+        cmd.uid(65534).gid(65534).current_dir("/");
+        65534
+    } else {
+        nix::unistd::Uid::effective().as_raw()
+    };
+    let run = Run::capture(cmd);
+    if run.stderr().contains("user namespaces are disabled") {
+        skip(
+            "rootless_maps_the_caller_to_root",
+            "unprivileged user namespaces are disabled here",
+        );
+        return;
+    }
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let out = run.stdout();
+    assert_eq!(line(&out, "uid:"), "uid: 0/0");
+    assert_eq!(line(&out, "uid_map:"), format!("uid_map: 0 {outside} 1"));
+    assert_eq!(line(&out, "hostname:"), "hostname: box");
+    assert_eq!(line(&out, "pid:"), "pid: 2");
+    assert_eq!(line(&out, "interface:"), "interface: lo up");
+}
+
+#[test]
+fn root_in_a_user_namespace_maps_to_an_unprivileged_range() {
+    if !require_root("root_in_a_user_namespace_maps_to_an_unprivileged_range") {
+        return;
+    }
+    let r = test_rootfs();
+    let run = probe(
+        &r.path,
+        &["--userns", "--uidmap", "0:200000:65536"],
+        &["uid", "uid_map", "gid_map"],
+    );
+    assert_eq!(
+        run.stdout(),
+        "uid: 0/0\nuid_map: 0 200000 65536\ngid_map: 0 200000 65536\n",
+        "{}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn orphaned_zombies_are_reaped_by_init() {
+    if !require_root("orphaned_zombies_are_reaped_by_init") {
+        return;
+    }
+    let r = test_rootfs();
+    // The subshell exits at once, orphaning `true`, which becomes a zombie
+    // for PID 1 to reap. The sleeps give init time to do so.
+    let script = format!("(true &); sleep 0.3; {PROBE_IN_CONTAINER} zombies");
+    let run = ch02(&["run", r.path.to_str().unwrap(), "sh", "-c", &script]);
+    assert_eq!(run.stdout(), "zombies: 0\n", "{}", run.transcript());
+}
+
+#[test]
+fn a_signal_sent_to_the_engine_reaches_the_command_through_init() {
+    if !require_root("a_signal_sent_to_the_engine_reaches_the_command_through_init") {
+        return;
+    }
+    let r = test_rootfs();
+    let script = r#"trap 'echo got TERM; exit 7' TERM; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"#;
+    let mut cmd = command(Path::new(BIN));
+    cmd.args(["run", r.path.to_str().unwrap(), "sh", "-c", script])
+        .stdout(Stdio::piped());
+    let mut guard = ChildGuard(cmd.spawn().unwrap());
+    let mut stdout = guard.0.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guard.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(guard.0.wait().unwrap().code(), Some(7));
+}
+
+#[test]
+fn exec_joins_the_running_container() {
+    if !require_root("exec_joins_the_running_container") {
+        return;
+    }
+    let r = test_rootfs();
+    let mut cmd = command(Path::new(BIN));
+    // Runs until the test kills it (bounded, in case the test dies first).
+    cmd.args([
+        "run",
+        "--hostname",
+        "execbox",
+        r.path.to_str().unwrap(),
+        "sh",
+        "-c",
+    ])
+    .args(["mount -t tmpfs only-inside /mnt 2>/dev/null || mkdir -p /tmp/m; echo up; sleep 20"])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
+    let mut guard = ChildGuard(cmd.spawn().unwrap());
+    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut started = String::new();
+    stderr.read_line(&mut started).unwrap();
+    let pid: i32 = started
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{started}"));
+    let mut up = [0u8; 3];
+    guard.0.stdout.take().unwrap().read_exact(&mut up).unwrap();
+
+    let exec = ch02(&[
+        "exec",
+        &pid.to_string(),
+        PROBE_IN_CONTAINER,
+        "hostname",
+        "processes",
+        "root",
+    ]);
+    assert_eq!(exec.code(), Some(0), "{}", exec.transcript());
+    let out = exec.stdout();
+    assert_eq!(line(&out, "hostname:"), "hostname: execbox");
+    // init (1), sh (2), sleep, and the probe: a handful, not the host's.
+    let count: usize = line(&out, "process_count:")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3..=5).contains(&count), "{out}");
+    let host_root = Run::new(berth_test_support::probe::probe_binary(), ["root"]).stdout();
+    assert_ne!(
+        line(&out, "root:"),
+        host_root.trim(),
+        "exec must see the container's root"
+    );
+
+    // Stop the container: the engine's process group.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(guard.0.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+#[test]
+fn errors_name_what_is_wrong() {
+    let missing = ch02(&["run", "/nonexistent/rootfs", "true"]);
+    assert_eq!(missing.code(), Some(125));
+    snapshot!("ch02_error_rootfs_missing", missing);
+    let bad_ns = ch02(&["run", "--ns", "uts,time", "/", "true"]);
+    assert_eq!(bad_ns.code(), Some(2));
+    assert!(
+        bad_ns.stderr().contains("unknown namespace \"time\""),
+        "{}",
+        bad_ns.transcript()
+    );
+    let bad_map = ch02(&["run", "--userns", "--uidmap", "0:1", "/", "true"]);
+    assert_eq!(bad_map.code(), Some(2));
+    assert!(
+        bad_map.stderr().contains("CONTAINER_ID:HOST_ID:SIZE"),
+        "{}",
+        bad_map.transcript()
+    );
+    let no_process = ch02(&["exec", "999999999", "true"]);
+    assert_eq!(no_process.code(), Some(125));
+    assert!(
+        no_process.stderr().contains("no process 999999999"),
+        "{}",
+        no_process.transcript()
+    );
+}
+
+#[test]
+fn not_found_and_not_executable_keep_chapter_1s_codes() {
+    if !require_root("not_found_and_not_executable_keep_chapter_1s_codes") {
+        return;
+    }
+    let r = test_rootfs();
+    let rootfs = r.path.to_str().unwrap();
+    let not_found = ch02(&["run", rootfs, "no-such-command"]);
+    assert_eq!(not_found.code(), Some(127), "{}", not_found.transcript());
+    let not_exec = ch02(&["run", rootfs, "/etc/passwd"]);
+    assert_eq!(not_exec.code(), Some(126), "{}", not_exec.transcript());
+}
+
+#[test]
+fn every_command_has_help() {
+    for (name, args) in [
+        ("ch02_help", &["--help"][..]),
+        ("ch02_help_run", &["run", "--help"]),
+        ("ch02_help_exec", &["exec", "--help"]),
+    ] {
+        let run = ch02(args);
+        assert_eq!(run.code(), Some(0));
+        snapshot!(name, run);
+    }
+}

@@ -1,0 +1,453 @@
+//! `berth-probe`: the program Berth's tests run *inside* containers to ask
+//! what the container looks like from within.
+//!
+//! A test could run busybox's `ps`, `mount`, `id` or `ip` instead, but their
+//! output formats differ between versions and hosts, and a snapshot of them
+//! would break for reasons that have nothing to do with Berth. This program
+//! prints each fact as stable, labelled lines, `FACT: VALUE`, in the order the
+//! facts were asked for:
+//!
+//! ```text
+//! $ berth-probe pid uid uid_map hostname read /etc/hostname
+//! pid: 1
+//! uid: 0/0
+//! uid_map: 0 100000 65536
+//! hostname: box
+//! read /etc/hostname: ok box
+//! ```
+//!
+//! It is built static (`-C target-feature=+crt-static`, see
+//! `berth_test_support::probe::probe_binary`), so it runs in any rootfs, even
+//! one with no libc, and it depends on nothing but `nix`, so it builds fast.
+//!
+//! Facts are read from the kernel's own interfaces (`/proc`, `/sys`, system
+//! calls). Some are missing in some containers (no `/sys`, no
+//! `/proc/sysvipc`): a fact that cannot be read prints `FACT: error ERRNO`
+//! (e.g. `interfaces: error ENOENT`) and the probe carries on. Exit status: 0
+//! when every fact was known, 2 for a usage error (unknown fact, `read` with no
+//! path), 1 if stdout could not be written.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::process::ExitCode;
+
+use nix::errno::Errno;
+use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+use nix::unistd::{getegid, geteuid, getgid, gethostname, getpid, getppid, getuid};
+
+/// A fact's lines, or the name of the errno that stopped it from being read.
+type Fact = Result<Vec<String>, String>;
+
+/// What reads a fact.
+type Reader = fn() -> Fact;
+
+/// Every fact that takes no argument, in the order `--help` lists them.
+const FACTS: &[(&str, Reader)] = &[
+    ("pid", pid),
+    ("ppid", ppid),
+    ("hostname", hostname),
+    ("uid", uid),
+    ("gid", gid),
+    ("uid_map", uid_map),
+    ("gid_map", gid_map),
+    ("processes", processes),
+    ("interfaces", interfaces),
+    ("mounts", mounts),
+    ("root", root),
+    ("ns", ns),
+    ("cgroup", cgroup),
+    ("limits", limits),
+    ("caps", caps),
+    ("cwd", cwd),
+    ("env", env),
+    ("sysv_shm", sysv_shm),
+    ("zombies", zombies),
+];
+
+/// `read PATH` is the one fact with an argument.
+const READ: &str = "read";
+
+/// What the command line asked for.
+enum Request {
+    Fact(&'static str, Reader),
+    Read(OsString),
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.is_empty() {
+        eprintln!("{}", usage());
+        return ExitCode::from(2);
+    }
+    if args.len() == 1 && (args[0] == "-h" || args[0] == "--help") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    // Check the whole command line before printing anything, so a typo does
+    // not leave half an answer behind.
+    let requests = match parse(args) {
+        Ok(requests) => requests,
+        Err(message) => {
+            eprintln!("berth-probe: {message}\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = io::stdout().lock();
+    for request in requests {
+        let lines = match request {
+            Request::Fact(name, fact) => match fact() {
+                Ok(lines) => lines,
+                Err(errno) => vec![format!("{name}: error {errno}")],
+            },
+            Request::Read(path) => vec![read(&path)],
+        };
+        for line in lines {
+            if writeln!(out, "{line}").is_err() {
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn parse(args: Vec<OsString>) -> Result<Vec<Request>, String> {
+    let mut requests = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == READ {
+            let path = args.next().ok_or("`read` needs a PATH")?;
+            requests.push(Request::Read(path));
+            continue;
+        }
+        let known = FACTS.iter().find(|(name, _)| arg == *name);
+        match known {
+            Some(&(name, fact)) => requests.push(Request::Fact(name, fact)),
+            None => return Err(format!("unknown fact {:?}", arg.to_string_lossy())),
+        }
+    }
+    Ok(requests)
+}
+
+fn usage() -> String {
+    let names: Vec<&str> = FACTS.iter().map(|(name, _)| *name).collect();
+    format!(
+        "usage: berth-probe FACT...\nknown facts: {} {READ} PATH",
+        names.join(" ")
+    )
+}
+
+/// The errno's name (`ENOENT`), the form every error line uses.
+fn errno_name(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => format!("{:?}", Errno::from_raw(n)),
+        None => format!("{:?}", e.kind()),
+    }
+}
+
+fn read_text(path: &str) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|e| errno_name(&e))
+}
+
+/// One output line per line of `path`, each `label: LINE`.
+fn labelled_lines(path: &str, label: &str) -> Fact {
+    Ok(read_text(path)?
+        .lines()
+        .map(|line| format!("{label}: {line}"))
+        .collect())
+}
+
+/// The numeric entries of /proc: the processes this pid namespace's /proc
+/// shows, sorted.
+fn proc_pids() -> Result<Vec<u32>, String> {
+    let entries = fs::read_dir("/proc").map_err(|e| errno_name(&e))?;
+    let mut pids: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+// ---- the facts ----
+
+fn pid() -> Fact {
+    Ok(vec![format!("pid: {}", getpid())])
+}
+
+fn ppid() -> Fact {
+    Ok(vec![format!("ppid: {}", getppid())])
+}
+
+/// uname(2)'s nodename: the UTS namespace's host name (glibc's gethostname
+/// reads it from uname).
+fn hostname() -> Fact {
+    let name = gethostname().map_err(|e| format!("{e:?}"))?;
+    Ok(vec![format!("hostname: {}", name.to_string_lossy())])
+}
+
+/// `uid: REAL/EFFECTIVE`.
+fn uid() -> Fact {
+    Ok(vec![format!("uid: {}/{}", getuid(), geteuid())])
+}
+
+fn gid() -> Fact {
+    Ok(vec![format!("gid: {}/{}", getgid(), getegid())])
+}
+
+/// `/proc/self/uid_map` pads its columns; print `INSIDE OUTSIDE COUNT` with
+/// single spaces. A user namespace whose map is not written yet has an empty
+/// file: that prints `LABEL: none`.
+fn id_map(path: &str, label: &str) -> Fact {
+    let text = read_text(path)?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            format!(
+                "{label}: {}",
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        return Ok(vec![format!("{label}: none")]);
+    }
+    Ok(lines)
+}
+
+fn uid_map() -> Fact {
+    id_map("/proc/self/uid_map", "uid_map")
+}
+
+fn gid_map() -> Fact {
+    id_map("/proc/self/gid_map", "gid_map")
+}
+
+/// `processes: 1 5 7` and `process_count: 3` (the probe itself included).
+fn processes() -> Fact {
+    let pids = proc_pids()?;
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    Ok(vec![
+        format!("processes: {}", list.join(" ")),
+        format!("process_count: {}", pids.len()),
+    ])
+}
+
+/// `interface: NAME up|down` per entry of /sys/class/net (which shows the
+/// network namespace of whoever mounted that sysfs), sorted by name. Up means
+/// the IFF_UP bit of `flags` (a hex number, `0x1003`).
+fn interfaces() -> Fact {
+    const IFF_UP: u64 = 0x1;
+    let entries = fs::read_dir("/sys/class/net").map_err(|e| errno_name(&e))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let flags = read_text(&format!("/sys/class/net/{name}/flags")).and_then(|text| {
+                let hex = text.trim().trim_start_matches("0x");
+                u64::from_str_radix(hex, 16).map_err(|_| "EINVAL".to_string())
+            });
+            match flags {
+                Ok(flags) if flags & IFF_UP != 0 => format!("interface: {name} up"),
+                Ok(_) => format!("interface: {name} down"),
+                Err(errno) => format!("interface: {name} error {errno}"),
+            }
+        })
+        .collect())
+}
+
+/// `mount: MOUNTPOINT FSTYPE OPTIONS` per line of /proc/self/mountinfo, in
+/// the kernel's order (mount order). mountinfo(5):
+///
+/// ```text
+/// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+/// (1)(2)(3)   (4)   (5)      (6)     (7)   (8) (9)    (10)         (11)
+/// ```
+///
+/// Field 5 is the mount point (spaces escaped as `\040`), 6 the per-mount
+/// options, and the file system type follows the ` - ` separator (there may
+/// be any number of optional fields (7) before it).
+fn mounts() -> Fact {
+    let text = read_text("/proc/self/mountinfo")?;
+    Ok(text
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let fstype = fields
+                .iter()
+                .skip(6)
+                .position(|f| *f == "-")
+                .and_then(|i| fields.get(6 + i + 1));
+            match (fields.get(4), fields.get(5), fstype) {
+                (Some(point), Some(options), Some(fstype)) => {
+                    format!("mount: {point} {fstype} {options}")
+                }
+                _ => format!("mount: unparsed {line}"),
+            }
+        })
+        .collect())
+}
+
+/// `root: DEV:INO` of `/`: equal in two processes when they share a root
+/// directory (the numbers themselves vary between hosts).
+fn root() -> Fact {
+    let meta = fs::metadata("/").map_err(|e| errno_name(&e))?;
+    Ok(vec![format!("root: {}:{}", meta.dev(), meta.ino())])
+}
+
+/// `ns: NAME INODE` for each namespace type, from the `uts:[4026531838]`
+/// link in /proc/self/ns. Two processes are in the same namespace exactly
+/// when the inodes are equal. A kernel without a namespace type prints
+/// `ns: NAME error ENOENT`.
+fn ns() -> Fact {
+    const NAMESPACES: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"];
+    Ok(NAMESPACES
+        .iter()
+        .map(
+            |name| match fs::read_link(format!("/proc/self/ns/{name}")) {
+                Ok(target) => {
+                    let target = target.to_string_lossy().into_owned();
+                    let inode = target
+                        .split_once('[')
+                        .and_then(|(_, rest)| rest.strip_suffix(']'))
+                        .unwrap_or(&target);
+                    format!("ns: {name} {inode}")
+                }
+                Err(e) => format!("ns: {name} error {}", errno_name(&e)),
+            },
+        )
+        .collect())
+}
+
+/// `cgroup: LINE` per line of /proc/self/cgroup (`0::/path` on cgroup v2,
+/// one `ID:CONTROLLERS:/path` line per hierarchy on v1).
+fn cgroup() -> Fact {
+    labelled_lines("/proc/self/cgroup", "cgroup")
+}
+
+/// `limit: nofile SOFT HARD` and `limit: nproc SOFT HARD`; RLIM_INFINITY
+/// prints as `unlimited`.
+fn limits() -> Fact {
+    let show = |value: u64| {
+        if value == RLIM_INFINITY {
+            "unlimited".to_string()
+        } else {
+            value.to_string()
+        }
+    };
+    let mut lines = Vec::new();
+    for (name, resource) in [
+        ("nofile", Resource::RLIMIT_NOFILE),
+        ("nproc", Resource::RLIMIT_NPROC),
+    ] {
+        lines.push(match getrlimit(resource) {
+            Ok((soft, hard)) => format!("limit: {name} {} {}", show(soft), show(hard)),
+            Err(e) => format!("limit: {name} error {e:?}"),
+        });
+    }
+    Ok(lines)
+}
+
+/// `caps: eff=HEX`: the effective capability set, as /proc/self/status
+/// shows it (`000001ffffffffff` for full root on a recent kernel).
+fn caps() -> Fact {
+    let status = read_text("/proc/self/status")?;
+    let eff = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .ok_or("ENODATA")?;
+    Ok(vec![format!("caps: eff={}", eff.trim())])
+}
+
+fn cwd() -> Fact {
+    let dir = std::env::current_dir().map_err(|e| errno_name(&e))?;
+    Ok(vec![format!("cwd: {}", dir.display())])
+}
+
+/// `env: K=V` per variable, sorted by name.
+fn env() -> Fact {
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    vars.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(vars
+        .into_iter()
+        .map(|(k, v)| format!("env: {}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .collect())
+}
+
+/// `sysv_shm: N`: the System V shared memory segments this IPC namespace
+/// holds (the lines of /proc/sysvipc/shm after its header).
+fn sysv_shm() -> Fact {
+    let text = read_text("/proc/sysvipc/shm")?;
+    let rows = text.lines().filter(|l| !l.trim().is_empty()).count();
+    Ok(vec![format!("sysv_shm: {}", rows.saturating_sub(1))])
+}
+
+/// `zombies: N`: processes in /proc whose state is Z (exited, not yet reaped
+/// by their parent) — what an init that does not reap leaves behind.
+fn zombies() -> Fact {
+    let zombies = proc_pids()?
+        .into_iter()
+        .filter(|pid| {
+            // /proc/PID/stat is `PID (COMM) STATE ...`; COMM may hold spaces
+            // and parentheses, so the state follows the *last* `)`. A process
+            // that exits while we look is simply not counted.
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .count();
+    Ok(vec![format!("zombies: {zombies}")])
+}
+
+/// `read PATH: ok FIRST_LINE` (`read PATH: ok` for an empty file), or
+/// `read PATH: ERRNO` — for tests of what a container can see and open.
+/// Shows at most the first 200 bytes, control characters escaped (`\t`,
+/// `\x00`) and `...` appended when cut, so `/dev/zero` or a binary is safe to
+/// ask about.
+fn read(path: &OsString) -> String {
+    const SHOWN: u64 = 200;
+    let shown = path.to_string_lossy();
+    let first = fs::File::open(path).and_then(|file| {
+        let mut line = Vec::new();
+        BufReader::new(file.take(SHOWN + 1)).read_until(b'\n', &mut line)?;
+        Ok(line)
+    });
+    match first {
+        Ok(mut line) => {
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            let cut = line.len() as u64 > SHOWN;
+            line.truncate(SHOWN as usize);
+            let mut text: String = String::from_utf8_lossy(&line)
+                .chars()
+                .map(|c| match c {
+                    '\t' => "\\t".to_string(),
+                    '\r' => "\\r".to_string(),
+                    c if c.is_ascii_control() => format!("\\x{:02x}", c as u32),
+                    c if c.is_control() => c.escape_default().to_string(),
+                    c => c.to_string(),
+                })
+                .collect();
+            if cut {
+                text.push_str("...");
+            }
+            if text.is_empty() {
+                format!("read {shown}: ok")
+            } else {
+                format!("read {shown}: ok {text}")
+            }
+        }
+        Err(e) => format!("read {shown}: {}", errno_name(&e)),
+    }
+}
