@@ -1,5 +1,7 @@
 //! Chapter 2 end to end: what each namespace hides, checked with the probe
-//! inside real containers, as root and rootless.
+//! inside real containers. Most tests need no root: run as a normal user,
+//! the engine goes rootless (a user namespace maps the caller to root), and
+//! the same assertions hold — CI runs this file both ways.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -64,9 +66,7 @@ fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
 
 #[test]
 fn uts_pid_and_net_namespaces_hide_the_host() {
-    if !require_root("uts_pid_and_net_namespaces_hide_the_host") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     let r = test_rootfs();
     let run = probe(
         &r.path,
@@ -87,9 +87,7 @@ fn uts_pid_and_net_namespaces_hide_the_host() {
 
 #[test]
 fn without_init_the_command_is_pid_1() {
-    if !require_root("without_init_the_command_is_pid_1") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     let r = test_rootfs();
     let run = probe(&r.path, &["--no-init"], &["pid", "processes"]);
     assert_eq!(
@@ -128,9 +126,7 @@ fn each_namespace_alone_shows_its_own_effect() {
 
 #[test]
 fn sysv_ipc_of_the_host_is_invisible() {
-    if !require_root("sysv_ipc_of_the_host_is_invisible") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     // A segment on the host, removed when the test ends.
     // SAFETY: plain System V IPC calls with constant arguments.
     let id =
@@ -159,9 +155,7 @@ fn sysv_ipc_of_the_host_is_invisible() {
 
 #[test]
 fn a_mount_made_inside_is_invisible_on_the_host() {
-    if !require_root("a_mount_made_inside_is_invisible_on_the_host") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     let r = test_rootfs();
     let script = "mount -t tmpfs scratch /tmp && touch /tmp/made-inside && grep -c scratch /proc/self/mounts";
     let run = ch02(&["run", r.path.to_str().unwrap(), "sh", "-c", script]);
@@ -179,9 +173,7 @@ fn a_mount_made_inside_is_invisible_on_the_host() {
 
 #[test]
 fn chapter_1s_escape_no_longer_gets_out() {
-    if !require_root("chapter_1s_escape_no_longer_gets_out") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     let outside = tempfile::tempdir().unwrap();
     let marker = outside.path().join("host-secret");
     std::fs::write(&marker, "only on the host\n").unwrap();
@@ -257,9 +249,7 @@ fn root_in_a_user_namespace_maps_to_an_unprivileged_range() {
 
 #[test]
 fn orphaned_zombies_are_reaped_by_init() {
-    if !require_root("orphaned_zombies_are_reaped_by_init") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     let r = test_rootfs();
     // The subshell exits at once, orphaning `true`, which becomes a zombie
     // for PID 1 to reap. The sleeps give init time to do so.
@@ -270,9 +260,7 @@ fn orphaned_zombies_are_reaped_by_init() {
 
 #[test]
 fn a_signal_sent_to_the_engine_reaches_the_command_through_init() {
-    if !require_root("a_signal_sent_to_the_engine_reaches_the_command_through_init") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     let r = test_rootfs();
     let script = r#"trap 'echo got TERM; exit 7' TERM; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"#;
     let mut cmd = command(Path::new(BIN));
@@ -296,9 +284,7 @@ fn a_signal_sent_to_the_engine_reaches_the_command_through_init() {
 
 #[test]
 fn exec_joins_the_running_container() {
-    if !require_root("exec_joins_the_running_container") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     let r = test_rootfs();
     let mut cmd = command(Path::new(BIN));
     // Runs until the test kills it (bounded, in case the test dies first).
@@ -391,9 +377,7 @@ fn errors_name_what_is_wrong() {
 
 #[test]
 fn not_found_and_not_executable_keep_chapter_1s_codes() {
-    if !require_root("not_found_and_not_executable_keep_chapter_1s_codes") {
-        return;
-    }
+    // As root, and rootless in a user namespace when run as a normal user.
     let r = test_rootfs();
     let rootfs = r.path.to_str().unwrap();
     let not_found = ch02(&["run", rootfs, "no-such-command"]);
