@@ -5,7 +5,9 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use berth_test_support::{ChildGuard, Run, command, require_root, rootfs, snapshot_settings};
+use berth_test_support::{
+    Run, TRAP_TERM_SCRIPT, command, require_root, rootfs, sigterm_round_trip, snapshot_settings,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch01-chroot");
 
@@ -170,30 +172,19 @@ fn a_signal_sent_to_the_engine_reaches_the_container() {
     if !require_root("a_signal_sent_to_the_engine_reaches_the_container") {
         return;
     }
-    // The loop ends by itself after ~10 s, so a broken engine fails the test
-    // instead of leaving a shell behind that holds the pipe open forever.
-    let script = r#"trap 'echo got TERM; exit 7' TERM; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"#;
-    let mut cmd = command(Path::new(BIN));
-    cmd.args(["run", rootfs().to_str().unwrap(), "sh", "-c", script])
-        .stdout(Stdio::piped());
-    let mut guard = ChildGuard(cmd.spawn().unwrap());
-    let mut stdout = guard.0.stdout.take().unwrap();
-    use std::io::Read;
-    let mut buf = [0u8; 6];
-    stdout.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"ready\n");
+    let mut engine = command(Path::new(BIN));
+    engine.args([
+        "run",
+        rootfs().to_str().unwrap(),
+        "sh",
+        "-c",
+        TRAP_TERM_SCRIPT,
+    ]);
     // Signal the engine, not the shell: the engine must pass it on.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(guard.0.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let status = guard.0.wait().unwrap();
-    assert_eq!(rest, "got TERM\n");
+    let (after, code) = sigterm_round_trip(engine);
+    assert_eq!(after, "got TERM\n");
     assert_eq!(
-        status.code(),
+        code,
         Some(7),
         "the engine exits with the container's status"
     );

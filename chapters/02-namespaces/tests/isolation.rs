@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use berth_test_support::probe::{PROBE_IN_CONTAINER, install_probe};
-use berth_test_support::{ChildGuard, Run, command, fresh_rootfs, require_root, skip};
+use berth_test_support::{
+    ChildGuard, Run, TRAP_TERM_SCRIPT, command, fresh_rootfs, require_root, sigterm_round_trip,
+    skip,
+};
 use ch01_chroot::rootfs::Source;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch02-namespaces");
@@ -262,24 +265,18 @@ fn orphaned_zombies_are_reaped_by_init() {
 fn a_signal_sent_to_the_engine_reaches_the_command_through_init() {
     // As root, and rootless in a user namespace when run as a normal user.
     let r = test_rootfs();
-    let script = r#"trap 'echo got TERM; exit 7' TERM; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"#;
-    let mut cmd = command(Path::new(BIN));
-    cmd.args(["run", r.path.to_str().unwrap(), "sh", "-c", script])
-        .stdout(Stdio::piped());
-    let mut guard = ChildGuard(cmd.spawn().unwrap());
-    let mut stdout = guard.0.stdout.take().unwrap();
-    let mut ready = [0u8; 6];
-    stdout.read_exact(&mut ready).unwrap();
-    assert_eq!(&ready, b"ready\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(guard.0.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "got TERM\n");
-    assert_eq!(guard.0.wait().unwrap().code(), Some(7));
+    let mut engine = command(Path::new(BIN));
+    engine.args([
+        "run",
+        r.path.to_str().unwrap(),
+        "sh",
+        "-c",
+        TRAP_TERM_SCRIPT,
+    ]);
+    // Engine -> init (PID 1) -> the shell, and the status back the same way.
+    let (after, code) = sigterm_round_trip(engine);
+    assert_eq!(after, "got TERM\n");
+    assert_eq!(code, Some(7));
 }
 
 #[test]

@@ -66,17 +66,7 @@ pub fn rootfs() -> &'static Path {
     ROOTFS.get_or_init(|| {
         let dir = target_profile_dir().join("berth-fixtures");
         std::fs::create_dir_all(&dir).expect("create berth-fixtures");
-        // Read-only is enough for flock(2): a normal user can then share a
-        // fixture that a root run already built.
-        let lock_path = dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .or_else(|_| OpenOptions::new().read(true).open(&lock_path))
-            .expect("open berth-fixtures/lock");
-        let _lock = Flock::lock(lock, FlockArg::LockExclusive).expect("lock berth-fixtures");
+        let _lock = lock_file(&dir.join("lock"));
         let rootfs = dir.join("rootfs");
         if !rootfs.join("bin").exists() {
             let building = dir.join(format!("rootfs.building-{}", std::process::id()));
@@ -87,6 +77,47 @@ pub fn rootfs() -> &'static Path {
         }
         rootfs
     })
+}
+
+/// Take an exclusive flock(2) on `path` (created if missing), held until the
+/// returned guard drops. Read-only is enough for flock, so a normal user can
+/// share fixtures that a root run already built.
+pub fn lock_file(path: &Path) -> Flock<std::fs::File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .or_else(|_| OpenOptions::new().read(true).open(path))
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    Flock::lock(file, FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()))
+}
+
+/// A shell script for signal tests: prints `ready`, then waits; on SIGTERM
+/// prints `got TERM` and exits 7. Its loop ends by itself after ~10 s, so a
+/// broken engine fails the test instead of leaving a shell that holds the
+/// pipe open forever.
+pub const TRAP_TERM_SCRIPT: &str = r#"trap 'echo got TERM; exit 7' TERM; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"#;
+
+/// Start `engine` (which runs [`TRAP_TERM_SCRIPT`] in a container), wait for
+/// `ready`, send SIGTERM to the *engine*, and return what the container
+/// printed afterwards and the engine's exit code.
+pub fn sigterm_round_trip(mut engine: Command) -> (String, Option<i32>) {
+    use std::io::Read;
+    engine.stdout(Stdio::piped());
+    let mut guard = ChildGuard(engine.spawn().expect("spawn the engine"));
+    let mut stdout = guard.0.stdout.take().expect("piped stdout");
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).expect("read ready");
+    assert_eq!(&ready, b"ready\n");
+    let engine_pid = nix::unistd::Pid::from_raw(guard.0.id() as i32);
+    nix::sys::signal::kill(engine_pid, nix::sys::signal::Signal::SIGTERM)
+        .expect("kill -TERM the engine");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("read the rest");
+    let code = guard.0.wait().expect("wait for the engine").code();
+    (rest, code)
 }
 
 /// A rootfs of the test's own, removed when the returned guard drops.

@@ -12,14 +12,12 @@
 //! // ... run `probe pid hostname mounts` in a container on `rootfs` ...
 //! ```
 
-use std::fs::OpenOptions;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use ch01_chroot::elf::{is_static, read_needs};
-use nix::fcntl::{Flock, FlockArg};
 
 /// Where [`install_probe`] puts the probe, as the container sees it.
 pub const PROBE_IN_CONTAINER: &str = "/usr/local/bin/berth-probe";
@@ -86,17 +84,7 @@ fn build_probe() -> PathBuf {
     let probe_dir = target_dir().join("probe");
     std::fs::create_dir_all(&probe_dir)
         .unwrap_or_else(|e| panic!("create {}: {e}", probe_dir.display()));
-    // Read-only is enough for flock(2), as in `rootfs()`.
-    let lock_path = probe_dir.join("berth-probe.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .or_else(|_| OpenOptions::new().read(true).open(&lock_path))
-        .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
-    let _lock = Flock::lock(lock, FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", lock_path.display()));
+    let _lock = crate::lock_file(&probe_dir.join("berth-probe.lock"));
 
     let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let binary = probe_dir.join(&triple).join("release").join("berth-probe");
