@@ -28,11 +28,11 @@ use ch01_chroot::start_pipe::{ChildReporter, StartPipe};
 use ch01_chroot::{Process, StartError};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::unistd::{Gid, Pid, Uid, pipe2, read, sethostname, setresgid, setresuid, write};
 
 use crate::idmap::{self, IdMapping};
-use crate::init::run_as_init;
+use crate::init::{init_signals, run_as_init};
 use crate::mounts::{MountOptions, prepare_rootfs};
 use crate::namespaces::{self, Namespace, Namespaces};
 use crate::network::bring_up_loopback;
@@ -142,6 +142,11 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     // Step 3: clone into the new namespaces. No CLONE_VM/CLONE_VFORK: we
     // have work to do while the child waits on the go pipe.
     let flags = namespaces::clone_flags(&config.namespaces);
+    // The child is PID 1 from its first instruction, long before init runs:
+    // the kernel drops a signal sent to a PID 1 without a handler, but never
+    // a blocked one. So it starts with init's signals blocked (it inherits
+    // our mask), and one sent during setup — a `docker stop` — waits for init.
+    let init_mask = InitSignalsBlocked::new(config);
     let child = spawn_child(flags, &mut || {
         child_main(
             config,
@@ -153,6 +158,7 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
         )
     })
     .map_err(|err| clone_error(err, config))?;
+    drop(init_mask);
     drop(go.read);
     (hooks.on_start)(child);
 
@@ -178,6 +184,29 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     Ok(exit_code(status))
 }
 // ANCHOR_END: run_container
+
+/// While alive, the signals init handles are blocked in the engine (and so
+/// in a child cloned meanwhile); the old mask comes back on drop.
+struct InitSignalsBlocked(Option<SigSet>);
+
+impl InitSignalsBlocked {
+    fn new(config: &ContainerConfig) -> Self {
+        if !(config.namespaces.contains(&Namespace::Pid) && config.init) {
+            return InitSignalsBlocked(None);
+        }
+        let mut old = SigSet::empty();
+        let blocked = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&init_signals()), Some(&mut old));
+        InitSignalsBlocked(blocked.ok().map(|()| old))
+    }
+}
+
+impl Drop for InitSignalsBlocked {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None);
+        }
+    }
+}
 
 /// What the parent writes into /proc/CHILD/: setgroups, gid_map, uid_map.
 // ANCHOR: write_id_maps
@@ -222,7 +251,7 @@ fn child_main(
 ) -> ! {
     let ns = &config.namespaces;
     let fail = |(step, errno): (&'static str, Errno)| -> ! { pipe.fail(step, b"", errno) };
-
+    let becomes_init = ns.contains(&Namespace::Pid) && config.init;
     // 1. Wait until the parent has written our uid/gid maps: until then we
     //    have no identity in our user namespace. EOF means it gave up.
     let mut byte = [0u8; 1];
@@ -257,7 +286,7 @@ fn child_main(
     // 6. Whatever the caller adds (the escape demonstration tries here).
     before_exec().unwrap_or_else(|e| fail(e));
     // 7. Exec the command: as the child of a tiny init when we are PID 1.
-    if ns.contains(&Namespace::Pid) && config.init {
+    if becomes_init {
         run_as_init(plan, pipe)
     } else {
         exec_or_report(plan, pipe)

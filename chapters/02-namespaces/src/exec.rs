@@ -26,7 +26,7 @@ use ch01_chroot::start_pipe::StartPipe;
 use ch01_chroot::{Process, StartError};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, chdir};
 
 use crate::container::ContainerError;
 use crate::namespaces::Namespace;
@@ -101,7 +101,13 @@ pub fn exec_in(pid: Pid, process: &Process, proc_root: &Path) -> Result<i32, Exe
         .map_err(ContainerError::from)?;
     let _forwarding = SignalForwarding::start();
     let child = spawn_child(CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK, &mut || {
-        exec_or_report(&plan, &start.child_end())
+        let pipe = start.child_end();
+        // setns(CLONE_NEWNS) already moved our root and cwd to the
+        // container's root; say so explicitly, as every engine does.
+        if let Err(errno) = chdir("/") {
+            pipe.fail("chdir /", b"", errno);
+        }
+        exec_or_report(&plan, &pipe)
     })
     .map_err(ContainerError::from)?;
     if let Err(failure) = start.into_parent().wait_for_exec() {

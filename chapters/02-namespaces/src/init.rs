@@ -82,14 +82,10 @@ pub fn run_as_init(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
     // exists, so that none sent from now on is lost: each stays pending until
     // step 5 takes it. Blocking is also what gets signals to PID 1 at all: the
     // kernel drops a signal PID 1 has no handler for, but never a blocked one.
-    let mut handled = SigSet::from(Signal::SIGCHLD);
-    FORWARDED.iter().for_each(|&signal| handled.add(signal));
-    let mut original_mask = SigSet::empty();
-    if let Err(errno) = sigprocmask(
-        SigmaskHow::SIG_BLOCK,
-        Some(&handled),
-        Some(&mut original_mask),
-    ) {
+    // (The engine already cloned us with these blocked; doing it again here
+    // costs nothing and keeps init correct on its own.)
+    let handled = init_signals();
+    if let Err(errno) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), None) {
         pipe.fail("sigprocmask", b"", errno);
     }
 
@@ -100,7 +96,7 @@ pub fn run_as_init(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
     // calls on data prepared before the fork, then execs or _exits.
     let command = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            restore_signals_for_exec(&original_mask, pipe);
+            restore_signals_for_exec(pipe);
             exec_or_report(plan, pipe)
         }
         Ok(ForkResult::Parent { child }) => child,
@@ -195,7 +191,7 @@ fn wait_for_signal(handled: &SigSet) -> (Signal, bool) {
 /// no handlers, but it may have inherited "ignore" for some signal (Rust's
 /// runtime ignores SIGPIPE in the engine; `nohup` ignores SIGHUP), and
 /// execve(2) keeps an ignored signal ignored. A container starts clean.
-fn restore_signals_for_exec(original_mask: &SigSet, pipe: &ChildReporter<'_>) {
+fn restore_signals_for_exec(pipe: &ChildReporter<'_>) {
     // Real-time signals too, which nix's `Signal` does not cover. The C
     // library refuses the ones it keeps for itself (32 and 33 with glibc) and
     // SIGKILL/SIGSTOP; those calls fail harmlessly.
@@ -203,9 +199,18 @@ fn restore_signals_for_exec(original_mask: &SigSet, pipe: &ChildReporter<'_>) {
         // SAFETY: installs the default action; no handler code is involved.
         unsafe { libc::signal(signo, libc::SIG_DFL) };
     }
-    if let Err(errno) = sigprocmask(SigmaskHow::SIG_SETMASK, Some(original_mask), None) {
+    // And nothing blocked: the mask we inherited is init's, not the command's.
+    if let Err(errno) = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None) {
         pipe.fail("sigprocmask", b"", errno);
     }
+}
+
+/// SIGCHLD and the signals init passes on. The engine blocks them before it
+/// clones the child that becomes init (see `container::run_container_with`).
+pub fn init_signals() -> SigSet {
+    let mut set = SigSet::from(Signal::SIGCHLD);
+    FORWARDED.iter().for_each(|&signal| set.add(signal));
+    set
 }
 
 /// End init with `code`.

@@ -261,6 +261,73 @@ fn orphaned_zombies_are_reaped_by_init() {
     assert_eq!(run.stdout(), "zombies: 0\n", "{}", run.transcript());
 }
 
+/// The PID 1 problem, part 1: orphans become zombies unless PID 1 reaps them.
+/// An orphan (`sleep 0.1`) outlives its parent; PID 1 is then either our init
+/// or, with --no-init, the shell after it exec'd `sleep 1`, which never waits.
+#[test]
+fn zombies_pile_up_without_init() {
+    let r = test_rootfs();
+    let script = format!("(sleep 0.1 &); (sleep 0.4; {PROBE_IN_CONTAINER} zombies) & exec sleep 1");
+    let rootfs = r.path.to_str().unwrap();
+    let with_init = ch02(&["run", "--hostname", "box", rootfs, "sh", "-c", &script]);
+    assert_eq!(
+        with_init.stdout(),
+        "zombies: 0\n",
+        "{}",
+        with_init.transcript()
+    );
+    snapshot!("ch02_zombies_with_init", with_init);
+    let without = ch02(&[
+        "run",
+        "--hostname",
+        "box",
+        "--no-init",
+        rootfs,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(without.stdout(), "zombies: 1\n", "{}", without.transcript());
+    snapshot!("ch02_zombies_without_init", without);
+}
+
+/// The PID 1 problem, part 2: a PID 1 with no handler ignores SIGTERM.
+/// `sleep` installs none: as PID 1 it sleeps on; under init it dies.
+#[test]
+fn sigterm_is_lost_on_a_pid_1_without_handlers() {
+    let r = test_rootfs();
+    let rootfs = r.path.to_str().unwrap();
+    for (name, extra, want) in [
+        ("ch02_sigterm_with_init", &[][..], 128 + 15),
+        ("ch02_sigterm_without_init", &["--no-init"][..], 0),
+    ] {
+        let mut args = vec!["run", "--hostname", "box"];
+        args.extend(extra);
+        args.extend([rootfs, "sleep", "1"]);
+        let mut cmd = command(Path::new(BIN));
+        cmd.args(&args).stderr(Stdio::piped());
+        let mut guard = ChildGuard(cmd.spawn().unwrap());
+        // Wait until the container exists, then signal the engine.
+        let mut started = String::new();
+        BufReader::new(guard.0.stderr.take().unwrap())
+            .read_line(&mut started)
+            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(guard.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let code = guard.0.wait().unwrap().code();
+        assert_eq!(code, Some(want), "{name}");
+        let transcript = format!(
+            "$ ch02-namespaces {}\n$ kill -TERM $ENGINE_PID\n[exit {}]\n",
+            args.join(" "),
+            code.unwrap()
+        );
+        settings().bind(|| insta::assert_snapshot!(name, transcript));
+    }
+}
+
 #[test]
 fn a_signal_sent_to_the_engine_reaches_the_command_through_init() {
     // As root, and rootless in a user namespace when run as a normal user.
@@ -293,7 +360,7 @@ fn exec_joins_the_running_container() {
         "sh",
         "-c",
     ])
-    .args(["mount -t tmpfs only-inside /mnt 2>/dev/null || mkdir -p /tmp/m; echo up; sleep 20"])
+    .args(["mkdir -p /tmp/inside && mount -t tmpfs only-inside /tmp/inside && echo up; sleep 20"])
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .process_group(0);
@@ -318,6 +385,8 @@ fn exec_joins_the_running_container() {
         "hostname",
         "processes",
         "root",
+        "mounts",
+        "cwd",
     ]);
     assert_eq!(exec.code(), Some(0), "{}", exec.transcript());
     let out = exec.stdout();
@@ -330,6 +399,11 @@ fn exec_joins_the_running_container() {
         .parse()
         .unwrap();
     assert!((3..=5).contains(&count), "{out}");
+    assert!(
+        out.contains("mount: /tmp/inside tmpfs"),
+        "exec must see the container's mounts:\n{out}"
+    );
+    assert_eq!(line(&out, "cwd:"), "cwd: /");
     let host_root = Run::new(berth_test_support::probe::probe_binary(), ["root"]).stdout();
     assert_ne!(
         line(&out, "root:"),
