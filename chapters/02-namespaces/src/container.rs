@@ -28,6 +28,7 @@ use ch01_chroot::start_pipe::{ChildReporter, StartPipe};
 use ch01_chroot::{Process, StartError};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::unistd::{Gid, Pid, Uid, pipe2, read, sethostname, setresgid, setresuid, write};
 
@@ -74,6 +75,8 @@ pub enum ContainerError {
         "pivot_root {0}: EINVAL: is the rootfs on a filesystem that allows it (not the initramfs root)?"
     )]
     PivotRoot(PathBuf),
+    #[error(transparent)]
+    Hook(HookError),
 }
 
 impl ContainerError {
@@ -98,13 +101,22 @@ pub struct Hooks<'a> {
     pub before_exec: ChildStep<'a>,
     /// Runs in the parent once the child exists, with its host PID.
     pub on_start: &'a dyn Fn(Pid),
+    /// Runs in the parent after the uid/gid maps are written and before the
+    /// child is released: the child has not exec'd, so anything done to it
+    /// here (chapter 3 puts it in a cgroup) holds from the command's first
+    /// instruction. An error kills the child and is returned.
+    pub before_release: &'a dyn Fn(Pid) -> Result<(), HookError>,
 }
+
+/// An error from a caller's hook.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Default for Hooks<'_> {
     fn default() -> Self {
         Hooks {
             before_exec: &|| Ok(()),
             on_start: &|_| {},
+            before_release: &|_| Ok(()),
         }
     }
 }
@@ -141,7 +153,8 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
 
     // Step 3: clone into the new namespaces. No CLONE_VM/CLONE_VFORK: we
     // have work to do while the child waits on the go pipe.
-    let flags = namespaces::clone_flags(&config.namespaces);
+    // (Every namespace but the cgroup one: the child makes that itself.)
+    let flags = namespaces::clone_flags(&config.namespaces) - CloneFlags::CLONE_NEWCGROUP;
     // The child is PID 1 from its first instruction, long before init runs:
     // the kernel drops a signal sent to a PID 1 without a handler, but never
     // a blocked one. So it starts with init's signals blocked (it inherits
@@ -162,8 +175,11 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     drop(go.read);
     (hooks.on_start)(child);
 
-    // Step 4: the user-namespace handshake, from outside.
-    if let Err(err) = write_id_maps(config, child) {
+    // Step 4: the user-namespace handshake, from outside; then whatever
+    // the caller adds while the child still waits (chapter 3: its cgroup).
+    let prepared = write_id_maps(config, child)
+        .and_then(|()| (hooks.before_release)(child).map_err(ContainerError::Hook));
+    if let Err(err) = prepared {
         let _ = kill(child, Signal::SIGKILL);
         let _ = wait_for_exit(child);
         return Err(err);
@@ -263,7 +279,14 @@ fn child_main(
     if ns.contains(&Namespace::User) {
         become_root().unwrap_or_else(|e| fail(e));
     }
-    // 3. The filesystem: pivot_root with a mount namespace; without one,
+    // 3. The cgroup namespace is made now, not at clone: its root is the
+    //    cgroup we are in when it is created, and the parent may have just
+    //    moved us into the container's own cgroup (chapter 3).
+    if ns.contains(&Namespace::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .unwrap_or_else(|e| fail(("unshare the cgroup namespace", e)));
+    }
+    // 4. The filesystem: pivot_root with a mount namespace; without one,
     //    chapter 1's chroot (mounting /proc would change the host's tree).
     if ns.contains(&Namespace::Mount) {
         let opts = MountOptions {
@@ -275,17 +298,17 @@ fn child_main(
     } else {
         chroot_into(rootfs).unwrap_or_else(|e| fail(e));
     }
-    // 4. The hostname, in our own UTS namespace only.
+    // 5. The hostname, in our own UTS namespace only.
     if ns.contains(&Namespace::Uts) {
         sethostname(&config.hostname).unwrap_or_else(|e| fail(("sethostname", e)));
     }
-    // 5. A network namespace starts with lo down.
+    // 6. A network namespace starts with lo down.
     if ns.contains(&Namespace::Network) {
         bring_up_loopback().unwrap_or_else(|e| fail(e));
     }
-    // 6. Whatever the caller adds (the escape demonstration tries here).
+    // 7. Whatever the caller adds (the escape demonstration tries here).
     before_exec().unwrap_or_else(|e| fail(e));
-    // 7. Exec the command: as the child of a tiny init when we are PID 1.
+    // 8. Exec the command: as the child of a tiny init when we are PID 1.
     if becomes_init {
         run_as_init(plan, pipe)
     } else {

@@ -133,6 +133,7 @@ fn run(args: RunArgs, before_exec: ch01_chroot::launch::ChildStep) -> anyhow::Re
                 config.hostname
             )
         },
+        ..Hooks::default()
     };
     Ok(run_container_with(&config, &hooks)?)
 }
