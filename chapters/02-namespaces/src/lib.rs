@@ -16,10 +16,12 @@
 //! 5. [`init`] — PID 1: reaping zombies and passing on signals.
 //! 6. [`container`] — the start sequence that ties them together.
 //! 7. [`exec`] — joining a running container with `setns(2)`.
+//! 8. [`cli`] — the `run` flags, shared with the chapters after this one.
 //!
 //! From chapter 1 it uses the process plan, the start pipe, `spawn_child`
 //! (now with namespace flags), signal forwarding and exit codes.
 
+pub mod cli;
 pub mod container;
 pub mod exec;
 pub mod idmap;

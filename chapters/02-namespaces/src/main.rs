@@ -7,12 +7,11 @@ use anyhow::Context;
 use ch01_chroot::error::EXIT_ENGINE;
 use ch01_chroot::rootfs::{self, Source};
 use ch01_chroot::{Process, escape};
-use ch02_namespaces::container::{ContainerConfig, ContainerError, Hooks, run_container_with};
+use ch02_namespaces::cli::{RunArgs, container_config};
+use ch02_namespaces::container::{ContainerError, Hooks, run_container_with};
 use ch02_namespaces::exec::{ExecError, exec_in};
-use ch02_namespaces::idmap::IdMapping;
-use ch02_namespaces::namespaces::{self, Namespace};
-use clap::{Args, Parser, Subcommand};
-use nix::unistd::{Gid, Pid, Uid};
+use clap::{Parser, Subcommand};
+use nix::unistd::Pid;
 
 /// Chapter 2 of Berth: a container is a process in its own namespaces.
 #[derive(Parser)]
@@ -51,38 +50,6 @@ enum Command {
         /// The directory to create (it may exist, but must be empty).
         dir: PathBuf,
     },
-}
-
-#[derive(Args)]
-struct RunArgs {
-    /// The container's hostname (default: a random container id).
-    #[arg(long)]
-    hostname: Option<String>,
-    /// The namespaces to create, comma-separated: mnt,uts,ipc,pid,net,user,cgroup or all.
-    #[arg(long, default_value = "mnt,uts,ipc,pid,net,cgroup", value_parser = namespaces::parse_list)]
-    ns: namespaces::Namespaces,
-    /// Map your own uid and gid to root in a user namespace (the default when
-    /// not run as root).
-    #[arg(long)]
-    rootless: bool,
-    /// As root: add a user namespace with --uidmap/--gidmap (default
-    /// 0:100000:65536).
-    #[arg(long)]
-    userns: bool,
-    /// A uid mapping CONTAINER:HOST:SIZE for --userns (repeatable).
-    #[arg(long, value_parser = IdMapping::parse)]
-    uidmap: Vec<IdMapping>,
-    /// A gid mapping CONTAINER:HOST:SIZE for --userns (repeatable).
-    #[arg(long, value_parser = IdMapping::parse)]
-    gidmap: Vec<IdMapping>,
-    /// Run CMD itself as PID 1, without the tiny init (to see why it's there).
-    #[arg(long)]
-    no_init: bool,
-    /// The directory to use as /.
-    rootfs: PathBuf,
-    /// The command and its arguments, looked up on PATH inside ROOTFS.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    cmd: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -138,67 +105,8 @@ fn run(args: RunArgs, before_exec: ch01_chroot::launch::ChildStep) -> anyhow::Re
     Ok(run_container_with(&config, &hooks)?)
 }
 
-/// Turn the flags into a ContainerConfig: which namespaces, which maps.
-fn container_config(args: RunArgs) -> anyhow::Result<ContainerConfig> {
-    let mut namespaces = args.ns;
-    let root = Uid::effective().is_root();
-    let rootless = args.rootless || !root;
-    let (uid_mappings, gid_mappings) = if rootless {
-        // Rootless: the only IDs we may map are our own.
-        namespaces.insert(Namespace::User);
-        (
-            vec![IdMapping::root_is(Uid::effective().as_raw())],
-            vec![IdMapping::root_is(Gid::effective().as_raw())],
-        )
-    } else if args.userns || namespaces.contains(&Namespace::User) {
-        namespaces.insert(Namespace::User);
-        let default = IdMapping::parse("0:100000:65536")?;
-        let uids = if args.uidmap.is_empty() {
-            vec![default]
-        } else {
-            args.uidmap
-        };
-        let gids = if args.gidmap.is_empty() {
-            uids.clone()
-        } else {
-            args.gidmap
-        };
-        (uids, gids)
-    } else {
-        anyhow::ensure!(
-            args.uidmap.is_empty() && args.gidmap.is_empty(),
-            "--uidmap and --gidmap need a user namespace: add --userns"
-        );
-        (vec![], vec![])
-    };
-    let hostname = args.hostname.unwrap_or_else(random_id);
-    let process = Process::new(args.cmd, &hostname, std::env::var("TERM").ok().as_deref());
-    Ok(ContainerConfig {
-        rootfs: args.rootfs,
-        process,
-        namespaces,
-        hostname,
-        uid_mappings,
-        gid_mappings,
-        deny_setgroups: rootless,
-        init: !args.no_init,
-    })
-}
-
 /// exec joins a container: it has its own hostname, so HOSTNAME is left out.
 fn without_hostname(mut process: Process) -> Process {
     process.env.retain(|kv| !kv.starts_with("HOSTNAME="));
     process
-}
-
-/// A short random container id, like docker's: 12 hex digits from the
-/// kernel's random pool.
-fn random_id() -> String {
-    use std::io::Read;
-    let mut bytes = [0u8; 6];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if read.is_err() {
-        bytes[..4].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
