@@ -5,9 +5,11 @@
 //! - `book-sync` copies snapshot bodies into the book; `book-check` checks the book's
 //!   includes, links and copied outputs (see [`book`]).
 //! - `exercise NAME [--solution]` runs an exercise's check (see [`exercise`]).
+//! - `cg2vm -p PACKAGE` runs a package's tests on a cgroup-v2 kernel (see [`cg2vm`]).
 
 mod bench;
 mod book;
+mod cg2vm;
 mod exercise;
 mod scenarios;
 
@@ -56,6 +58,15 @@ enum Task {
         #[arg(long, conflicts_with_all = ["name", "solution"])]
         list: bool,
     },
+    /// Run a package's tests on a real cgroup-v2 kernel under qemu (needs root).
+    Cg2vm {
+        /// The package whose tests to run, e.g. ch03-cgroups.
+        #[arg(short, long)]
+        package: String,
+        /// Only this integration test (a file in the package's tests/).
+        #[arg(long)]
+        test: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +79,7 @@ fn main() -> ExitCode {
             json,
         } => scenarios::run(&root, scenario, runs as usize, json.as_deref()),
         Task::BookSync => book::sync(&root),
+        Task::Cg2vm { package, test } => cg2vm::run(&root, &package, test.as_deref()),
         Task::BookCheck => book::check(&root),
         Task::Exercise {
             name,

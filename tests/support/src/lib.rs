@@ -134,6 +134,16 @@ pub fn host_has_busybox() -> bool {
     mkrootfs(&tmp.path().join("r"), Source::Busybox, Path::new("/")).is_ok()
 }
 
+/// A chapter binary: `compiled` is its `env!("CARGO_BIN_EXE_...")` path,
+/// unless `BERTH_BIN_DIR` says where the binaries are (the cgroup-v2 VM
+/// runs test binaries far from the paths they were built with).
+pub fn bin_path(compiled: &str) -> PathBuf {
+    match std::env::var_os("BERTH_BIN_DIR") {
+        Some(dir) => Path::new(&dir).join(Path::new(compiled).file_name().expect("a binary name")),
+        None => PathBuf::from(compiled),
+    }
+}
+
 /// A chapter binary run in a fixed environment, and what it did.
 pub struct Run {
     /// The command line as shown in the transcript (binary name, not path).

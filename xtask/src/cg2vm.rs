@@ -1,0 +1,135 @@
+//! `cargo xtask cg2vm -p PACKAGE`: run a package's tests on a real cgroup-v2
+//! kernel.
+//!
+//! These machines run cgroup v1 (hybrid). `../shared/cg2vm/run-in-cg2vm.sh`
+//! boots a stock Debian kernel under qemu with cgroup v2 as the only
+//! hierarchy and runs one static program in it. So this task:
+//!
+//! 1. builds the package's test binaries, its binaries and the probe as
+//!    static executables (`-C target-feature=+crt-static` with an explicit
+//!    `--target`, which keeps the flag away from build scripts and proc
+//!    macros), into `target/cg2vm`;
+//! 2. runs each test binary in the VM, with that target directory shared at
+//!    /mnt/host, and tells the tests where the binaries and the probe are
+//!    (`BERTH_BIN_DIR`, `BERTH_PROBE`) — their compile-time paths do not
+//!    exist in the guest;
+//! 3. sets `BERTH_STRICT=1` in the guest, so a test that skips there fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{Context, Result, bail, ensure};
+
+/// Where the guest sees the shared target directory.
+const GUEST_SHARE: &str = "/mnt/host";
+
+pub fn run(root: &Path, package: &str, test: Option<&str>) -> Result<ExitCode> {
+    let script = root.join("../shared/cg2vm/run-in-cg2vm.sh");
+    ensure!(
+        script.exists(),
+        "{} not found: the cg2vm tool lives in ../shared beside the repository",
+        script.display()
+    );
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let target_dir = root.join("target/cg2vm");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let static_build = |args: &[&str]| {
+        let mut cmd = Command::new(&cargo);
+        cmd.args(args)
+            .args(["--target", &triple])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(root);
+        cmd
+    };
+
+    // 1. Static binaries: the package's own, the probe, and the tests.
+    eprintln!("cg2vm: building {package} statically for {triple}");
+    let status = static_build(&["build", "--quiet", "-p", package, "--bins"])
+        .status()
+        .context("run cargo build")?;
+    ensure!(
+        status.success(),
+        "cargo build -p {package} (static) failed: see above"
+    );
+    let status = static_build(&["build", "--quiet", "--release", "-p", "berth-probe"])
+        .status()
+        .context("run cargo build")?;
+    ensure!(
+        status.success(),
+        "cargo build -p berth-probe (static) failed: see above"
+    );
+    let mut args = vec!["test", "-p", package, "--no-run", "--message-format=json"];
+    if let Some(test) = test {
+        args.extend(["--test", test]);
+    } else {
+        args.push("--tests");
+    }
+    let output = static_build(&args)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run cargo test --no-run")?;
+    ensure!(
+        output.status.success(),
+        "building the tests of {package} failed: see above"
+    );
+    let tests = test_executables(&String::from_utf8_lossy(&output.stdout))?;
+    ensure!(!tests.is_empty(), "{package} has no test binaries");
+
+    // 2. Run each in the VM.
+    let guest = |host: &Path| -> Result<String> {
+        let rel = host
+            .strip_prefix(&target_dir)
+            .with_context(|| format!("{} is outside target/cg2vm", host.display()))?;
+        Ok(format!("{GUEST_SHARE}/{}", rel.display()))
+    };
+    let bin_dir = format!("{GUEST_SHARE}/{triple}/debug");
+    let probe = format!("{GUEST_SHARE}/{triple}/release/berth-probe");
+    let mut failed = Vec::new();
+    for exe in &tests {
+        let name = exe
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        eprintln!("cg2vm: running {name} on a cgroup-v2 kernel");
+        let status = Command::new(&script)
+            .arg(exe)
+            .args(["--test-threads=1"])
+            .env("CG2VM_SHARE", &target_dir)
+            .env("CG2VM_ENV", format!("BERTH_STRICT=1 BERTH_BIN_DIR={bin_dir} BERTH_PROBE={probe} INSTA_UPDATE=no RUST_BACKTRACE=1"))
+            .env("CG2VM_CWD", guest(exe.parent().unwrap_or(&target_dir))?)
+            .status()
+            .context("run run-in-cg2vm.sh")?;
+        if !status.success() {
+            failed.push(format!("{name} ({status})"));
+        }
+    }
+    if failed.is_empty() {
+        println!(
+            "cg2vm: {} test binaries of {package} passed on cgroup v2",
+            tests.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("on cgroup v2, failed: {}", failed.join(", "))
+    }
+}
+
+/// The test executables in cargo's JSON messages.
+fn test_executables(messages: &str) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for line in messages.lines().filter(|l| l.starts_with('{')) {
+        let message: serde_json::Value =
+            serde_json::from_str(line).context("parse cargo's JSON output")?;
+        let is_test = message["profile"]["test"].as_bool() == Some(true);
+        if message["reason"] == "compiler-artifact"
+            && is_test
+            && let Some(exe) = message["executable"].as_str()
+        {
+            found.push(PathBuf::from(exe));
+        }
+    }
+    Ok(found)
+}
