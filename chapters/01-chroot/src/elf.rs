@@ -33,10 +33,10 @@ pub struct ElfNeeds {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ElfError {
-    #[error("read {path}: {source}")]
+    #[error("read {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: not an ELF file we can read: {reason}")]
     Parse { path: PathBuf, reason: String },
@@ -46,9 +46,9 @@ pub enum ElfError {
 // ANCHOR: read_needs
 pub fn read_needs(host_root: &Path, path: &str) -> Result<ElfNeeds, ElfError> {
     let file = host_root.join(path.trim_start_matches('/'));
-    let bytes = std::fs::read(&file).map_err(|source| ElfError::Read {
+    let bytes = std::fs::read(&file).map_err(|cause| ElfError::Read {
         path: file.clone(),
-        source,
+        cause,
     })?;
     let elf = Elf::parse(&bytes).map_err(|e| ElfError::Parse {
         path: file.clone(),

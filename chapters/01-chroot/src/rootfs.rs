@@ -72,8 +72,8 @@ pub struct Report {
 pub enum RootfsError {
     #[error("{0}: exists and is not empty: choose a new directory, or remove it first")]
     NotEmpty(PathBuf),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error(
         "no static busybox on this host (looked in {0}): install busybox-static, or use --from host"
     )]
@@ -95,9 +95,9 @@ pub enum RootfsError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootfsError + '_ {
-    move |source| RootfsError::Io {
+    move |cause| RootfsError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

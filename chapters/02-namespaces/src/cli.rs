@@ -45,6 +45,7 @@ pub struct RunArgs {
     pub cmd: Vec<String>,
 }
 
+// ANCHOR: container_config
 /// Turn the flags into a ContainerConfig: which namespaces, which maps.
 pub fn container_config(args: RunArgs) -> anyhow::Result<ContainerConfig> {
     let mut namespaces = args.ns;
@@ -79,7 +80,19 @@ pub fn container_config(args: RunArgs) -> anyhow::Result<ContainerConfig> {
         (vec![], vec![])
     };
     let hostname = args.hostname.unwrap_or_else(random_id);
-    let process = Process::new(args.cmd, &hostname, std::env::var("TERM").ok().as_deref());
+    // HOSTNAME tells the truth: without a UTS namespace, the host's name.
+    let seen_hostname = if namespaces.contains(&Namespace::Uts) {
+        hostname.clone()
+    } else {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let process = Process::new(
+        args.cmd,
+        &seen_hostname,
+        std::env::var("TERM").ok().as_deref(),
+    );
     Ok(ContainerConfig {
         rootfs: args.rootfs,
         process,
@@ -91,6 +104,7 @@ pub fn container_config(args: RunArgs) -> anyhow::Result<ContainerConfig> {
         init: !args.no_init,
     })
 }
+// ANCHOR_END: container_config
 
 /// A short random container id, like docker's: 12 hex digits from the
 /// kernel's random pool.

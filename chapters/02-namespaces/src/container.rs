@@ -14,7 +14,7 @@
 //! Man pages: clone(2), namespaces(7), user_namespaces(7), pivot_root(2).
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -269,7 +269,9 @@ fn child_main(
     let fail = |(step, errno): (&'static str, Errno)| -> ! { pipe.fail(step, b"", errno) };
     let becomes_init = ns.contains(&Namespace::Pid) && config.init;
     // 1. Wait until the parent has written our uid/gid maps: until then we
-    //    have no identity in our user namespace. EOF means it gave up.
+    //    have no identity in our user namespace. Close our copy of the write
+    //    end first, so that EOF means the parent gave up (or died).
+    let _ = nix::unistd::close(go.write.as_raw_fd());
     let mut byte = [0u8; 1];
     if !matches!(read(&go.read, &mut byte), Ok(1)) {
         fail(("wait for the parent", Errno::EPIPE));
@@ -319,7 +321,8 @@ fn child_main(
 
 /// `setresgid(0,0,0)` and `setresuid(0,0,0)` inside the user namespace,
 /// dropping the host's supplementary groups where that is allowed.
-fn become_root() -> Result<(), (&'static str, Errno)> {
+// ANCHOR: become_root
+pub fn become_root() -> Result<(), (&'static str, Errno)> {
     // Fails with EPERM after "deny" was written to setgroups: that's fine,
     // the rootless case has no supplementary groups mapped anyway.
     let _ = nix::unistd::setgroups(&[]);
@@ -327,3 +330,4 @@ fn become_root() -> Result<(), (&'static str, Errno)> {
         .map_err(|e| ("setresgid 0", e))?;
     setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| ("setresuid 0", e))
 }
+// ANCHOR_END: become_root

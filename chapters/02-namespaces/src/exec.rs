@@ -49,11 +49,8 @@ pub enum ExecError {
         "no process {0}: give the host PID of a running container's first process (ch02-namespaces run prints it)"
     )]
     NoSuchProcess(Pid),
-    #[error("open {path}: {source}")]
-    Open {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("open {path}: {cause}")]
+    Open { path: String, cause: std::io::Error },
     #[error("setns {ns}: {errno}")]
     Setns { ns: &'static str, errno: Errno },
     #[error(transparent)]
@@ -77,9 +74,9 @@ pub fn exec_in(pid: Pid, process: &Process, proc_root: &Path) -> Result<i32, Exe
         if same {
             continue; // joining our own user namespace is EINVAL
         }
-        let file = File::open(&theirs).map_err(|source| ExecError::Open {
+        let file = File::open(&theirs).map_err(|cause| ExecError::Open {
             path: theirs.display().to_string(),
-            source,
+            cause,
         })?;
         joins.push((ns, file));
     }
@@ -92,7 +89,13 @@ pub fn exec_in(pid: Pid, process: &Process, proc_root: &Path) -> Result<i32, Exe
             errno,
         })?;
     }
-    // 3. The PID namespace takes effect for children: start one to exec.
+    // 3. In a container's user namespace we are whoever our host IDs map to
+    //    (nobody, for host root): become its root, as `run` does.
+    if joins.iter().any(|(ns, _)| *ns == Namespace::User) {
+        crate::container::become_root()
+            .map_err(|(step, errno)| ExecError::Setns { ns: step, errno })?;
+    }
+    // 4. The PID namespace takes effect for children: start one to exec.
     let start = StartPipe::new()
         .map_err(|errno| StartError::Syscall {
             call: "pipe2",

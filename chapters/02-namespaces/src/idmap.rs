@@ -31,10 +31,10 @@ pub struct IdMapping {
 pub enum IdMapError {
     #[error("{0:?}: not a mapping: write CONTAINER_ID:HOST_ID:SIZE, e.g. 0:100000:65536")]
     Syntax(String),
-    #[error("write {path}: {source}")]
+    #[error("write {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -67,6 +67,7 @@ impl IdMapping {
 }
 
 /// The text the kernel expects in uid_map/gid_map.
+// ANCHOR: write_map
 pub fn map_text(maps: &[IdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
@@ -76,8 +77,9 @@ pub fn map_text(maps: &[IdMapping]) -> String {
 fn write_proc(proc_root: &Path, pid: Pid, file: &str, text: &str) -> Result<(), IdMapError> {
     let path = proc_root.join(pid.to_string()).join(file);
     // One write(2): the kernel parses the whole map from a single write.
-    std::fs::write(&path, text).map_err(|source| IdMapError::Write { path, source })
+    std::fs::write(&path, text).map_err(|cause| IdMapError::Write { path, cause })
 }
+// ANCHOR_END: write_map
 
 /// Write "deny" to `/proc/PID/setgroups`: needed before an unprivileged
 /// process may write `gid_map`.

@@ -25,8 +25,10 @@ struct Cli {
 enum Command {
     /// Run CMD in new namespaces with ROOTFS as its root (pivot_root).
     ///
-    /// All seven namespaces by default; a tiny init runs as PID 1. Exit codes
-    /// as in chapter 1: CMD's status, 128+N for signal N, 125/126/127.
+    /// Six namespaces by default (mnt, uts, ipc, pid, net, cgroup), and the
+    /// seventh, user, when rootless or with --userns; a tiny init runs as
+    /// PID 1. Exit codes as in chapter 1: CMD's status, 128+N for signal N,
+    /// 125/126/127.
     Run(RunArgs),
     /// Run CMD inside the running container whose first process is PID
     /// (joins its namespaces with setns, like `docker exec`).

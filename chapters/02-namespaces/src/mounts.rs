@@ -20,9 +20,10 @@
 use std::ffi::CStr;
 
 use nix::errno::Errno;
+use nix::fcntl::AT_FDCWD;
 use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, makedev, mknod};
 use nix::unistd::{chdir, mkdir, pivot_root, symlinkat};
 
 /// A failed step: its name and errno (sent to the parent over the pipe).
@@ -164,11 +165,16 @@ pub fn mount_dev(opts: MountOptions) -> StepResult {
 /// Create one device node. In a user namespace mknod(2) is refused (a
 /// device node would bypass every permission check), so bind-mount the
 /// host's node onto an empty file instead, as rootless engines do.
+// ANCHOR: make_device
 fn make_device(path: &CStr, host_path: &CStr, dev: u64, in_user_ns: bool) -> StepResult {
     let mode = Mode::from_bits_truncate(0o666);
     if !in_user_ns {
         match mknod(path, SFlag::S_IFCHR, mode, dev) {
-            Ok(()) => return Ok(()),
+            // mknod(2) applies the umask: set the mode the devices need.
+            Ok(()) => {
+                return fchmodat(AT_FDCWD, path, mode, FchmodatFlags::FollowSymlink)
+                    .map_err(|e| ("chmod a device in /dev", e));
+            }
             Err(Errno::EPERM) => {} // e.g. a device cgroup: fall back to a bind mount
             Err(e) => return Err(("mknod a device in /dev", e)),
         }
@@ -183,6 +189,7 @@ fn make_device(path: &CStr, host_path: &CStr, dev: u64, in_user_ns: bool) -> Ste
     mount(Some(host_path), path, NONE, MsFlags::MS_BIND, NONE)
         .map_err(|e| ("bind-mount a host device into /dev", e))
 }
+// ANCHOR_END: make_device
 
 fn symlink(target: &str, link: &CStr) -> StepResult {
     symlinkat(target, nix::fcntl::AT_FDCWD, link).map_err(|e| ("symlink in /dev", e))
@@ -192,6 +199,7 @@ fn symlink(target: &str, link: &CStr) -> StepResult {
 /// namespace of whoever mounts it, so it is mounted afresh when the
 /// container has its own; otherwise (and where a user namespace may not
 /// mount sysfs) the host's /sys is bind-mounted read-only.
+// ANCHOR: mount_sys
 pub fn mount_sys(opts: MountOptions) -> StepResult {
     let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
     if opts.new_net_ns || !opts.in_user_ns {
@@ -218,6 +226,7 @@ pub fn mount_sys(opts: MountOptions) -> StepResult {
     )
     .map_err(|e| ("remount /sys read-only", e))
 }
+// ANCHOR_END: mount_sys
 
 /// Make the current directory the root of this mount namespace and unmount
 /// the old root.

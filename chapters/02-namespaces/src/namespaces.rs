@@ -25,6 +25,7 @@ use std::path::Path;
 
 use nix::sched::CloneFlags;
 
+// ANCHOR: clone_flag
 /// One kind of namespace (OCI runtime spec: `linux.namespaces[].type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Namespace {
@@ -61,6 +62,7 @@ impl Namespace {
             Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
         }
     }
+    // ANCHOR_END: clone_flag
 
     /// Its name in `/proc/PID/ns/` (and in `--ns` lists).
     pub fn proc_name(self) -> &'static str {

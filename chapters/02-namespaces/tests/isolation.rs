@@ -469,3 +469,68 @@ fn every_command_has_help() {
         snapshot!(name, run);
     }
 }
+
+#[test]
+fn dev_holds_the_standard_devices_open_to_everyone() {
+    // As root they are made with mknod(2); rootless, bind-mounted from the
+    // host. Either way: the right device numbers, mode 666.
+    let r = test_rootfs();
+    let script = "stat -c '%A %t,%T %n' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; ls /dev";
+    let run = ch02(&[
+        "run",
+        "--hostname",
+        "box",
+        r.path.to_str().unwrap(),
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        run.stdout().starts_with("crw-rw-rw- 1,3 /dev/null\n"),
+        "{}",
+        run.transcript()
+    );
+    snapshot!("ch02_dev", run);
+}
+
+#[test]
+fn exec_into_a_user_namespace_is_root_there() {
+    if !require_root("exec_into_a_user_namespace_is_root_there") {
+        return;
+    }
+    let r = test_rootfs();
+    let mut cmd = command(Path::new(BIN));
+    cmd.args([
+        "run",
+        "--userns",
+        "--uidmap",
+        "0:300000:65536",
+        r.path.to_str().unwrap(),
+        "sh",
+        "-c",
+        "echo up; sleep 20",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
+    let mut guard = ChildGuard(cmd.spawn().unwrap());
+    let mut started = String::new();
+    BufReader::new(guard.0.stderr.take().unwrap())
+        .read_line(&mut started)
+        .unwrap();
+    let pid = started.trim().rsplit(' ').next().unwrap().to_string();
+    let mut up = [0u8; 3];
+    guard.0.stdout.take().unwrap().read_exact(&mut up).unwrap();
+    let exec = ch02(&["exec", &pid, PROBE_IN_CONTAINER, "uid", "uid_map"]);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(guard.0.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(
+        exec.stdout(),
+        "uid: 0/0\nuid_map: 0 300000 65536\n",
+        "{}",
+        exec.transcript()
+    );
+}
