@@ -65,7 +65,20 @@ const FACTS: &[(&str, Reader)] = &[
     ("env", env),
     ("sysv_shm", sysv_shm),
     ("zombies", zombies),
+    ("cpus", cpus),
 ];
+
+/// Loads for the limit tests of chapter 3: each takes a number.
+/// - `hog MIB`: allocate MIB mebibytes and touch every page, then print
+///   `hog: MIB MiB` (a memory limit below that gets it OOM-killed first);
+/// - `fork N`: try to start N children that wait, then print how many
+///   started (`forked: K of N`, with the errno that stopped it), and end them;
+/// - `spin MS`: burn MS milliseconds of CPU time (not wall time), then print
+///   `spun: MS ms` (a CPU quota makes that take longer and counts throttling).
+const ACTIONS: &[(&str, Action)] = &[("hog", hog), ("fork", fork_children), ("spin", spin)];
+
+/// What performs an action.
+type Action = fn(u64) -> Fact;
 
 /// `read PATH` is the one fact with an argument.
 const READ: &str = "read";
@@ -74,6 +87,7 @@ const READ: &str = "read";
 enum Request {
     Fact(&'static str, Reader),
     Read(OsString),
+    Action(&'static str, Action, u64),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +117,10 @@ fn main() -> ExitCode {
                 Err(errno) => vec![format!("{name}: error {errno}")],
             },
             Request::Read(path) => vec![read(&path)],
+            Request::Action(name, action, n) => match action(n) {
+                Ok(lines) => lines,
+                Err(errno) => vec![format!("{name}: error {errno}")],
+            },
         };
         for line in lines {
             if writeln!(out, "{line}").is_err() {
@@ -125,6 +143,14 @@ fn parse(args: Vec<OsString>) -> Result<Vec<Request>, String> {
             requests.push(Request::Read(path));
             continue;
         }
+        if let Some(&(name, action)) = ACTIONS.iter().find(|(name, _)| arg == *name) {
+            let n = args
+                .next()
+                .and_then(|n| n.to_str()?.parse().ok())
+                .ok_or(format!("`{name}` needs a number"))?;
+            requests.push(Request::Action(name, action, n));
+            continue;
+        }
         let known = FACTS.iter().find(|(name, _)| arg == *name);
         match known {
             Some(&(name, fact)) => requests.push(Request::Fact(name, fact)),
@@ -137,7 +163,7 @@ fn parse(args: Vec<OsString>) -> Result<Vec<Request>, String> {
 fn usage() -> String {
     let names: Vec<&str> = FACTS.iter().map(|(name, _)| *name).collect();
     format!(
-        "usage: berth-probe FACT...\nknown facts: {} {READ} PATH",
+        "usage: berth-probe FACT...\nknown facts: {} {READ} PATH hog MIB fork N spin MS",
         names.join(" ")
     )
 }
@@ -450,4 +476,77 @@ fn read(path: &OsString) -> String {
         }
         Err(e) => format!("read {shown}: {}", errno_name(&e)),
     }
+}
+
+/// `cpus: 0-1`: the CPUs this process may run on (Cpus_allowed_list).
+fn cpus() -> Fact {
+    let status = fs::read_to_string("/proc/self/status").map_err(|e| errno_name(&e))?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .ok_or("ENOENT")?;
+    Ok(vec![format!("cpus: {}", list.trim())])
+}
+
+fn hog(mib: u64) -> Fact {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..mib {
+        // Writing every page makes the kernel really allocate it.
+        let mut chunk = vec![0u8; 1 << 20];
+        for page in chunk.iter_mut().step_by(4096) {
+            *page = 1;
+        }
+        chunks.push(chunk);
+    }
+    let total: usize = chunks.iter().map(|c| c.len() >> 20).sum();
+    Ok(vec![format!("hog: {total} MiB")])
+}
+
+fn fork_children(n: u64) -> Fact {
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::waitpid;
+    use nix::unistd::{ForkResult, Pid, fork, pause};
+    let mut children: Vec<Pid> = Vec::new();
+    let mut stopped_by = String::from("none");
+    for _ in 0..n {
+        // SAFETY: the probe is single-threaded; the child only pauses until
+        // it is killed.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => loop {
+                pause();
+            },
+            Ok(ForkResult::Parent { child }) => children.push(child),
+            Err(errno) => {
+                stopped_by = format!("{errno:?}");
+                break;
+            }
+        }
+    }
+    for child in &children {
+        let _ = kill(*child, Signal::SIGKILL);
+        let _ = waitpid(*child, None);
+    }
+    Ok(vec![format!(
+        "forked: {} of {n} (stopped by {stopped_by})",
+        children.len()
+    )])
+}
+
+fn spin(ms: u64) -> Fact {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let used = || {
+        getrusage(UsageWho::RUSAGE_SELF).map(|u| {
+            let (user, sys) = (u.user_time(), u.system_time());
+            (user.tv_sec() + sys.tv_sec()) as u64 * 1000
+                + (user.tv_usec() + sys.tv_usec()) as u64 / 1000
+        })
+    };
+    let start = used().map_err(|e| format!("{e:?}"))?;
+    let mut x = 0u64;
+    while used().map_err(|e| format!("{e:?}"))? < start + ms {
+        for i in 0..10_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+    }
+    Ok(vec![format!("spun: {ms} ms")])
 }
