@@ -30,7 +30,7 @@ enum Command {
     /// The limits take docker's flag names. When the kernel's OOM killer ends
     /// the command, the engine says so and exits 137. Exit codes as in
     /// chapters 1 and 2.
-    Run(RunCmd),
+    Run(Box<RunCmd>),
     /// Show a running container's usage, read from its cgroup.
     Stats {
         /// The container's id (printed by run).
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<i32> {
     let proc_root = Path::new("/proc");
     match command {
-        Command::Run(cmd) => run(cmd),
+        Command::Run(cmd) => run(*cmd),
         Command::Stats { id } => {
             let cgroup = Cgroup::open(&detect(proc_root)?, proc_root, &id)?;
             print!("{}", stats_lines(&cgroup.stats()?));
