@@ -127,10 +127,10 @@ pub struct ResourceFlags {
 /// A limit that cannot be asked for: names the flag and the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceError {
-    #[error("{flag}: {source}")]
+    #[error("{flag}: {cause}")]
     Size {
         flag: &'static str,
-        source: SizeError,
+        cause: SizeError,
     },
     #[error("{flag} {value}: {why}")]
     Invalid {
@@ -154,7 +154,7 @@ fn invalid(flag: &'static str, value: impl ToString, why: impl ToString) -> Reso
 
 /// Turn a size into the spec's signed bytes.
 fn size_flag(flag: &'static str, text: &str) -> Result<i64, ResourceError> {
-    let bytes = parse_size(text).map_err(|source| ResourceError::Size { flag, source })?;
+    let bytes = parse_size(text).map_err(|cause| ResourceError::Size { flag, cause })?;
     // parse_size never returns more than i64::MAX.
     i64::try_from(bytes).map_err(|_| invalid(flag, text, "too large"))
 }

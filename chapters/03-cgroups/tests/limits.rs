@@ -1,0 +1,389 @@
+//! Chapter 3 end to end: limits enforced by the real kernel, read back from
+//! the real cgroup files. The same file runs here (cgroup v1) and on a
+//! cgroup-v2 kernel through `cargo xtask cg2vm -p ch03-cgroups`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use berth_test_support::probe::{PROBE_IN_CONTAINER, install_probe};
+use berth_test_support::{ChildGuard, Run, bin_path, command, fresh_rootfs, require_root};
+use ch01_chroot::rootfs::Source;
+
+fn bin() -> PathBuf {
+    bin_path(env!("CARGO_BIN_EXE_ch03-cgroups"))
+}
+
+struct TestRootfs {
+    _tmp: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn test_rootfs() -> TestRootfs {
+    let (tmp, path) = fresh_rootfs(Source::Auto);
+    install_probe(&path);
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    TestRootfs { _tmp: tmp, path }
+}
+
+fn ch03(args: &[&str]) -> Run {
+    Run::new(&bin(), args)
+}
+
+/// `run --hostname box LIMITS... ROOTFS berth-probe ARGS...`
+fn probe(rootfs: &Path, limits: &[&str], probe_args: &[&str]) -> Run {
+    let mut args = vec!["run", "--hostname", "box"];
+    args.extend(limits);
+    args.push(rootfs.to_str().unwrap());
+    args.push(PROBE_IN_CONTAINER);
+    args.extend(probe_args);
+    ch03(&args)
+}
+
+fn settings() -> insta::Settings {
+    let mut s = berth_test_support::snapshot_settings();
+    s.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+/rootfs", "[ROOTFS]");
+    s.add_filter(
+        r"container [0-9a-f]+ started, pid \d+",
+        "container [ID] started, pid [PID]",
+    );
+    s
+}
+
+macro_rules! snapshot {
+    ($name:expr, $run:expr) => {
+        settings().bind(|| insta::assert_snapshot!($name, $run.transcript()))
+    };
+}
+
+/// The id `run` printed on stderr.
+fn container_id(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ch03-cgroups: container ")?
+                .split(' ')
+                .next()
+        })
+        .unwrap_or_else(|| panic!("no 'container ID started' line in:\n{stderr}"))
+        .to_string()
+}
+
+/// True if container `id` still has a cgroup anywhere.
+fn cgroup_exists(id: &str) -> bool {
+    let layout = ch03_cgroups::detect(Path::new("/proc")).unwrap();
+    ch03_cgroups::Cgroup::open(&layout, Path::new("/proc"), id).is_ok()
+}
+
+#[test]
+fn an_oom_kill_is_reported_as_one() {
+    if !require_root("an_oom_kill_is_reported_as_one") {
+        return;
+    }
+    let r = test_rootfs();
+    let run = probe(&r.path, &["--memory", "16m"], &["hog", "64"]);
+    assert_eq!(run.code(), Some(137), "{}", run.transcript());
+    assert!(
+        run.stderr()
+            .contains("killed: out of memory (limit 16 MiB)"),
+        "{}",
+        run.transcript()
+    );
+    snapshot!("ch03_oom", run);
+    assert!(!cgroup_exists(&container_id(&run.stderr())));
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_pids_limit() {
+    if !require_root("a_fork_bomb_stops_at_the_pids_limit") {
+        return;
+    }
+    let r = test_rootfs();
+    // Ten at most: init and the probe, and eight children.
+    let run = probe(&r.path, &["--pids-limit", "10"], &["fork", "50"]);
+    assert_eq!(
+        run.stdout(),
+        "forked: 8 of 50 (stopped by EAGAIN)\n",
+        "{}",
+        run.transcript()
+    );
+    snapshot!("ch03_pids_limit", run);
+}
+
+#[test]
+fn a_cpu_quota_throttles() {
+    if !require_root("a_cpu_quota_throttles") {
+        return;
+    }
+    let r = test_rootfs();
+    // 100 ms of CPU time under a quota of 10 ms per 100 ms period: the
+    // kernel must throttle it in several periods (no clock is asserted).
+    let run = probe(&r.path, &["--cpus", "0.1", "--stats"], &["spin", "100"]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let throttled: u64 = run
+        .stderr()
+        .lines()
+        .find_map(|l| l.strip_prefix("ch03-cgroups: throttled periods: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.transcript()));
+    assert!(throttled > 0, "{}", run.transcript());
+}
+
+#[test]
+fn cpuset_pins_the_container() {
+    if !require_root("cpuset_pins_the_container") {
+        return;
+    }
+    let r = test_rootfs();
+    let run = probe(&r.path, &["--cpuset-cpus", "0"], &["cpus"]);
+    assert_eq!(run.stdout(), "cpus: 0\n", "{}", run.transcript());
+    snapshot!("ch03_cpuset", run);
+}
+
+#[test]
+fn stats_report_real_numbers() {
+    if !require_root("stats_report_real_numbers") {
+        return;
+    }
+    let r = test_rootfs();
+    let run = probe(
+        &r.path,
+        &["--memory", "64m", "--stats"],
+        &["hog", "8", "spin", "20"],
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let err = run.stderr();
+    let memory = err
+        .lines()
+        .find_map(|l| l.strip_prefix("ch03-cgroups: memory: "))
+        .unwrap();
+    // "1.2 MiB (peak 8.6 MiB)" — the peak holds the 8 MiB the probe touched.
+    if let Some(peak) = memory
+        .split("(peak ")
+        .nth(1)
+        .and_then(|p| p.strip_suffix(" MiB)"))
+    {
+        assert!(peak.parse::<f64>().unwrap() >= 8.0, "{memory}");
+    }
+    let cpu: f64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("ch03-cgroups: cpu: ")?.strip_suffix(" s"))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(cpu >= 0.02, "at least the 20 ms it spun: {err}");
+}
+
+#[test]
+fn the_container_sees_itself_at_the_root_of_the_cgroup_tree() {
+    if !require_root("the_container_sees_itself_at_the_root_of_the_cgroup_tree") {
+        return;
+    }
+    let r = test_rootfs();
+    let run = probe(&r.path, &[], &["cgroup"]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    for line in run.stdout().lines() {
+        assert!(
+            line.ends_with(":/"),
+            "{line}: the cgroup namespace should hide the path"
+        );
+    }
+}
+
+#[test]
+fn pause_stops_progress_and_unpause_resumes_it() {
+    if !require_root("pause_stops_progress_and_unpause_resumes_it") {
+        return;
+    }
+    let r = test_rootfs();
+    let counter = r.path.join("tmp/n");
+    let script = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i > /tmp/n; done";
+    let mut cmd = command(&bin());
+    cmd.args(["run", r.path.to_str().unwrap(), "sh", "-c", script])
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut guard = ChildGuard(cmd.spawn().unwrap());
+    let mut started = String::new();
+    BufReader::new(guard.0.stderr.take().unwrap())
+        .read_line(&mut started)
+        .unwrap();
+    let id = container_id(&started);
+    let read = || {
+        std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    let wait_for_change = |from: Option<u64>| {
+        for _ in 0..500 {
+            if read().is_some() && read() != from {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    };
+    assert!(wait_for_change(None), "the loop never started");
+
+    let stats = ch03(&["stats", &id]);
+    assert_eq!(stats.code(), Some(0), "{}", stats.transcript());
+    assert!(stats.stdout().contains("pids: "), "{}", stats.transcript());
+
+    let pause = ch03(&["pause", &id]);
+    assert_eq!(
+        pause.stdout(),
+        format!("{id}: paused\n"),
+        "{}",
+        pause.transcript()
+    );
+    let frozen_at = read();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read(), frozen_at, "a frozen container made progress");
+
+    let unpause = ch03(&["unpause", &id]);
+    assert_eq!(
+        unpause.stdout(),
+        format!("{id}: running\n"),
+        "{}",
+        unpause.transcript()
+    );
+    assert!(wait_for_change(frozen_at), "no progress after unpause");
+    // Stop it the way a user would: the engine passes SIGTERM on, the shell
+    // dies, and the engine removes the cgroup.
+    let engine = nix::unistd::Pid::from_raw(guard.0.id() as i32);
+    nix::sys::signal::kill(engine, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(guard.0.wait().unwrap().code(), Some(128 + 15));
+    assert!(!cgroup_exists(&id), "the engine left its cgroup behind");
+}
+
+#[test]
+fn a_hundred_runs_leave_no_cgroup_behind() {
+    if !require_root("a_hundred_runs_leave_no_cgroup_behind") {
+        return;
+    }
+    let r = test_rootfs();
+    let rootfs = r.path.to_str().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        // Every kind of end: success, failure, a signal, a command not found.
+        let cmd: &[&str] = match i % 4 {
+            0 => &["true"],
+            1 => &["false"],
+            2 => &["sh", "-c", "kill -9 $$"],
+            _ => &["no-such-command"],
+        };
+        let mut args = vec!["run", "--memory", "32m", "--pids-limit", "20", rootfs];
+        args.extend(cmd);
+        let run = ch03(&args);
+        assert!(run.code().is_some(), "{}", run.transcript());
+        ids.push(container_id(&run.stderr()));
+    }
+    let left: Vec<&String> = ids.iter().filter(|id| cgroup_exists(id)).collect();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+}
+
+#[test]
+fn limits_the_host_cannot_apply_fail_before_the_container_starts() {
+    if !require_root("limits_the_host_cannot_apply_fail_before_the_container_starts") {
+        return;
+    }
+    let r = test_rootfs();
+    let run = probe(&r.path, &["--cpuset-cpus", "0-255"], &["pid"]);
+    assert_eq!(run.code(), Some(125), "{}", run.transcript());
+    assert!(
+        run.stderr().contains("not available here"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        !run.stderr().contains("started"),
+        "it must fail before the start: {}",
+        run.transcript()
+    );
+}
+
+#[test]
+fn bad_limits_are_refused_with_the_rule_they_break() {
+    for (name, args) in [
+        ("ch03_error_bad_size", &["--memory", "12q"][..]),
+        ("ch03_error_too_little_memory", &["--memory", "4m"]),
+        (
+            "ch03_error_swap_below_memory",
+            &["--memory", "32m", "--memory-swap", "16m"],
+        ),
+    ] {
+        let mut all = vec!["run"];
+        all.extend(args);
+        all.extend(["/nonexistent", "true"]);
+        let run = ch03(&all);
+        assert_eq!(run.code(), Some(125), "{}", run.transcript());
+        snapshot!(name, run);
+    }
+    let both = ch03(&[
+        "run",
+        "--no-cgroups",
+        "--memory",
+        "32m",
+        "/nonexistent",
+        "true",
+    ]);
+    assert_eq!(both.code(), Some(125), "{}", both.transcript());
+    assert!(
+        both.stderr().contains("a limit needs a cgroup"),
+        "{}",
+        both.transcript()
+    );
+}
+
+#[test]
+fn without_delegation_a_limit_is_an_error_that_says_why() {
+    let r = test_rootfs();
+    let mut cmd = command(&bin());
+    cmd.args([
+        "run",
+        "--memory",
+        "32m",
+        r.path.to_str().unwrap(),
+        PROBE_IN_CONTAINER,
+        "pid",
+    ]);
+    if nix::unistd::Uid::effective().is_root() {
+        cmd.uid(65534).gid(65534).current_dir("/");
+    }
+    let run = Run::capture(cmd);
+    assert_eq!(run.code(), Some(125), "{}", run.transcript());
+    let err = run.stderr();
+    assert!(
+        err.contains("delegat"),
+        "the error must explain delegation: {err}"
+    );
+
+    // --no-cgroups runs it, without limits, because the user asked.
+    let mut cmd = command(&bin());
+    cmd.args([
+        "run",
+        "--no-cgroups",
+        r.path.to_str().unwrap(),
+        PROBE_IN_CONTAINER,
+        "pid",
+    ]);
+    if nix::unistd::Uid::effective().is_root() {
+        cmd.uid(65534).gid(65534).current_dir("/");
+    }
+    let run = Run::capture(cmd);
+    assert_eq!(run.stdout(), "pid: 2\n", "{}", run.transcript());
+}
+
+#[test]
+fn every_command_has_help() {
+    for (name, args) in [
+        ("ch03_help", &["--help"][..]),
+        ("ch03_help_run", &["run", "--help"]),
+        ("ch03_help_pause", &["pause", "--help"]),
+    ] {
+        let run = ch03(args);
+        assert_eq!(run.code(), Some(0));
+        snapshot!(name, run);
+    }
+}
