@@ -9,10 +9,10 @@
 //!    static executables (`-C target-feature=+crt-static` with an explicit
 //!    `--target`, which keeps the flag away from build scripts and proc
 //!    macros), into `target/cg2vm`;
-//! 2. runs each test binary in the VM, with that target directory shared at
-//!    /mnt/host, and tells the tests where the binaries and the probe are
-//!    (`BERTH_BIN_DIR`, `BERTH_PROBE`) — their compile-time paths do not
-//!    exist in the guest;
+//! 2. runs each test binary in the VM, with the repository shared at
+//!    /mnt/host, and tells the tests where the binaries, the probe and the
+//!    snapshots are (`BERTH_BIN_DIR`, `BERTH_PROBE`, `INSTA_WORKSPACE_ROOT`)
+//!    — their compile-time paths do not exist in the guest;
 //! 3. sets `BERTH_STRICT=1` in the guest, so a test that skips there fails.
 
 use std::path::{Path, PathBuf};
@@ -80,12 +80,12 @@ pub fn run(root: &Path, package: &str, test: Option<&str>) -> Result<ExitCode> {
     // 2. Run each in the VM.
     let guest = |host: &Path| -> Result<String> {
         let rel = host
-            .strip_prefix(&target_dir)
-            .with_context(|| format!("{} is outside target/cg2vm", host.display()))?;
+            .strip_prefix(root)
+            .with_context(|| format!("{} is outside the repository", host.display()))?;
         Ok(format!("{GUEST_SHARE}/{}", rel.display()))
     };
-    let bin_dir = format!("{GUEST_SHARE}/{triple}/debug");
-    let probe = format!("{GUEST_SHARE}/{triple}/release/berth-probe");
+    let bin_dir = guest(&target_dir.join(&triple).join("debug"))?;
+    let probe = guest(&target_dir.join(&triple).join("release/berth-probe"))?;
     let mut failed = Vec::new();
     for exe in &tests {
         let name = exe
@@ -97,9 +97,15 @@ pub fn run(root: &Path, package: &str, test: Option<&str>) -> Result<ExitCode> {
         let status = Command::new(&script)
             .arg(exe)
             .args(["--test-threads=1"])
-            .env("CG2VM_SHARE", &target_dir)
-            .env("CG2VM_ENV", format!("BERTH_STRICT=1 BERTH_BIN_DIR={bin_dir} BERTH_PROBE={probe} INSTA_UPDATE=no RUST_BACKTRACE=1"))
-            .env("CG2VM_CWD", guest(exe.parent().unwrap_or(&target_dir))?)
+            .env("CG2VM_SHARE", root)
+            .env(
+                "CG2VM_ENV",
+                format!(
+                    "BERTH_STRICT=1 BERTH_BIN_DIR={bin_dir} BERTH_PROBE={probe} \
+                     INSTA_WORKSPACE_ROOT={GUEST_SHARE} INSTA_UPDATE=no RUST_BACKTRACE=1"
+                ),
+            )
+            .env("CG2VM_CWD", "/tmp")
             .status()
             .context("run run-in-cg2vm.sh")?;
         if !status.success() {

@@ -20,6 +20,7 @@ use crate::display_path;
 pub enum Scenario {
     Ch01,
     Ch02,
+    Ch03,
 }
 
 impl Scenario {
@@ -27,6 +28,7 @@ impl Scenario {
         match self {
             Scenario::Ch01 => "ch01",
             Scenario::Ch02 => "ch02",
+            Scenario::Ch03 => "ch03",
         }
     }
 }
@@ -56,6 +58,7 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
     let plan = match scenario {
         Scenario::Ch01 => ch01(root)?,
         Scenario::Ch02 => ch02(root)?,
+        Scenario::Ch03 => ch03(root)?,
     };
     eprintln!(
         "bench {}: measuring {} commands, {runs} runs each",
@@ -224,6 +227,67 @@ fn ch02(root: &Path) -> Result<Plan> {
         ],
         goal_label: "ch02-namespaces".to_string(),
         goal_max_ratio: 1.5,
+        _scratch: Some(scratch),
+    })
+}
+
+/// Chapter 3: what cgroups add. `ch03-cgroups run` with memory, pids and
+/// CPU limits against chapter 2 (no cgroup) and against `crun run` with the
+/// same limits in its config.json.
+fn ch03(root: &Path) -> Result<Plan> {
+    require_root("bench ch03", "creating cgroups needs root")?;
+    let crun = which("crun")
+        .context("crun not found: install it (apt-get install crun); it is the peer")?;
+    let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
+    let ch02 = build_release(root, "ch02-namespaces", Linking::Static)?;
+    let ch03 = build_release(root, "ch03-cgroups", Linking::Static)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("berth-bench-ch03-")
+        .tempdir()
+        .context("cannot create a temporary directory for the rootfs")?;
+    let rootfs = scratch.path().join("rootfs");
+    run_quietly(
+        Command::new(&ch01).arg("mkrootfs").arg(&rootfs),
+        "building the rootfs",
+    )?;
+    let bundle = scratch.path().join("bundle");
+    write_crun_bundle(&bundle, &rootfs)?;
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    config["linux"]["resources"] = serde_json::json!({
+        "memory": { "limit": 64 << 20 },
+        "pids": { "limit": 100 },
+        "cpu": { "quota": 50000, "period": 100000 }
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+    hide_unified_cgroup_controllers()?;
+
+    let common = ["run", "--hostname", "bench"];
+    let limits = ["--memory", "64m", "--pids-limit", "100", "--cpus", "0.5"];
+    let tail = [rootfs.as_os_str(), "/bin/true".as_ref()];
+    let ours: Vec<&std::ffi::OsStr> = std::iter::once(ch03.as_os_str())
+        .chain(common.iter().chain(&limits).map(|s| s.as_ref()))
+        .chain(tail)
+        .collect();
+    let without: Vec<&std::ffi::OsStr> = std::iter::once(ch02.as_os_str())
+        .chain(common.iter().map(|s| s.as_ref()))
+        .chain(tail)
+        .collect();
+    let crun_run = [
+        crun.as_os_str(),
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        "berth-bench".as_ref(),
+    ];
+    Ok(Plan {
+        benches: vec![
+            Bench::new("crun run (limits)", crun_run),
+            Bench::new("ch02-namespaces", without),
+            Bench::new("ch03-cgroups (limits)", ours),
+        ],
+        goal_label: "ch03-cgroups (limits)".to_string(),
+        goal_max_ratio: 1.0,
         _scratch: Some(scratch),
     })
 }
