@@ -235,6 +235,7 @@ impl Cgroup {
 
     /// `Some` when the OOM killer struck: its Display is the line the
     /// engine prints, `killed: out of memory (limit 32 MiB)`.
+    // ANCHOR: oom_report
     pub fn oom_report(&self) -> Result<Option<OomReport>, CgroupError> {
         let kills = self.oom_kills()?;
         Ok((kills > 0).then_some(OomReport {
@@ -242,6 +243,7 @@ impl Cgroup {
             limit: self.memory_limit,
         }))
     }
+    // ANCHOR_END: oom_report
 
     /// Memory, CPU and process counts.
     pub fn stats(&self) -> Result<Stats, CgroupError> {
@@ -294,6 +296,7 @@ impl Cgroup {
     }
 }
 
+// ANCHOR: drop
 impl Drop for Cgroup {
     fn drop(&mut self) {
         if self.owned {
@@ -302,6 +305,7 @@ impl Drop for Cgroup {
         }
     }
 }
+// ANCHOR_END: drop
 
 /// A container id becomes a directory name: keep it to docker's
 /// characters, so it can be neither `..` nor a path.

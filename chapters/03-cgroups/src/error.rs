@@ -91,7 +91,7 @@ pub enum CgroupError {
     NotDelegated { path: PathBuf, uid: u32 },
 
     #[error(
-        "cgroup v1 cannot be delegated to an unprivileged user: limits and stats need root on this host (or a host with cgroup v2)"
+        "cgroup v1 cannot be delegated to an unprivileged user: limits and stats need root on this host (or a host with cgroup v2); to run without a cgroup and without limits, add --no-cgroups"
     )]
     RootlessV1,
 

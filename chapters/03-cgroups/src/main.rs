@@ -158,12 +158,15 @@ fn run(cmd: RunCmd) -> anyhow::Result<i32> {
     // 3. Chapter 2's start sequence. The child joins the cgroup while it
     //    waits for release, so the command never runs unconfined, and
     //    unshares its cgroup namespace after that: it sees itself at the root.
-    let join = |pid: Pid| match &cgroup {
-        Some(cgroup) => cgroup.add_process(pid).map_err(Into::into),
-        None => Ok(()),
+    let join = |pid: Pid| {
+        if let Some(cgroup) = &cgroup {
+            cgroup.add_process(pid)?;
+        }
+        // Only now is it really starting: say so, with its id and host PID.
+        eprintln!("ch03-cgroups: container {id} started, pid {pid}");
+        Ok(())
     };
     let hooks = Hooks {
-        on_start: &|pid| eprintln!("ch03-cgroups: container {id} started, pid {pid}"),
         before_release: &join,
         ..Hooks::default()
     };

@@ -277,6 +277,7 @@ impl V1Cgroup {
     /// SIGKILL every process in every hierarchy's directory, until none is
     /// left (bounded by [`WAIT_LIMIT`]). Thaws after each round, since a
     /// frozen task dies only when thawed.
+    // ANCHOR: v1_kill
     pub fn kill_all(&self) -> Result<(), CgroupError> {
         let dirs = self.paths();
         let freezer = self.file(mapping::FREEZE.v1, "kill").ok();
@@ -303,6 +304,7 @@ impl V1Cgroup {
             state: format!("{left} still there"),
         })
     }
+    // ANCHOR_END: v1_kill
 
     /// rmdir the directory in every hierarchy (processes must be gone).
     /// Tries them all; returns the first error.
@@ -327,6 +329,7 @@ fn not_mounted(what: &'static str, controller: &'static str) -> CgroupError {
 
 /// Give a v1 cpuset cgroup its parent's CPUs and memory nodes where it has
 /// none: it refuses tasks until both are set.
+// ANCHOR: inherit_cpuset
 fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
     let Some(parent) = dir.parent() else {
         return Ok(());
@@ -345,6 +348,7 @@ fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
     }
     Ok(())
 }
+// ANCHOR_END: inherit_cpuset
 
 #[cfg(test)]
 mod tests {

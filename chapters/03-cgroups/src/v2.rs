@@ -323,6 +323,7 @@ impl V2Cgroup {
     /// Kill every process in the cgroup and below: one write to
     /// `cgroup.kill` where the kernel has it, else SIGKILL each PID; then
     /// wait until none is left (bounded by [`WAIT_LIMIT`]).
+    // ANCHOR: v2_kill
     pub fn kill_all(&self) -> Result<(), CgroupError> {
         let kill_file = self.dir.join(mapping::V2_KILL.name);
         let has_kill = kill_file.exists();
@@ -348,6 +349,7 @@ impl V2Cgroup {
             state: format!("{left} still there"),
         })
     }
+    // ANCHOR_END: v2_kill
 
     /// rmdir the cgroup (and any the container made below it).
     pub fn remove(&self) -> Result<(), CgroupError> {
@@ -368,6 +370,7 @@ fn read_list(path: &Path) -> Result<BTreeSet<String>, CgroupError> {
 /// `required` is an error; the others (for stats) are best effort. At the
 /// top (`is_base`), EBUSY means processes live there: move them into
 /// [`ENGINE_LEAF`] and try again.
+// ANCHOR: enable_controllers
 fn enable_controllers(
     dir: &Path,
     wanted: &BTreeSet<String>,
@@ -428,6 +431,7 @@ fn enable_controllers(
     }
     Ok(())
 }
+// ANCHOR_END: enable_controllers
 
 /// Move every process in `dir` into `dir/berth-engine`, so that `dir`
 /// may hand controllers down. A process that exits meanwhile is fine.

@@ -50,6 +50,29 @@ fn settings() -> insta::Settings {
         r"container [0-9a-f]+ started, pid \d+",
         "container [ID] started, pid [PID]",
     );
+    // Usage varies from run to run and host to host: the lines stay, the
+    // numbers go.
+    s.add_filter(
+        r"memory: [0-9.]+ ([KMG]i)?B \(peak ([0-9.]+ ([KMG]i)?B|unknown)\)",
+        "memory: [SIZE] (peak [SIZE])",
+    );
+    // Without a CPU limit, v1 counts 0 throttled periods and v2 may not have
+    // the counter at all.
+    s.add_filter(
+        r"throttled periods: (0|unknown)\n",
+        "throttled periods: [0 or unknown]\n",
+    );
+    s.add_filter(r"cpu: [0-9.]+ s", "cpu: [SECONDS] s");
+    s.add_filter(
+        r"throttled periods: [1-9][0-9]*",
+        "throttled periods: [N > 0]",
+    );
+    s.add_filter(r"allows only [0-9,-]+", "allows only [CPUS]");
+    s.add_filter(
+        r"(?:\d+-)?\d+ not available here",
+        "[CPUS] not available here",
+    );
+    s.add_filter(r"/sys/fs/cgroup/\S*cpuset\.cpus", "[CGROUP]/cpuset.cpus");
     s
 }
 
@@ -130,6 +153,7 @@ fn a_cpu_quota_throttles() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{}", run.transcript()));
     assert!(throttled > 0, "{}", run.transcript());
+    snapshot!("ch03_throttled", run);
 }
 
 #[test]
@@ -174,6 +198,7 @@ fn stats_report_real_numbers() {
         .and_then(|s| s.parse().ok())
         .unwrap();
     assert!(cpu >= 0.02, "at least the 20 ms it spun: {err}");
+    snapshot!("ch03_stats", run);
 }
 
 #[test]
@@ -296,6 +321,7 @@ fn limits_the_host_cannot_apply_fail_before_the_container_starts() {
         "{}",
         run.transcript()
     );
+    snapshot!("ch03_error_cpuset_outside", run);
     assert!(
         !run.stderr().contains("started"),
         "it must fail before the start: {}",
@@ -386,4 +412,121 @@ fn every_command_has_help() {
         assert_eq!(run.code(), Some(0));
         snapshot!(name, run);
     }
+}
+
+/// Rootless with a delegated cgroup v2 subtree (what systemd gives a user
+/// with Delegate=yes): limits work without root. On cgroup v1 there is no
+/// safe delegation, and the error says so.
+#[test]
+fn rootless_limits_work_in_a_delegated_subtree() {
+    if !require_root("rootless_limits_work_in_a_delegated_subtree") {
+        return;
+    }
+    let r = test_rootfs();
+    let layout = ch03_cgroups::detect(Path::new("/proc")).unwrap();
+    let ch03_cgroups::Layout::V2 { mount } = layout else {
+        let mut cmd = command(&bin());
+        cmd.args([
+            "run",
+            "--pids-limit",
+            "10",
+            r.path.to_str().unwrap(),
+            PROBE_IN_CONTAINER,
+            "pid",
+        ]);
+        cmd.uid(65534).gid(65534).current_dir("/");
+        let run = Run::capture(cmd);
+        assert_eq!(run.code(), Some(125), "{}", run.transcript());
+        assert!(
+            run.stderr().contains("cgroup v1 cannot be delegated"),
+            "{}",
+            run.transcript()
+        );
+        return;
+    };
+    // Delegate a subtree to nobody, as systemd does: the directory and its
+    // cgroup.procs, cgroup.subtree_control and cgroup.threads.
+    let delegated = mount.join(format!("berth-delegation-test-{}", std::process::id()));
+    std::fs::create_dir(&delegated).unwrap();
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            for _ in 0..100 {
+                let leftovers: Vec<_> = std::fs::read_dir(&self.0)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .collect();
+                for dir in leftovers {
+                    let _ = std::fs::remove_dir(dir.path().join("berth"))
+                        .or_else(|_| std::fs::remove_dir(dir.path()));
+                }
+                if std::fs::remove_dir(&self.0).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let _remove = Remove(delegated.clone());
+    for file in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        std::os::unix::fs::chown(delegated.join(file), Some(65534), Some(65534)).unwrap();
+    }
+    let procs = std::ffi::CString::new(
+        delegated
+            .join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    let mut cmd = command(&bin());
+    cmd.args([
+        "run",
+        "--pids-limit",
+        "10",
+        r.path.to_str().unwrap(),
+        PROBE_IN_CONTAINER,
+        "fork",
+        "50",
+        "cgroup",
+    ])
+    .current_dir("/");
+    // SAFETY: only async-signal-safe calls: open/write/close and set*id.
+    unsafe {
+        cmd.pre_exec(move || {
+            // As root: move into the delegated cgroup; then become nobody.
+            let fd = nix::fcntl::open(
+                procs.as_c_str(),
+                nix::fcntl::OFlag::O_WRONLY,
+                nix::sys::stat::Mode::empty(),
+            )?;
+            nix::unistd::write(&fd, b"0")?;
+            drop(fd);
+            nix::unistd::setgroups(&[])?;
+            let nobody_g = nix::unistd::Gid::from_raw(65534);
+            let nobody_u = nix::unistd::Uid::from_raw(65534);
+            nix::unistd::setresgid(nobody_g, nobody_g, nobody_g)?;
+            nix::unistd::setresuid(nobody_u, nobody_u, nobody_u)?;
+            Ok(())
+        });
+    }
+    let run = Run::capture(cmd);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        run.stdout()
+            .starts_with("forked: 8 of 50 (stopped by EAGAIN)\n"),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.stdout().contains("cgroup: 0::/\n"),
+        "{}",
+        run.transcript()
+    );
 }
