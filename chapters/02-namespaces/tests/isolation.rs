@@ -4,32 +4,16 @@
 //! the same assertions hold — CI runs this file both ways.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
-use berth_test_support::probe::{PROBE_IN_CONTAINER, install_probe};
+use berth_test_support::probe::{PROBE_IN_CONTAINER, probe_rootfs};
 use berth_test_support::{
-    ChildGuard, Run, TRAP_TERM_SCRIPT, command, fresh_rootfs, require_root, sigterm_round_trip,
-    skip,
+    ChildGuard, Run, TRAP_TERM_SCRIPT, command, require_root, sigterm_round_trip, skip,
 };
-use ch01_chroot::rootfs::Source;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch02-namespaces");
-
-/// A rootfs of this test's own, with the probe, readable by every user.
-struct TestRootfs {
-    _tmp: tempfile::TempDir,
-    path: PathBuf,
-}
-
-fn test_rootfs() -> TestRootfs {
-    let (tmp, path) = fresh_rootfs(Source::Auto);
-    install_probe(&path);
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    TestRootfs { _tmp: tmp, path }
-}
 
 fn ch02(args: &[&str]) -> Run {
     Run::new(Path::new(BIN), args)
@@ -46,13 +30,7 @@ fn probe(rootfs: &Path, extra: &[&str], facts: &[&str]) -> Run {
 }
 
 fn settings() -> insta::Settings {
-    let mut s = berth_test_support::snapshot_settings();
-    s.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+/rootfs", "[ROOTFS]");
-    s.add_filter(
-        r"container [0-9a-z]+ started, pid \d+",
-        "container [ID] started, pid [PID]",
-    );
-    s
+    berth_test_support::container_snapshot_settings()
 }
 
 macro_rules! snapshot {
@@ -70,7 +48,7 @@ fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
 #[test]
 fn uts_pid_and_net_namespaces_hide_the_host() {
     // As root, and rootless in a user namespace when run as a normal user.
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(
         &r.path,
         &[],
@@ -91,7 +69,7 @@ fn uts_pid_and_net_namespaces_hide_the_host() {
 #[test]
 fn without_init_the_command_is_pid_1() {
     // As root, and rootless in a user namespace when run as a normal user.
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(&r.path, &["--no-init"], &["pid", "processes"]);
     assert_eq!(
         run.stdout(),
@@ -106,7 +84,7 @@ fn each_namespace_alone_shows_its_own_effect() {
     if !require_root("each_namespace_alone_shows_its_own_effect") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let host = Run::new(berth_test_support::probe::probe_binary(), ["ns"]).stdout();
     // Each kind together with mnt, which the probe needs for its /proc.
     for ns in ["uts", "ipc", "pid", "net", "cgroup", "mnt"] {
@@ -145,7 +123,7 @@ fn sysv_ipc_of_the_host_is_invisible() {
     let _remove = Remove(id);
     let host = Run::new(berth_test_support::probe::probe_binary(), ["sysv_shm"]).stdout();
     assert_ne!(host, "sysv_shm: 0\n");
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(&r.path, &[], &["sysv_shm"]);
     assert_eq!(run.stdout(), "sysv_shm: 0\n", "{}", run.transcript());
     let shared = probe(&r.path, &["--ns", "mnt,pid"], &["sysv_shm"]);
@@ -159,7 +137,7 @@ fn sysv_ipc_of_the_host_is_invisible() {
 #[test]
 fn a_mount_made_inside_is_invisible_on_the_host() {
     // As root, and rootless in a user namespace when run as a normal user.
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let script = "mount -t tmpfs scratch /tmp && touch /tmp/made-inside && grep -c scratch /proc/self/mounts";
     let run = ch02(&["run", r.path.to_str().unwrap(), "sh", "-c", script]);
     assert_eq!(run.stdout(), "1\n", "{}", run.transcript());
@@ -180,7 +158,7 @@ fn chapter_1s_escape_no_longer_gets_out() {
     let outside = tempfile::tempdir().unwrap();
     let marker = outside.path().join("host-secret");
     std::fs::write(&marker, "only on the host\n").unwrap();
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = ch02(&[
         "escape",
         r.path.to_str().unwrap(),
@@ -197,7 +175,7 @@ fn chapter_1s_escape_no_longer_gets_out() {
 
 #[test]
 fn rootless_maps_the_caller_to_root() {
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let mut cmd = command(Path::new(BIN));
     cmd.args([
         "run",
@@ -236,7 +214,7 @@ fn root_in_a_user_namespace_maps_to_an_unprivileged_range() {
     if !require_root("root_in_a_user_namespace_maps_to_an_unprivileged_range") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(
         &r.path,
         &["--userns", "--uidmap", "0:200000:65536"],
@@ -253,7 +231,7 @@ fn root_in_a_user_namespace_maps_to_an_unprivileged_range() {
 #[test]
 fn orphaned_zombies_are_reaped_by_init() {
     // As root, and rootless in a user namespace when run as a normal user.
-    let r = test_rootfs();
+    let r = probe_rootfs();
     // The subshell exits at once, orphaning `true`, which becomes a zombie
     // for PID 1 to reap. The sleeps give init time to do so.
     let script = format!("(true &); sleep 0.3; {PROBE_IN_CONTAINER} zombies");
@@ -266,7 +244,7 @@ fn orphaned_zombies_are_reaped_by_init() {
 /// or, with --no-init, the shell after it exec'd `sleep 1`, which never waits.
 #[test]
 fn zombies_pile_up_without_init() {
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let script = format!("(sleep 0.1 &); (sleep 0.4; {PROBE_IN_CONTAINER} zombies) & exec sleep 1");
     let rootfs = r.path.to_str().unwrap();
     let with_init = ch02(&["run", "--hostname", "box", rootfs, "sh", "-c", &script]);
@@ -295,7 +273,7 @@ fn zombies_pile_up_without_init() {
 /// `sleep` installs none: as PID 1 it sleeps on; under init it dies.
 #[test]
 fn sigterm_is_lost_on_a_pid_1_without_handlers() {
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let rootfs = r.path.to_str().unwrap();
     for (name, extra, want) in [
         ("ch02_sigterm_with_init", &[][..], 128 + 15),
@@ -331,7 +309,7 @@ fn sigterm_is_lost_on_a_pid_1_without_handlers() {
 #[test]
 fn a_signal_sent_to_the_engine_reaches_the_command_through_init() {
     // As root, and rootless in a user namespace when run as a normal user.
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let mut engine = command(Path::new(BIN));
     engine.args([
         "run",
@@ -349,7 +327,7 @@ fn a_signal_sent_to_the_engine_reaches_the_command_through_init() {
 #[test]
 fn exec_joins_the_running_container() {
     // As root, and rootless in a user namespace when run as a normal user.
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let mut cmd = command(Path::new(BIN));
     // Runs until the test kills it (bounded, in case the test dies first).
     cmd.args([
@@ -449,7 +427,7 @@ fn errors_name_what_is_wrong() {
 #[test]
 fn not_found_and_not_executable_keep_chapter_1s_codes() {
     // As root, and rootless in a user namespace when run as a normal user.
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let rootfs = r.path.to_str().unwrap();
     let not_found = ch02(&["run", rootfs, "no-such-command"]);
     assert_eq!(not_found.code(), Some(127), "{}", not_found.transcript());
@@ -474,7 +452,7 @@ fn every_command_has_help() {
 fn dev_holds_the_standard_devices_open_to_everyone() {
     // As root they are made with mknod(2); rootless, bind-mounted from the
     // host. Either way: the right device numbers, mode 666.
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let script = "stat -c '%A %t,%T %n' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; ls /dev";
     let run = ch02(&[
         "run",
@@ -499,7 +477,7 @@ fn exec_into_a_user_namespace_is_root_there() {
     if !require_root("exec_into_a_user_namespace_is_root_there") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let mut cmd = command(Path::new(BIN));
     cmd.args([
         "run",

@@ -3,30 +3,16 @@
 //! cgroup-v2 kernel through `cargo xtask cg2vm -p ch03-cgroups`.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use berth_test_support::probe::{PROBE_IN_CONTAINER, install_probe};
-use berth_test_support::{ChildGuard, Run, bin_path, command, fresh_rootfs, require_root};
-use ch01_chroot::rootfs::Source;
+use berth_test_support::probe::{PROBE_IN_CONTAINER, probe_rootfs};
+use berth_test_support::{ChildGuard, Run, bin_path, command, require_root};
 
 fn bin() -> PathBuf {
     bin_path(env!("CARGO_BIN_EXE_ch03-cgroups"))
-}
-
-struct TestRootfs {
-    _tmp: tempfile::TempDir,
-    path: PathBuf,
-}
-
-fn test_rootfs() -> TestRootfs {
-    let (tmp, path) = fresh_rootfs(Source::Auto);
-    install_probe(&path);
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    TestRootfs { _tmp: tmp, path }
 }
 
 fn ch03(args: &[&str]) -> Run {
@@ -44,12 +30,7 @@ fn probe(rootfs: &Path, limits: &[&str], probe_args: &[&str]) -> Run {
 }
 
 fn settings() -> insta::Settings {
-    let mut s = berth_test_support::snapshot_settings();
-    s.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+/rootfs", "[ROOTFS]");
-    s.add_filter(
-        r"container [0-9a-f]+ started, pid \d+",
-        "container [ID] started, pid [PID]",
-    );
+    let mut s = berth_test_support::container_snapshot_settings();
     // Usage varies from run to run and host to host: the lines stay, the
     // numbers go.
     s.add_filter(
@@ -106,7 +87,7 @@ fn an_oom_kill_is_reported_as_one() {
     if !require_root("an_oom_kill_is_reported_as_one") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(&r.path, &["--memory", "16m"], &["hog", "64"]);
     assert_eq!(run.code(), Some(137), "{}", run.transcript());
     assert!(
@@ -124,7 +105,7 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
     if !require_root("a_fork_bomb_stops_at_the_pids_limit") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     // Ten at most: init and the probe, and eight children.
     let run = probe(&r.path, &["--pids-limit", "10"], &["fork", "50"]);
     assert_eq!(
@@ -141,7 +122,7 @@ fn a_cpu_quota_throttles() {
     if !require_root("a_cpu_quota_throttles") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     // 100 ms of CPU time under a quota of 10 ms per 100 ms period: the
     // kernel must throttle it in several periods (no clock is asserted).
     let run = probe(&r.path, &["--cpus", "0.1", "--stats"], &["spin", "100"]);
@@ -161,7 +142,7 @@ fn cpuset_pins_the_container() {
     if !require_root("cpuset_pins_the_container") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(&r.path, &["--cpuset-cpus", "0"], &["cpus"]);
     assert_eq!(run.stdout(), "cpus: 0\n", "{}", run.transcript());
     snapshot!("ch03_cpuset", run);
@@ -172,7 +153,7 @@ fn stats_report_real_numbers() {
     if !require_root("stats_report_real_numbers") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(
         &r.path,
         &["--memory", "64m", "--stats"],
@@ -206,7 +187,7 @@ fn the_container_sees_itself_at_the_root_of_the_cgroup_tree() {
     if !require_root("the_container_sees_itself_at_the_root_of_the_cgroup_tree") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(&r.path, &[], &["cgroup"]);
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     for line in run.stdout().lines() {
@@ -222,7 +203,7 @@ fn pause_stops_progress_and_unpause_resumes_it() {
     if !require_root("pause_stops_progress_and_unpause_resumes_it") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let counter = r.path.join("tmp/n");
     let script = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i > /tmp/n; done";
     let mut cmd = command(&bin());
@@ -287,7 +268,7 @@ fn a_hundred_runs_leave_no_cgroup_behind() {
     if !require_root("a_hundred_runs_leave_no_cgroup_behind") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let rootfs = r.path.to_str().unwrap();
     let mut ids = Vec::new();
     for i in 0..100 {
@@ -313,7 +294,7 @@ fn limits_the_host_cannot_apply_fail_before_the_container_starts() {
     if !require_root("limits_the_host_cannot_apply_fail_before_the_container_starts") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let run = probe(&r.path, &["--cpuset-cpus", "0-255"], &["pid"]);
     assert_eq!(run.code(), Some(125), "{}", run.transcript());
     assert!(
@@ -364,7 +345,7 @@ fn bad_limits_are_refused_with_the_rule_they_break() {
 
 #[test]
 fn without_delegation_a_limit_is_an_error_that_says_why() {
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let mut cmd = command(&bin());
     cmd.args([
         "run",
@@ -422,7 +403,7 @@ fn rootless_limits_work_in_a_delegated_subtree() {
     if !require_root("rootless_limits_work_in_a_delegated_subtree") {
         return;
     }
-    let r = test_rootfs();
+    let r = probe_rootfs();
     let layout = ch03_cgroups::detect(Path::new("/proc")).unwrap();
     let ch03_cgroups::Layout::V2 { mount } = layout else {
         let mut cmd = command(&bin());

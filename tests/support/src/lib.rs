@@ -255,6 +255,19 @@ pub fn snapshot_settings() -> insta::Settings {
     settings
 }
 
+/// [`snapshot_settings`] plus what every container-running chapter prints
+/// that varies: the test's own rootfs and the `container ID started, pid N`
+/// line.
+pub fn container_snapshot_settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+/rootfs", "[ROOTFS]");
+    settings.add_filter(
+        r"container [0-9a-z]+ started, pid \d+",
+        "container [ID] started, pid [PID]",
+    );
+    settings
+}
+
 /// Escape `text` for use in an insta filter (a regex).
 pub fn regex_escape(text: &str) -> String {
     text.chars()

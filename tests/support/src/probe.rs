@@ -145,3 +145,20 @@ fn check_static(probe: &Path) {
         needs.needed
     );
 }
+
+/// A rootfs of a test's own with the probe in it, readable by every user (so
+/// a rootless run as another user can use it); removed when dropped.
+pub struct ProbeRootfs {
+    _tmp: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+/// Make a [`ProbeRootfs`].
+pub fn probe_rootfs() -> ProbeRootfs {
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, path) = crate::fresh_rootfs(ch01_chroot::rootfs::Source::Auto);
+    install_probe(&path);
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 0755 the test rootfs's parent");
+    ProbeRootfs { _tmp: tmp, path }
+}
