@@ -117,3 +117,41 @@ pub fn random_id() -> String {
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The exit code for an error that ends a chapter binary: the code of the
+/// container error inside it (125, 126 or 127), else 125.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if let Some(e) = err.downcast_ref::<crate::container::ContainerError>() {
+        e.exit_code()
+    } else if let Some(crate::exec::ExecError::Container(e)) =
+        err.downcast_ref::<crate::exec::ExecError>()
+    {
+        e.exit_code()
+    } else {
+        ch01_chroot::error::EXIT_ENGINE
+    }
+}
+
+/// `exec PID CMD...`: run CMD in the container whose first process is PID.
+/// The container has its own hostname, so HOSTNAME is left out.
+pub fn exec_command(pid: i32, cmd: Vec<String>) -> anyhow::Result<i32> {
+    let mut process = Process::new(cmd, "", std::env::var("TERM").ok().as_deref());
+    process.env.retain(|kv| !kv.starts_with("HOSTNAME="));
+    let pid = nix::unistd::Pid::from_raw(pid);
+    Ok(crate::exec::exec_in(
+        pid,
+        &process,
+        std::path::Path::new("/proc"),
+    )?)
+}
+
+/// `mkrootfs DIR`: chapter 1's mkrootfs, reported in one line.
+pub fn mkrootfs_command(
+    from: ch01_chroot::rootfs::Source,
+    dir: &std::path::Path,
+) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let report = ch01_chroot::rootfs::mkrootfs(dir, from, "/".as_ref()).context("mkrootfs")?;
+    println!("rootfs {}: {} entries", dir.display(), report.entries);
+    Ok(0)
+}

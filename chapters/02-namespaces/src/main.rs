@@ -3,15 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use ch01_chroot::error::EXIT_ENGINE;
-use ch01_chroot::rootfs::{self, Source};
-use ch01_chroot::{Process, escape};
-use ch02_namespaces::cli::{RunArgs, container_config};
-use ch02_namespaces::container::{ContainerError, Hooks, run_container_with};
-use ch02_namespaces::exec::{ExecError, exec_in};
+use ch01_chroot::escape;
+use ch01_chroot::rootfs::Source;
+use ch02_namespaces::cli::{self, RunArgs, container_config};
+use ch02_namespaces::container::{Hooks, run_container_with};
 use clap::{Parser, Subcommand};
-use nix::unistd::Pid;
 
 /// Chapter 2 of Berth: a container is a process in its own namespaces.
 #[derive(Parser)]
@@ -60,13 +56,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("ch02-namespaces: {err:#}");
-            let code = if let Some(e) = err.downcast_ref::<ContainerError>() {
-                e.exit_code()
-            } else if let Some(ExecError::Container(e)) = err.downcast_ref::<ExecError>() {
-                e.exit_code()
-            } else {
-                EXIT_ENGINE
-            };
+            let code = cli::exit_code(&err);
             ExitCode::from(code as u8)
         }
     }
@@ -76,19 +66,8 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Run(args) => run(args, &|| Ok(())),
         Command::Escape { run: args } => run(args, &escape::break_out_of_chroot),
-        Command::Exec { pid, cmd } => {
-            let process = Process::new(cmd, "", std::env::var("TERM").ok().as_deref());
-            Ok(exec_in(
-                Pid::from_raw(pid),
-                &without_hostname(process),
-                "/proc".as_ref(),
-            )?)
-        }
-        Command::Mkrootfs { from, dir } => {
-            let report = rootfs::mkrootfs(&dir, from, "/".as_ref()).context("mkrootfs")?;
-            println!("rootfs {}: {} entries", dir.display(), report.entries);
-            Ok(0)
-        }
+        Command::Exec { pid, cmd } => cli::exec_command(pid, cmd),
+        Command::Mkrootfs { from, dir } => cli::mkrootfs_command(from, &dir),
     }
 }
 
@@ -105,10 +84,4 @@ fn run(args: RunArgs, before_exec: ch01_chroot::launch::ChildStep) -> anyhow::Re
         ..Hooks::default()
     };
     Ok(run_container_with(&config, &hooks)?)
-}
-
-/// exec joins a container: it has its own hostname, so HOSTNAME is left out.
-fn without_hostname(mut process: Process) -> Process {
-    process.env.retain(|kv| !kv.starts_with("HOSTNAME="));
-    process
 }

@@ -3,13 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use ch01_chroot::Process;
-use ch01_chroot::error::EXIT_ENGINE;
-use ch01_chroot::rootfs::{self, Source};
-use ch02_namespaces::cli::{RunArgs, container_config, random_id};
-use ch02_namespaces::container::{ContainerError, Hooks, run_container_with};
-use ch02_namespaces::exec::{ExecError, exec_in};
+use anyhow::bail;
+use ch01_chroot::rootfs::Source;
+use ch02_namespaces::cli::{self, RunArgs, container_config, random_id};
+use ch02_namespaces::container::{Hooks, run_container_with};
 use ch03_cgroups::{Cgroup, LinuxResources, ResourceFlags, Stats, detect, format_size};
 use clap::{Args, Parser, Subcommand};
 use nix::unistd::Pid;
@@ -85,13 +82,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("ch03-cgroups: {err:#}");
-            let code = if let Some(e) = err.downcast_ref::<ContainerError>() {
-                e.exit_code()
-            } else if let Some(ExecError::Container(e)) = err.downcast_ref::<ExecError>() {
-                e.exit_code()
-            } else {
-                EXIT_ENGINE
-            };
+            let code = cli::exit_code(&err);
             ExitCode::from(code as u8)
         }
     }
@@ -116,16 +107,8 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
             println!("{id}: running");
             Ok(0)
         }
-        Command::Exec { pid, cmd } => {
-            let mut process = Process::new(cmd, "", std::env::var("TERM").ok().as_deref());
-            process.env.retain(|kv| !kv.starts_with("HOSTNAME="));
-            Ok(exec_in(Pid::from_raw(pid), &process, proc_root)?)
-        }
-        Command::Mkrootfs { from, dir } => {
-            let report = rootfs::mkrootfs(&dir, from, "/".as_ref()).context("mkrootfs")?;
-            println!("rootfs {}: {} entries", dir.display(), report.entries);
-            Ok(0)
-        }
+        Command::Exec { pid, cmd } => cli::exec_command(pid, cmd),
+        Command::Mkrootfs { from, dir } => cli::mkrootfs_command(from, &dir),
     }
 }
 
