@@ -169,21 +169,13 @@ fn ch01(root: &Path) -> Result<Plan> {
 /// `crun run` on an OCI bundle of the same rootfs.
 fn ch02(root: &Path) -> Result<Plan> {
     require_root("bench ch02", "namespaces and pivot_root need CAP_SYS_ADMIN")?;
-    let crun = which("crun")
-        .context("crun not found: install it (apt-get install crun); it is the peer")?;
-    let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
     let ch02 = build_release(root, "ch02-namespaces", Linking::Static)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("berth-bench-ch02-")
-        .tempdir()
-        .context("cannot create a temporary directory for the rootfs")?;
-    let rootfs = scratch.path().join("rootfs");
-    run_quietly(
-        Command::new(&ch01).arg("mkrootfs").arg(&rootfs),
-        "building the rootfs",
-    )?;
-    let bundle = scratch.path().join("bundle");
-    write_crun_bundle(&bundle, &rootfs)?;
+    let CrunSetup {
+        crun,
+        scratch,
+        rootfs,
+        bundle,
+    } = crun_setup(root, "ch02")?;
     hide_unified_cgroup_controllers()?;
 
     let unshare: Vec<&std::ffi::OsStr> = [
@@ -236,22 +228,14 @@ fn ch02(root: &Path) -> Result<Plan> {
 /// same limits in its config.json.
 fn ch03(root: &Path) -> Result<Plan> {
     require_root("bench ch03", "creating cgroups needs root")?;
-    let crun = which("crun")
-        .context("crun not found: install it (apt-get install crun); it is the peer")?;
-    let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
     let ch02 = build_release(root, "ch02-namespaces", Linking::Static)?;
     let ch03 = build_release(root, "ch03-cgroups", Linking::Static)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("berth-bench-ch03-")
-        .tempdir()
-        .context("cannot create a temporary directory for the rootfs")?;
-    let rootfs = scratch.path().join("rootfs");
-    run_quietly(
-        Command::new(&ch01).arg("mkrootfs").arg(&rootfs),
-        "building the rootfs",
-    )?;
-    let bundle = scratch.path().join("bundle");
-    write_crun_bundle(&bundle, &rootfs)?;
+    let CrunSetup {
+        crun,
+        scratch,
+        rootfs,
+        bundle,
+    } = crun_setup(root, "ch03")?;
     let path = bundle.join("config.json");
     let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     config["linux"]["resources"] = serde_json::json!({
@@ -289,6 +273,39 @@ fn ch03(root: &Path) -> Result<Plan> {
         goal_label: "ch03-cgroups (limits)".to_string(),
         goal_max_ratio: 1.0,
         _scratch: Some(scratch),
+    })
+}
+
+/// What a scenario compared with crun needs: crun itself, and a rootfs
+/// (made by chapter 1's mkrootfs) with an OCI bundle around it, in a scratch
+/// directory removed when the plan is dropped.
+struct CrunSetup {
+    crun: PathBuf,
+    scratch: TempDir,
+    rootfs: PathBuf,
+    bundle: PathBuf,
+}
+
+fn crun_setup(root: &Path, scenario: &str) -> Result<CrunSetup> {
+    let crun = which("crun")
+        .context("crun not found: install it (apt-get install crun); it is the peer")?;
+    let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("berth-bench-{scenario}-"))
+        .tempdir()
+        .context("cannot create a temporary directory for the rootfs")?;
+    let rootfs = scratch.path().join("rootfs");
+    run_quietly(
+        Command::new(&ch01).arg("mkrootfs").arg(&rootfs),
+        "building the rootfs",
+    )?;
+    let bundle = scratch.path().join("bundle");
+    write_crun_bundle(&bundle, &rootfs)?;
+    Ok(CrunSetup {
+        crun,
+        scratch,
+        rootfs,
+        bundle,
     })
 }
 
