@@ -53,7 +53,11 @@ fn settings() -> insta::Settings {
         r"(?:\d+-)?\d+ not available here",
         "[CPUS] not available here",
     );
-    s.add_filter(r"/sys/fs/cgroup/\S*cpuset\.cpus", "[CGROUP]/cpuset.cpus");
+    // v1 names the parent's cpuset.cpus, v2 its cpuset.cpus.effective.
+    s.add_filter(
+        r"/sys/fs/cgroup/\S*cpuset\.cpus(\.effective)?",
+        "[PARENT CPUSET FILE]",
+    );
     s
 }
 
