@@ -13,8 +13,10 @@ use crate::container::ContainerConfig;
 use crate::idmap::IdMapping;
 use crate::namespaces::{self, Namespace};
 
+/// How the container is isolated: the namespace flags of `run`, which
+/// every later chapter's `run` keeps.
 #[derive(Args)]
-pub struct RunArgs {
+pub struct NamespaceArgs {
     /// The container's hostname (default: a random container id).
     #[arg(long)]
     pub hostname: Option<String>,
@@ -38,6 +40,13 @@ pub struct RunArgs {
     /// Run CMD itself as PID 1, without the tiny init (to see why it's there).
     #[arg(long)]
     pub no_init: bool,
+}
+
+/// `run [NAMESPACE FLAGS] ROOTFS CMD...`
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
     /// The directory to use as /.
     pub rootfs: PathBuf,
     /// The command and its arguments, looked up on PATH inside ROOTFS.
@@ -47,7 +56,11 @@ pub struct RunArgs {
 
 // ANCHOR: container_config
 /// Turn the flags into a ContainerConfig: which namespaces, which maps.
-pub fn container_config(args: RunArgs) -> anyhow::Result<ContainerConfig> {
+pub fn container_config(
+    args: NamespaceArgs,
+    rootfs: PathBuf,
+    cmd: Vec<String>,
+) -> anyhow::Result<ContainerConfig> {
     let mut namespaces = args.ns;
     let root = Uid::effective().is_root();
     let rootless = args.rootless || !root;
@@ -88,13 +101,9 @@ pub fn container_config(args: RunArgs) -> anyhow::Result<ContainerConfig> {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let process = Process::new(
-        args.cmd,
-        &seen_hostname,
-        std::env::var("TERM").ok().as_deref(),
-    );
+    let process = Process::new(cmd, &seen_hostname, std::env::var("TERM").ok().as_deref());
     Ok(ContainerConfig {
-        rootfs: args.rootfs,
+        rootfs,
         process,
         namespaces,
         hostname,

@@ -29,6 +29,7 @@
 
 pub mod cgroup;
 pub mod cgroupfs;
+pub mod cli;
 pub mod detect;
 pub mod error;
 pub mod mapping;

@@ -3,13 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::bail;
 use ch01_chroot::rootfs::Source;
 use ch02_namespaces::cli::{self, RunArgs, container_config, random_id};
-use ch02_namespaces::container::{Hooks, run_container_with};
-use ch03_cgroups::{Cgroup, LinuxResources, ResourceFlags, Stats, detect, format_size};
+use ch03_cgroups::cli::{LimitArgs, run_limited, stats_lines};
+use ch03_cgroups::{Cgroup, detect};
 use clap::{Args, Parser, Subcommand};
-use nix::unistd::Pid;
 
 /// Chapter 3 of Berth: a container is a process in its own namespaces and
 /// its own cgroup.
@@ -64,14 +62,7 @@ enum Command {
 #[derive(Args)]
 struct RunCmd {
     #[command(flatten)]
-    limits: ResourceFlags,
-    /// Print what the container used (from its cgroup) on stderr when it ends.
-    #[arg(long)]
-    stats: bool,
-    /// Run without a cgroup: no limits, no stats, no pause. For hosts where
-    /// we may not make one (rootless without delegation).
-    #[arg(long, conflicts_with = "stats")]
-    no_cgroups: bool,
+    limits: LimitArgs,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -112,77 +103,11 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
     }
 }
 
-/// The start sequence of chapter 2, with a cgroup made first and the child
-/// put in it before it is released.
-// ANCHOR: run
+/// `run`: the container's id doubles as its default hostname.
 fn run(cmd: RunCmd) -> anyhow::Result<i32> {
-    // 1. Read the limits and refuse bad ones before anything exists.
-    let resources = LinuxResources::from_flags(&cmd.limits)?;
     let id = random_id();
-    let mut args = cmd.run;
-    args.hostname.get_or_insert_with(|| id.clone());
-    let config = container_config(args)?;
-
-    // 2. The container's cgroup, with its limits written: a limit the host
-    //    cannot apply fails here, before the container exists.
-    let cgroup = if cmd.no_cgroups {
-        if !resources.is_empty() {
-            bail!(
-                "--no-cgroups with a limit: a limit needs a cgroup; drop the limit or --no-cgroups"
-            );
-        }
-        None
-    } else {
-        let proc_root = Path::new("/proc");
-        let layout = detect(proc_root)?;
-        Some(Cgroup::create(&layout, proc_root, &id, &resources)?)
-    };
-
-    // 3. Chapter 2's start sequence. The child joins the cgroup while it
-    //    waits for release, so the command never runs unconfined, and
-    //    unshares its cgroup namespace after that: it sees itself at the root.
-    let join = |pid: Pid| {
-        if let Some(cgroup) = &cgroup {
-            cgroup.add_process(pid)?;
-        }
-        // Only now is it really starting: say so, with its id and host PID.
-        eprintln!("ch03-cgroups: container {id} started, pid {pid}");
-        Ok(())
-    };
-    let hooks = Hooks {
-        before_release: &join,
-        ..Hooks::default()
-    };
-    let code = run_container_with(&config, &hooks)?;
-
-    // 4. How it ended, from the cgroup: the OOM killer, and the usage.
-    let Some(cgroup) = cgroup else {
-        return Ok(code);
-    };
-    if let Some(oom) = cgroup.oom_report()? {
-        eprintln!("ch03-cgroups: {oom}");
-    }
-    if cmd.stats {
-        for line in stats_lines(&cgroup.stats()?).lines() {
-            eprintln!("ch03-cgroups: {line}");
-        }
-    }
-    // 5. Kill whatever is left in it and remove it.
-    cgroup.remove()?;
-    Ok(code)
-}
-// ANCHOR_END: run
-
-/// Usage as labelled lines.
-fn stats_lines(stats: &Stats) -> String {
-    let peak = stats.memory_peak.map_or("unknown".to_string(), format_size);
-    let throttled = stats
-        .nr_throttled
-        .map_or("unknown".to_string(), |n| n.to_string());
-    format!(
-        "memory: {} (peak {peak})\ncpu: {:.3} s\npids: {}\nthrottled periods: {throttled}\n",
-        format_size(stats.memory_current),
-        stats.cpu_usage.as_secs_f64(),
-        stats.pids_current,
-    )
+    let mut namespaces = cmd.run.namespaces;
+    namespaces.hostname.get_or_insert_with(|| id.clone());
+    let config = container_config(namespaces, cmd.run.rootfs, cmd.run.cmd)?;
+    run_limited("ch03-cgroups", &id, &config, &cmd.limits)
 }
