@@ -82,6 +82,9 @@ struct RunCmd {
     /// overlay (the default) or vfs (a full copy per container).
     #[arg(long, value_enum)]
     storage_driver: Option<StorageDriver>,
+    /// Remove the container (its writable layer and state) when it exits.
+    #[arg(long)]
+    rm: bool,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -234,9 +237,12 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
     namespaces.hostname.get_or_insert_with(|| cmd.name.clone());
     let result = container_config(namespaces, dir.merged(), cmd.cmd)
         .and_then(|config| run_limited("ch04-overlay", &cmd.name, &config, &cmd.limits));
-    // 5. Unmount; the writable layer stays for diff and commit.
+    // 5. Unmount; the writable layer stays for diff and commit, unless --rm.
     if let Some(mount) = mount {
         mount.unmount()?;
+    }
+    if cmd.rm {
+        std::fs::remove_dir_all(&dir.0).with_context(|| format!("remove {}", dir.0.display()))?;
     }
     result
 }

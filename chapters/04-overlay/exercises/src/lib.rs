@@ -1,0 +1,20 @@
+//! Chapter 4 exercises.
+//!
+//! Your code goes in `src/ex1_find_the_whiteouts.rs` and `src/ex2_copy_up_costs.rs`.
+//! Check it with one command, e.g. `sudo -E cargo xtask exercise ch04/ex1_find_the_whiteouts`.
+//! The reference solutions are in `solutions/`: try first, then compare.
+//!
+//! The checks in `tests/` run your code when `BERTH_EXERCISE=mine` (what
+//! `cargo xtask exercise` sets) and the reference solution otherwise.
+
+pub mod ex1_find_the_whiteouts;
+pub mod ex2_copy_up_costs;
+
+/// The reference solutions.
+#[path = "../solutions/mod.rs"]
+pub mod solutions;
+
+/// True when the checks should run the learner's code.
+pub fn checking_mine() -> bool {
+    std::env::var("BERTH_EXERCISE").is_ok_and(|v| v == "mine")
+}
