@@ -99,6 +99,10 @@ pub struct Hooks<'a> {
     /// Runs in the child after the filesystem, hostname and network are set
     /// up, just before the exec (the escape demonstration uses it).
     pub before_exec: ChildStep<'a>,
+    /// Runs in the child in its own namespaces, as root of its user
+    /// namespace, just before the rootfs is set up: what must be mounted
+    /// from inside (chapter 4's rootless overlay) is mounted here.
+    pub before_rootfs: ChildStep<'a>,
     /// Runs in the parent once the child exists, with its host PID.
     pub on_start: &'a dyn Fn(Pid),
     /// Runs in the parent after the uid/gid maps are written and before the
@@ -115,6 +119,7 @@ impl Default for Hooks<'_> {
     fn default() -> Self {
         Hooks {
             before_exec: &|| Ok(()),
+            before_rootfs: &|| Ok(()),
             on_start: &|_| {},
             before_release: &|_| Ok(()),
         }
@@ -161,14 +166,7 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     // our mask), and one sent during setup — a `docker stop` — waits for init.
     let init_mask = InitSignalsBlocked::new(config);
     let child = spawn_child(flags, &mut || {
-        child_main(
-            config,
-            &rootfs,
-            &plan,
-            &go,
-            &start.child_end(),
-            hooks.before_exec,
-        )
+        child_main(config, &rootfs, &plan, &go, &start.child_end(), hooks)
     })
     .map_err(|err| clone_error(err, config))?;
     drop(init_mask);
@@ -263,7 +261,7 @@ fn child_main(
     plan: &ExecPlan,
     go: &GoPipe,
     pipe: &ChildReporter<'_>,
-    before_exec: ChildStep,
+    hooks: &Hooks,
 ) -> ! {
     let ns = &config.namespaces;
     let fail = |(step, errno): (&'static str, Errno)| -> ! { pipe.fail(step, b"", errno) };
@@ -296,6 +294,7 @@ fn child_main(
             new_net_ns: ns.contains(&Namespace::Network),
             new_ipc_ns: ns.contains(&Namespace::Ipc),
         };
+        (hooks.before_rootfs)().unwrap_or_else(|e| fail(e));
         prepare_rootfs(rootfs, opts).unwrap_or_else(|e| fail(e));
     } else {
         chroot_into(rootfs).unwrap_or_else(|e| fail(e));
@@ -309,7 +308,7 @@ fn child_main(
         bring_up_loopback().unwrap_or_else(|e| fail(e));
     }
     // 7. Whatever the caller adds (the escape demonstration tries here).
-    before_exec().unwrap_or_else(|e| fail(e));
+    (hooks.before_exec)().unwrap_or_else(|e| fail(e));
     // 8. Exec the command: as the child of a tiny init when we are PID 1.
     if becomes_init {
         run_as_init(plan, pipe)

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::bail;
+use ch01_chroot::launch::ChildStep;
 use ch02_namespaces::container::{ContainerConfig, Hooks, run_container_with};
 use clap::Args;
 use nix::unistd::Pid;
@@ -33,6 +34,18 @@ pub fn run_limited(
     id: &str,
     config: &ContainerConfig,
     cmd: &LimitArgs,
+) -> anyhow::Result<i32> {
+    run_limited_with(engine, id, config, cmd, &|| Ok(()))
+}
+
+/// [`run_limited`] with a step for the child before its rootfs is set up
+/// (chapter 2's `before_rootfs` hook).
+pub fn run_limited_with(
+    engine: &str,
+    id: &str,
+    config: &ContainerConfig,
+    cmd: &LimitArgs,
+    before_rootfs: ChildStep,
 ) -> anyhow::Result<i32> {
     // 1. Read the limits and refuse bad ones before anything exists.
     let resources = LinuxResources::from_flags(&cmd.limits)?;
@@ -65,6 +78,7 @@ pub fn run_limited(
     };
     let hooks = Hooks {
         before_release: &join,
+        before_rootfs,
         ..Hooks::default()
     };
     let code = run_container_with(config, &hooks)?;

@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use ch01_chroot::launch::ChildStep;
 use ch01_chroot::rootfs::Source;
 use ch02_namespaces::cli::{self, NamespaceArgs, container_config};
-use ch03_cgroups::cli::{LimitArgs, run_limited};
+use ch03_cgroups::cli::{LimitArgs, run_limited_with};
 use ch04_overlay::commit::{CommitOptions, commit_layer, diff};
-use ch04_overlay::overlay::{OverlayDirs, mount_overlay};
+use ch04_overlay::overlay::{
+    OverlayDirs, mount_overlay, rootless_overlay_step, rootless_overlay_supported,
+};
 use ch04_overlay::state::{self, ContainerState, StorageDriver, default_root};
 use ch04_overlay::vfs::copy_layers;
 use clap::{Args, Parser, Subcommand};
@@ -162,8 +165,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             let (dir, _) = state::load(root, &name)?;
             // A container whose engine died may still have its overlay mounted.
             let _ = nix::mount::umount2(&dir.merged(), nix::mount::MntFlags::MNT_DETACH);
-            std::fs::remove_dir_all(&dir.0)
-                .with_context(|| format!("remove {}", dir.0.display()))?;
+            remove_container_dir(&dir.0)?;
             println!("{name}: removed");
             Ok(0)
         }
@@ -211,38 +213,55 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
     let dir = state::create(root, &state)?;
     // 3. Its root filesystem: an overlay, or a copy. On failure, the state
     //    goes too: nothing half-made stays behind.
+    //    Rootless, the overlay is mounted by the container's child, inside
+    //    its user namespace (chapter 2's before_rootfs hook).
+    let rootless = !nix::unistd::Uid::effective().is_root();
+    let dirs = OverlayDirs {
+        lower: layers.clone(),
+        upper: dir.upper(),
+        work: dir.work(),
+        merged: dir.merged(),
+    };
     let made = (|| -> anyhow::Result<_> {
         match driver {
-            StorageDriver::Overlay => Ok(Some(mount_overlay(&OverlayDirs {
-                lower: layers,
-                upper: dir.upper(),
-                work: dir.work(),
-                merged: dir.merged(),
-            })?)),
+            StorageDriver::Overlay if rootless => Ok((None, Some(rootless_overlay_step(&dirs)?))),
+            StorageDriver::Overlay => Ok((Some(mount_overlay(&dirs)?), None)),
             StorageDriver::Vfs => {
                 copy_layers(&layers, &dir.merged())?;
-                Ok(None)
+                Ok((None, None))
             }
         }
     })();
-    let mount = match made {
-        Ok(mount) => mount,
+    let (mount, in_child) = match made {
+        Ok(made) => made,
         Err(err) => {
             let _ = std::fs::remove_dir_all(&dir.0);
             return Err(err);
         }
     };
+    let no_step = || Ok(());
+    let before_rootfs: ChildStep = match &in_child {
+        Some(step) => step,
+        None => &no_step,
+    };
     // 4. Chapter 3's run on it.
     let mut namespaces = cmd.namespaces;
     namespaces.hostname.get_or_insert_with(|| cmd.name.clone());
-    let result = container_config(namespaces, dir.merged(), cmd.cmd)
-        .and_then(|config| run_limited("ch04-overlay", &cmd.name, &config, &cmd.limits));
+    let result = container_config(namespaces, dir.merged(), cmd.cmd).and_then(|config| {
+        run_limited_with(
+            "ch04-overlay",
+            &cmd.name,
+            &config,
+            &cmd.limits,
+            before_rootfs,
+        )
+    });
     // 5. Unmount; the writable layer stays for diff and commit, unless --rm.
     if let Some(mount) = mount {
         mount.unmount()?;
     }
     if cmd.rm {
-        std::fs::remove_dir_all(&dir.0).with_context(|| format!("remove {}", dir.0.display()))?;
+        remove_container_dir(&dir.0)?;
     }
     result
 }
@@ -254,6 +273,13 @@ fn auto_driver() -> StorageDriver {
         f.lines()
             .any(|l| l.split_whitespace().last() == Some("overlay"))
     });
+    let rootless = !nix::unistd::Uid::effective().is_root();
+    if has_overlay && rootless && !rootless_overlay_supported(Path::new("/proc")) {
+        eprintln!(
+            "ch04-overlay: note: this kernel lets only root mount overlay (user namespaces may from Linux 5.11): using the vfs driver"
+        );
+        return StorageDriver::Vfs;
+    }
     if has_overlay {
         StorageDriver::Overlay
     } else {
@@ -262,4 +288,32 @@ fn auto_driver() -> StorageDriver {
         );
         StorageDriver::Vfs
     }
+}
+
+/// Remove a container's directory. overlay leaves its `work/work` with mode
+/// 000; root ignores that, a rootless user must first give it back the
+/// owner's permissions (it is the user's own directory).
+fn remove_container_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::remove_dir_all(dir).is_ok() {
+        return Ok(());
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let mode = meta.permissions().mode() | 0o700;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))
 }

@@ -135,6 +135,51 @@ pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OverlayMount, OverlayError> {
 }
 // ANCHOR_END: mount_overlay
 
+/// Prepare a mount for a rootless container: the returned step runs in the
+/// container's child, inside its user and mount namespaces, where overlay
+/// may be mounted without root (Linux 5.11+) with `userxattr` — overlay then
+/// keeps its opaque markers in `user.overlay.*` xattrs, which an
+/// unprivileged user may write, instead of `trusted.overlay.*`.
+// ANCHOR: rootless_overlay
+pub fn rootless_overlay_step(
+    dirs: &OverlayDirs,
+) -> Result<impl Fn() -> Result<(), (&'static str, Errno)> + use<>, OverlayError> {
+    let options = format!("{},userxattr", dirs.options()?);
+    for dir in [&dirs.upper, &dirs.work, &dirs.merged] {
+        std::fs::create_dir_all(dir).map_err(|e| OverlayError::Mount {
+            merged: dir.clone(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            hint: "could not create the directory",
+        })?;
+    }
+    let merged = dirs.merged.clone();
+    Ok(move || {
+        // Our mounts must not propagate anywhere before we add one.
+        ch02_namespaces::mounts::make_mounts_private()?;
+        let flags = MsFlags::empty();
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            flags,
+            Some(options.as_str()),
+        )
+        .map_err(|e| ("mount overlay in the user namespace (needs Linux 5.11+)", e))
+    })
+}
+// ANCHOR_END: rootless_overlay
+
+/// True if this kernel lets a user namespace mount overlay (5.11 and later).
+pub fn rootless_overlay_supported(proc_root: &Path) -> bool {
+    let release =
+        std::fs::read_to_string(proc_root.join("sys/kernel/osrelease")).unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    matches!((parts.next(), parts.next()), (Some(major), Some(minor)) if (major, minor) >= (5, 11))
+}
+
 /// What an overlay mount error usually means.
 fn mount_hint(errno: Errno) -> &'static str {
     match errno {

@@ -133,6 +133,24 @@ fn commit_is_deterministic_and_a_name_is_taken_once() {
         digests[0], digests[1],
         "the same changes give the same layer"
     );
+    // What the layer holds, entry by entry, as tar records it.
+    let mut listing = String::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(out.path().join("one.tar")).unwrap());
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let h = entry.header();
+        listing.push_str(&format!(
+            "{:?} {:o} {}:{} mtime={} size={} {}\n",
+            h.entry_type(),
+            h.mode().unwrap(),
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            h.mtime().unwrap(),
+            h.size().unwrap(),
+            entry.path().unwrap().display()
+        ));
+    }
+    settings().bind(|| insta::assert_snapshot!("ch04_commit_entries", listing));
     assert_eq!(
         std::fs::read(out.path().join("one.tar")).unwrap(),
         std::fs::read(out.path().join("two.tar")).unwrap()
@@ -249,4 +267,83 @@ fn commit_then_apply_reproduces_the_containers_view() {
     };
     apply_layer(std::fs::File::open(&tar).unwrap(), &copy, &opts).unwrap();
     assert_eq!(tree(&copy), expected);
+}
+
+/// Rootless: the overlay is mounted inside the container's user namespace
+/// (Linux 5.11+, `userxattr`). The layer belongs to the user, as a rootless
+/// user's own layers do, so root inside may change what it sees.
+#[test]
+fn rootless_overlay_in_a_user_namespace() {
+    if !require_root("rootless_overlay_in_a_user_namespace") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    if !ch04_overlay::overlay::rootless_overlay_supported(Path::new("/proc")) {
+        // Older kernels: the engine falls back to vfs; nothing to test here.
+        berth_test_support::skip(
+            "rootless_overlay_in_a_user_namespace",
+            "kernel older than 5.11",
+        );
+        return;
+    }
+    let s = setup();
+    // Hand the layer and the state directory to nobody.
+    let chown_tree = |root: &Path| {
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                stack.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+            }
+        }
+    };
+    chown_tree(&s.base.path);
+    chown_tree(s.state.path());
+    let before = tree(&s.base.path);
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = berth_test_support::command(&bin());
+        cmd.arg("--root")
+            .arg(s.state.path())
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .current_dir("/");
+        Run::capture(cmd)
+    };
+    let base = s.base.path.to_str().unwrap();
+    let run = as_nobody(&[
+        "run",
+        "--no-cgroups",
+        "--name",
+        "r",
+        "--layer",
+        base,
+        "sh",
+        "-c",
+        CHANGES,
+    ]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(tree(&s.base.path), before, "a layer must never change");
+    let diff = as_nobody(&["diff", "r"]);
+    assert_eq!(
+        diff.stdout(),
+        "C /etc\nD /etc/group\nC /etc/hostname\nA /newfile\nC /usr\nC /usr/local\nC /usr/local/bin\nA /usr/local/bin/tool\n",
+        "{}",
+        diff.transcript()
+    );
+    let rm = as_nobody(&["rm", "r"]);
+    assert_eq!(rm.code(), Some(0), "{}", rm.transcript());
+}
+
+#[test]
+fn every_command_has_help() {
+    for (name, args) in [
+        ("ch04_help", &["--help"][..]),
+        ("ch04_help_run", &["run", "--help"]),
+        ("ch04_help_commit", &["commit", "--help"]),
+    ] {
+        let run = Run::new(&bin(), args);
+        assert_eq!(run.code(), Some(0));
+        settings().bind(|| insta::assert_snapshot!(name, run.transcript()));
+    }
 }
