@@ -11,9 +11,7 @@ use ch01_chroot::rootfs::Source;
 use ch02_namespaces::cli::{self, NamespaceArgs, container_config};
 use ch03_cgroups::cli::{LimitArgs, run_limited_with};
 use ch04_overlay::commit::{CommitOptions, commit_layer, diff};
-use ch04_overlay::overlay::{
-    OverlayDirs, mount_overlay, rootless_overlay_step, rootless_overlay_supported,
-};
+use ch04_overlay::overlay::{OverlayDirs, choose_driver, mount_overlay, rootless_overlay_step};
 use ch04_overlay::state::{self, ContainerState, StorageDriver, default_root};
 use ch04_overlay::vfs::copy_layers;
 use clap::{Args, Parser, Subcommand};
@@ -267,27 +265,14 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
 }
 // ANCHOR_END: run
 
-/// overlay when the kernel has it (/proc/filesystems), else vfs, with a notice.
+/// overlay when the kernel has it and lets us mount it, else vfs, with a notice.
 fn auto_driver() -> StorageDriver {
-    let has_overlay = std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| {
-        f.lines()
-            .any(|l| l.split_whitespace().last() == Some("overlay"))
-    });
     let rootless = !nix::unistd::Uid::effective().is_root();
-    if has_overlay && rootless && !rootless_overlay_supported(Path::new("/proc")) {
-        eprintln!(
-            "ch04-overlay: note: this kernel lets only root mount overlay (user namespaces may from Linux 5.11): using the vfs driver"
-        );
-        return StorageDriver::Vfs;
+    let (driver, notice) = choose_driver(Path::new("/proc"), rootless);
+    if let Some(notice) = notice {
+        eprintln!("ch04-overlay: note: {notice}");
     }
-    if has_overlay {
-        StorageDriver::Overlay
-    } else {
-        eprintln!(
-            "ch04-overlay: note: this kernel has no overlay filesystem: using the vfs driver (a full copy per container)"
-        );
-        StorageDriver::Vfs
-    }
+    driver
 }
 
 /// Remove a container's directory. overlay leaves its `work/work` with mode

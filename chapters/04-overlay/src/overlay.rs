@@ -180,6 +180,37 @@ pub fn rootless_overlay_supported(proc_root: &Path) -> bool {
     matches!((parts.next(), parts.next()), (Some(major), Some(minor)) if (major, minor) >= (5, 11))
 }
 
+/// The storage driver to use when none was asked for: overlay when the
+/// kernel has it (`proc/filesystems` under `proc_root`) and lets this user
+/// mount it, else the copy driver — with the notice to print.
+pub fn choose_driver(
+    proc_root: &Path,
+    rootless: bool,
+) -> (crate::state::StorageDriver, Option<&'static str>) {
+    use crate::state::StorageDriver;
+    let has_overlay = std::fs::read_to_string(proc_root.join("filesystems")).is_ok_and(|f| {
+        f.lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay"))
+    });
+    if !has_overlay {
+        return (
+            StorageDriver::Vfs,
+            Some(
+                "this kernel has no overlay filesystem: using the vfs driver (a full copy per container)",
+            ),
+        );
+    }
+    if rootless && !rootless_overlay_supported(proc_root) {
+        return (
+            StorageDriver::Vfs,
+            Some(
+                "this kernel lets only root mount overlay (user namespaces may from Linux 5.11): using the vfs driver",
+            ),
+        );
+    }
+    (StorageDriver::Overlay, None)
+}
+
 /// What an overlay mount error usually means.
 fn mount_hint(errno: Errno) -> &'static str {
     match errno {
@@ -229,6 +260,76 @@ mod tests {
             work: root.join("work"),
             merged: root.join("merged"),
         }
+    }
+
+    #[test]
+    fn the_driver_falls_back_to_vfs_where_overlay_cannot_be_had() {
+        use crate::state::StorageDriver;
+        let proc = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(proc.path().join("sys/kernel")).unwrap();
+        std::fs::write(proc.path().join("filesystems"), "nodev\tsysfs\n\text4\n").unwrap();
+        std::fs::write(proc.path().join("sys/kernel/osrelease"), "6.1.0-13-amd64\n").unwrap();
+        let (driver, notice) = choose_driver(proc.path(), false);
+        assert_eq!(driver, StorageDriver::Vfs);
+        assert!(notice.unwrap().contains("no overlay filesystem"));
+        std::fs::write(
+            proc.path().join("filesystems"),
+            "nodev\tsysfs\nnodev\toverlay\n",
+        )
+        .unwrap();
+        assert_eq!(
+            choose_driver(proc.path(), false),
+            (StorageDriver::Overlay, None)
+        );
+        assert_eq!(
+            choose_driver(proc.path(), true),
+            (StorageDriver::Overlay, None)
+        );
+        std::fs::write(
+            proc.path().join("sys/kernel/osrelease"),
+            "5.10.0-28-amd64\n",
+        )
+        .unwrap();
+        let (driver, notice) = choose_driver(proc.path(), true);
+        assert_eq!(driver, StorageDriver::Vfs);
+        assert!(notice.unwrap().contains("5.11"));
+    }
+
+    #[test]
+    fn an_upper_directory_overlay_cannot_use_is_named_as_such() {
+        if !berth_test_support::require_root(
+            "an_upper_directory_overlay_cannot_use_is_named_as_such",
+        ) {
+            return;
+        }
+        // overlayfs itself cannot be an upper layer: put one inside another.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("base")).unwrap();
+        let outer = mount_overlay(&dirs(root.path(), &["base"])).unwrap();
+        let inner_root = outer.merged().to_path_buf();
+        std::fs::create_dir(root.path().join("base2")).unwrap();
+        let inner = OverlayDirs {
+            lower: vec![root.path().join("base2")],
+            upper: inner_root.join("upper"),
+            work: inner_root.join("work"),
+            merged: root.path().join("merged2"),
+        };
+        let err = mount_overlay(&inner).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OverlayError::Mount {
+                    errno: Errno::EINVAL,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("upper and work directories"),
+            "{err}"
+        );
+        outer.unmount().unwrap();
     }
 
     #[test]

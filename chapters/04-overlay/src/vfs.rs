@@ -5,7 +5,8 @@
 //! and in any user namespace. Its cost is the point of comparison for
 //! overlay: ten containers of a 500 MB image cost 5 GB here, and each start
 //! copies every file. Layers are copied bottom first; a layer's overlay
-//! whiteout (a character device 0/0) deletes what lies below it.
+//! whiteout (a character device 0/0) deletes what lies below it, and an
+//! opaque directory replaces the one below instead of merging with it.
 //!
 //! Man pages: cp(1) (what `cp -a` preserves), mknod(2).
 
@@ -71,7 +72,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<u64, CopyError> {
             continue;
         }
         if kind.is_dir() {
-            if existing.as_ref().is_some_and(|m| !m.is_dir()) {
+            // An opaque directory hides what the layers below had in it.
+            let opaque = crate::commit::is_opaque(&src).unwrap_or(false);
+            if existing.as_ref().is_some_and(|m| !m.is_dir()) || opaque {
                 remove(&dst, existing.as_ref()).map_err(err)?;
             }
             if !dst.is_dir() {
