@@ -3,14 +3,12 @@
 //! the engine goes rootless (a user namespace maps the caller to root), and
 //! the same assertions hold — CI runs this file both ways.
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Stdio;
 
 use berth_test_support::probe::{PROBE_IN_CONTAINER, probe_rootfs};
 use berth_test_support::{
-    ChildGuard, Run, TRAP_TERM_SCRIPT, command, require_root, sigterm_round_trip, skip,
+    BackgroundEngine, Run, TRAP_TERM_SCRIPT, command, require_root, sigterm_round_trip, skip,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch02-namespaces");
@@ -283,19 +281,9 @@ fn sigterm_is_lost_on_a_pid_1_without_handlers() {
         args.extend(extra);
         args.extend([rootfs, "sleep", "1"]);
         let mut cmd = command(Path::new(BIN));
-        cmd.args(&args).stderr(Stdio::piped());
-        let mut guard = ChildGuard(cmd.spawn().unwrap());
-        // Wait until the container exists, then signal the engine.
-        let mut started = String::new();
-        BufReader::new(guard.0.stderr.take().unwrap())
-            .read_line(&mut started)
-            .unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(guard.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let code = guard.0.wait().unwrap().code();
+        cmd.args(&args);
+        // Once the container exists, signal the engine.
+        let code = BackgroundEngine::start(cmd).terminate();
         assert_eq!(code, Some(want), "{name}");
         let transcript = format!(
             "$ ch02-namespaces {}\n$ kill -TERM $ENGINE_PID\n[exit {}]\n",
@@ -338,23 +326,10 @@ fn exec_joins_the_running_container() {
         "sh",
         "-c",
     ])
-    .args(["mkdir -p /tmp/inside && mount -t tmpfs only-inside /tmp/inside && echo up; sleep 20"])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0);
-    let mut guard = ChildGuard(cmd.spawn().unwrap());
-    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
-    let mut started = String::new();
-    stderr.read_line(&mut started).unwrap();
-    let pid: i32 = started
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("{started}"));
-    let mut up = [0u8; 3];
-    guard.0.stdout.take().unwrap().read_exact(&mut up).unwrap();
+    .args(["mkdir -p /tmp/inside && mount -t tmpfs only-inside /tmp/inside && echo up; sleep 20"]);
+    let mut engine = BackgroundEngine::start(cmd);
+    engine.expect_stdout(b"up\n");
+    let pid = engine.pid;
 
     let exec = ch02(&[
         "exec",
@@ -389,11 +364,8 @@ fn exec_joins_the_running_container() {
         "exec must see the container's root"
     );
 
-    // Stop the container: the engine's process group.
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(guard.0.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    // Dropping the engine kills its process group: the container with it.
+    drop(engine);
 }
 
 #[test]
@@ -488,23 +460,12 @@ fn exec_into_a_user_namespace_is_root_there() {
         "sh",
         "-c",
         "echo up; sleep 20",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0);
-    let mut guard = ChildGuard(cmd.spawn().unwrap());
-    let mut started = String::new();
-    BufReader::new(guard.0.stderr.take().unwrap())
-        .read_line(&mut started)
-        .unwrap();
-    let pid = started.trim().rsplit(' ').next().unwrap().to_string();
-    let mut up = [0u8; 3];
-    guard.0.stdout.take().unwrap().read_exact(&mut up).unwrap();
+    ]);
+    let mut engine = BackgroundEngine::start(cmd);
+    engine.expect_stdout(b"up\n");
+    let pid = engine.pid.to_string();
     let exec = ch02(&["exec", &pid, PROBE_IN_CONTAINER, "uid", "uid_map"]);
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(guard.0.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    drop(engine);
     assert_eq!(
         exec.stdout(),
         "uid: 0/0\nuid_map: 0 300000 65536\n",

@@ -2,14 +2,12 @@
 //! the real cgroup files. The same file runs here (cgroup v1) and on a
 //! cgroup-v2 kernel through `cargo xtask cg2vm -p ch03-cgroups`.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use berth_test_support::probe::{PROBE_IN_CONTAINER, probe_rootfs};
-use berth_test_support::{ChildGuard, Run, bin_path, command, require_root};
+use berth_test_support::{BackgroundEngine, Run, bin_path, command, require_root};
 
 fn bin() -> PathBuf {
     bin_path(env!("CARGO_BIN_EXE_ch03-cgroups"))
@@ -211,15 +209,9 @@ fn pause_stops_progress_and_unpause_resumes_it() {
     let counter = r.path.join("tmp/n");
     let script = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo $i > /tmp/n; done";
     let mut cmd = command(&bin());
-    cmd.args(["run", r.path.to_str().unwrap(), "sh", "-c", script])
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut guard = ChildGuard(cmd.spawn().unwrap());
-    let mut started = String::new();
-    BufReader::new(guard.0.stderr.take().unwrap())
-        .read_line(&mut started)
-        .unwrap();
-    let id = container_id(&started);
+    cmd.args(["run", r.path.to_str().unwrap(), "sh", "-c", script]);
+    let mut engine = BackgroundEngine::start(cmd);
+    let id = engine.id.clone();
     let read = || {
         std::fs::read_to_string(&counter)
             .ok()
@@ -261,9 +253,7 @@ fn pause_stops_progress_and_unpause_resumes_it() {
     assert!(wait_for_change(frozen_at), "no progress after unpause");
     // Stop it the way a user would: the engine passes SIGTERM on, the shell
     // dies, and the engine removes the cgroup.
-    let engine = nix::unistd::Pid::from_raw(guard.0.id() as i32);
-    nix::sys::signal::kill(engine, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert_eq!(guard.0.wait().unwrap().code(), Some(128 + 15));
+    assert_eq!(engine.terminate(), Some(128 + 15));
     assert!(!cgroup_exists(&id), "the engine left its cgroup behind");
 }
 

@@ -281,6 +281,82 @@ pub fn regex_escape(text: &str) -> String {
         .collect()
 }
 
+/// A container engine started in the background for a test, in a process
+/// group of its own, with stdout and stderr piped. [`BackgroundEngine::start`]
+/// returns once the engine has printed `container ID started, pid PID`.
+/// Dropping it kills the whole group and reaps the engine.
+pub struct BackgroundEngine {
+    pub child: Child,
+    /// The container's id, from the "started" line.
+    pub id: String,
+    /// The host PID of the container's first process, from the same line.
+    pub pid: i32,
+}
+
+impl BackgroundEngine {
+    pub fn start(mut cmd: Command) -> BackgroundEngine {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd.spawn().expect("spawn the engine");
+        let mut started = String::new();
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::io::BufReader::new(stderr)
+            .read_line(&mut started)
+            .expect("read the started line");
+        // "ENGINE: container ID started, pid PID"
+        let words: Vec<&str> = started.split_whitespace().collect();
+        let (id, pid) = match words.as_slice() {
+            [_, "container", id, "started,", "pid", pid] => {
+                (id.to_string(), pid.parse().unwrap_or(0))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the engine did not start a container: {started:?}");
+            }
+        };
+        BackgroundEngine { child, id, pid }
+    }
+
+    /// Read exactly `expected.len()` bytes of the container's stdout and
+    /// check them (a script's "ready" line, say).
+    pub fn expect_stdout(&mut self, expected: &[u8]) {
+        use std::io::Read;
+        let mut got = vec![0u8; expected.len()];
+        self.child
+            .stdout
+            .as_mut()
+            .expect("piped stdout")
+            .read_exact(&mut got)
+            .expect("read stdout");
+        assert_eq!(
+            got,
+            expected,
+            "the container printed {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+
+    /// Stop it the way a user would — SIGTERM to the engine, which passes it
+    /// on — and return the engine's exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let engine = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(engine, nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().expect("wait for the engine").code()
+    }
+}
+
+impl Drop for BackgroundEngine {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
 /// A background child that is killed and reaped when the test ends, even when
 /// an assertion fails first.
 pub struct ChildGuard(pub Child);
