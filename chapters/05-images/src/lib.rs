@@ -1,0 +1,12 @@
+//! # Chapter 5: images (being written)
+//!
+//! An image is a read-only template: an ordered list of layers (tarballs,
+//! named by their sha256 digest) plus a configuration, described by a
+//! manifest. This first part holds the pieces that need no network: image
+//! names ([`reference`]), digests ([`digest`]), the OCI image format
+//! ([`oci`]) and the local content store ([`store`]).
+
+pub mod digest;
+pub mod oci;
+pub mod reference;
+pub mod store;

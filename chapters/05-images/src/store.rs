@@ -1,0 +1,977 @@
+//! The local content store: blobs, unpacked layers and image names.
+//!
+//! Everything lives under one root (the engine's `--root`):
+//!
+//! ```text
+//! ROOT/blobs/sha256/<hex>         content-addressed blobs (manifests, configs, layer tarballs)
+//! ROOT/blobs/tmp/                 blobs being written
+//! ROOT/layers/sha256/<hex>/       each layer unpacked once, keyed by its diff_id
+//! ROOT/layers/tmp/                layers being unpacked
+//! ROOT/index.json                 image names -> manifest digests
+//! ROOT/index.lock                 flock(2)ed while index.json is rewritten
+//! ```
+//!
+//! Nothing appears under its final name before it is complete and verified:
+//! a blob is streamed into a temporary file, hashed and counted on the way,
+//! fsynced and only then renamed to its digest; a layer is unpacked into a
+//! temporary directory while its uncompressed bytes are hashed, and renamed
+//! to its diff_id once the hash matches. rename(2) within one filesystem is
+//! atomic, so a crash leaves at worst a temporary file behind (see
+//! [`Store::clean_temp`]), never a truncated blob that a later pull would
+//! trust. Two pulls of the same content race harmlessly: both write their
+//! own temporary copy and the last rename wins with identical bytes.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ch04_overlay::apply::{ApplyError, ApplyOptions, WhiteoutMode, apply_layer};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// How old a temporary file or directory must be before
+/// [`Store::clean_temp`] treats it as left over by a crashed pull. A pull in
+/// progress keeps touching its temporary blob, so an hour of silence means
+/// nobody owns it any more.
+pub const TEMP_MAX_AGE: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid digest {0:?}: expected \"sha256:\" followed by 64 lowercase hex digits")]
+    BadDigest(String),
+
+    #[error(
+        "content does not match its digest: expected {expected}, got {actual} (the source is corrupt or was changed; pull again)"
+    )]
+    DigestMismatch { expected: String, actual: String },
+
+    #[error(
+        "blob {digest}: expected {expected} bytes, got {actual}{} (the source is truncated or corrupt; pull again)",
+        if *.more { " or more" } else { "" }
+    )]
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+        /// Reading stopped as soon as the blob grew past `expected`.
+        more: bool,
+    },
+
+    #[error(
+        "layer {blob}: its uncompressed content has digest {actual}, but the image says diff_id {expected} (the image is corrupt; remove it and pull again)"
+    )]
+    DiffIdMismatch {
+        blob: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("no blob {digest} in the store ({path}): pull the image first")]
+    BlobNotFound { digest: String, path: PathBuf },
+
+    #[error("read content for {digest}: {cause}")]
+    Read { digest: String, cause: io::Error },
+
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
+
+    #[error("unpack layer {blob} into {path}: {source}")]
+    Apply {
+        blob: String,
+        path: PathBuf,
+        source: ApplyError,
+    },
+
+    #[error("lock {path}: {errno}")]
+    Lock { path: PathBuf, errno: Errno },
+
+    #[error("{path}: not an image index: {cause} (move it away to start an empty index)")]
+    Index {
+        path: PathBuf,
+        cause: serde_json::Error,
+    },
+
+    #[error(
+        "invalid image name {0:?}: a name must be non-empty and hold no whitespace or control characters"
+    )]
+    BadName(String),
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |cause| StoreError::Io {
+        path: path.to_path_buf(),
+        cause,
+    }
+}
+
+/// The hex part of a `sha256:<hex>` digest, or [`StoreError::BadDigest`].
+fn digest_hex(digest: &str) -> Result<&str> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Ok(hex)
+        }
+        _ => Err(StoreError::BadDigest(digest.to_string())),
+    }
+}
+
+fn sha256_digest(hasher: Sha256) -> String {
+    format!("sha256:{:x}", hasher.finalize())
+}
+
+/// A name no other writer (thread or process) is using right now: the pid,
+/// a per-process counter and the clock. Creation still uses O_EXCL/mkdir, so
+/// a collision is an error to retry, never a shared file.
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{n}-{nanos:08x}", std::process::id())
+}
+
+/// fsync a directory, so that a rename in it survives a crash.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Remove a file or a whole tree, making read-only directories writable
+/// first if that is what stops us (a layer may hold `dr-xr-xr-x` dirs, which
+/// only root can empty as they are).
+fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    if fs::remove_dir_all(path).is_ok() {
+        return Ok(());
+    }
+    make_writable(path);
+    fs::remove_dir_all(path)
+}
+
+fn make_writable(dir: &Path) {
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                make_writable(&entry.path());
+            }
+        }
+    }
+}
+
+/// A temporary file or directory, removed when dropped unless
+/// [`Temp::keep`] was called (after it was renamed into place).
+struct Temp {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Temp {
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = remove_tree(&self.path);
+        }
+    }
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// `index.json`: image names and the manifests they point to.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    #[serde(default)]
+    names: BTreeMap<String, String>,
+}
+
+/// What [`Store::clean_temp`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanReport {
+    /// The temporary files and directories removed.
+    pub removed: Vec<PathBuf>,
+}
+
+/// The content store under one root directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open the store at `root`, creating its directories if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let store = Store { root: root.into() };
+        for dir in [
+            store.blob_dir(),
+            store.blob_tmp_dir(),
+            store.layer_dir(),
+            store.layer_tmp_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        Ok(store)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
+    }
+
+    fn blob_tmp_dir(&self) -> PathBuf {
+        self.root.join("blobs/tmp")
+    }
+
+    fn layer_dir(&self) -> PathBuf {
+        self.root.join("layers/sha256")
+    }
+
+    fn layer_tmp_dir(&self) -> PathBuf {
+        self.root.join("layers/tmp")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    // ----- blobs -----
+
+    /// Where the blob `digest` lives (whether or not it is there).
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        Ok(self.blob_dir().join(digest_hex(digest)?))
+    }
+
+    /// Whether the blob `digest` is in the store.
+    pub fn has_blob(&self, digest: &str) -> Result<bool> {
+        let path = self.blob_path(digest)?;
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(cause) => Err(StoreError::Io { path, cause }),
+        }
+    }
+
+    /// Open the blob `digest` for reading.
+    pub fn open_blob(&self, digest: &str) -> Result<File> {
+        let path = self.blob_path(digest)?;
+        File::open(&path).map_err(|cause| {
+            if cause.kind() == io::ErrorKind::NotFound {
+                StoreError::BlobNotFound {
+                    digest: digest.to_string(),
+                    path,
+                }
+            } else {
+                StoreError::Io { path, cause }
+            }
+        })
+    }
+
+    /// Delete the blob `digest`; `Ok(false)` if it was not there.
+    pub fn delete_blob(&self, digest: &str) -> Result<bool> {
+        let path = self.blob_path(digest)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(cause) => Err(StoreError::Io { path, cause }),
+        }
+    }
+
+    // ANCHOR: put_blob
+    /// Store what `reader` yields as the blob `expected_digest`, and return
+    /// its path.
+    ///
+    /// The bytes go to a temporary file in `blobs/tmp/`, hashed and counted
+    /// on the way; reading stops as soon as they exceed `expected_size`. If
+    /// size and digest match, the file is fsynced and renamed to its final
+    /// name, then the directory is fsynced; otherwise it is deleted and the
+    /// mismatch returned. A blob under its final name is thus always
+    /// complete and verified.
+    ///
+    /// If the blob is already in the store, `reader` is not read at all:
+    /// a caller streaming from the network should check [`Store::has_blob`]
+    /// first, or simply drop the response.
+    pub fn put_blob<R: Read>(
+        &self,
+        expected_digest: &str,
+        expected_size: Option<u64>,
+        mut reader: R,
+    ) -> Result<PathBuf> {
+        let final_path = self.blob_path(expected_digest)?;
+        if self.has_blob(expected_digest)? {
+            return Ok(final_path);
+        }
+
+        let (mut file, temp) = self.create_temp_file()?;
+        let mut hasher = Sha256::new();
+        let mut count: u64 = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(cause) => {
+                    return Err(StoreError::Read {
+                        digest: expected_digest.to_string(),
+                        cause,
+                    });
+                }
+            };
+            count += n as u64;
+            if let Some(expected) = expected_size.filter(|&e| count > e) {
+                return Err(StoreError::SizeMismatch {
+                    digest: expected_digest.to_string(),
+                    expected,
+                    actual: count,
+                    more: true,
+                });
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).map_err(io_err(&temp.path))?;
+        }
+        if let Some(expected) = expected_size.filter(|&e| count != e) {
+            return Err(StoreError::SizeMismatch {
+                digest: expected_digest.to_string(),
+                expected,
+                actual: count,
+                more: false,
+            });
+        }
+        let actual = sha256_digest(hasher);
+        if actual != expected_digest {
+            return Err(StoreError::DigestMismatch {
+                expected: expected_digest.to_string(),
+                actual,
+            });
+        }
+
+        file.sync_all().map_err(io_err(&temp.path))?;
+        drop(file);
+        fs::rename(&temp.path, &final_path).map_err(io_err(&final_path))?;
+        temp.keep();
+        sync_dir(&self.blob_dir())?;
+        Ok(final_path)
+    }
+    // ANCHOR_END: put_blob
+
+    fn create_temp_file(&self) -> Result<(File, Temp)> {
+        let dir = self.blob_tmp_dir();
+        loop {
+            let path = dir.join(unique_name());
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)
+            {
+                Ok(file) => return Ok((file, Temp { path, armed: true })),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(cause) => return Err(StoreError::Io { path, cause }),
+            }
+        }
+    }
+
+    fn create_temp_dir(&self) -> Result<Temp> {
+        let dir = self.layer_tmp_dir();
+        loop {
+            let path = dir.join(unique_name());
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(Temp { path, armed: true }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(cause) => return Err(StoreError::Io { path, cause }),
+            }
+        }
+    }
+
+    // ----- layers -----
+
+    /// Where the layer with `diff_id` is unpacked (whether or not it is).
+    pub fn layer_path(&self, diff_id: &str) -> Result<PathBuf> {
+        Ok(self.layer_dir().join(digest_hex(diff_id)?))
+    }
+
+    /// Whether the layer with `diff_id` is unpacked.
+    pub fn has_layer(&self, diff_id: &str) -> Result<bool> {
+        let path = self.layer_path(diff_id)?;
+        match fs::symlink_metadata(&path) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(cause) => Err(StoreError::Io { path, cause }),
+        }
+    }
+
+    // ANCHOR: unpack_layer
+    /// Unpack the layer blob `blob_digest` (gzip-compressed if
+    /// `media_type_is_gzip`) into `layers/sha256/<diff_id hex>/`, ready to be
+    /// an overlay lowerdir, and return that directory.
+    ///
+    /// A layer already unpacked is returned as it is, without reading the
+    /// blob. Otherwise the layer is applied into a temporary directory while
+    /// its uncompressed bytes are hashed; if they do not hash to `diff_id`
+    /// the directory is removed and [`StoreError::DiffIdMismatch`] returned.
+    /// The finished directory is synced to disk and renamed into place; if
+    /// another process got there first, ours is removed and theirs used.
+    ///
+    /// Whiteouts are written as overlayfs markers (0/0 character devices),
+    /// which needs root: unprivileged, a layer holding whiteouts fails with
+    /// [`ApplyError::WhiteoutRefused`] inside [`StoreError::Apply`].
+    pub fn unpack_layer(
+        &self,
+        blob_digest: &str,
+        diff_id: &str,
+        media_type_is_gzip: bool,
+    ) -> Result<PathBuf> {
+        digest_hex(blob_digest)?;
+        let final_path = self.layer_path(diff_id)?;
+        if self.has_layer(diff_id)? {
+            return Ok(final_path);
+        }
+
+        let blob = io::BufReader::new(self.open_blob(blob_digest)?);
+        let inner: Box<dyn Read> = if media_type_is_gzip {
+            Box::new(flate2::read::GzDecoder::new(blob))
+        } else {
+            Box::new(blob)
+        };
+        let mut reader = HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+
+        let temp = self.create_temp_dir()?;
+        let opts = ApplyOptions::for_current_user(WhiteoutMode::Overlay);
+        apply_layer(&mut reader, &temp.path, &opts).map_err(|source| StoreError::Apply {
+            blob: blob_digest.to_string(),
+            path: final_path.clone(),
+            source,
+        })?;
+        // The tar reader stops at the end-of-archive marker; the padding
+        // after it (and the gzip trailer, checked by the decoder) is part of
+        // the diff_id too.
+        io::copy(&mut reader, &mut io::sink()).map_err(|cause| StoreError::Read {
+            digest: blob_digest.to_string(),
+            cause,
+        })?;
+        let actual = sha256_digest(reader.hasher);
+        if actual != diff_id {
+            return Err(StoreError::DiffIdMismatch {
+                blob: blob_digest.to_string(),
+                expected: diff_id.to_string(),
+                actual,
+            });
+        }
+
+        let dir = File::open(&temp.path).map_err(io_err(&temp.path))?;
+        nix::unistd::syncfs(&dir).map_err(|errno| StoreError::Io {
+            path: temp.path.clone(),
+            cause: errno.into(),
+        })?;
+        drop(dir);
+        match fs::rename(&temp.path, &final_path) {
+            Ok(()) => temp.keep(),
+            // Someone else finished the same layer first (a non-empty
+            // directory cannot be renamed over): ours is dropped, theirs used.
+            Err(_) if self.has_layer(diff_id)? => drop(temp),
+            Err(cause) => {
+                return Err(StoreError::Io {
+                    path: final_path,
+                    cause,
+                });
+            }
+        }
+        sync_dir(&self.layer_dir())?;
+        Ok(final_path)
+    }
+    // ANCHOR_END: unpack_layer
+
+    // ----- temporary leftovers -----
+
+    /// Remove temporary files and directories left by crashed pulls: those
+    /// not modified for [`TEMP_MAX_AGE`].
+    pub fn clean_temp(&self) -> Result<CleanReport> {
+        self.clean_temp_older_than(TEMP_MAX_AGE)
+    }
+
+    /// Remove temporary files and directories not modified for `age`.
+    /// `Duration::ZERO` removes them all: only safe when no other pull is
+    /// running on this root.
+    pub fn clean_temp_older_than(&self, age: Duration) -> Result<CleanReport> {
+        let now = SystemTime::now();
+        let mut report = CleanReport::default();
+        for dir in [self.blob_tmp_dir(), self.layer_tmp_dir()] {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(cause) => return Err(StoreError::Io { path: dir, cause }),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err(&dir))?;
+                let path = entry.path();
+                let modified = match entry.metadata().and_then(|m| m.modified()) {
+                    Ok(t) => t,
+                    // Removed meanwhile by its owner.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(cause) => return Err(StoreError::Io { path, cause }),
+                };
+                let idle = now.duration_since(modified).unwrap_or(Duration::ZERO);
+                if idle >= age {
+                    remove_tree(&path).map_err(io_err(&path))?;
+                    report.removed.push(path);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    // ----- the name index -----
+
+    /// All image names and their manifest digests.
+    pub fn names(&self) -> Result<BTreeMap<String, String>> {
+        Ok(self.read_index()?.names)
+    }
+
+    /// The manifest digest the image `name` points to, if any.
+    pub fn resolve(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.read_index()?.names.remove(name))
+    }
+
+    /// Point the image `name` at the manifest `digest`; return the digest it
+    /// pointed to before, if any.
+    pub fn set_name(&self, name: &str, digest: &str) -> Result<Option<String>> {
+        check_name(name)?;
+        digest_hex(digest)?;
+        self.update_index(|index| index.names.insert(name.to_string(), digest.to_string()))
+    }
+
+    /// Forget the image `name`; return the digest it pointed to, if any.
+    pub fn remove_name(&self, name: &str) -> Result<Option<String>> {
+        self.update_index(|index| index.names.remove(name))
+    }
+
+    /// Readers need no lock: the index is only ever replaced by rename.
+    fn read_index(&self) -> Result<Index> {
+        let path = self.index_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Index::default()),
+            Err(cause) => return Err(StoreError::Io { path, cause }),
+        };
+        serde_json::from_str(&text).map_err(|cause| StoreError::Index { path, cause })
+    }
+
+    /// Read, change and atomically replace the index, holding an exclusive
+    /// lock on `index.lock` so that concurrent writers do not lose each
+    /// other's changes. The lock is released when the guard drops.
+    fn update_index<T>(&self, change: impl FnOnce(&mut Index) -> T) -> Result<T> {
+        let lock_path = self.root.join("index.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        let _lock =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| StoreError::Lock {
+                path: lock_path.clone(),
+                errno,
+            })?;
+
+        let mut index = self.read_index()?;
+        let result = change(&mut index);
+
+        let path = self.index_path();
+        let tmp_path = self.root.join("index.json.tmp");
+        let mut json = serde_json::to_string_pretty(&index).map_err(|cause| StoreError::Index {
+            path: path.clone(),
+            cause,
+        })?;
+        json.push('\n');
+        let tmp = Temp {
+            path: tmp_path,
+            armed: true,
+        };
+        let mut file = File::create(&tmp.path).map_err(io_err(&tmp.path))?;
+        file.write_all(json.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(io_err(&tmp.path))?;
+        drop(file);
+        fs::rename(&tmp.path, &path).map_err(io_err(&path))?;
+        tmp.keep();
+        sync_dir(&self.root)?;
+        Ok(result)
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(StoreError::BadName(name.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn digest_of(data: &[u8]) -> String {
+        let mut h = Sha256::new();
+        h.update(data);
+        sha256_digest(h)
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("root")).unwrap();
+        (dir, store)
+    }
+
+    fn temp_entries(store: &Store) -> Vec<PathBuf> {
+        let mut out = vec![];
+        for dir in [store.blob_tmp_dir(), store.layer_tmp_dir()] {
+            out.extend(fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()));
+        }
+        out
+    }
+
+    struct PanicReader;
+    impl Read for PanicReader {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            panic!("the reader of an existing blob must not be read");
+        }
+    }
+
+    #[test]
+    fn digests_are_validated() {
+        let (_dir, store) = store();
+        for bad in [
+            "",
+            "sha256:",
+            "sha512:0000000000000000000000000000000000000000000000000000000000000000",
+            "sha256:000000000000000000000000000000000000000000000000000000000000000",
+            "sha256:000000000000000000000000000000000000000000000000000000000000000A",
+            "sha256:../../../../../../../../../../../../../../../../../../etc/passwd",
+        ] {
+            assert!(
+                matches!(store.blob_path(bad), Err(StoreError::BadDigest(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn put_blob_verifies_and_stores() {
+        let (_dir, store) = store();
+        let data = b"hello, berth\n";
+        let digest = digest_of(data);
+        let path = store
+            .put_blob(&digest, Some(data.len() as u64), &data[..])
+            .unwrap();
+        assert_eq!(path, store.blob_path(&digest).unwrap());
+        assert_eq!(fs::read(&path).unwrap(), data);
+        assert!(store.has_blob(&digest).unwrap());
+        let mut back = vec![];
+        store
+            .open_blob(&digest)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+        assert!(temp_entries(&store).is_empty());
+
+        // Already there: the reader is not touched.
+        assert_eq!(store.put_blob(&digest, None, PanicReader).unwrap(), path);
+
+        assert!(store.delete_blob(&digest).unwrap());
+        assert!(!store.delete_blob(&digest).unwrap());
+        assert!(matches!(
+            store.open_blob(&digest),
+            Err(StoreError::BlobNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn put_blob_rejects_wrong_digest() {
+        let (_dir, store) = store();
+        let wrong = digest_of(b"something else");
+        let err = store.put_blob(&wrong, None, &b"hello"[..]).unwrap_err();
+        match &err {
+            StoreError::DigestMismatch { expected, actual } => {
+                assert_eq!(expected, &wrong);
+                assert_eq!(actual, &digest_of(b"hello"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(!store.has_blob(&wrong).unwrap());
+        assert!(temp_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn put_blob_rejects_wrong_size() {
+        let (_dir, store) = store();
+        let digest = digest_of(b"hello");
+        for (size, more) in [(4, true), (6, false)] {
+            let err = store
+                .put_blob(&digest, Some(size), &b"hello"[..])
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::SizeMismatch { expected, more: m, .. } if expected == size && m == more),
+                "{err:?}"
+            );
+            assert!(!store.has_blob(&digest).unwrap());
+            assert!(temp_entries(&store).is_empty());
+        }
+    }
+
+    #[test]
+    fn concurrent_put_of_the_same_blob() {
+        let (_dir, store) = store();
+        let data = vec![7u8; 1 << 20];
+        let digest = digest_of(&data);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| store.put_blob(&digest, Some(data.len() as u64), &data[..])))
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        });
+        assert_eq!(fs::read_dir(store.blob_dir()).unwrap().count(), 1);
+        assert_eq!(fs::read(store.blob_path(&digest).unwrap()).unwrap(), data);
+        assert!(temp_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn clean_temp_removes_crash_leftovers() {
+        let (_dir, store) = store();
+        let leftover = store.blob_tmp_dir().join("12345-0-deadbeef");
+        fs::write(&leftover, b"half a blo").unwrap();
+        let leftover_dir = store.layer_tmp_dir().join("12345-1-deadbeef");
+        fs::create_dir_all(leftover_dir.join("ro/sub")).unwrap();
+        fs::set_permissions(leftover_dir.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+
+        // Fresh leftovers might belong to a running pull: kept.
+        assert!(store.clean_temp().unwrap().removed.is_empty());
+        assert!(leftover.exists());
+
+        let report = store.clean_temp_older_than(Duration::ZERO).unwrap();
+        assert_eq!(report.removed.len(), 2);
+        assert!(temp_entries(&store).is_empty());
+
+        let digest = digest_of(b"a whole blob");
+        store
+            .put_blob(&digest, Some(12), &b"a whole blob"[..])
+            .unwrap();
+        assert!(store.has_blob(&digest).unwrap());
+    }
+
+    /// A gzip layer holding `files` (and `whiteout`, if given), its blob
+    /// digest and its diff_id.
+    fn layer(files: &[(&str, &[u8])], whiteout: Option<&str>) -> (Vec<u8>, String, String) {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            builder.append_data(&mut header, name, data).unwrap();
+        };
+        for (name, data) in files {
+            add(name, data);
+        }
+        if let Some(w) = whiteout {
+            add(w, b"");
+        }
+        let tar = builder.into_inner().unwrap();
+        let diff_id = digest_of(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).unwrap();
+        let blob = gz.finish().unwrap();
+        let digest = digest_of(&blob);
+        (blob, digest, diff_id)
+    }
+
+    #[test]
+    fn unpack_layer_once() {
+        let (_dir, store) = store();
+        let (blob, digest, diff_id) =
+            layer(&[("etc/motd", b"welcome\n"), ("hello.txt", b"hi")], None);
+        store
+            .put_blob(&digest, Some(blob.len() as u64), Cursor::new(&blob))
+            .unwrap();
+
+        let dir = store.unpack_layer(&digest, &diff_id, true).unwrap();
+        assert_eq!(dir, store.layer_path(&diff_id).unwrap());
+        assert_eq!(fs::read(dir.join("etc/motd")).unwrap(), b"welcome\n");
+        assert_eq!(fs::read(dir.join("hello.txt")).unwrap(), b"hi");
+        assert!(temp_entries(&store).is_empty());
+
+        // Unpacked once: the blob is not needed again.
+        store.delete_blob(&digest).unwrap();
+        assert_eq!(store.unpack_layer(&digest, &diff_id, true).unwrap(), dir);
+    }
+
+    #[test]
+    fn unpack_uncompressed_layer() {
+        let (_dir, store) = store();
+        let (blob, _, diff_id) = layer(&[("a", b"a")], None);
+        let mut tar = vec![];
+        flate2::read::GzDecoder::new(&blob[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        store.put_blob(&diff_id, None, &tar[..]).unwrap();
+        let dir = store.unpack_layer(&diff_id, &diff_id, false).unwrap();
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"a");
+    }
+
+    #[test]
+    fn unpack_layer_rejects_wrong_diff_id() {
+        let (_dir, store) = store();
+        let (blob, digest, diff_id) = layer(&[("hello.txt", b"hi")], None);
+        store.put_blob(&digest, None, &blob[..]).unwrap();
+        let wrong = digest_of(b"not this layer");
+        let err = store.unpack_layer(&digest, &wrong, true).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::DiffIdMismatch { actual, .. } if *actual == diff_id),
+            "{err:?}"
+        );
+        assert!(!store.has_layer(&wrong).unwrap());
+        assert!(temp_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn unpack_layer_missing_blob() {
+        let (_dir, store) = store();
+        let d = digest_of(b"x");
+        assert!(matches!(
+            store.unpack_layer(&d, &d, true),
+            Err(StoreError::BlobNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn unpack_layer_with_whiteouts() {
+        let (_dir, store) = store();
+        let (blob, digest, diff_id) = layer(&[("keep", b"k")], Some("etc/.wh.gone"));
+        store.put_blob(&digest, None, &blob[..]).unwrap();
+        // Root may always write the 0/0 character device; others may since
+        // Linux 5.8 (whiteouts are exempt from CAP_MKNOD), before that apply
+        // refuses with its own error.
+        match store.unpack_layer(&digest, &diff_id, true) {
+            Ok(dir) => {
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                let meta = fs::symlink_metadata(dir.join("etc/gone")).unwrap();
+                assert!(meta.file_type().is_char_device());
+                assert_eq!(meta.rdev(), 0);
+                assert_eq!(fs::read(dir.join("keep")).unwrap(), b"k");
+            }
+            Err(err) => {
+                assert!(!nix::unistd::Uid::effective().is_root(), "{err:?}");
+                assert!(
+                    matches!(
+                        err,
+                        StoreError::Apply {
+                            source: ApplyError::WhiteoutRefused { .. },
+                            ..
+                        }
+                    ),
+                    "{err:?}"
+                );
+                assert!(!store.has_layer(&diff_id).unwrap());
+            }
+        }
+        assert!(temp_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn index_set_resolve_remove() {
+        let (_dir, store) = store();
+        let name = "docker.io/library/alpine:latest";
+        let d1 = digest_of(b"1");
+        let d2 = digest_of(b"2");
+        assert_eq!(store.resolve(name).unwrap(), None);
+        assert_eq!(store.set_name(name, &d1).unwrap(), None);
+        assert_eq!(store.resolve(name).unwrap(), Some(d1.clone()));
+        assert_eq!(store.set_name(name, &d2).unwrap(), Some(d1));
+        assert_eq!(store.names().unwrap().len(), 1);
+        assert_eq!(store.remove_name(name).unwrap(), Some(d2));
+        assert_eq!(store.remove_name(name).unwrap(), None);
+        assert!(store.names().unwrap().is_empty());
+        assert!(matches!(
+            store.set_name("a b", &digest_of(b"")),
+            Err(StoreError::BadName(_))
+        ));
+        assert!(matches!(
+            store.set_name(name, "latest"),
+            Err(StoreError::BadDigest(_))
+        ));
+        assert!(!store.root().join("index.json.tmp").exists());
+    }
+
+    #[test]
+    fn index_concurrent_updates() {
+        let (_dir, store) = store();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..10 {
+                        let name = format!("example.com/t{t}:{i}");
+                        store.set_name(&name, &digest_of(name.as_bytes())).unwrap();
+                    }
+                });
+            }
+        });
+        let names = store.names().unwrap();
+        assert_eq!(names.len(), 40);
+        for (name, digest) in names {
+            assert_eq!(digest, digest_of(name.as_bytes()));
+        }
+    }
+}
