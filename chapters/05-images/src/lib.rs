@@ -4,9 +4,11 @@
 //! named by their sha256 digest) plus a configuration, described by a
 //! manifest. This first part holds the pieces that need no network: image
 //! names ([`reference`]), digests ([`digest`]), the OCI image format
-//! ([`oci`]) and the local content store ([`store`]).
+//! ([`oci`]), the local content store ([`store`]), and images made from
+//! a directory and unpacked again ([`image`]).
 
 pub mod digest;
+pub mod image;
 pub mod oci;
 pub mod reference;
 pub mod store;
