@@ -239,11 +239,11 @@ fn orphaned_zombies_are_reaped_by_init() {
 
 /// The PID 1 problem, part 1: orphans become zombies unless PID 1 reaps them.
 /// An orphan (`sleep 0.1`) outlives its parent; PID 1 is then either our init
-/// or, with --no-init, the shell after it exec'd `sleep 1`, which never waits.
+/// or, with --no-init, the shell after it exec'd `sleep 2`, which never waits.
 #[test]
 fn zombies_pile_up_without_init() {
     let r = probe_rootfs();
-    let script = format!("(sleep 0.1 &); (sleep 0.4; {PROBE_IN_CONTAINER} zombies) & exec sleep 1");
+    let script = format!("(sleep 0.1 &); (sleep 1; {PROBE_IN_CONTAINER} zombies) & exec sleep 2");
     let rootfs = r.path.to_str().unwrap();
     let with_init = ch02(&["run", "--hostname", "box", rootfs, "sh", "-c", &script]);
     assert_eq!(
