@@ -103,6 +103,14 @@ fn child_main(
 /// Exec `plan`; if every candidate fails, report why over the start pipe
 /// (the parent's [`explain`] turns the record into a message) and exit.
 pub fn exec_or_report(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
+    if let Err((step, errno)) = plan.enter() {
+        let detail = if step.starts_with("chdir") {
+            plan.cwd().to_bytes()
+        } else {
+            b""
+        };
+        pipe.fail(step, detail, errno);
+    }
     match plan.exec() {
         ExecFailure::NotFound => {
             pipe.fail("exec-not-found", plan.command().to_bytes(), Errno::ENOENT)

@@ -18,6 +18,7 @@ use std::ffi::{CStr, CString, c_char};
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::stat::stat;
+use nix::unistd::{Gid, Uid, chdir, setgroups, setresgid, setresuid};
 
 use crate::error::StartError;
 
@@ -31,6 +32,19 @@ pub struct Process {
     pub args: Vec<String>,
     /// `KEY=VALUE` strings, exactly what the program will see in `environ`.
     pub env: Vec<String>,
+    /// The working directory inside the root filesystem (OCI: `process.cwd`).
+    pub cwd: String,
+    /// Who the command runs as (OCI: `process.user`); `None`: the engine's
+    /// own identity inside (root, in later chapters root of the container).
+    pub user: Option<User>,
+}
+
+/// The identity a command runs as (OCI runtime spec: `process.user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
 }
 
 impl Process {
@@ -43,7 +57,12 @@ impl Process {
             format!("TERM={}", term.unwrap_or("xterm")),
             format!("HOSTNAME={hostname}"),
         ];
-        Process { args, env }
+        Process {
+            args,
+            env,
+            cwd: "/".to_string(),
+            user: None,
+        }
     }
 
     /// The value of `PATH` in this process's environment.
@@ -67,6 +86,8 @@ pub struct ExecPlan {
     // fork. (nix's `execve` builds them on every call, which allocates.)
     argv_ptrs: Vec<*const c_char>,
     envp_ptrs: Vec<*const c_char>,
+    cwd: CString,
+    user: Option<(Gid, Uid, Vec<Gid>)>,
 }
 
 /// Why the exec step failed, as found in the child.
@@ -119,19 +140,58 @@ impl ExecPlan {
                 .collect::<Result<_, _>>()?
         };
         // ANCHOR_END: path_search
+        let cwd = cstring(&process.cwd)?;
+        let user = process.user.as_ref().map(|u| {
+            let groups = u
+                .additional_gids
+                .iter()
+                .map(|g| Gid::from_raw(*g))
+                .collect();
+            (Gid::from_raw(u.gid), Uid::from_raw(u.uid), groups)
+        });
         Ok(ExecPlan {
             argv,
             envp,
             candidates,
             argv_ptrs,
             envp_ptrs,
+            cwd,
+            user,
         })
+    }
+
+    /// The working directory the command starts in.
+    pub fn cwd(&self) -> &CStr {
+        &self.cwd
     }
 
     /// The command as the user typed it.
     pub fn command(&self) -> &CStr {
         &self.argv[0]
     }
+
+    /// The last steps before the exec: enter the working directory, then
+    /// take on the process's identity — groups first, since after setuid(2)
+    /// to a non-root user there is no right left to change them.
+    /// Allocation-free, like [`ExecPlan::exec`].
+    // ANCHOR: enter
+    pub fn enter(&self) -> Result<(), (&'static str, Errno)> {
+        chdir(self.cwd.as_c_str()).map_err(|e| ("chdir to the working directory", e))?;
+        if let Some((gid, uid, groups)) = &self.user {
+            // An empty list drops the engine's supplementary groups. A user
+            // namespace whose setgroups is "deny" refuses even that: fine
+            // when there were none to give.
+            match setgroups(groups) {
+                Ok(()) => {}
+                Err(Errno::EPERM) if groups.is_empty() => {}
+                Err(e) => return Err(("setgroups", e)),
+            }
+            setresgid(*gid, *gid, *gid).map_err(|e| ("setresgid to the user's group", e))?;
+            setresuid(*uid, *uid, *uid).map_err(|e| ("setresuid to the user", e))?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: enter
 
     /// Replace this process's program. Returns only on failure, saying why.
     /// Allocation-free: safe to call in a child after `fork(2)`.

@@ -42,11 +42,42 @@ pub struct NamespaceArgs {
     pub no_init: bool,
 }
 
+/// What the command runs as and where: docker's `-w` and `-u`.
+#[derive(Args)]
+pub struct ProcessArgs {
+    /// The working directory inside the container (default /).
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run the command as UID[:GID] (numbers; default: root of the container).
+    #[arg(long, short = 'u', value_name = "UID[:GID]", value_parser = parse_user)]
+    pub user: Option<ch01_chroot::process::User>,
+}
+
+/// `1000` or `1000:100`: docker's `--user`, numbers only (names need the
+/// image's /etc/passwd: chapter 5).
+pub fn parse_user(text: &str) -> Result<ch01_chroot::process::User, String> {
+    let bad = || format!("{text:?}: not a user: write UID or UID:GID as numbers, e.g. 1000:1000");
+    let (uid, gid) = match text.split_once(':') {
+        Some((u, g)) => (u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?),
+        None => {
+            let uid = text.parse().map_err(|_| bad())?;
+            (uid, uid)
+        }
+    };
+    Ok(ch01_chroot::process::User {
+        uid,
+        gid,
+        additional_gids: vec![],
+    })
+}
+
 /// `run [NAMESPACE FLAGS] ROOTFS CMD...`
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub namespaces: NamespaceArgs,
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// The directory to use as /.
     pub rootfs: PathBuf,
     /// The command and its arguments, looked up on PATH inside ROOTFS.
@@ -58,6 +89,7 @@ pub struct RunArgs {
 /// Turn the flags into a ContainerConfig: which namespaces, which maps.
 pub fn container_config(
     args: NamespaceArgs,
+    process_args: ProcessArgs,
     rootfs: PathBuf,
     cmd: Vec<String>,
 ) -> anyhow::Result<ContainerConfig> {
@@ -101,7 +133,15 @@ pub fn container_config(
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let process = Process::new(cmd, &seen_hostname, std::env::var("TERM").ok().as_deref());
+    let mut process = Process::new(cmd, &seen_hostname, std::env::var("TERM").ok().as_deref());
+    if let Some(workdir) = process_args.workdir {
+        anyhow::ensure!(
+            workdir.starts_with('/'),
+            "--workdir {workdir}: must be an absolute path inside the container"
+        );
+        process.cwd = workdir;
+    }
+    process.user = process_args.user;
     Ok(ContainerConfig {
         rootfs,
         process,

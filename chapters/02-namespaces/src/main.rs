@@ -72,7 +72,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
 }
 
 fn run(args: RunArgs, before_exec: ch01_chroot::launch::ChildStep) -> anyhow::Result<i32> {
-    let config = container_config(args.namespaces, args.rootfs, args.cmd)?;
+    let config = container_config(args.namespaces, args.process, args.rootfs, args.cmd)?;
     let hooks = Hooks {
         before_exec,
         on_start: &|pid| {

@@ -473,3 +473,60 @@ fn exec_into_a_user_namespace_is_root_there() {
         exec.transcript()
     );
 }
+
+#[test]
+fn workdir_and_user_apply_to_the_command() {
+    let r = probe_rootfs();
+    let rootfs = r.path.to_str().unwrap();
+    let run = ch02(&[
+        "run",
+        "--hostname",
+        "box",
+        "-w",
+        "/etc",
+        "-u",
+        "0:0",
+        rootfs,
+        PROBE_IN_CONTAINER,
+        "cwd",
+        "uid",
+        "gid",
+    ]);
+    assert_eq!(
+        run.stdout(),
+        "cwd: /etc\nuid: 0/0\ngid: 0/0\n",
+        "{}",
+        run.transcript()
+    );
+    let missing = ch02(&[
+        "run",
+        "--hostname",
+        "box",
+        "-w",
+        "/no/such/dir",
+        rootfs,
+        "true",
+    ]);
+    assert_eq!(missing.code(), Some(125), "{}", missing.transcript());
+    snapshot!("ch02_error_workdir_missing", missing);
+    if !require_root("workdir_and_user_apply_to_the_command (as nobody)") {
+        return;
+    }
+    let nobody = ch02(&[
+        "run",
+        "--hostname",
+        "box",
+        "-u",
+        "65534:65534",
+        rootfs,
+        PROBE_IN_CONTAINER,
+        "uid",
+        "gid",
+    ]);
+    assert_eq!(
+        nobody.stdout(),
+        "uid: 65534/65534\ngid: 65534/65534\n",
+        "{}",
+        nobody.transcript()
+    );
+}

@@ -108,6 +108,6 @@ fn run(cmd: RunCmd) -> anyhow::Result<i32> {
     let id = random_id();
     let mut namespaces = cmd.run.namespaces;
     namespaces.hostname.get_or_insert_with(|| id.clone());
-    let config = container_config(namespaces, cmd.run.rootfs, cmd.run.cmd)?;
+    let config = container_config(namespaces, cmd.run.process, cmd.run.rootfs, cmd.run.cmd)?;
     run_limited("ch03-cgroups", &id, &config, &cmd.limits)
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use ch01_chroot::launch::ChildStep;
 use ch01_chroot::rootfs::Source;
-use ch02_namespaces::cli::{self, NamespaceArgs, container_config};
+use ch02_namespaces::cli::{self, NamespaceArgs, ProcessArgs, container_config};
 use ch03_cgroups::cli::{LimitArgs, run_limited_with};
 use ch04_overlay::commit::{CommitOptions, commit_layer, diff};
 use ch04_overlay::overlay::{OverlayDirs, choose_driver, mount_overlay, rootless_overlay_step};
@@ -90,6 +90,8 @@ struct RunCmd {
     limits: LimitArgs,
     #[command(flatten)]
     namespaces: NamespaceArgs,
+    #[command(flatten)]
+    process: ProcessArgs,
     /// The command and its arguments, looked up on PATH inside the layers.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     cmd: Vec<String>,
@@ -245,15 +247,16 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
     // 4. Chapter 3's run on it.
     let mut namespaces = cmd.namespaces;
     namespaces.hostname.get_or_insert_with(|| cmd.name.clone());
-    let result = container_config(namespaces, dir.merged(), cmd.cmd).and_then(|config| {
-        run_limited_with(
-            "ch04-overlay",
-            &cmd.name,
-            &config,
-            &cmd.limits,
-            before_rootfs,
-        )
-    });
+    let result =
+        container_config(namespaces, cmd.process, dir.merged(), cmd.cmd).and_then(|config| {
+            run_limited_with(
+                "ch04-overlay",
+                &cmd.name,
+                &config,
+                &cmd.limits,
+                before_rootfs,
+            )
+        });
     // 5. Unmount; the writable layer stays for diff and commit, unless --rm.
     if let Some(mount) = mount {
         mount.unmount()?;
