@@ -7,6 +7,7 @@
 //! layer ([`commit`]).
 
 pub mod apply;
+pub mod cli;
 pub mod commit;
 pub mod overlay;
 pub mod state;

@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use ch01_chroot::launch::ChildStep;
 use ch01_chroot::rootfs::Source;
 use ch02_namespaces::cli::{self, NamespaceArgs, ProcessArgs, container_config};
-use ch03_cgroups::cli::{LimitArgs, run_limited_with};
+use ch03_cgroups::cli::LimitArgs;
+use ch04_overlay::cli::{LayerRun, run_on_layers};
 use ch04_overlay::commit::{CommitOptions, commit_layer, diff};
-use ch04_overlay::overlay::{OverlayDirs, choose_driver, mount_overlay, rootless_overlay_step};
-use ch04_overlay::state::{self, ContainerState, StorageDriver, default_root};
-use ch04_overlay::vfs::copy_layers;
+use ch04_overlay::state::{self, StorageDriver, default_root};
 use clap::{Args, Parser, Subcommand};
 
 /// Chapter 4 of Berth: a container's filesystem is shared read-only layers
@@ -165,7 +163,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             let (dir, _) = state::load(root, &name)?;
             // A container whose engine died may still have its overlay mounted.
             let _ = nix::mount::umount2(&dir.merged(), nix::mount::MntFlags::MNT_DETACH);
-            remove_container_dir(&dir.0)?;
+            ch04_overlay::cli::remove_container_dir(&dir.0)?;
             println!("{name}: removed");
             Ok(0)
         }
@@ -186,122 +184,24 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
     }
 }
 
-/// Chapter 3's run, on a filesystem made of layers.
-// ANCHOR: run
+/// `run`: the layers from the command line, the container named by --name.
 fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
-    // 1. The layers must exist; their absolute paths go in the state.
-    let mut layers = Vec::new();
-    for layer in &cmd.layers {
-        let path = std::fs::canonicalize(layer)
-            .ok()
-            .filter(|p| p.is_dir())
-            .with_context(|| {
-                format!(
-                    "layer {}: no such directory: give an existing directory as --layer",
-                    layer.display()
-                )
-            })?;
-        layers.push(path);
-    }
-    let driver = cmd.storage_driver.unwrap_or_else(auto_driver);
-    // 2. The container's state directory: refuses a name already taken.
-    let state = ContainerState {
+    let spec = LayerRun {
         name: cmd.name.clone(),
-        layers: layers.clone(),
-        driver,
+        layers: cmd.layers,
+        driver: cmd.storage_driver,
+        rm: cmd.rm,
     };
-    let dir = state::create(root, &state)?;
-    // 3. Its root filesystem: an overlay, or a copy. On failure, the state
-    //    goes too: nothing half-made stays behind.
-    //    Rootless, the overlay is mounted by the container's child, inside
-    //    its user namespace (chapter 2's before_rootfs hook).
-    let rootless = !nix::unistd::Uid::effective().is_root();
-    let dirs = OverlayDirs {
-        lower: layers.clone(),
-        upper: dir.upper(),
-        work: dir.work(),
-        merged: dir.merged(),
-    };
-    let made = (|| -> anyhow::Result<_> {
-        match driver {
-            StorageDriver::Overlay if rootless => Ok((None, Some(rootless_overlay_step(&dirs)?))),
-            StorageDriver::Overlay => Ok((Some(mount_overlay(&dirs)?), None)),
-            StorageDriver::Vfs => {
-                copy_layers(&layers, &dir.merged())?;
-                Ok((None, None))
-            }
-        }
-    })();
-    let (mount, in_child) = match made {
-        Ok(made) => made,
-        Err(err) => {
-            let _ = std::fs::remove_dir_all(&dir.0);
-            return Err(err);
-        }
-    };
-    let no_step = || Ok(());
-    let before_rootfs: ChildStep = match &in_child {
-        Some(step) => step,
-        None => &no_step,
-    };
-    // 4. Chapter 3's run on it.
-    let mut namespaces = cmd.namespaces;
-    namespaces.hostname.get_or_insert_with(|| cmd.name.clone());
-    let result =
-        container_config(namespaces, cmd.process, dir.merged(), cmd.cmd).and_then(|config| {
-            run_limited_with(
-                "ch04-overlay",
-                &cmd.name,
-                &config,
-                &cmd.limits,
-                before_rootfs,
-            )
-        });
-    // 5. Unmount; the writable layer stays for diff and commit, unless --rm.
-    if let Some(mount) = mount {
-        mount.unmount()?;
-    }
-    if cmd.rm {
-        remove_container_dir(&dir.0)?;
-    }
-    result
-}
-// ANCHOR_END: run
-
-/// overlay when the kernel has it and lets us mount it, else vfs, with a notice.
-fn auto_driver() -> StorageDriver {
-    let rootless = !nix::unistd::Uid::effective().is_root();
-    let (driver, notice) = choose_driver(Path::new("/proc"), rootless);
-    if let Some(notice) = notice {
-        eprintln!("ch04-overlay: note: {notice}");
-    }
-    driver
-}
-
-/// Remove a container's directory. overlay leaves its `work/work` with mode
-/// 000; root ignores that, a rootless user must first give it back the
-/// owner's permissions (it is the user's own directory).
-fn remove_container_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::remove_dir_all(dir).is_ok() {
-        return Ok(());
-    }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            let mode = meta.permissions().mode() | 0o700;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
-            stack.extend(
-                std::fs::read_dir(&path)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-        }
-    }
-    std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))
+    let (namespaces, process, args) = (cmd.namespaces, cmd.process, cmd.cmd);
+    run_on_layers(
+        "ch04-overlay",
+        root,
+        &spec,
+        &cmd.limits,
+        |merged, hostname| {
+            let mut namespaces = namespaces;
+            namespaces.hostname.get_or_insert(hostname);
+            container_config(namespaces, process, merged, args)
+        },
+    )
 }
