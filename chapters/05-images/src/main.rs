@@ -1,0 +1,231 @@
+//! `ch05-images`: chapter 4's engine, running images from a content store.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use ch01_chroot::rootfs::Source;
+use ch02_namespaces::cli::{self, NamespaceArgs, ProcessArgs, container_config, random_id};
+use ch03_cgroups::cli::LimitArgs;
+use ch04_overlay::cli::{LayerRun, run_on_layers};
+use ch04_overlay::state::{StorageDriver, default_root};
+use ch05_images::image::{import_rootfs, load_image, unpack_layers};
+use ch05_images::oci;
+use ch05_images::reference::Reference;
+use ch05_images::store::Store;
+use clap::{Args, Parser, Subcommand};
+
+/// Chapter 5 of Berth: a container runs an image, a stack of layers and a
+/// config named by digests, kept in a content store.
+#[derive(Parser)]
+#[command(name = "ch05-images", version, about, long_about = None)]
+struct Cli {
+    /// Where images and containers are kept (default: /var/lib/berth as
+    /// root, $XDG_DATA_HOME/berth otherwise).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make a single-layer image from a directory (a root filesystem).
+    Import {
+        /// The directory to import.
+        dir: PathBuf,
+        /// The image's name, e.g. myimage or localhost:5000/me/app:1.
+        name: String,
+        /// The command the image runs by default.
+        #[arg(long, default_value = "/bin/sh", num_args = 1.., value_name = "ARG")]
+        cmd: Vec<String>,
+    },
+    /// List the images in the store.
+    Images,
+    /// Print an image's manifest and config.
+    Inspect {
+        /// The image's name.
+        image: String,
+    },
+    /// Give an image another name.
+    Tag {
+        /// An existing image name.
+        source: String,
+        /// The new name.
+        target: String,
+    },
+    /// Remove an image name (the blobs stay for now).
+    Rmi {
+        /// The image's name.
+        image: String,
+    },
+    /// Run a container from an image: its layers under an overlay, its
+    /// config (Entrypoint, Cmd, Env, WorkingDir, User) applied.
+    Run(Box<RunCmd>),
+    /// Make a minimal root filesystem in DIR (chapter 1's mkrootfs).
+    Mkrootfs {
+        /// Where to take the programs from.
+        #[arg(long, value_enum, default_value_t = Source::Auto)]
+        from: Source,
+        /// The directory to create (it may exist, but must be empty).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunCmd {
+    /// The container's name (default: a random id).
+    #[arg(long)]
+    name: Option<String>,
+    /// overlay (the default) or vfs.
+    #[arg(long, value_enum)]
+    storage_driver: Option<StorageDriver>,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    rm: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    namespaces: NamespaceArgs,
+    #[command(flatten)]
+    process: ProcessArgs,
+    /// The image to run.
+    image: String,
+    /// A command instead of the image's Cmd.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.root.unwrap_or_else(default_root);
+    match dispatch(&root, cli.command) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => {
+            eprintln!("ch05-images: {err:#}");
+            ExitCode::from(cli::exit_code(&err) as u8)
+        }
+    }
+}
+
+fn reference(text: &str) -> anyhow::Result<Reference> {
+    Ok(Reference::parse(text)?)
+}
+
+fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
+    let store =
+        || Store::open(root).with_context(|| format!("open the store in {}", root.display()));
+    match command {
+        Command::Import { dir, name, cmd } => {
+            let name = reference(&name)?;
+            let digest = import_rootfs(&store()?, &dir, &name, cmd)?;
+            println!("{}: {digest}", name.familiar());
+            Ok(0)
+        }
+        Command::Images => {
+            let store = store()?;
+            println!("REPOSITORY\tTAG\tIMAGE ID\tSIZE");
+            for name in store.names()?.keys() {
+                let reference = reference(name)?;
+                let image = load_image(&store, &reference)?;
+                let id = image.manifest.config.digest.trim_start_matches("sha256:");
+                let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
+                let familiar = reference.familiar();
+                let repository = familiar
+                    .rsplit_once(':')
+                    .map_or(familiar.as_str(), |(r, _)| r);
+                let tag = reference.tag.as_deref().unwrap_or("<none>");
+                println!(
+                    "{repository}\t{tag}\t{}\t{}",
+                    &id[..12.min(id.len())],
+                    ch03_cgroups::format_size(size)
+                );
+            }
+            Ok(0)
+        }
+        Command::Inspect { image } => {
+            let image = load_image(&store()?, &reference(&image)?)?;
+            let both = serde_json::json!({
+                "Digest": image.digest,
+                "Manifest": image.manifest,
+                "Config": image.config,
+            });
+            println!("{}", serde_json::to_string_pretty(&both)?);
+            Ok(0)
+        }
+        Command::Tag { source, target } => {
+            let store = store()?;
+            let source = reference(&source)?;
+            let image = load_image(&store, &source)?;
+            store.set_name(&reference(&target)?.to_string(), &image.digest)?;
+            Ok(0)
+        }
+        Command::Rmi { image } => {
+            let name = reference(&image)?;
+            match store()?.remove_name(&name.to_string())? {
+                Some(digest) => println!("untagged: {}: {digest}", name.familiar()),
+                None => bail!("no image {}: see `images`", name.familiar()),
+            }
+            Ok(0)
+        }
+        Command::Run(cmd) => run(root, *cmd),
+        Command::Mkrootfs { from, dir } => cli::mkrootfs_command(from, &dir),
+    }
+}
+
+/// Chapter 4's run on the image's layers, with the image's config applied.
+// ANCHOR: run_image
+fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
+    // 1. The image: manifest and config from the store, layers unpacked
+    //    once each (shared by every image that has them).
+    let store = Store::open(root)?;
+    let image = load_image(&store, &reference(&cmd.image)?)?;
+    let layers = unpack_layers(&store, &image)?;
+    let config = image.config.config.clone().unwrap_or_default();
+    // 2. What to run: docker's rules for Entrypoint and Cmd.
+    let args = oci::process_args(&config, &cmd.cmd, None);
+    if args.is_empty() {
+        bail!(
+            "{}: the image has no Entrypoint or Cmd: give a command after the image name",
+            cmd.image
+        );
+    }
+    let spec = LayerRun {
+        name: cmd.name.clone().unwrap_or_else(random_id),
+        layers,
+        driver: cmd.storage_driver,
+        rm: cmd.rm,
+    };
+    let (namespaces, mut process, limits) = (cmd.namespaces, cmd.process, cmd.limits);
+    // 3. The image's WorkingDir and User, unless the command line says
+    //    otherwise (numeric users only, for now).
+    if process.workdir.is_none() {
+        process.workdir = config.working_dir.clone().filter(|w| !w.is_empty());
+    }
+    if process.user.is_none()
+        && let Some(user) = config.user.as_deref().filter(|u| !u.is_empty())
+    {
+        let user = cli::parse_user(user).map_err(|e| {
+            anyhow::anyhow!(
+                "the image's User {e} (user names need /etc/passwd lookups, not done yet)"
+            )
+        })?;
+        process.user = Some(user);
+    }
+    run_on_layers("ch05-images", root, &spec, &limits, |merged, hostname| {
+        let mut namespaces = namespaces;
+        namespaces.hostname.get_or_insert(hostname);
+        let mut container = container_config(namespaces, process, merged, args)?;
+        // The image's Env, over the minimal environment.
+        for kv in config.env.iter().flatten() {
+            let key = kv.split('=').next().unwrap_or_default();
+            container
+                .process
+                .env
+                .retain(|e| e.split('=').next() != Some(key));
+            container.process.env.push(kv.clone());
+        }
+        Ok(container)
+    })
+}
+// ANCHOR_END: run_image
