@@ -194,13 +194,21 @@ pub fn exec_command(pid: i32, cmd: Vec<String>) -> anyhow::Result<i32> {
     )?)
 }
 
+/// `mkrootfs [--from SOURCE] DIR`: chapter 1's mkrootfs, in every later binary.
+#[derive(Args)]
+pub struct MkrootfsArgs {
+    /// Where to take the programs from.
+    #[arg(long, value_enum, default_value_t = ch01_chroot::rootfs::Source::Auto)]
+    pub from: ch01_chroot::rootfs::Source,
+    /// The directory to create (it may exist, but must be empty).
+    pub dir: PathBuf,
+}
+
 /// `mkrootfs DIR`: chapter 1's mkrootfs, reported in one line.
-pub fn mkrootfs_command(
-    from: ch01_chroot::rootfs::Source,
-    dir: &std::path::Path,
-) -> anyhow::Result<i32> {
+pub fn mkrootfs_command(args: &MkrootfsArgs) -> anyhow::Result<i32> {
     use anyhow::Context;
-    let report = ch01_chroot::rootfs::mkrootfs(dir, from, "/".as_ref()).context("mkrootfs")?;
-    println!("rootfs {}: {} entries", dir.display(), report.entries);
+    let report =
+        ch01_chroot::rootfs::mkrootfs(&args.dir, args.from, "/".as_ref()).context("mkrootfs")?;
+    println!("rootfs {}: {} entries", args.dir.display(), report.entries);
     Ok(0)
 }

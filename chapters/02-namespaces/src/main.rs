@@ -1,10 +1,8 @@
 //! `ch02-namespaces`: chapter 1's engine, isolated by namespaces.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ch01_chroot::escape;
-use ch01_chroot::rootfs::Source;
 use ch02_namespaces::cli::{self, RunArgs, container_config};
 use ch02_namespaces::container::{Hooks, run_container_with};
 use clap::{Parser, Subcommand};
@@ -41,13 +39,7 @@ enum Command {
         run: RunArgs,
     },
     /// Make a minimal root filesystem in DIR (chapter 1's mkrootfs).
-    Mkrootfs {
-        /// Where to take the programs from.
-        #[arg(long, value_enum, default_value_t = Source::Auto)]
-        from: Source,
-        /// The directory to create (it may exist, but must be empty).
-        dir: PathBuf,
-    },
+    Mkrootfs(cli::MkrootfsArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,7 +59,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Run(args) => run(args, &|| Ok(())),
         Command::Escape { run: args } => run(args, &escape::break_out_of_chroot),
         Command::Exec { pid, cmd } => cli::exec_command(pid, cmd),
-        Command::Mkrootfs { from, dir } => cli::mkrootfs_command(from, &dir),
+        Command::Mkrootfs(args) => cli::mkrootfs_command(&args),
     }
 }
 

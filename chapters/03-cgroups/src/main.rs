@@ -1,9 +1,8 @@
 //! `ch03-cgroups`: chapter 2's engine, with limits.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use ch01_chroot::rootfs::Source;
 use ch02_namespaces::cli::{self, RunArgs, container_config, random_id};
 use ch03_cgroups::cli::{LimitArgs, run_limited, stats_lines};
 use ch03_cgroups::{Cgroup, detect};
@@ -50,13 +49,7 @@ enum Command {
         cmd: Vec<String>,
     },
     /// Make a minimal root filesystem in DIR (chapter 1's mkrootfs).
-    Mkrootfs {
-        /// Where to take the programs from.
-        #[arg(long, value_enum, default_value_t = Source::Auto)]
-        from: Source,
-        /// The directory to create (it may exist, but must be empty).
-        dir: PathBuf,
-    },
+    Mkrootfs(cli::MkrootfsArgs),
 }
 
 #[derive(Args)]
@@ -99,7 +92,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Exec { pid, cmd } => cli::exec_command(pid, cmd),
-        Command::Mkrootfs { from, dir } => cli::mkrootfs_command(from, &dir),
+        Command::Mkrootfs(args) => cli::mkrootfs_command(&args),
     }
 }
 

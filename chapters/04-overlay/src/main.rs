@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use ch01_chroot::rootfs::Source;
 use ch02_namespaces::cli::{self, NamespaceArgs, ProcessArgs, container_config};
 use ch03_cgroups::cli::LimitArgs;
 use ch04_overlay::cli::{LayerRun, run_on_layers};
@@ -61,13 +60,7 @@ enum Command {
     /// List the containers and their layers.
     Ps,
     /// Make a minimal root filesystem in DIR (chapter 1's mkrootfs).
-    Mkrootfs {
-        /// Where to take the programs from.
-        #[arg(long, value_enum, default_value_t = Source::Auto)]
-        from: Source,
-        /// The directory to create (it may exist, but must be empty).
-        dir: PathBuf,
-    },
+    Mkrootfs(cli::MkrootfsArgs),
 }
 
 #[derive(Args)]
@@ -180,7 +173,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Mkrootfs { from, dir } => cli::mkrootfs_command(from, &dir),
+        Command::Mkrootfs(args) => cli::mkrootfs_command(&args),
     }
 }
 

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use ch01_chroot::rootfs::Source;
 use ch02_namespaces::cli::{self, NamespaceArgs, ProcessArgs, container_config, random_id};
 use ch03_cgroups::cli::LimitArgs;
 use ch04_overlay::cli::{LayerRun, run_on_layers};
@@ -63,13 +62,7 @@ enum Command {
     /// config (Entrypoint, Cmd, Env, WorkingDir, User) applied.
     Run(Box<RunCmd>),
     /// Make a minimal root filesystem in DIR (chapter 1's mkrootfs).
-    Mkrootfs {
-        /// Where to take the programs from.
-        #[arg(long, value_enum, default_value_t = Source::Auto)]
-        from: Source,
-        /// The directory to create (it may exist, but must be empty).
-        dir: PathBuf,
-    },
+    Mkrootfs(cli::MkrootfsArgs),
 }
 
 #[derive(Args)]
@@ -169,7 +162,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Run(cmd) => run(root, *cmd),
-        Command::Mkrootfs { from, dir } => cli::mkrootfs_command(from, &dir),
+        Command::Mkrootfs(args) => cli::mkrootfs_command(&args),
     }
 }
 
