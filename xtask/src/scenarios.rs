@@ -126,15 +126,7 @@ fn ch01(root: &Path) -> Result<Plan> {
     // work at every start. The dynamic build is measured too, for the book.
     let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
     let ch01_dynamic = build_release(root, "ch01-chroot", Linking::Dynamic)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("berth-bench-ch01-")
-        .tempdir()
-        .context("cannot create a temporary directory for the rootfs")?;
-    let rootfs = scratch.path().join("rootfs");
-    run_quietly(
-        Command::new(&ch01).arg("mkrootfs").arg(&rootfs),
-        "building the rootfs",
-    )?;
+    let (scratch, rootfs) = scratch_rootfs(root, "ch01")?;
 
     Ok(Plan {
         benches: vec![
@@ -173,12 +165,7 @@ fn ch01(root: &Path) -> Result<Plan> {
 fn ch02(root: &Path) -> Result<Plan> {
     require_root("bench ch02", "namespaces and pivot_root need CAP_SYS_ADMIN")?;
     let ch02 = build_release(root, "ch02-namespaces", Linking::Static)?;
-    let CrunSetup {
-        crun,
-        scratch,
-        rootfs,
-        bundle,
-    } = crun_setup(root, "ch02")?;
+    let setup = crun_setup(root, "ch02")?;
     hide_unified_cgroup_controllers()?;
 
     let unshare: Vec<&std::ffi::OsStr> = [
@@ -195,7 +182,7 @@ fn ch02(root: &Path) -> Result<Plan> {
     ]
     .iter()
     .map(|s| s.as_ref())
-    .chain([rootfs.as_os_str(), "/bin/true".as_ref()])
+    .chain([setup.rootfs.as_os_str(), "/bin/true".as_ref()])
     .collect();
     let ours = [
         ch02.as_os_str(),
@@ -204,25 +191,18 @@ fn ch02(root: &Path) -> Result<Plan> {
         "all".as_ref(),
         "--hostname".as_ref(),
         "bench".as_ref(),
-        rootfs.as_os_str(),
+        setup.rootfs.as_os_str(),
         "/bin/true".as_ref(),
-    ];
-    let crun_run = [
-        crun.as_os_str(),
-        "run".as_ref(),
-        "--bundle".as_ref(),
-        bundle.as_os_str(),
-        "berth-bench".as_ref(),
     ];
     Ok(Plan {
         benches: vec![
             Bench::new("unshare+chroot", unshare),
             Bench::new("ch02-namespaces", ours),
-            Bench::new("crun run", crun_run),
+            Bench::new("crun run", setup.run_command()),
         ],
         goal_label: "ch02-namespaces".to_string(),
         goal_max_ratio: 1.5,
-        _scratch: Some(scratch),
+        _scratch: Some(setup.scratch),
     })
 }
 
@@ -233,13 +213,8 @@ fn ch03(root: &Path) -> Result<Plan> {
     require_root("bench ch03", "creating cgroups needs root")?;
     let ch02 = build_release(root, "ch02-namespaces", Linking::Static)?;
     let ch03 = build_release(root, "ch03-cgroups", Linking::Static)?;
-    let CrunSetup {
-        crun,
-        scratch,
-        rootfs,
-        bundle,
-    } = crun_setup(root, "ch03")?;
-    let path = bundle.join("config.json");
+    let setup = crun_setup(root, "ch03")?;
+    let path = setup.bundle.join("config.json");
     let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     config["linux"]["resources"] = serde_json::json!({
         "memory": { "limit": 64 << 20 },
@@ -251,7 +226,7 @@ fn ch03(root: &Path) -> Result<Plan> {
 
     let common = ["run", "--hostname", "bench"];
     let limits = ["--memory", "64m", "--pids-limit", "100", "--cpus", "0.5"];
-    let tail = [rootfs.as_os_str(), "/bin/true".as_ref()];
+    let tail = [setup.rootfs.as_os_str(), "/bin/true".as_ref()];
     let ours: Vec<&std::ffi::OsStr> = std::iter::once(ch03.as_os_str())
         .chain(common.iter().chain(&limits).map(|s| s.as_ref()))
         .chain(tail)
@@ -260,22 +235,15 @@ fn ch03(root: &Path) -> Result<Plan> {
         .chain(common.iter().map(|s| s.as_ref()))
         .chain(tail)
         .collect();
-    let crun_run = [
-        crun.as_os_str(),
-        "run".as_ref(),
-        "--bundle".as_ref(),
-        bundle.as_os_str(),
-        "berth-bench".as_ref(),
-    ];
     Ok(Plan {
         benches: vec![
-            Bench::new("crun run (limits)", crun_run),
+            Bench::new("crun run (limits)", setup.run_command()),
             Bench::new("ch02-namespaces", without),
             Bench::new("ch03-cgroups (limits)", ours),
         ],
         goal_label: "ch03-cgroups (limits)".to_string(),
         goal_max_ratio: 1.0,
-        _scratch: Some(scratch),
+        _scratch: Some(setup.scratch),
     })
 }
 
@@ -284,17 +252,8 @@ fn ch03(root: &Path) -> Result<Plan> {
 /// containers on that layer take with each driver.
 fn ch04(root: &Path) -> Result<Plan> {
     require_root("bench ch04", "mounting overlay needs root")?;
-    let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
     let ch04 = build_release(root, "ch04-overlay", Linking::Static)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("berth-bench-ch04-")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
-    let layer = scratch.path().join("layer");
-    run_quietly(
-        Command::new(&ch01).arg("mkrootfs").arg(&layer),
-        "building the rootfs",
-    )?;
+    let (scratch, layer) = scratch_rootfs(root, "ch04")?;
     // 200 files of 1 MiB: a 200 MB image, as the issue asks.
     let blob = layer.join("blob");
     std::fs::create_dir(&blob)?;
@@ -412,6 +371,31 @@ struct CrunSetup {
 fn crun_setup(root: &Path, scenario: &str) -> Result<CrunSetup> {
     let crun = which("crun")
         .context("crun not found: install it (apt-get install crun); it is the peer")?;
+    let (scratch, rootfs) = scratch_rootfs(root, scenario)?;
+    let bundle = scratch.path().join("bundle");
+    write_crun_bundle(&bundle, &rootfs)?;
+    Ok(CrunSetup {
+        crun,
+        scratch,
+        rootfs,
+        bundle,
+    })
+}
+
+impl CrunSetup {
+    /// `crun run --bundle BUNDLE berth-bench`.
+    fn run_command(&self) -> Vec<std::ffi::OsString> {
+        let mut argv: Vec<std::ffi::OsString> = vec![self.crun.clone().into()];
+        argv.extend(["run", "--bundle"].map(Into::into));
+        argv.push(self.bundle.clone().into());
+        argv.push("berth-bench".into());
+        argv
+    }
+}
+
+/// A scratch directory (removed when the plan is dropped) holding a rootfs
+/// made by chapter 1's static `mkrootfs`.
+fn scratch_rootfs(root: &Path, scenario: &str) -> Result<(TempDir, PathBuf)> {
     let ch01 = build_release(root, "ch01-chroot", Linking::Static)?;
     let scratch = tempfile::Builder::new()
         .prefix(&format!("berth-bench-{scenario}-"))
@@ -422,14 +406,7 @@ fn crun_setup(root: &Path, scenario: &str) -> Result<CrunSetup> {
         Command::new(&ch01).arg("mkrootfs").arg(&rootfs),
         "building the rootfs",
     )?;
-    let bundle = scratch.path().join("bundle");
-    write_crun_bundle(&bundle, &rootfs)?;
-    Ok(CrunSetup {
-        crun,
-        scratch,
-        rootfs,
-        bundle,
-    })
+    Ok((scratch, rootfs))
 }
 
 /// An OCI bundle for crun: `crun spec`'s default config, pointed at

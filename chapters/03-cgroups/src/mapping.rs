@@ -429,24 +429,10 @@ pub fn missing_file_hint(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::{LinuxBlockIO, LinuxCPU, LinuxMemory, LinuxPids};
+    use crate::resources::{LinuxMemory, LinuxPids};
 
     fn everything() -> LinuxResources {
-        LinuxResources {
-            memory: Some(LinuxMemory {
-                limit: Some(32 << 20),
-                swap: Some(64 << 20),
-            }),
-            cpu: Some(LinuxCPU {
-                shares: Some(512),
-                quota: Some(150_000),
-                period: Some(100_000),
-                cpus: Some("0-1".into()),
-                mems: Some("0".into()),
-            }),
-            pids: Some(LinuxPids { limit: 64 }),
-            block_io: Some(LinuxBlockIO { weight: Some(300) }),
-        }
+        crate::resources::tests::sample()
     }
 
     /// (file, value) pairs, fallbacks shown as "file|fallback".

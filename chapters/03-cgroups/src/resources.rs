@@ -395,8 +395,29 @@ pub fn format_id_list(ids: &BTreeSet<u32>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Every limit set: the request the flags of
+    /// `docker_flags_become_the_oci_request` make, and the input the
+    /// mapping tests write out.
+    pub(crate) fn sample() -> LinuxResources {
+        LinuxResources {
+            memory: Some(LinuxMemory {
+                limit: Some(32 << 20),
+                swap: Some(64 << 20),
+            }),
+            cpu: Some(LinuxCPU {
+                shares: Some(512),
+                quota: Some(150_000),
+                period: Some(100_000),
+                cpus: Some("0-1".into()),
+                mems: Some("0".into()),
+            }),
+            pids: Some(LinuxPids { limit: 64 }),
+            block_io: Some(LinuxBlockIO { weight: Some(300) }),
+        }
+    }
 
     fn flags() -> ResourceFlags {
         ResourceFlags::default()
@@ -415,24 +436,7 @@ mod tests {
             blkio_weight: Some(300),
         })
         .unwrap();
-        assert_eq!(
-            r,
-            LinuxResources {
-                memory: Some(LinuxMemory {
-                    limit: Some(32 << 20),
-                    swap: Some(64 << 20),
-                }),
-                cpu: Some(LinuxCPU {
-                    shares: Some(512),
-                    quota: Some(150_000),
-                    period: Some(100_000),
-                    cpus: Some("0-1".into()),
-                    mems: Some("0".into()),
-                }),
-                pids: Some(LinuxPids { limit: 64 }),
-                block_io: Some(LinuxBlockIO { weight: Some(300) }),
-            }
-        );
+        assert_eq!(r, sample());
         assert_eq!(r.memory_limit(), Some(32 << 20));
         assert!(!r.is_empty());
         let none = LinuxResources::from_flags(&flags()).unwrap();

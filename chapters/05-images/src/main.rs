@@ -123,10 +123,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
                 let image = load_image(&store, &reference)?;
                 let id = image.manifest.config.digest.trim_start_matches("sha256:");
                 let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
-                let familiar = reference.familiar();
-                let repository = familiar
-                    .rsplit_once(':')
-                    .map_or(familiar.as_str(), |(r, _)| r);
+                let repository = reference.familiar_name();
                 let tag = reference.tag.as_deref().unwrap_or("<none>");
                 println!(
                     "{repository}\t{tag}\t{}\t{}",

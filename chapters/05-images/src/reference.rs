@@ -192,15 +192,20 @@ impl Reference {
     /// `library/` for official images (`alpine:latest`, `user/app:1`,
     /// `localhost:5000/a/b:tag`).
     pub fn familiar(&self) -> String {
-        let name = if self.registry == DEFAULT_REGISTRY {
+        format!("{}{}", self.familiar_name(), self.suffix())
+    }
+
+    /// [`Reference::familiar`] without the tag and digest: the REPOSITORY
+    /// column of `images` (`alpine`, `user/app`, `localhost:5000/a/b`).
+    pub fn familiar_name(&self) -> String {
+        if self.registry == DEFAULT_REGISTRY {
             match self.repository.strip_prefix(OFFICIAL_PREFIX) {
                 Some(rest) if !rest.contains('/') => rest.to_string(),
                 _ => self.repository.clone(),
             }
         } else {
             format!("{}/{}", self.registry, self.repository)
-        };
-        format!("{name}{}", self.suffix())
+        }
     }
 
     /// The `<name>` in the registry API's `/v2/<name>/manifests/…` and
