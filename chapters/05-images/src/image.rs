@@ -19,7 +19,7 @@ use crate::oci::{
     self, ContainerConfig, Descriptor, ImageConfig, ImageManifest, Manifest, Platform, RootFs,
 };
 use crate::reference::Reference;
-use crate::store::Store;
+use crate::store::{Compression, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -203,8 +203,8 @@ pub fn unpack_layers(store: &Store, image: &Image) -> Result<Vec<PathBuf>, Image
         .iter()
         .zip(&image.config.rootfs.diff_ids)
     {
-        let gzip = layer.media_type.ends_with("gzip");
-        dirs.push(store.unpack_layer(&layer.digest, diff_id, gzip)?);
+        let compression = Compression::of_media_type(&layer.media_type);
+        dirs.push(store.unpack_layer(&layer.digest, diff_id, compression)?);
     }
     Ok(dirs)
 }

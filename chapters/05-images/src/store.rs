@@ -222,6 +222,31 @@ struct Index {
     names: BTreeMap<String, String>,
 }
 
+/// How a layer blob is compressed, from its media type's suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// `...tar`: the blob is the tar stream itself.
+    None,
+    /// `...tar+gzip` (OCI) or `...tar.gzip` (Docker).
+    Gzip,
+    /// `...tar+zstd` (OCI, since image-spec 1.1).
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a layer media type names. [`crate::oci::parse_manifest`]
+    /// has already refused media types that are not layers.
+    pub fn of_media_type(media_type: &str) -> Compression {
+        if media_type.ends_with("gzip") {
+            Compression::Gzip
+        } else if media_type.ends_with("zstd") {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
 /// What [`Store::clean_temp`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CleanReport {
@@ -442,8 +467,8 @@ impl Store {
     }
 
     // ANCHOR: unpack_layer
-    /// Unpack the layer blob `blob_digest` (gzip-compressed if
-    /// `media_type_is_gzip`) into `layers/sha256/<diff_id hex>/`, ready to be
+    /// Unpack the layer blob `blob_digest` (compressed with `compression`)
+    /// into `layers/sha256/<diff_id hex>/`, ready to be
     /// an overlay lowerdir, and return that directory.
     ///
     /// A layer already unpacked is returned as it is, without reading the
@@ -460,7 +485,7 @@ impl Store {
         &self,
         blob_digest: &str,
         diff_id: &str,
-        media_type_is_gzip: bool,
+        compression: Compression,
     ) -> Result<PathBuf> {
         digest_hex(blob_digest)?;
         let final_path = self.layer_path(diff_id)?;
@@ -469,10 +494,15 @@ impl Store {
         }
 
         let blob = io::BufReader::new(self.open_blob(blob_digest)?);
-        let inner: Box<dyn Read> = if media_type_is_gzip {
-            Box::new(flate2::read::GzDecoder::new(blob))
-        } else {
-            Box::new(blob)
+        let inner: Box<dyn Read> = match compression {
+            Compression::None => Box::new(blob),
+            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(blob).map_err(
+                |cause| StoreError::Read {
+                    digest: blob_digest.to_string(),
+                    cause,
+                },
+            )?),
         };
         let mut reader = HashingReader {
             inner,
@@ -846,7 +876,9 @@ mod tests {
             .put_blob(&digest, Some(blob.len() as u64), Cursor::new(&blob))
             .unwrap();
 
-        let dir = store.unpack_layer(&digest, &diff_id, true).unwrap();
+        let dir = store
+            .unpack_layer(&digest, &diff_id, Compression::Gzip)
+            .unwrap();
         assert_eq!(dir, store.layer_path(&diff_id).unwrap());
         assert_eq!(fs::read(dir.join("etc/motd")).unwrap(), b"welcome\n");
         assert_eq!(fs::read(dir.join("hello.txt")).unwrap(), b"hi");
@@ -854,7 +886,12 @@ mod tests {
 
         // Unpacked once: the blob is not needed again.
         store.delete_blob(&digest).unwrap();
-        assert_eq!(store.unpack_layer(&digest, &diff_id, true).unwrap(), dir);
+        assert_eq!(
+            store
+                .unpack_layer(&digest, &diff_id, Compression::Gzip)
+                .unwrap(),
+            dir
+        );
     }
 
     #[test]
@@ -866,8 +903,31 @@ mod tests {
             .read_to_end(&mut tar)
             .unwrap();
         store.put_blob(&diff_id, None, &tar[..]).unwrap();
-        let dir = store.unpack_layer(&diff_id, &diff_id, false).unwrap();
+        let dir = store
+            .unpack_layer(&diff_id, &diff_id, Compression::None)
+            .unwrap();
         assert_eq!(fs::read(dir.join("a")).unwrap(), b"a");
+    }
+
+    #[test]
+    fn unpack_zstd_layer() {
+        let (_dir, store) = store();
+        let (blob, _, diff_id) = layer(&[("z/stood", b"zstd")], None);
+        let mut tar = vec![];
+        flate2::read::GzDecoder::new(&blob[..])
+            .read_to_end(&mut tar)
+            .unwrap();
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let digest = digest_of(&zst);
+        store.put_blob(&digest, None, &zst[..]).unwrap();
+        let dir = store
+            .unpack_layer(
+                &digest,
+                &diff_id,
+                Compression::of_media_type(crate::oci::OCI_LAYER_TAR_ZSTD),
+            )
+            .unwrap();
+        assert_eq!(fs::read(dir.join("z/stood")).unwrap(), b"zstd");
     }
 
     #[test]
@@ -876,7 +936,9 @@ mod tests {
         let (blob, digest, diff_id) = layer(&[("hello.txt", b"hi")], None);
         store.put_blob(&digest, None, &blob[..]).unwrap();
         let wrong = digest_of(b"not this layer");
-        let err = store.unpack_layer(&digest, &wrong, true).unwrap_err();
+        let err = store
+            .unpack_layer(&digest, &wrong, Compression::Gzip)
+            .unwrap_err();
         assert!(
             matches!(&err, StoreError::DiffIdMismatch { actual, .. } if *actual == diff_id),
             "{err:?}"
@@ -890,7 +952,7 @@ mod tests {
         let (_dir, store) = store();
         let d = digest_of(b"x");
         assert!(matches!(
-            store.unpack_layer(&d, &d, true),
+            store.unpack_layer(&d, &d, Compression::Gzip),
             Err(StoreError::BlobNotFound { .. })
         ));
     }
@@ -903,7 +965,7 @@ mod tests {
         // Root may always write the 0/0 character device; others may since
         // Linux 5.8 (whiteouts are exempt from CAP_MKNOD), before that apply
         // refuses with its own error.
-        match store.unpack_layer(&digest, &diff_id, true) {
+        match store.unpack_layer(&digest, &diff_id, Compression::Gzip) {
             Ok(dir) => {
                 use std::os::unix::fs::{FileTypeExt, MetadataExt};
                 let meta = fs::symlink_metadata(dir.join("etc/gone")).unwrap();
