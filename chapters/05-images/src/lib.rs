@@ -11,4 +11,5 @@ pub mod digest;
 pub mod image;
 pub mod oci;
 pub mod reference;
+pub mod registry;
 pub mod store;
