@@ -10,6 +10,7 @@
 pub mod digest;
 pub mod image;
 pub mod oci;
+pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -10,7 +10,9 @@ use ch04_overlay::cli::{LayerRun, run_on_layers};
 use ch04_overlay::state::{StorageDriver, default_root};
 use ch05_images::image::{import_rootfs, load_image, unpack_layers};
 use ch05_images::oci;
+use ch05_images::pull::{LayerOutcome, PullOptions};
 use ch05_images::reference::Reference;
+use ch05_images::registry::{ClientOptions, Credentials, Registry};
 use ch05_images::store::Store;
 use clap::{Args, Parser, Subcommand};
 
@@ -39,6 +41,9 @@ enum Command {
         #[arg(long, default_value = "/bin/sh", num_args = 1.., value_name = "ARG")]
         cmd: Vec<String>,
     },
+    /// Download an image from a registry: its manifest (for this platform),
+    /// config and layers, each checked against its digest.
+    Pull(PullCmd),
     /// List the images in the store.
     Images,
     /// Print an image's manifest and config.
@@ -63,6 +68,65 @@ enum Command {
     Run(Box<RunCmd>),
     /// Make a minimal root filesystem in DIR (chapter 1's mkrootfs).
     Mkrootfs(cli::MkrootfsArgs),
+}
+
+#[derive(Args)]
+struct PullCmd {
+    /// The image: NAME[:TAG] or NAME@DIGEST (e.g. alpine,
+    /// localhost:5000/team/app:1).
+    image: String,
+    /// Pick this platform from a multi-platform image (os/arch[/variant],
+    /// e.g. linux/arm64).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<oci::Platform>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Layers downloaded at once.
+    #[arg(long, default_value_t = ch05_images::pull::DEFAULT_JOBS, value_name = "N")]
+    jobs: usize,
+    /// Print only the image's name.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// How to reach and log in to a registry.
+#[derive(Args)]
+struct RegistryArgs {
+    /// Speak plain HTTP to this registry (HOST or HOST:PORT); loopback
+    /// registries always are.
+    #[arg(long, value_name = "HOST")]
+    insecure_registry: Vec<String>,
+    /// Log in as this user (default: the credentials in
+    /// ~/.docker/config.json, else anonymous).
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password (or token) from stdin.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+}
+
+impl RegistryArgs {
+    fn client(&self, registry: &str) -> anyhow::Result<Registry> {
+        let credentials = match &self.username {
+            Some(username) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .context("read the password from stdin")?;
+                Some(Credentials {
+                    username: username.clone(),
+                    password: password.trim_end_matches(['\n', '\r']).to_string(),
+                })
+            }
+            None => None,
+        };
+        let options = ClientOptions {
+            insecure: self.insecure_registry.clone(),
+            credentials,
+            trace: std::env::var_os("BERTH_TRACE_HTTP").is_some_and(|v| v == "1"),
+        };
+        Ok(Registry::new(registry, &options)?)
+    }
 }
 
 #[derive(Args)]
@@ -115,6 +179,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             println!("{}: {digest}", name.familiar());
             Ok(0)
         }
+        Command::Pull(cmd) => pull(&store()?, &cmd),
         Command::Images => {
             let store = store()?;
             println!("REPOSITORY\tTAG\tIMAGE ID\tSIZE");
@@ -162,6 +227,48 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         Command::Mkrootfs(args) => cli::mkrootfs_command(&args),
     }
 }
+
+// ANCHOR: pull_command
+/// `pull`, printing what docker prints: the layers in order, the digest
+/// the tag named, and whether anything changed.
+fn pull(store: &Store, cmd: &PullCmd) -> anyhow::Result<i32> {
+    let name = reference(&cmd.image)?;
+    let registry = cmd.registry.client(&name.registry)?;
+    let options = PullOptions {
+        platform: cmd.platform.clone().unwrap_or_else(oci::Platform::host),
+        platform_given: cmd.platform.is_some(),
+        jobs: cmd.jobs,
+    };
+    let what = match (&name.tag, &name.digest) {
+        (_, Some(digest)) => digest.to_string(),
+        (Some(tag), None) => tag.clone(),
+        (None, None) => "latest".into(),
+    };
+    if !cmd.quiet {
+        println!("{what}: Pulling from {}", name.repository);
+    }
+    let pulled = ch05_images::pull::pull(store, &registry, &name, &options)
+        .with_context(|| format!("pull {}", name.familiar()))?;
+    if cmd.quiet {
+        println!("{name}");
+        return Ok(0);
+    }
+    for (id, outcome) in &pulled.layers {
+        match outcome {
+            LayerOutcome::AlreadyExists => println!("{id}: Already exists"),
+            LayerOutcome::PullComplete => println!("{id}: Pull complete"),
+        }
+    }
+    println!("Digest: {}", pulled.digest);
+    if pulled.up_to_date {
+        println!("Status: Image is up to date for {}", name.familiar());
+    } else {
+        println!("Status: Downloaded newer image for {}", name.familiar());
+    }
+    println!("{name}");
+    Ok(0)
+}
+// ANCHOR_END: pull_command
 
 /// Chapter 4's run on the image's layers, with the image's config applied.
 // ANCHOR: run_image

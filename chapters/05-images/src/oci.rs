@@ -270,6 +270,33 @@ impl fmt::Display for Platform {
     }
 }
 
+/// `--platform os/arch[/variant]`: `linux/amd64`, `linux/arm64/v8`. An
+/// architecture alone (`arm64`) means Linux, as docker reads it.
+impl std::str::FromStr for Platform {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let valid = |p: &&str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if !parts.iter().all(valid) {
+            return Err(format!(
+                "{text:?} is not a platform: write os/architecture[/variant], e.g. linux/arm64"
+            ));
+        }
+        match parts[..] {
+            [arch] => Ok(Platform::new("linux", arch, None)),
+            [os, arch] => Ok(Platform::new(os, arch, None)),
+            [os, arch, variant] => Ok(Platform::new(os, arch, Some(variant))),
+            _ => Err(format!(
+                "{text:?} is not a platform: write os/architecture[/variant], e.g. linux/arm64"
+            )),
+        }
+    }
+}
+
 /// One image for one platform: a config and layers, bottom first (manifest.md).
 /// Docker's schema 2 manifest has the same shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -790,6 +817,19 @@ mod tests {
             serde_json::from_str(r#"{"Cmd": null, "Entrypoint": null, "Env": ["A=1"]}"#).unwrap();
         assert_eq!(c.cmd, None);
         assert_eq!(c.entrypoint, None);
+    }
+
+    #[test]
+    fn platforms_parse_as_docker_spells_them() {
+        let p: Platform = "linux/arm64/v8".parse().unwrap();
+        assert_eq!(p, Platform::new("linux", "arm64", Some("v8")));
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        let p: Platform = "arm64".parse().unwrap();
+        assert_eq!(p, Platform::new("linux", "arm64", None));
+        for bad in ["", "linux/", "Linux/amd64", "a/b/c/d", "linux/amd 64"] {
+            let err = bad.parse::<Platform>().unwrap_err();
+            assert!(err.contains("os/architecture"), "{err}");
+        }
     }
 
     #[test]

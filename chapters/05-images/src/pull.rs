@@ -1,0 +1,471 @@
+//! `pull`: from a name to layers on disk, trusting nothing on the way.
+//!
+//! docker pull, step by step (distribution-spec "Pulling manifests" and
+//! "Pulling blobs"; image-spec image-index.md, manifest.md, config.md):
+//!
+//! 1. the tag (or digest) is resolved to a manifest;
+//! 2. if that is an index (a multi-platform image), the entry for our
+//!    platform is picked and its manifest fetched, by digest;
+//! 3. the config blob, then every layer blob, is downloaded — layers in
+//!    parallel — each hashed while it streams to a temporary file, and
+//!    renamed to its digest only if the hash and the size match;
+//! 4. each layer is unpacked once, keyed by its diff_id;
+//! 5. the manifest goes into the store last, and only then the name: a name
+//!    never points to an image whose content is not all there.
+//!
+//! Killed at any moment, a pull leaves at worst temporary files (removed
+//! by the next pull once they are old) and complete, verified blobs and
+//! layers, which the next pull reuses.
+
+use std::io::{IsTerminal, Read};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::oci::{self, Descriptor, ImageConfig, ImageManifest, Manifest, Platform};
+use crate::reference::Reference;
+use crate::registry::{ATTEMPTS, FetchedManifest, Registry, RegistryError};
+use crate::store::{Compression, Store, StoreError};
+
+/// How many layers download at once, as docker's default
+/// `max-concurrent-downloads` (3).
+pub const DEFAULT_JOBS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{reference}: {source}")]
+    Oci {
+        reference: String,
+        source: oci::OciError,
+    },
+    #[error(
+        "{reference}: the index entry for {platform} is itself an index: refused (nested indexes are not images)"
+    )]
+    NestedIndex { reference: String, platform: String },
+    #[error(
+        "{reference}: the image is for {found}, not {wanted}: pick another tag, or leave out --platform"
+    )]
+    WrongPlatform {
+        reference: String,
+        wanted: String,
+        found: String,
+    },
+    #[error("config {digest}: not a valid image config: {cause}")]
+    Config {
+        digest: String,
+        cause: serde_json::Error,
+    },
+    #[error("config {digest}: {diff_ids} diff_ids for {layers} layers: the image is broken")]
+    DiffIds {
+        digest: String,
+        diff_ids: usize,
+        layers: usize,
+    },
+}
+
+/// What to pull beyond the name.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform to pick from an index.
+    pub platform: Platform,
+    /// Whether the user asked for that platform (`--platform`): then an
+    /// image for another one is refused rather than warned about.
+    pub platform_given: bool,
+    /// Layers downloaded at once.
+    pub jobs: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> PullOptions {
+        PullOptions {
+            platform: Platform::host(),
+            platform_given: false,
+            jobs: DEFAULT_JOBS,
+        }
+    }
+}
+
+/// What became of one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerOutcome {
+    /// The blob was already in the store.
+    AlreadyExists,
+    /// Downloaded, verified and unpacked.
+    PullComplete,
+}
+
+/// What a pull did, for the caller to report.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The digest the tag named: the index's for a multi-platform image.
+    pub digest: String,
+    /// The digest of the image manifest now in the store.
+    pub manifest_digest: String,
+    /// The layers' short ids (12 hex digits of the blob digest), bottom
+    /// first, and what happened to each.
+    pub layers: Vec<(String, LayerOutcome)>,
+    /// Whether the name already pointed to this image.
+    pub up_to_date: bool,
+}
+
+/// The 12 hex digits docker shows for a digest.
+pub fn short_id(digest: &str) -> String {
+    let hex = digest.split_once(':').map_or(digest, |(_, hex)| hex);
+    hex.chars().take(12).collect()
+}
+
+// ANCHOR: pull
+/// Pull `reference` from `registry` into `store`.
+pub fn pull(
+    store: &Store,
+    registry: &Registry,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<Pulled, PullError> {
+    let name = reference.to_string();
+    let repository = reference.api_repository();
+    // 0. Leftovers of pulls killed long ago go; fresh ones may be another
+    //    pull's, running now, and stay.
+    store.clean_temp()?;
+
+    // 1. The tag or digest → a manifest. A digest wins over a tag: it
+    //    names exactly one content.
+    let top = match (&reference.digest, &reference.tag) {
+        (Some(digest), _) => registry.fetch_manifest(repository, &digest.to_string())?,
+        (None, Some(tag)) => registry.fetch_manifest(repository, tag)?,
+        (None, None) => registry.fetch_manifest(repository, crate::reference::DEFAULT_TAG)?,
+    };
+
+    // 2. An index → our platform's manifest, fetched by its digest (so the
+    //    registry cannot swap it).
+    let image: FetchedManifest = match &top.manifest {
+        Manifest::Image(_) => top.clone(),
+        Manifest::Index(index) => {
+            let entry = oci::choose_platform(index, &options.platform).map_err(|source| {
+                PullError::Oci {
+                    reference: name.clone(),
+                    source,
+                }
+            })?;
+            let child = registry.fetch_manifest(repository, &entry.digest)?;
+            if matches!(child.manifest, Manifest::Index(_)) {
+                return Err(PullError::NestedIndex {
+                    reference: name,
+                    platform: options.platform.to_string(),
+                });
+            }
+            child
+        }
+    };
+    let Manifest::Image(manifest) = &image.manifest else {
+        unreachable!("an index was resolved to its child above");
+    };
+
+    // 3. The config: small, and needed to check the layers against.
+    download_blob(store, registry, repository, &manifest.config, &|_| {}, &NEVER)?;
+    let config = read_config(store, &manifest.config.digest)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(PullError::DiffIds {
+            digest: manifest.config.digest.clone(),
+            diff_ids: config.rootfs.diff_ids.len(),
+            layers: manifest.layers.len(),
+        });
+    }
+    check_platform(&name, &config, options)?;
+
+    // 4. The layers, in parallel: download, verify, unpack.
+    let layers = pull_layers(store, registry, repository, manifest, &config, options)?;
+
+    // 5. The manifest, then the name: from now on the image is complete.
+    store.put_blob(
+        &image.digest,
+        Some(image.bytes.len() as u64),
+        &image.bytes[..],
+    )?;
+    let previous = store.set_name(&name, &image.digest)?;
+    Ok(Pulled {
+        digest: top.digest,
+        manifest_digest: image.digest.clone(),
+        layers,
+        up_to_date: previous.as_deref() == Some(image.digest.as_str()),
+    })
+}
+// ANCHOR_END: pull
+
+fn read_config(store: &Store, digest: &str) -> Result<ImageConfig, PullError> {
+    let mut bytes = Vec::new();
+    store
+        .open_blob(digest)?
+        .read_to_end(&mut bytes)
+        .map_err(|cause| StoreError::Read {
+            digest: digest.to_string(),
+            cause,
+        })?;
+    serde_json::from_slice(&bytes).map_err(|cause| PullError::Config {
+        digest: digest.to_string(),
+        cause,
+    })
+}
+
+/// An image for another platform than asked for is refused when the user
+/// named the platform, and warned about otherwise (it would fail with
+/// "exec format error" at run time).
+fn check_platform(
+    reference: &str,
+    config: &ImageConfig,
+    options: &PullOptions,
+) -> Result<(), PullError> {
+    let found = config.platform();
+    if found.os.is_empty() || options.platform.matches(&found) {
+        return Ok(());
+    }
+    if options.platform_given {
+        return Err(PullError::WrongPlatform {
+            reference: reference.to_string(),
+            wanted: options.platform.to_string(),
+            found: found.to_string(),
+        });
+    }
+    eprintln!(
+        "warning: {reference} is for {found}, not this host's {}: it may not run here",
+        options.platform
+    );
+    Ok(())
+}
+
+// ANCHOR: pull_layers
+/// Download and unpack `manifest`'s layers with `options.jobs` workers
+/// taking layers in order. The first failure stops the others: their
+/// downloads are cut short, and their temporary files removed.
+fn pull_layers(
+    store: &Store,
+    registry: &Registry,
+    repository: &str,
+    manifest: &ImageManifest,
+    config: &ImageConfig,
+    options: &PullOptions,
+) -> Result<Vec<(String, LayerOutcome)>, PullError> {
+    let bars = Bars::new(&manifest.layers);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let outcomes = Mutex::new(vec![None; manifest.layers.len()]);
+    let first_error = Mutex::new(None);
+    let worker = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= manifest.layers.len() || failed.load(Ordering::SeqCst) {
+                return;
+            }
+            let layer = &manifest.layers[i];
+            let diff_id = &config.rootfs.diff_ids[i];
+            let result = (|| -> Result<LayerOutcome, PullError> {
+                let bar = &bars.bars[i];
+                let outcome = download_blob(
+                    store,
+                    registry,
+                    repository,
+                    layer,
+                    &|n| bar.inc(n),
+                    &failed,
+                )?;
+                bar.set_message("extracting");
+                let compression = Compression::of_media_type(&layer.media_type);
+                store.unpack_layer(&layer.digest, diff_id, compression)?;
+                bars.done(i, layer, outcome);
+                Ok(outcome)
+            })();
+            match result {
+                Ok(outcome) => lock(&outcomes)[i] = Some(outcome),
+                Err(e) => {
+                    failed.store(true, Ordering::SeqCst);
+                    bars.failed(i);
+                    lock(&first_error).get_or_insert(e);
+                    return;
+                }
+            }
+        }
+    };
+    let jobs = options.jobs.clamp(1, manifest.layers.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(worker);
+        }
+    });
+    bars.finish();
+    if let Some(e) = lock(&first_error).take() {
+        return Err(e);
+    }
+    let outcomes = lock(&outcomes).clone();
+    Ok(manifest
+        .layers
+        .iter()
+        .zip(outcomes)
+        .map(|(layer, outcome)| {
+            (
+                short_id(&layer.digest),
+                outcome.unwrap_or(LayerOutcome::PullComplete),
+            )
+        })
+        .collect())
+}
+// ANCHOR_END: pull_layers
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A worker that panicked left valid data behind.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+// ANCHOR: download_blob
+/// Download the blob `descriptor` names into the store, unless it is there
+/// already. The store checks size and digest as the bytes stream in. A
+/// connection that breaks mid-way is retried from the start; a blob whose
+/// content is wrong is not (the registry would send the same again).
+fn download_blob(
+    store: &Store,
+    registry: &Registry,
+    repository: &str,
+    descriptor: &Descriptor,
+    on_bytes: &(dyn Fn(u64) + Sync),
+    cancelled: &AtomicBool,
+) -> Result<LayerOutcome, PullError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if store.has_blob(&descriptor.digest)? {
+            return Ok(LayerOutcome::AlreadyExists);
+        }
+        let (body, _length) = registry.open_blob(repository, &descriptor.digest)?;
+        let reader = WatchedReader {
+            inner: body,
+            on_bytes,
+            cancelled,
+        };
+        let result = store.put_blob(&descriptor.digest, Some(descriptor.size), reader);
+        match result {
+            Ok(_) => return Ok(LayerOutcome::PullComplete),
+            Err(StoreError::Read { .. })
+                if attempt < ATTEMPTS && !cancelled.load(Ordering::SeqCst) =>
+            {
+                eprintln!(
+                    "{}: connection lost, retrying ({attempt} of {})",
+                    short_id(&descriptor.digest),
+                    ATTEMPTS - 1
+                );
+                std::thread::sleep(Duration::from_millis(250 * u64::from(attempt)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+// ANCHOR_END: download_blob
+
+/// A reader that reports progress, and fails once `cancelled` is set so a
+/// download stops as soon as another layer has failed.
+struct WatchedReader<'a> {
+    inner: Box<dyn Read + Send>,
+    on_bytes: &'a (dyn Fn(u64) + Sync),
+    cancelled: &'a AtomicBool,
+}
+
+impl Read for WatchedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("cancelled: another layer failed"));
+        }
+        let n = self.inner.read(buf)?;
+        (self.on_bytes)(n as u64);
+        Ok(n)
+    }
+}
+
+/// Progress: a bar per layer on a terminal; without one (a log, a pipe),
+/// one plain line per finished layer. Both on stderr: stdout holds only
+/// the summary.
+struct Bars {
+    _multi: MultiProgress,
+    bars: Vec<ProgressBar>,
+    terminal: bool,
+}
+
+impl Bars {
+    fn new(layers: &[Descriptor]) -> Bars {
+        let terminal = std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let style = ProgressStyle::with_template(
+            "{prefix}: {msg:11} [{bar:30}] {binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bars = layers
+            .iter()
+            .map(|layer| {
+                let bar = multi.add(ProgressBar::new(layer.size));
+                bar.set_style(style.clone());
+                bar.set_prefix(short_id(&layer.digest));
+                bar.set_message("downloading");
+                bar
+            })
+            .collect();
+        Bars {
+            _multi: multi,
+            bars,
+            terminal,
+        }
+    }
+
+    fn done(&self, i: usize, layer: &Descriptor, outcome: LayerOutcome) {
+        let bar = &self.bars[i];
+        let what = match outcome {
+            LayerOutcome::AlreadyExists => "already exists",
+            LayerOutcome::PullComplete => "pull complete",
+        };
+        bar.set_message(what);
+        bar.set_position(layer.size);
+        bar.finish();
+        if !self.terminal {
+            eprintln!(
+                "{}: {what} ({})",
+                short_id(&layer.digest),
+                ch03_cgroups::format_size(layer.size)
+            );
+        }
+    }
+
+    fn failed(&self, i: usize) {
+        self.bars[i].abandon_with_message("failed");
+    }
+
+    fn finish(&self) {
+        for bar in &self.bars {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_are_twelve_hex_digits() {
+        assert_eq!(
+            short_id("sha256:0123456789abcdef0123456789abcdef"),
+            "0123456789ab"
+        );
+        assert_eq!(short_id("abc"), "abc");
+    }
+}
