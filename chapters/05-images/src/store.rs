@@ -9,6 +9,7 @@
 //! ROOT/layers/tmp/                layers being unpacked
 //! ROOT/index.json                 image names -> manifest digests
 //! ROOT/index.lock                 flock(2)ed while index.json is rewritten
+//! ROOT/store.lock                 flock(2)ed shared by writers, exclusive by garbage collection
 //! ```
 //!
 //! Nothing appears under its final name before it is complete and verified:
@@ -20,6 +21,12 @@
 //! [`Store::clean_temp`]), never a truncated blob that a later pull would
 //! trust. Two pulls of the same content race harmlessly: both write their
 //! own temporary copy and the last rename wins with identical bytes.
+//!
+//! Blobs are written before the name that makes them reachable, so garbage
+//! collection (`gc.rs`) could take a pull's fresh blobs for garbage.
+//! The store lock prevents that: everything that writes blobs or layers and
+//! then names them holds [`Store::lock_shared`] meanwhile (any number at
+//! once), and the collector holds [`Store::lock_exclusive`] (alone).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -254,6 +261,20 @@ pub struct CleanReport {
     pub removed: Vec<PathBuf>,
 }
 
+/// The store lock, held until dropped (see [`Store::lock_shared`]).
+#[derive(Debug)]
+pub struct StoreLock {
+    _flock: Flock<File>,
+    exclusive: bool,
+}
+
+impl StoreLock {
+    /// Whether this is the exclusive lock garbage collection needs.
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+}
+
 /// The content store under one root directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -340,6 +361,12 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(cause) => Err(StoreError::Io { path, cause }),
         }
+    }
+
+    /// The digests of every blob in the store, sorted. Names that are not
+    /// a digest's hex (nothing the store wrote) are left out.
+    pub fn blob_digests(&self) -> Result<Vec<String>> {
+        list_digests(&self.blob_dir())
     }
 
     // ANCHOR: put_blob
@@ -556,6 +583,85 @@ impl Store {
     }
     // ANCHOR_END: unpack_layer
 
+    /// The diff_ids of every unpacked layer, sorted.
+    pub fn layer_diff_ids(&self) -> Result<Vec<String>> {
+        list_digests(&self.layer_dir())
+    }
+
+    /// Delete the unpacked layer `diff_id`; `Ok(false)` if it was not there.
+    ///
+    /// Crash-safe: the directory is first renamed into `layers/tmp/` (one
+    /// atomic step), and only then emptied. A crash in between leaves a
+    /// leftover for [`Store::clean_temp`], never a half-deleted directory
+    /// under the layer's name that [`Store::unpack_layer`] would take for
+    /// the whole layer.
+    pub fn delete_layer(&self, diff_id: &str) -> Result<bool> {
+        let path = self.layer_path(diff_id)?;
+        let doomed = self.layer_tmp_dir().join(unique_name());
+        match fs::rename(&path, &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(cause) => return Err(StoreError::Io { path, cause }),
+        }
+        sync_dir(&self.layer_dir())?;
+        remove_tree(&doomed).map_err(io_err(&doomed))?;
+        Ok(true)
+    }
+
+    // ----- the store lock -----
+
+    // ANCHOR: store_lock
+    /// Take the store lock shared, waiting while garbage collection runs.
+    ///
+    /// Hold the returned guard from before writing the first blob or layer
+    /// until after the name that makes them reachable is set
+    /// ([`Store::set_name`]): a pull, a load or an import does
+    /// `let _lock = store.lock_shared()?;` first. Garbage collection takes
+    /// the lock exclusive, so it never runs while content is written but
+    /// not yet named, and never deletes it. Any number of shared holders
+    /// run at once. Released when the guard is dropped (or the process
+    /// dies: flock(2) locks belong to the open file).
+    pub fn lock_shared(&self) -> Result<StoreLock> {
+        self.lock(FlockArg::LockShared)
+    }
+
+    /// Take the store lock exclusive, waiting for every shared holder to
+    /// finish: what garbage collection holds while it marks and sweeps.
+    pub fn lock_exclusive(&self) -> Result<StoreLock> {
+        self.lock(FlockArg::LockExclusive)
+    }
+
+    /// [`Store::lock_exclusive`] without waiting: `None` while a pull, load
+    /// or import holds the lock shared (the caller may say so, then wait).
+    pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>> {
+        match self.lock(FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(StoreError::Lock {
+                errno: Errno::EWOULDBLOCK,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn lock(&self, how: FlockArg) -> Result<StoreLock> {
+        let path = self.root.join("store.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let exclusive = !matches!(how, FlockArg::LockShared | FlockArg::LockSharedNonblock);
+        let flock =
+            Flock::lock(file, how).map_err(|(_, errno)| StoreError::Lock { path, errno })?;
+        Ok(StoreLock {
+            _flock: flock,
+            exclusive,
+        })
+    }
+    // ANCHOR_END: store_lock
+
     // ----- temporary leftovers -----
 
     /// Remove temporary files and directories left by crashed pulls: those
@@ -672,6 +778,23 @@ impl Store {
         sync_dir(&self.root)?;
         Ok(result)
     }
+}
+
+/// `sha256:<name>` for every entry of `dir` named by 64 lowercase hex
+/// digits, sorted.
+fn list_digests(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        if let Some(name) = entry.file_name().to_str() {
+            let digest = format!("sha256:{name}");
+            if digest_hex(&digest).is_ok() {
+                out.push(digest);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -989,6 +1112,52 @@ mod tests {
             }
         }
         assert!(temp_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn delete_layer_leaves_nothing_under_its_name() {
+        let (_dir, store) = store();
+        let (blob, digest, diff_id) = layer(&[("ro/file", b"x")], None);
+        store.put_blob(&digest, None, &blob[..]).unwrap();
+        let dir = store
+            .unpack_layer(&digest, &diff_id, Compression::Gzip)
+            .unwrap();
+        fs::set_permissions(dir.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+        assert_eq!(store.layer_diff_ids().unwrap(), vec![diff_id.clone()]);
+        assert_eq!(store.blob_digests().unwrap(), vec![digest.clone()]);
+        assert!(store.delete_layer(&diff_id).unwrap());
+        assert!(!dir.exists());
+        assert!(!store.delete_layer(&diff_id).unwrap());
+        assert!(store.layer_diff_ids().unwrap().is_empty());
+        assert!(temp_entries(&store).is_empty());
+    }
+
+    #[test]
+    fn the_store_lock_is_shared_by_writers_and_exclusive_for_gc() {
+        let (_dir, store) = store();
+        let a = store.lock_shared().unwrap();
+        let b = store.lock_shared().unwrap();
+        assert!(!a.is_exclusive());
+        assert!(store.try_lock_exclusive().unwrap().is_none());
+        drop(a);
+        assert!(store.try_lock_exclusive().unwrap().is_none());
+        drop(b);
+        let gc = store.try_lock_exclusive().unwrap().unwrap();
+        assert!(gc.is_exclusive());
+        // A writer waits for the collector: while the collector holds the
+        // lock, the writer's thread cannot have got past lock_shared.
+        let got_it = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                let _lock = store.lock_shared().unwrap();
+                got_it.store(true, Ordering::SeqCst);
+            });
+            std::thread::yield_now();
+            assert!(!got_it.load(Ordering::SeqCst));
+            drop(gc);
+            writer.join().unwrap();
+        });
+        assert!(got_it.load(Ordering::SeqCst));
     }
 
     #[test]
