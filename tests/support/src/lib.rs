@@ -21,6 +21,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::Uid;
 
 pub mod probe;
+pub mod registry;
 
 /// True when skips must fail (CI sets `BERTH_STRICT=1`).
 pub fn strict() -> bool {
