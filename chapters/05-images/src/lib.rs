@@ -7,6 +7,7 @@
 //! ([`oci`]), the local content store ([`store`]), and images made from
 //! a directory and unpacked again ([`image`]).
 
+pub mod archive;
 pub mod digest;
 pub mod image;
 pub mod oci;

@@ -8,6 +8,7 @@ use ch02_namespaces::cli::{self, NamespaceArgs, ProcessArgs, container_config, r
 use ch03_cgroups::cli::LimitArgs;
 use ch04_overlay::cli::{LayerRun, run_on_layers};
 use ch04_overlay::state::{StorageDriver, default_root};
+use ch05_images::archive::{self, ArchiveFormat};
 use ch05_images::image::{import_rootfs, load_image, unpack_layers};
 use ch05_images::oci;
 use ch05_images::pull::{LayerOutcome, PullOptions};
@@ -31,15 +32,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Make a single-layer image from a directory (a root filesystem).
+    /// Make a single-layer image from a root filesystem: a directory, or a
+    /// tarball of one (as `docker import`).
     Import {
-        /// The directory to import.
+        /// The directory, or a tar file (plain, gzip or zstd), or - for a
+        /// tar on stdin.
+        #[arg(value_name = "DIR|TARBALL|-")]
         dir: PathBuf,
         /// The image's name, e.g. myimage or localhost:5000/me/app:1.
         name: String,
         /// The command the image runs by default.
         #[arg(long, default_value = "/bin/sh", num_args = 1.., value_name = "ARG")]
         cmd: Vec<String>,
+    },
+    /// Write images to a file: a docker archive (what `docker load` and
+    /// skopeo's docker-archive: read, with an OCI image layout inside) or an
+    /// OCI image layout directory.
+    Save {
+        /// docker: one tar file; oci: an OCI image layout directory.
+        #[arg(long, value_enum, default_value = "docker")]
+        format: ArchiveFormat,
+        /// The file (docker; - for stdout) or the new directory (oci).
+        #[arg(short, long, value_name = "PATH")]
+        output: PathBuf,
+        /// The images, by name.
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Load images from a docker archive or an OCI image layout (a
+    /// directory, or a tar file, maybe gzip or zstd compressed).
+    Load {
+        /// The archive; - (the default) reads a tar from stdin.
+        #[arg(short, long, value_name = "PATH", default_value = "-")]
+        input: PathBuf,
     },
     /// Download an image from a registry: its manifest (for this platform),
     /// config and layers, each checked against its digest.
@@ -175,10 +200,26 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Import { dir, name, cmd } => {
             let name = reference(&name)?;
-            let digest = import_rootfs(&store()?, &dir, &name, cmd)?;
+            let store = store()?;
+            let digest = if dir.as_os_str() == "-" {
+                archive::import_tarball(&store, std::io::stdin().lock(), &name, cmd)?
+            } else if dir.is_dir() {
+                import_rootfs(&store, &dir, &name, cmd)?
+            } else {
+                let file =
+                    std::fs::File::open(&dir).with_context(|| format!("open {}", dir.display()))?;
+                archive::import_tarball(&store, file, &name, cmd)
+                    .with_context(|| format!("import {}", dir.display()))?
+            };
             println!("{}: {digest}", name.familiar());
             Ok(0)
         }
+        Command::Save {
+            format,
+            output,
+            images,
+        } => save(&store()?, format, &output, &images),
+        Command::Load { input } => load(&store()?, &input),
         Command::Pull(cmd) => pull(&store()?, &cmd),
         Command::Images => {
             let store = store()?;
@@ -326,3 +367,63 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
     })
 }
 // ANCHOR_END: run_image
+
+/// `save`: the archive to a file, a directory, or stdout.
+fn save(
+    store: &Store,
+    format: ArchiveFormat,
+    output: &Path,
+    images: &[String],
+) -> anyhow::Result<i32> {
+    let refs = images
+        .iter()
+        .map(|i| reference(i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let to_stdout = output.as_os_str() == "-";
+    match format {
+        ArchiveFormat::Docker if to_stdout => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                bail!(
+                    "refusing to write an archive to a terminal: give -o FILE or redirect stdout"
+                );
+            }
+            let out = archive::save_docker_archive(store, &refs, std::io::stdout().lock())?;
+            drop(out);
+        }
+        ArchiveFormat::Docker => archive::save_docker_archive_file(store, &refs, output)
+            .with_context(|| format!("save to {}", output.display()))?,
+        ArchiveFormat::Oci if to_stdout => {
+            bail!("an OCI image layout is a directory: give -o DIR (or --format docker for stdout)")
+        }
+        ArchiveFormat::Oci => archive::save_oci_layout(store, &refs, output)
+            .with_context(|| format!("save to {}", output.display()))?,
+    }
+    Ok(0)
+}
+
+/// `load`, printing what docker prints: `Loaded image: NAME` for each name,
+/// `Loaded image ID: ID` for an image that has none.
+fn load(store: &Store, input: &Path) -> anyhow::Result<i32> {
+    let loaded = if input.as_os_str() == "-" {
+        archive::load_reader(store, std::io::stdin().lock(), "stdin")?
+    } else {
+        archive::load_path(store, input).with_context(|| format!("load {}", input.display()))?
+    };
+    for image in loaded {
+        for name in &image.names {
+            println!("Loaded image: {}", name.familiar());
+        }
+        if image.names.is_empty() {
+            println!("Loaded image ID: {}", image.config);
+            let why = match &image.bare_tag {
+                Some(tag) => format!("the archive gives only the tag {tag:?}, no repository"),
+                None => "the archive gives it no name".to_string(),
+            };
+            eprintln!(
+                "ch05-images: note: image {} is not named: {why}",
+                image.digest
+            );
+        }
+    }
+    Ok(0)
+}
