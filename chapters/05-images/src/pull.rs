@@ -39,11 +39,8 @@ pub enum PullError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{reference}: {source}")]
-    Oci {
-        reference: String,
-        source: oci::OciError,
-    },
+    #[error(transparent)]
+    Oci(#[from] oci::OciError),
     #[error(
         "{reference}: the index entry for {platform} is itself an index: refused (nested indexes are not images)"
     )]
@@ -147,12 +144,7 @@ pub fn pull(
     let image: FetchedManifest = match &top.manifest {
         Manifest::Image(_) => top.clone(),
         Manifest::Index(index) => {
-            let entry = oci::choose_platform(index, &options.platform).map_err(|source| {
-                PullError::Oci {
-                    reference: name.clone(),
-                    source,
-                }
-            })?;
+            let entry = oci::choose_platform(index, &options.platform)?;
             let child = registry.fetch_manifest(repository, &entry.digest)?;
             if matches!(child.manifest, Manifest::Index(_)) {
                 return Err(PullError::NestedIndex {
@@ -168,7 +160,14 @@ pub fn pull(
     };
 
     // 3. The config: small, and needed to check the layers against.
-    download_blob(store, registry, repository, &manifest.config, &|_| {}, &NEVER)?;
+    download_blob(
+        store,
+        registry,
+        repository,
+        &manifest.config,
+        &|_| {},
+        &NEVER,
+    )?;
     let config = read_config(store, &manifest.config.digest)?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(PullError::DiffIds {
@@ -266,14 +265,8 @@ fn pull_layers(
             let diff_id = &config.rootfs.diff_ids[i];
             let result = (|| -> Result<LayerOutcome, PullError> {
                 let bar = &bars.bars[i];
-                let outcome = download_blob(
-                    store,
-                    registry,
-                    repository,
-                    layer,
-                    &|n| bar.inc(n),
-                    &failed,
-                )?;
+                let outcome =
+                    download_blob(store, registry, repository, layer, &|n| bar.inc(n), &failed)?;
                 bar.set_message("extracting");
                 let compression = Compression::of_media_type(&layer.media_type);
                 store.unpack_layer(&layer.digest, diff_id, compression)?;

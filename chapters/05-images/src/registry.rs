@@ -94,10 +94,10 @@ pub enum RegistryError {
         expected: String,
         actual: String,
     },
-    #[error("manifest {reference}: {source}")]
+    #[error("manifest {reference}: {cause}")]
     Manifest {
         reference: String,
-        source: oci::OciError,
+        cause: oci::OciError,
     },
     #[error("read {what} from {url}: {cause}")]
     Read {
@@ -482,9 +482,9 @@ impl Registry {
             });
         }
         let manifest =
-            oci::parse_manifest(&media_type, &bytes).map_err(|source| RegistryError::Manifest {
+            oci::parse_manifest(&media_type, &bytes).map_err(|cause| RegistryError::Manifest {
                 reference: name,
-                source,
+                cause,
             })?;
         Ok(FetchedManifest {
             bytes,
