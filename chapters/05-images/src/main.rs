@@ -181,11 +181,15 @@ struct RunCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = cli.root.unwrap_or_else(default_root);
+    // `run` exits as docker run does (125 when the engine fails, else the
+    // container's status); every other command exits 1 on failure.
+    let is_run = matches!(cli.command, Command::Run(_));
     match dispatch(&root, cli.command) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("ch05-images: {err:#}");
-            ExitCode::from(cli::exit_code(&err) as u8)
+            let code = if is_run { cli::exit_code(&err) } else { 1 };
+            ExitCode::from(code as u8)
         }
     }
 }
