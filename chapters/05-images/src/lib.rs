@@ -9,9 +9,11 @@
 
 pub mod archive;
 pub mod digest;
+pub mod gc;
 pub mod image;
 pub mod oci;
 pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod user;
