@@ -113,6 +113,15 @@ fn auto_driver() -> StorageDriver {
     driver
 }
 
+/// `rm NAME`: delete container NAME's writable layer and state (its
+/// read-only layers stay). A container whose engine died may still have
+/// its overlay mounted: that mount is detached first.
+pub fn remove_container(root: &Path, name: &str) -> anyhow::Result<()> {
+    let (dir, _) = state::load(root, name)?;
+    let _ = nix::mount::umount2(&dir.merged(), nix::mount::MntFlags::MNT_DETACH);
+    remove_container_dir(&dir.0)
+}
+
 /// Remove a container's directory. overlay leaves its `work/work` with mode
 /// 000; root ignores that, a rootless user must first give it back the
 /// owner's permissions (it is the user's own directory).

@@ -153,10 +153,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Rm { name } => {
-            let (dir, _) = state::load(root, &name)?;
-            // A container whose engine died may still have its overlay mounted.
-            let _ = nix::mount::umount2(&dir.merged(), nix::mount::MntFlags::MNT_DETACH);
-            ch04_overlay::cli::remove_container_dir(&dir.0)?;
+            ch04_overlay::cli::remove_container(root, &name)?;
             println!("{name}: removed");
             Ok(0)
         }

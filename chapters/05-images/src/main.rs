@@ -9,12 +9,14 @@ use ch03_cgroups::cli::LimitArgs;
 use ch04_overlay::cli::{LayerRun, run_on_layers};
 use ch04_overlay::state::{StorageDriver, default_root};
 use ch05_images::archive::{self, ArchiveFormat};
+use ch05_images::gc;
 use ch05_images::image::{import_rootfs, load_image, unpack_layers};
 use ch05_images::oci;
 use ch05_images::pull::{LayerOutcome, PullOptions};
 use ch05_images::reference::Reference;
 use ch05_images::registry::{ClientOptions, Credentials, Registry};
-use ch05_images::store::Store;
+use ch05_images::store::{Store, StoreLock};
+use ch05_images::user::{ExecUser, resolve_user_in_layers};
 use clap::{Args, Parser, Subcommand};
 
 /// Chapter 5 of Berth: a container runs an image, a stack of layers and a
@@ -83,10 +85,24 @@ enum Command {
         /// The new name.
         target: String,
     },
-    /// Remove an image name (the blobs stay for now).
+    /// Remove an image name; with the image's last name, delete the image
+    /// and the content no other image or container uses.
     Rmi {
-        /// The image's name.
+        /// NAME[:TAG], NAME@DIGEST, or an image ID (as `images` shows).
         image: String,
+        /// By ID, remove the names in every repository.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Delete every blob and unpacked layer no image name or container
+    /// uses (garbage collection).
+    Prune,
+    /// List the containers and the images they were made from.
+    Ps,
+    /// Delete a container: its writable layer and state.
+    Rm {
+        /// The container's name.
+        name: String,
     },
     /// Run a container from an image: its layers under an overlay, its
     /// config (Entrypoint, Cmd, Env, WorkingDir, User) applied.
@@ -169,8 +185,14 @@ struct RunCmd {
     limits: LimitArgs,
     #[command(flatten)]
     namespaces: NamespaceArgs,
-    #[command(flatten)]
-    process: ProcessArgs,
+    /// The working directory inside the container (default: the image's
+    /// WorkingDir, else /).
+    #[arg(long, short = 'w', value_name = "DIR")]
+    workdir: Option<String>,
+    /// Run as USER[:GROUP], names or numbers, looked up in the image's
+    /// /etc/passwd and /etc/group (default: the image's User, else root).
+    #[arg(long, short = 'u', value_name = "USER[:GROUP]")]
+    user: Option<String>,
     /// The image to run.
     image: String,
     /// A command instead of the image's Cmd.
@@ -205,6 +227,8 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         Command::Import { dir, name, cmd } => {
             let name = reference(&name)?;
             let store = store()?;
+            // Blobs first, the name last: garbage collection waits meanwhile.
+            let _lock = store.lock_shared()?;
             let digest = if dir.as_os_str() == "-" {
                 archive::import_tarball(&store, std::io::stdin().lock(), &name, cmd)?
             } else if dir.is_dir() {
@@ -255,17 +279,51 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         }
         Command::Tag { source, target } => {
             let store = store()?;
+            // No collection between reading the digest and naming it again.
+            let _lock = store.lock_shared()?;
             let source = reference(&source)?;
             let image = load_image(&store, &source)?;
             store.set_name(&reference(&target)?.to_string(), &image.digest)?;
             Ok(0)
         }
-        Command::Rmi { image } => {
-            let name = reference(&image)?;
-            match store()?.remove_name(&name.to_string())? {
-                Some(digest) => println!("untagged: {}: {digest}", name.familiar()),
-                None => bail!("no image {}: see `images`", name.familiar()),
+        Command::Rmi { image, force } => {
+            let store = store()?;
+            let lock = lock_exclusive(&store)?;
+            let removal = gc::remove_image(&store, &lock, &image, force)?;
+            for (name, digest) in &removal.untagged {
+                println!("untagged: {}: {digest}", gc::familiar(name));
             }
+            for line in removal.deleted.iter().flat_map(|report| report.lines()) {
+                println!("{line}");
+            }
+            Ok(0)
+        }
+        Command::Prune => {
+            let store = store()?;
+            let lock = lock_exclusive(&store)?;
+            for line in gc::collect_garbage(&store, &lock)?.lines() {
+                println!("{line}");
+            }
+            Ok(0)
+        }
+        Command::Ps => {
+            let names = store()?.names()?;
+            println!("NAME\tIMAGE");
+            for c in gc::container_uses(root)? {
+                let image = match &c.image {
+                    Some(digest) => match names.iter().find(|(_, d)| *d == digest) {
+                        Some((name, _)) => gc::familiar(name),
+                        None => digest.chars().take("sha256:".len() + 12).collect(),
+                    },
+                    None => "-".to_string(),
+                };
+                println!("{}\t{image}", c.name);
+            }
+            Ok(0)
+        }
+        Command::Rm { name } => {
+            ch04_overlay::cli::remove_container(root, &name)?;
+            println!("{name}: removed");
             Ok(0)
         }
         Command::Run(cmd) => run(root, *cmd),
@@ -318,13 +376,17 @@ fn pull(store: &Store, cmd: &PullCmd) -> anyhow::Result<i32> {
 /// Chapter 4's run on the image's layers, with the image's config applied.
 // ANCHOR: run_image
 fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
-    // 1. The image: manifest and config from the store, layers unpacked
-    //    once each (shared by every image that has them).
+    // 1. The store lock, shared, until the container has recorded its
+    //    image (step 6): garbage collection cannot delete the layers
+    //    between their unpacking and the container's start.
     let store = Store::open(root)?;
+    let lock = store.lock_shared()?;
+    // 2. The image: manifest and config from the store, layers unpacked
+    //    once each (shared by every image that has them).
     let image = load_image(&store, &reference(&cmd.image)?)?;
     let layers = unpack_layers(&store, &image)?;
     let config = image.config.config.clone().unwrap_or_default();
-    // 2. What to run: docker's rules for Entrypoint and Cmd.
+    // 3. What to run: docker's rules for Entrypoint and Cmd.
     let args = oci::process_args(&config, &cmd.cmd, None);
     if args.is_empty() {
         bail!(
@@ -332,45 +394,79 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
             cmd.image
         );
     }
+    // 4. The image's WorkingDir and User, unless the command line says
+    //    otherwise. A user or group name means what the image's own
+    //    /etc/passwd and /etc/group say, read from its layers.
+    let workdir = (cmd.workdir.clone()).or_else(|| config.working_dir.clone());
+    let user = match (cmd.user.as_deref())
+        .or(config.user.as_deref())
+        .filter(|u| !u.is_empty())
+    {
+        Some(spec) => Some(resolve_user_in_layers(&layers, spec).context(cmd.image.clone())?),
+        None => None,
+    };
+    let process = ProcessArgs {
+        workdir: workdir.filter(|w| !w.is_empty()),
+        user: user.as_ref().map(ExecUser::user),
+    };
     let spec = LayerRun {
         name: cmd.name.clone().unwrap_or_else(random_id),
         layers,
         driver: cmd.storage_driver,
         rm: cmd.rm,
     };
-    let (namespaces, mut process, limits) = (cmd.namespaces, cmd.process, cmd.limits);
-    // 3. The image's WorkingDir and User, unless the command line says
-    //    otherwise (numeric users only, for now).
-    if process.workdir.is_none() {
-        process.workdir = config.working_dir.clone().filter(|w| !w.is_empty());
-    }
-    if process.user.is_none()
-        && let Some(user) = config.user.as_deref().filter(|u| !u.is_empty())
-    {
-        let user = cli::parse_user(user).map_err(|e| {
-            anyhow::anyhow!(
-                "the image's User {e} (user names need /etc/passwd lookups, not done yet)"
-            )
-        })?;
-        process.user = Some(user);
-    }
-    run_on_layers("ch05-images", root, &spec, &limits, |merged, hostname| {
-        let mut namespaces = namespaces;
-        namespaces.hostname.get_or_insert(hostname);
-        let mut container = container_config(namespaces, process, merged, args)?;
-        // The image's Env, over the minimal environment.
-        for kv in config.env.iter().flatten() {
-            let key = kv.split('=').next().unwrap_or_default();
-            container
-                .process
+    let (namespaces, limits) = (cmd.namespaces, cmd.limits);
+    // 5. Chapter 4's run.
+    run_on_layers(
+        "ch05-images",
+        root,
+        &spec,
+        &limits,
+        move |merged, hostname| {
+            // 6. The container's directory (ROOT/containers/NAME, the parent of
+            //    merged/) exists: record its image there, so that rmi refuses
+            //    to delete the image while the container exists; then garbage
+            //    collection may run again.
+            let dir = merged.parent().context("the container's directory")?;
+            gc::record_image(dir, &image.digest)?;
+            drop(lock);
+            let mut namespaces = namespaces;
+            namespaces.hostname.get_or_insert(hostname);
+            let mut container = container_config(namespaces, process, merged, args)?;
+            // 7. The image's Env over the minimal environment, and the user's
+            //    home as HOME unless the image sets one.
+            let env = &mut container.process.env;
+            for kv in config.env.iter().flatten() {
+                let key = kv.split('=').next().unwrap_or_default();
+                env.retain(|e| e.split('=').next() != Some(key));
+                env.push(kv.clone());
+            }
+            let image_home = config
                 .env
-                .retain(|e| e.split('=').next() != Some(key));
-            container.process.env.push(kv.clone());
-        }
-        Ok(container)
-    })
+                .iter()
+                .flatten()
+                .any(|kv| kv.starts_with("HOME="));
+            if let Some(user) = &user
+                && !image_home
+            {
+                env.retain(|e| !e.starts_with("HOME="));
+                env.push(format!("HOME={}", user.home));
+            }
+            Ok(container)
+        },
+    )
 }
 // ANCHOR_END: run_image
+
+/// The store lock exclusive, for rmi and prune, saying why when a writer
+/// makes us wait.
+fn lock_exclusive(store: &Store) -> anyhow::Result<StoreLock> {
+    if let Some(lock) = store.try_lock_exclusive()? {
+        return Ok(lock);
+    }
+    eprintln!("ch05-images: waiting for a pull, load, import or run to finish with the store");
+    Ok(store.lock_exclusive()?)
+}
 
 /// `save`: the archive to a file, a directory, or stdout.
 fn save(
