@@ -136,6 +136,14 @@ pub enum ArchiveError {
         expected: String,
         actual: String,
     },
+    #[error(
+        "uncompressed layer {path}: its name says {named}, but the config's diff_id for it is {diff_id}: the archive is corrupt"
+    )]
+    NameNotDiffId {
+        path: String,
+        named: String,
+        diff_id: String,
+    },
     #[error("{image}: the config has {diff_ids} diff_ids for {layers} layers")]
     LayerCount {
         image: String,
@@ -969,11 +977,13 @@ fn load_docker_layer(
     };
     let (media_type, digest) = if compression == Compression::None {
         drop(head);
+        // Its digest is its diff_id; a blob path naming another one lies
+        // about one of them.
         if let Some(named) = named.filter(|n| n.as_str() != diff_id) {
-            return Err(ArchiveError::DiffId {
+            return Err(ArchiveError::NameNotDiffId {
                 path: shown,
-                expected: diff_id.to_string(),
-                actual: named,
+                named,
+                diff_id: diff_id.to_string(),
             });
         }
         let reader = source.open(&found)?;
