@@ -97,13 +97,11 @@ pub enum GcError {
     BadImageFile { path: PathBuf, text: String },
     #[error("no image {0}: see `images` for the names, and the IDs to use instead")]
     NoImage(String),
-    #[error(
-        "image {image} is in use by {containers}: remove {them} first with `rm NAME`, then rmi again"
-    )]
+    #[error("image {image} is in use by {containers}: {hint}, then rmi again")]
     InUse {
         image: String,
         containers: String,
-        them: &'static str,
+        hint: String,
     },
     #[error("image ID {prefix} is ambiguous: it matches {images}: give more digits")]
     Ambiguous { prefix: String, images: String },
@@ -522,14 +520,20 @@ pub fn remove_image(
             .map(|c| c.name)
             .collect();
         if !users.is_empty() {
+            let (containers, hint) = match users.as_slice() {
+                [one] => (
+                    format!("container {one}"),
+                    format!("remove it first with `rm {one}`"),
+                ),
+                _ => (
+                    format!("containers {}", users.join(", ")),
+                    "remove them first with `rm NAME` for each".to_string(),
+                ),
+            };
             return Err(GcError::InUse {
                 image: familiar(&doomed[0]),
-                them: if users.len() == 1 { "it" } else { "them" },
-                containers: format!(
-                    "container{} {}",
-                    if users.len() == 1 { "" } else { "s" },
-                    users.join(", ")
-                ),
+                containers,
+                hint,
             });
         }
     }
@@ -751,7 +755,7 @@ mod tests {
         let err = remove_image(&store, &lock, "a", false).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "image a:latest is in use by containers db, web: remove them first with `rm NAME`, then rmi again"
+            "image a:latest is in use by containers db, web: remove them first with `rm NAME` for each, then rmi again"
         );
         assert_eq!(store.resolve(A).unwrap(), Some(m.clone()));
         assert_eq!(store.blob_digests().unwrap(), before);
