@@ -209,9 +209,51 @@ pub fn unpack_layers(store: &Store, image: &Image) -> Result<Vec<PathBuf>, Image
     Ok(dirs)
 }
 
+/// The CREATED column of `images`: how long ago `created` (RFC 3339, as
+/// image configs write it) was, in docker's words ("3 weeks ago"), or
+/// `N/A` for an image without a date (as `import` makes them).
+pub fn created_ago(created: Option<&str>, now: std::time::SystemTime) -> String {
+    let Some(then) = created.and_then(|c| humantime::parse_rfc3339_weak(c).ok()) else {
+        return "N/A".to_string();
+    };
+    let Ok(age) = now.duration_since(then) else {
+        return "in the future".to_string();
+    };
+    let s = age.as_secs();
+    let (minute, hour, day) = (60, 3600, 86_400);
+    let text = match s {
+        0 => "Less than a second".to_string(),
+        1..60 => format!("{s} seconds"),
+        60..120 => "About a minute".to_string(),
+        120..3600 => format!("{} minutes", s / minute),
+        3600..7200 => "About an hour".to_string(),
+        7200..172_800 => format!("{} hours", s / hour),
+        172_800..1_209_600 => format!("{} days", s / day),
+        1_209_600..5_184_000 => format!("{} weeks", s / (7 * day)),
+        5_184_000..63_072_000 => format!("{} months", s / (30 * day)),
+        _ => format!("{} years", s / (365 * day)),
+    };
+    format!("{text} ago")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn created_reads_like_docker() {
+        let now = humantime::parse_rfc3339("2026-11-22T12:00:00Z").unwrap();
+        let ago = |c: &str| created_ago(Some(c), now);
+        assert_eq!(ago("2026-11-22T11:59:30Z"), "30 seconds ago");
+        assert_eq!(ago("2026-11-22T11:58:30.123456789Z"), "About a minute ago");
+        assert_eq!(ago("2026-11-22T09:00:00Z"), "3 hours ago");
+        assert_eq!(ago("2026-11-15T12:00:00Z"), "7 days ago");
+        assert_eq!(ago("2026-10-25T12:00:00Z"), "4 weeks ago");
+        assert_eq!(ago("2026-05-01T12:00:00Z"), "6 months ago");
+        assert_eq!(ago("2020-01-01T00:00:00Z"), "6 years ago");
+        assert_eq!(created_ago(None, now), "N/A");
+        assert_eq!(created_ago(Some("yesterday"), now), "N/A");
+    }
 
     #[test]
     fn an_imported_tree_comes_back_from_its_layers_and_digests_are_stable() {

@@ -251,7 +251,8 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         Command::Pull(cmd) => pull(&store()?, &cmd),
         Command::Images => {
             let store = store()?;
-            println!("REPOSITORY\tTAG\tIMAGE ID\tSIZE");
+            println!("REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE");
+            let now = std::time::SystemTime::now();
             for name in store.names()?.keys() {
                 let reference = reference(name)?;
                 let image = load_image(&store, &reference)?;
@@ -260,8 +261,9 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
                 let repository = reference.familiar_name();
                 let tag = reference.tag.as_deref().unwrap_or("<none>");
                 println!(
-                    "{repository}\t{tag}\t{}\t{}",
+                    "{repository}\t{tag}\t{}\t{}\t{}",
                     &id[..12.min(id.len())],
+                    ch05_images::image::created_ago(image.config.created.as_deref(), now),
                     ch03_cgroups::format_size(size)
                 );
             }

@@ -127,8 +127,11 @@ pub fn pull(
 ) -> Result<Pulled, PullError> {
     let name = reference.to_string();
     let repository = reference.api_repository();
-    // 0. Leftovers of pulls killed long ago go; fresh ones may be another
-    //    pull's, running now, and stay.
+    // 0. The store lock, shared, until the name is set: garbage collection
+    //    (which takes it exclusive) must not sweep blobs that are in but
+    //    not yet named. Then leftovers of pulls killed long ago go; fresh
+    //    ones may be another pull's, running now, and stay.
+    let _lock = store.lock_shared()?;
     store.clean_temp()?;
 
     // 1. The tag or digest → a manifest. A digest wins over a tag: it

@@ -33,7 +33,10 @@ fn settings() -> insta::Settings {
     let mut s = berth_test_support::container_snapshot_settings();
     s.add_filter(r"--root /tmp/\.tmp[A-Za-z0-9]+ ", "--root [STATE] ");
     s.add_filter(r"sha256:[0-9a-f]{64}", "sha256:[DIGEST]");
-    s.add_filter(r"\t[0-9a-f]{12}\t[0-9.]+ [KM]iB", "\t[IMAGE ID]\t[SIZE]");
+    s.add_filter(
+        r"\t[0-9a-f]{12}\t([^\t]*)\t[0-9.]+ [KM]iB",
+        "\t[IMAGE ID]\t$1\t[SIZE]",
+    );
     s
 }
 

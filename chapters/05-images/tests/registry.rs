@@ -102,6 +102,8 @@ fn settings(registry: &TestRegistry) -> insta::Settings {
     s.add_filter(r"\b[0-9a-f]{12}\b", "[ID]");
     s.add_filter(r"\([0-9.]+ [KMG]?i?B\)", "([SIZE])");
     s.add_filter(r"content-length: [0-9]+", "content-length: [N]");
+    s.add_filter(r"\t[0-9.]+ [KMG]iB\n", "\t[SIZE]\n");
+    s.add_filter(r#""size": [0-9]+"#, r#""size": [SIZE]"#);
     s
 }
 
@@ -633,4 +635,51 @@ fn two_pulls_of_one_image_at_once_corrupt_nothing() {
     );
     let inspect = s.ch05(&["inspect", &image]);
     assert_eq!(inspect.code(), Some(0), "{}", inspect.transcript());
+}
+
+/// The classic docker session of the book's "what the book covers" —
+/// pull, images, inspect, tag, save, rmi, load — replayed with ch05, one
+/// transcript.
+#[test]
+fn the_classic_docker_session() {
+    let Some(s) = Setup::new("the_classic_docker_session") else {
+        return;
+    };
+    s.push(&s.base.path, "berth/probe:1");
+    let image = s.image_ref("berth/probe:1");
+    let archive = s.source.path().join("probe.tar");
+    let archive = archive.to_str().unwrap();
+    let steps: Vec<Vec<&str>> = vec![
+        vec!["pull", &image],
+        vec!["images"],
+        vec!["tag", &image, "probe:classroom"],
+        vec!["images"],
+        vec!["save", "-o", archive, "probe:classroom"],
+        vec!["rmi", "probe:classroom"],
+        vec!["rmi", &image],
+        vec!["images"],
+        vec!["load", "-i", archive],
+        vec!["images"],
+    ];
+    let mut transcript = String::new();
+    for args in steps {
+        let run = s.ch05(&args);
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        transcript.push_str(&run.transcript());
+    }
+    let inspect = s.ch05(&["inspect", "probe:classroom"]);
+    assert_eq!(inspect.code(), Some(0), "{}", inspect.transcript());
+    let json: serde_json::Value = serde_json::from_str(&inspect.stdout()).unwrap();
+    assert_eq!(
+        json["Config"]["rootfs"]["diff_ids"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let mut settings = settings(&s.registry);
+    settings.add_filter(&regex_escape(archive), "[DIR]/probe.tar");
+    settings.bind(|| {
+        insta::assert_snapshot!("ch05_docker_session", transcript);
+        insta::assert_snapshot!("ch05_inspect", inspect.transcript());
+    });
 }

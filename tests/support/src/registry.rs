@@ -12,9 +12,8 @@ use crate::skip;
 /// Whether `program` is on PATH; if not, skip `test` (a failure under
 /// BERTH_STRICT=1: CI installs it).
 pub fn require_tool(test: &str, program: &str) -> bool {
-    let found = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
     if !found {
         skip(
             test,
@@ -108,12 +107,17 @@ impl TestRegistry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// The registry's storage (`docker/registry/v2` under its root):
+    /// `blobs/`, `repositories/`.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("data/docker/registry/v2")
+    }
+
     /// The file in which the registry keeps blob `digest` (`sha256:...`).
     pub fn blob_data(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
-        self.dir
-            .path()
-            .join("data/docker/registry/v2/blobs/sha256")
+        self.storage()
+            .join("blobs/sha256")
             .join(&hex[..2])
             .join(hex)
             .join("data")
@@ -171,7 +175,12 @@ pub fn skopeo_copy(extra: &[&str], from: &str, to: &str) {
 /// The digest skopeo sees for an image (`skopeo inspect --format {{.Digest}}`).
 pub fn skopeo_digest(image: &str) -> String {
     let out = Command::new("skopeo")
-        .args(["--insecure-policy", "inspect", "--tls-verify=false", "--raw"])
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+        ])
         .arg(image)
         .output()
         .expect("run skopeo");
