@@ -1,0 +1,621 @@
+//! Manifests: `GET`, `HEAD`, `PUT` and `DELETE /v2/<name>/manifests/<reference>`.
+//!
+//! A manifest is the one document a registry reads: everything else is
+//! opaque bytes. On `PUT` the registry checks, in this order, and refuses
+//! with the spec's code:
+//!
+//! 1. the body is at most [`MAX_MANIFEST_BYTES`] (4 MiB, the size every
+//!    registry must accept), else `413`, read no further;
+//! 2. if pushed by digest, the bytes hash to it (`DIGEST_INVALID`);
+//! 3. it is JSON of a manifest media type we know — an OCI image manifest or
+//!    index, or Docker's schema 2 manifest or manifest list — and its
+//!    `mediaType` agrees with `Content-Type` (`MANIFEST_INVALID`);
+//! 4. every blob it names (config, layers) is in this repository with the
+//!    size the descriptor states, and every manifest an index names is too
+//!    (`MANIFEST_BLOB_UNKNOWN`, one error per missing digest). Two
+//!    exceptions, as the spec allows: the `subject` may not exist yet (a
+//!    signature may be pushed before what it signs), and non-distributable
+//!    ("foreign") layers live elsewhere by definition.
+//!
+//! Only then is it stored — the bytes exactly as sent, since its digest is
+//! over those bytes — as a blob, linked into the repository with its media
+//! type, recorded as a referrer of its `subject` (answered with the
+//! `OCI-Subject` header), and last tagged: a tag never points to a manifest
+//! whose content is not all there.
+//!
+//! Specs: distribution-spec v1.1, "Pulling manifests", "Pushing Manifests"
+//! (and "with Subject"), "Deleting tags", "Deleting Manifests" (end-3,
+//! end-7, end-9); image-spec `manifest.md`, `image-index.md`,
+//! `descriptor.md`; CVE-2021-41190 (a document that is both a manifest and
+//! an index).
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::Response;
+use ch05_images::digest::{Algorithm, Digest};
+use ch05_images::oci::{
+    self, DOCKER_LAYER_FOREIGN, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1,
+    DOCKER_SCHEMA1_SIGNED, Descriptor, ImageIndex, ImageManifest, OCI_INDEX, OCI_MANIFEST,
+};
+
+use crate::body::{BodyError, read_small_body};
+use crate::errors::{ApiError, ErrorCode, ErrorEntry, digest_invalid, name_unknown};
+use crate::names::{Reference, ReferenceError, is_tag};
+use crate::routes::{DOCKER_CONTENT_DIGEST, Query, empty_response};
+use crate::storage::Storage;
+
+/// The largest manifest accepted (the spec's "at least 4 megabytes").
+pub const MAX_MANIFEST_BYTES: usize = oci::MAX_MANIFEST_BYTES;
+
+/// What a manifest is, once checked.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub media_type: String,
+    /// Blobs that must be in the repository (config and layers).
+    pub blobs: Vec<Descriptor>,
+    /// Manifests that must be in the repository (an index's entries).
+    pub manifests: Vec<Descriptor>,
+    pub subject: Option<Digest>,
+}
+
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::ManifestInvalid, detail)
+}
+
+fn manifest_unknown(name: &str, reference: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::ManifestUnknown,
+        format!("manifest {reference} is not in repository {name}"),
+    )
+}
+
+fn is_manifest_type(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_MANIFEST_LIST
+    )
+}
+
+/// Layers whose content is, by design, not in the registry.
+fn is_foreign(media_type: &str) -> bool {
+    media_type == DOCKER_LAYER_FOREIGN
+        || media_type.starts_with(oci::OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
+}
+
+/// The descriptor's digest, or why the manifest is invalid.
+fn descriptor_digest(what: &str, descriptor: &Descriptor) -> Result<Digest, ApiError> {
+    Digest::parse(&descriptor.digest).map_err(|e| invalid(format!("{what}: {e}")))
+}
+
+// ANCHOR: check_manifest
+/// Checks `bytes`, sent with `content_type`, as a manifest (steps 3 of the
+/// module's list; existence is checked by the caller).
+pub fn check_manifest(content_type: &str, bytes: &[u8]) -> Result<Checked, ApiError> {
+    // Parameters (`; charset=utf-8`) are ignored, as the spec says.
+    let declared = content_type.split(';').next().unwrap_or("").trim();
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(invalid("the body is JSON but not an object"));
+    }
+    let content = value.get("mediaType").and_then(serde_json::Value::as_str);
+    for t in [Some(declared), content].into_iter().flatten() {
+        if t == DOCKER_SCHEMA1 || t == DOCKER_SCHEMA1_SIGNED {
+            return Err(invalid(
+                "Docker schema 1 manifests are deprecated and not accepted: push a schema 2 or OCI manifest",
+            ));
+        }
+    }
+    let media_type = match (declared, content) {
+        (d, Some(c)) if is_manifest_type(d) && d != c => {
+            return Err(invalid(format!(
+                "Content-Type is {d} but the manifest's mediaType is {c}: they must agree"
+            )));
+        }
+        (d, _) if is_manifest_type(d) => d.to_string(),
+        ("" | "application/json" | "application/octet-stream", Some(c)) if is_manifest_type(c) => {
+            c.to_string()
+        }
+        ("" | "application/json" | "application/octet-stream", _) => {
+            return Err(invalid(
+                "cannot tell what this manifest is: send Content-Type with its media type \
+                 (application/vnd.oci.image.manifest.v1+json, ...index.v1+json, or Docker's)",
+            ));
+        }
+        (d, _) => {
+            return Err(invalid(format!(
+                "media type {d:?} is not a manifest type: expected an OCI image manifest or \
+                 index, or a Docker schema 2 manifest or manifest list"
+            )));
+        }
+    };
+    if value.get("manifests").is_some() && value.get("layers").is_some() {
+        return Err(invalid(
+            "the document has both \"manifests\" and \"layers\": refusing an ambiguous manifest (CVE-2021-41190)",
+        ));
+    }
+    match value
+        .get("schemaVersion")
+        .and_then(serde_json::Value::as_i64)
+    {
+        Some(2) => {}
+        other => {
+            return Err(invalid(format!(
+                "schemaVersion is {other:?}: only 2 is accepted"
+            )));
+        }
+    }
+
+    let (blobs, manifests, subject) =
+        if matches!(media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST) {
+            let index: ImageIndex = serde_json::from_value(value)
+                .map_err(|e| invalid(format!("not a valid image index: {e}")))?;
+            for (i, entry) in index.manifests.iter().enumerate() {
+                descriptor_digest(&format!("manifests[{i}]"), entry)?;
+            }
+            (Vec::new(), index.manifests, index.subject)
+        } else {
+            let manifest: ImageManifest = serde_json::from_value(value)
+                .map_err(|e| invalid(format!("not a valid image manifest: {e}")))?;
+            descriptor_digest("config", &manifest.config)?;
+            let mut blobs = vec![manifest.config];
+            for (i, layer) in manifest.layers.into_iter().enumerate() {
+                descriptor_digest(&format!("layers[{i}]"), &layer)?;
+                if !is_foreign(&layer.media_type) {
+                    blobs.push(layer);
+                }
+            }
+            (blobs, Vec::new(), manifest.subject)
+        };
+    let subject = match &subject {
+        Some(s) => Some(descriptor_digest("subject", s)?),
+        None => None,
+    };
+    Ok(Checked {
+        media_type,
+        blobs,
+        manifests,
+        subject,
+    })
+}
+// ANCHOR_END: check_manifest
+
+/// Step 4: everything the manifest names is in repository `name`, with the
+/// stated size. Every missing digest is one `MANIFEST_BLOB_UNKNOWN`.
+async fn check_references(
+    storage: &Storage,
+    name: &str,
+    checked: &Checked,
+) -> Result<(), ApiError> {
+    let mut missing = Vec::new();
+    let io = |e: std::io::Error| ApiError::internal(format!("check manifest references: {e}"));
+    let wanted = checked
+        .blobs
+        .iter()
+        .map(|d| (d, false))
+        .chain(checked.manifests.iter().map(|d| (d, true)));
+    for (descriptor, is_manifest) in wanted {
+        let digest = descriptor_digest("descriptor", descriptor)?;
+        let size = if is_manifest {
+            match storage
+                .manifest_media_type(name, &digest)
+                .await
+                .map_err(io)?
+            {
+                Some(_) => storage.blob_size(&digest).await.map_err(io)?,
+                None => None,
+            }
+        } else {
+            storage.has_blob(name, &digest).await.map_err(io)?
+        };
+        match size {
+            None => missing.push(ErrorEntry {
+                code: ErrorCode::ManifestBlobUnknown,
+                detail: format!(
+                    "{} {digest} is not in repository {name}: push it before the manifest",
+                    if is_manifest { "manifest" } else { "blob" }
+                ),
+            }),
+            Some(size) if size != descriptor.size => {
+                return Err(invalid(format!(
+                    "the descriptor of {digest} says {} bytes but the registry has {size}",
+                    descriptor.size
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            errors: missing,
+            headers: Vec::new(),
+        })
+    }
+}
+
+/// The digest of the manifest a reference names in `name`, or 404.
+async fn resolve(storage: &Storage, name: &str, reference: &Reference) -> Result<Digest, ApiError> {
+    let io = |e: std::io::Error| ApiError::internal(format!("resolve {reference}: {e}"));
+    if !storage.repository_exists(name).await {
+        return Err(name_unknown(name));
+    }
+    match reference {
+        Reference::Digest(digest) => Ok(digest.clone()),
+        Reference::Tag(tag) => storage
+            .resolve_tag(name, tag)
+            .await
+            .map_err(io)?
+            .ok_or_else(|| manifest_unknown(name, tag)),
+    }
+}
+
+/// The `<reference>` of a request that reads (GET, HEAD, DELETE): a bad
+/// digest is a bad request, a bad tag simply cannot exist.
+fn read_reference(name: &str, text: &str) -> Result<Reference, ApiError> {
+    match Reference::parse(text) {
+        Ok(r) => Ok(r),
+        Err(ReferenceError::Digest(why)) => Err(digest_invalid(text, why)),
+        Err(ReferenceError::Tag(_)) => Err(manifest_unknown(name, text)),
+    }
+}
+
+// ANCHOR: get_manifest
+/// `GET` (or `HEAD`) `/v2/<name>/manifests/<reference>`: the bytes as pushed,
+/// with the media type they were pushed as.
+pub async fn get(
+    storage: &Storage,
+    name: &str,
+    reference: &str,
+    head: bool,
+) -> Result<Response, ApiError> {
+    let reference = read_reference(name, reference)?;
+    let digest = resolve(storage, name, &reference).await?;
+    let io = |e: std::io::Error| ApiError::internal(format!("read manifest {digest}: {e}"));
+    let Some(media_type) = storage
+        .manifest_media_type(name, &digest)
+        .await
+        .map_err(io)?
+    else {
+        return Err(manifest_unknown(name, &reference.to_string()));
+    };
+    let bytes = storage.read_blob(&digest).await.map_err(io)?;
+    let headers = vec![
+        (header::CONTENT_TYPE, media_type),
+        (header::CONTENT_LENGTH, bytes.len().to_string()),
+        (
+            HeaderName::from_static(DOCKER_CONTENT_DIGEST),
+            digest.to_string(),
+        ),
+        (header::ETAG, format!("\"{digest}\"")),
+    ];
+    let mut response = empty_response(StatusCode::OK, headers);
+    if !head {
+        *response.body_mut() = Body::from(bytes);
+    }
+    Ok(response)
+}
+// ANCHOR_END: get_manifest
+
+// ANCHOR: put_manifest
+/// `PUT /v2/<name>/manifests/<reference>`.
+pub async fn put(
+    storage: &Storage,
+    name: &str,
+    reference: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let reference = match Reference::parse(reference) {
+        Ok(r) => r,
+        Err(ReferenceError::Digest(why)) => return Err(digest_invalid(reference, why)),
+        Err(ReferenceError::Tag(why)) => return Err(invalid(why)),
+    };
+    // Extra tags (`?tag=a&tag=b`) for a push by digest (end-7b).
+    let extra_tags: Vec<&str> = query.get_all("tag").collect();
+    if let Some(bad) = extra_tags.iter().find(|t| !is_tag(t)) {
+        return Err(invalid(format!("tag {bad:?} is not valid")));
+    }
+    if !extra_tags.is_empty() && matches!(reference, Reference::Tag(_)) {
+        return Err(invalid(
+            "tag query parameters are only accepted on a push by digest",
+        ));
+    }
+
+    // 1. Size: refuse before reading when Content-Length already says too
+    //    much, and stop reading past the limit otherwise.
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ManifestInvalid,
+            format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes, the limit here"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    let bytes = match read_small_body(body, MAX_MANIFEST_BYTES).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(too_large()),
+        Err(BodyError::Client(detail)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::SizeInvalid,
+                detail,
+            ));
+        }
+        Err(BodyError::Disk(e)) => return Err(ApiError::internal(e)),
+    };
+
+    // 2. The digest: over the bytes exactly as sent.
+    let algorithm = match &reference {
+        Reference::Digest(d) => d.algorithm(),
+        Reference::Tag(_) => Algorithm::Sha256,
+    };
+    let digest = Digest::of_bytes(algorithm, &bytes);
+    if let Reference::Digest(expected) = &reference
+        && *expected != digest
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::DigestInvalid,
+            format!("the manifest hashes to {digest}, not {expected}: nothing was stored"),
+        ));
+    }
+
+    // 3. What it is; 4. everything it names is here.
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let checked = check_manifest(content_type, &bytes)?;
+    check_references(storage, name, &checked).await?;
+
+    // 5. Store: the bytes, the repository's link, the referrer link, and the
+    //    tags last.
+    let io = |e: std::io::Error| ApiError::internal(format!("store manifest {digest}: {e}"));
+    if storage.blob_size(&digest).await.map_err(io)?.is_none() {
+        storage
+            .write_atomic(&storage.blob_path(&digest), &bytes)
+            .await
+            .map_err(io)?;
+    }
+    storage
+        .link_manifest(name, &digest, &checked.media_type)
+        .await
+        .map_err(io)?;
+    if let Some(subject) = &checked.subject {
+        storage
+            .link_referrer(name, subject, &digest)
+            .await
+            .map_err(io)?;
+    }
+    let mut tags: Vec<&str> = extra_tags;
+    if let Reference::Tag(tag) = &reference {
+        tags.push(tag);
+    }
+    for tag in &tags {
+        storage.set_tag(name, tag, &digest).await.map_err(io)?;
+    }
+
+    let mut out = vec![
+        (header::LOCATION, format!("/v2/{name}/manifests/{digest}")),
+        (
+            HeaderName::from_static(DOCKER_CONTENT_DIGEST),
+            digest.to_string(),
+        ),
+        (header::CONTENT_LENGTH, "0".into()),
+    ];
+    if let Some(subject) = &checked.subject {
+        out.push((HeaderName::from_static("oci-subject"), subject.to_string()));
+    }
+    if matches!(reference, Reference::Digest(_)) {
+        for tag in tags {
+            out.push((HeaderName::from_static("oci-tag"), tag.to_string()));
+        }
+    }
+    Ok(empty_response(StatusCode::CREATED, out))
+}
+// ANCHOR_END: put_manifest
+
+/// `DELETE /v2/<name>/manifests/<reference>`: a tag (the manifest stays), or
+/// a manifest with every tag pointing to it and its referrer entry.
+pub async fn delete(storage: &Storage, name: &str, reference: &str) -> Result<Response, ApiError> {
+    let reference = read_reference(name, reference)?;
+    if !storage.repository_exists(name).await {
+        return Err(name_unknown(name));
+    }
+    let io = |e: std::io::Error| ApiError::internal(format!("delete {reference}: {e}"));
+    let accepted = || {
+        empty_response(
+            StatusCode::ACCEPTED,
+            vec![(header::CONTENT_LENGTH, "0".into())],
+        )
+    };
+    let digest = match &reference {
+        Reference::Tag(tag) => {
+            if !storage.delete_tag(name, tag).await.map_err(io)? {
+                return Err(manifest_unknown(name, tag));
+            }
+            return Ok(accepted());
+        }
+        Reference::Digest(digest) => digest,
+    };
+    if storage
+        .manifest_media_type(name, digest)
+        .await
+        .map_err(io)?
+        .is_none()
+    {
+        return Err(manifest_unknown(name, &digest.to_string()));
+    }
+    // Its subject, to drop it from that subject's referrers.
+    if let Ok(bytes) = storage.read_blob(digest).await
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        && let Some(subject) = value
+            .pointer("/subject/digest")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| Digest::parse(s).ok())
+    {
+        storage
+            .unlink_referrer(name, &subject, digest)
+            .await
+            .map_err(io)?;
+    }
+    for tag in storage.tags(name).await.map_err(io)? {
+        if storage.resolve_tag(name, &tag).await.map_err(io)?.as_ref() == Some(digest) {
+            storage.delete_tag(name, &tag).await.map_err(io)?;
+        }
+    }
+    storage.unlink_manifest(name, digest).await.map_err(io)?;
+    Ok(accepted())
+}
+
+/// The referrers API's descriptor of manifest `digest` (`media_type`,
+/// `bytes`): its `artifactType` — for an image manifest without one, its
+/// config's media type — and its annotations.
+pub fn referrer_descriptor(media_type: &str, digest: &Digest, bytes: &[u8]) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut descriptor = serde_json::json!({
+        "mediaType": media_type,
+        "digest": digest.to_string(),
+        "size": bytes.len(),
+    });
+    let artifact_type = value
+        .get("artifactType")
+        .and_then(serde_json::Value::as_str)
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            if matches!(media_type, OCI_INDEX | DOCKER_MANIFEST_LIST) {
+                None
+            } else {
+                value
+                    .pointer("/config/mediaType")
+                    .and_then(serde_json::Value::as_str)
+            }
+        });
+    if let Some(t) = artifact_type {
+        descriptor["artifactType"] = t.into();
+    }
+    if let Some(annotations) = value.get("annotations").filter(|a| a.is_object()) {
+        descriptor["annotations"] = annotations.clone();
+    }
+    descriptor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn image(extra: &str) -> String {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}",
+               "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{CONFIG}","size":2}},
+               "layers":[]{extra}}}"#
+        )
+    }
+
+    fn code(result: Result<Checked, ApiError>) -> &'static str {
+        result.unwrap_err().code().as_str()
+    }
+
+    #[test]
+    fn accepts_images_indexes_and_artifacts() {
+        let checked = check_manifest(OCI_MANIFEST, image("").as_bytes()).unwrap();
+        assert_eq!(checked.media_type, OCI_MANIFEST);
+        assert_eq!(checked.blobs.len(), 1);
+        // No Content-Type: the mediaType field says it.
+        assert!(check_manifest("", image("").as_bytes()).is_ok());
+        // Parameters are ignored.
+        assert!(
+            check_manifest(
+                &format!("{OCI_MANIFEST}; charset=utf-8"),
+                image("").as_bytes()
+            )
+            .is_ok()
+        );
+        // An artifact: any config type, a subject that need not exist.
+        let artifact = image(&format!(
+            r#","artifactType":"application/vnd.example","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{CONFIG}","size":1}}"#
+        ));
+        let checked = check_manifest(OCI_MANIFEST, artifact.as_bytes()).unwrap();
+        assert_eq!(checked.subject.unwrap().to_string(), CONFIG);
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{CONFIG}","size":3}}]}}"#
+        );
+        let checked = check_manifest(OCI_INDEX, index.as_bytes()).unwrap();
+        assert_eq!(checked.manifests.len(), 1);
+        assert!(checked.blobs.is_empty());
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_manifest() {
+        assert_eq!(
+            code(check_manifest(OCI_MANIFEST, b"not json")),
+            "MANIFEST_INVALID"
+        );
+        assert_eq!(
+            code(check_manifest(OCI_MANIFEST, b"[1]")),
+            "MANIFEST_INVALID"
+        );
+        assert_eq!(
+            code(check_manifest(OCI_INDEX, image("").as_bytes())),
+            "MANIFEST_INVALID"
+        );
+        assert_eq!(
+            code(check_manifest(
+                "application/x-unknown",
+                image("").as_bytes()
+            )),
+            "MANIFEST_INVALID"
+        );
+        assert_eq!(
+            code(check_manifest(
+                OCI_MANIFEST,
+                image(r#","manifests":[]"#).as_bytes()
+            )),
+            "MANIFEST_INVALID"
+        );
+        let v1 = image("").replace("\"schemaVersion\":2", "\"schemaVersion\":1");
+        assert_eq!(
+            code(check_manifest(OCI_MANIFEST, v1.as_bytes())),
+            "MANIFEST_INVALID"
+        );
+        let bad_digest = image("").replace(CONFIG, "sha256:abc");
+        let err = check_manifest(OCI_MANIFEST, bad_digest.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("config"), "{err}");
+        assert_eq!(
+            code(check_manifest(DOCKER_SCHEMA1_SIGNED, b"{}")),
+            "MANIFEST_INVALID"
+        );
+    }
+
+    #[test]
+    fn referrer_descriptors_follow_the_spec() {
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"x");
+        let plain = image(r#","annotations":{"a":"b"}"#);
+        let d = referrer_descriptor(OCI_MANIFEST, &digest, plain.as_bytes());
+        assert_eq!(
+            d["artifactType"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+        assert_eq!(d["annotations"]["a"], "b");
+        assert_eq!(d["size"], plain.len());
+        let typed = image(r#","artifactType":"application/vnd.example""#);
+        let d = referrer_descriptor(OCI_MANIFEST, &digest, typed.as_bytes());
+        assert_eq!(d["artifactType"], "application/vnd.example");
+        let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
+        let d = referrer_descriptor(OCI_INDEX, &digest, index.as_bytes());
+        assert!(d.get("artifactType").is_none());
+    }
+}
