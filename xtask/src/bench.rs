@@ -23,6 +23,9 @@ pub struct Bench {
     pub label: String,
     /// The program and its arguments.
     pub argv: Vec<OsString>,
+    /// A command run, untimed, before each run (to empty a store a pull
+    /// fills, say).
+    pub reset: Option<Vec<OsString>>,
 }
 
 impl Bench {
@@ -30,7 +33,14 @@ impl Bench {
         Bench {
             label: label.to_string(),
             argv: argv.into_iter().map(Into::into).collect(),
+            reset: None,
         }
+    }
+
+    /// Run `argv` (untimed) before every run of this bench.
+    pub fn with_reset(mut self, argv: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+        self.reset = Some(argv.into_iter().map(Into::into).collect());
+        self
     }
 
     /// The command line as a user would type it (arguments with spaces quoted).
@@ -63,6 +73,9 @@ pub struct Measurement {
     pub max: Duration,
     /// `median / baseline median`; 1.0 for the baseline itself.
     pub ratio: f64,
+    /// The largest resident set any run reached (the command and the
+    /// children it waited for), in KiB.
+    pub peak_rss_kib: u64,
 }
 
 /// Runs every command `runs` times, interleaved, and summarises each; the first
@@ -72,11 +85,16 @@ pub fn compare(benches: &[Bench], runs: usize) -> Result<Vec<Measurement>> {
         bail!("nothing to measure: give at least one command and one run");
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); benches.len()];
+    let mut peaks = vec![0u64; benches.len()];
     for round in 0..WARMUP_RUNS + runs {
-        for (bench, samples) in benches.iter().zip(&mut samples) {
-            let elapsed = time_once(bench)?;
+        for ((bench, samples), peak) in benches.iter().zip(&mut samples).zip(&mut peaks) {
+            if let Some(reset) = &bench.reset {
+                run_untimed(reset)?;
+            }
+            let (elapsed, rss) = time_once(bench)?;
             if round >= WARMUP_RUNS {
                 samples.push(elapsed);
+                *peak = (*peak).max(rss);
             }
         }
     }
@@ -85,7 +103,8 @@ pub fn compare(benches: &[Bench], runs: usize) -> Result<Vec<Measurement>> {
     Ok(benches
         .iter()
         .zip(samples)
-        .map(|(bench, samples)| {
+        .zip(peaks)
+        .map(|((bench, samples), peak_rss_kib)| {
             let median = median(&samples);
             Measurement {
                 label: bench.label.clone(),
@@ -94,14 +113,34 @@ pub fn compare(benches: &[Bench], runs: usize) -> Result<Vec<Measurement>> {
                 min: *samples.iter().min().expect("runs > 0"),
                 max: *samples.iter().max().expect("runs > 0"),
                 ratio: median.as_secs_f64() / baseline.as_secs_f64(),
+                peak_rss_kib,
                 samples,
             }
         })
         .collect())
 }
 
-/// Wall time from just before spawn to just after the command has been reaped.
-fn time_once(bench: &Bench) -> Result<Duration> {
+/// Run a reset command, untimed; it must succeed.
+fn run_untimed(argv: &[OsString]) -> Result<()> {
+    let (program, args) = argv.split_first().context("a reset has an empty argv")?;
+    let status = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot start {}", program.to_string_lossy()))?;
+    if !status.success() {
+        bail!("the reset `{}` failed ({status})", program.to_string_lossy());
+    }
+    Ok(())
+}
+
+/// Wall time from just before spawn to just after the command has been
+/// reaped, and its peak resident set in KiB (from wait4's rusage, which
+/// covers the children it waited for too). std spawns with vfork, so the
+/// figure never goes below this process's own peak at the time: keep it
+/// small (a few MiB) before measuring.
+fn time_once(bench: &Bench) -> Result<(Duration, u64)> {
     let (program, args) = bench
         .argv
         .split_first()
@@ -114,19 +153,42 @@ fn time_once(bench: &Bench) -> Result<Duration> {
         .stderr(Stdio::null());
 
     let start = Instant::now();
-    let status = command
-        .status()
+    let child = command
+        .spawn()
         .with_context(|| format!("cannot start `{}`", bench.command_line()))?;
+    let (status, rss) = wait4(child.id() as libc::pid_t)
+        .with_context(|| format!("wait for `{}`", bench.command_line()))?;
     let elapsed = start.elapsed();
 
-    if !status.success() {
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!(
-            "`{}` failed ({status}); its output is discarded while benchmarking, \
+            "`{}` failed (wait status {status:#x}); its output is discarded while benchmarking, \
              so run it by hand to see why",
             bench.command_line()
         );
     }
-    Ok(elapsed)
+    Ok((elapsed, rss))
+}
+
+/// wait4(2): reap `pid` and return its wait status and ru_maxrss (KiB).
+/// std's Child::wait has no rusage, and nix wraps wait4 without it.
+fn wait4(pid: libc::pid_t) -> std::io::Result<(i32, u64)> {
+    let mut status = 0;
+    // SAFETY: all-zero bytes are a valid `rusage` (plain integers).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `status` and `usage` are valid, writable and live for the
+        // call; `pid` is our own child, not yet reaped (std never waits on
+        // a Child we don't ask it to).
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            return Ok((status, u64::try_from(usage.ru_maxrss).unwrap_or(0)));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
 }
 
 /// The middle sample (the mean of the two middle ones for an even count).
@@ -156,18 +218,19 @@ pub fn render(results: &[Measurement], runs: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<width$}  {:>10}  {:>10}  {:>10}  {:>6}",
-        "command", "median ms", "min ms", "max ms", "ratio"
+        "{:<width$}  {:>10}  {:>10}  {:>10}  {:>6}  {:>9}",
+        "command", "median ms", "min ms", "max ms", "ratio", "peak RSS"
     );
     for m in results {
         let _ = writeln!(
             out,
-            "{:<width$}  {:>10.3}  {:>10.3}  {:>10.3}  {:>5.2}×",
+            "{:<width$}  {:>10.3}  {:>10.3}  {:>10.3}  {:>5.2}×  {:>5.1} MiB",
             m.label,
             ms(m.median),
             ms(m.min),
             ms(m.max),
-            m.ratio
+            m.ratio,
+            m.peak_rss_kib as f64 / 1024.0
         );
     }
     let _ = writeln!(
@@ -196,6 +259,7 @@ pub fn to_json(results: &[Measurement]) -> serde_json::Value {
                 "min_ms": ms(m.min),
                 "max_ms": ms(m.max),
                 "ratio": (m.ratio * 10000.0).round() / 10000.0,
+                "peak_rss_kib": m.peak_rss_kib,
                 "samples_ms": m.samples.iter().copied().map(ms).collect::<Vec<_>>(),
             })
         })
@@ -227,6 +291,18 @@ mod tests {
 
         let err = compare(&[Bench::new("false", ["false"])], 1).unwrap_err();
         assert!(err.to_string().contains("`false` failed"), "{err}");
+    }
+
+    #[test]
+    fn the_reset_runs_before_every_run_and_rss_is_measured() {
+        // `rm` fails without the file, which only the reset makes.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("made-by-reset");
+        let bench = Bench::new("rm", [OsString::from("rm"), marker.clone().into()])
+            .with_reset([OsString::from("touch"), marker.into()]);
+        let results = compare(&[bench], 3).unwrap();
+        assert_eq!(results[0].samples.len(), 3);
+        assert!(results[0].peak_rss_kib > 0, "rm has a resident set");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub enum Scenario {
     Ch02,
     Ch03,
     Ch04,
+    Ch05,
 }
 
 impl Scenario {
@@ -31,6 +32,7 @@ impl Scenario {
             Scenario::Ch02 => "ch02",
             Scenario::Ch03 => "ch03",
             Scenario::Ch04 => "ch04",
+            Scenario::Ch05 => "ch05",
         }
     }
 }
@@ -43,7 +45,10 @@ pub struct Plan {
     /// The goal is met when that bench's ratio is at most this.
     pub goal_max_ratio: f64,
     /// Kept alive until the measurement is over; dropping it removes the scenario's files.
-    pub _scratch: Option<TempDir>,
+    pub _scratch: Option<TempDir>,    /// A heading, when a scenario measures several things.
+    pub title: Option<String>,
+    /// The bytes each run moves: throughput is printed when known.
+    pub content_bytes: Option<u64>,
 }
 
 impl Plan {
@@ -57,12 +62,50 @@ impl Plan {
 
 /// Prepares the scenario, measures it, prints the table and the goal, and writes JSON.
 pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) -> Result<ExitCode> {
-    let plan = match scenario {
-        Scenario::Ch01 => ch01(root)?,
-        Scenario::Ch02 => ch02(root)?,
-        Scenario::Ch03 => ch03(root)?,
-        Scenario::Ch04 => ch04(root)?,
+    // `_keep` holds what the measured commands need running (a registry)
+    // until every plan is measured.
+    let (plans, _keep): (Vec<Plan>, Option<Box<dyn std::any::Any>>) = match scenario {
+        Scenario::Ch01 => (vec![ch01(root)?], None),
+        Scenario::Ch02 => (vec![ch02(root)?], None),
+        Scenario::Ch03 => (vec![ch03(root)?], None),
+        Scenario::Ch04 => (vec![ch04(root)?], None),
+        Scenario::Ch05 => {
+            let (plans, registry) = ch05(root)?;
+            (plans, Some(Box::new(registry)))
+        }
     };
+    let mut records = Vec::new();
+    for plan in &plans {
+        records.push(measure(scenario, plan, runs)?);
+    }
+    if let Some(path) = json {
+        let mut value = serde_json::json!({
+            "scenario": scenario.name(),
+            "invocation": format!("cargo xtask bench {} --runs {runs}", scenario.name()),
+            "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            "kernel": kernel_release(),
+            "runs": runs,
+            "warmup_runs": bench::WARMUP_RUNS,
+        });
+        if records.len() == 1 {
+            for (k, v) in records.remove(0).as_object().into_iter().flatten() {
+                value[k] = v.clone();
+            }
+        } else {
+            value["groups"] = records.into();
+        }
+        let text = serde_json::to_string_pretty(&value)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("bench {}: wrote {}", scenario.name(), path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Measure one plan, print its table, throughput and goal; return its JSON.
+fn measure(scenario: Scenario, plan: &Plan, runs: usize) -> Result<serde_json::Value> {
+    if let Some(title) = &plan.title {
+        println!("\n## {title}");
+    }
     eprintln!(
         "bench {}: measuring {} commands, {runs} runs each",
         scenario.name(),
@@ -70,6 +113,14 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
     );
     let results = bench::compare(&plan.benches, runs)?;
     print!("{}", bench::render(&results, runs));
+    let mut throughput = serde_json::Map::new();
+    if let Some(bytes) = plan.content_bytes {
+        for m in &results {
+            let mb_s = bytes as f64 / 1e6 / m.median.as_secs_f64();
+            println!("throughput, {}: {mb_s:.1} MB/s", m.label);
+            throughput.insert(m.label.clone(), ((mb_s * 10.0).round() / 10.0).into());
+        }
+    }
 
     let goal = plan.goal_text();
     let ratio = results
@@ -87,29 +138,19 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
         "goal: {goal}: {} (ratio {ratio:.2})",
         if met { "met" } else { "not met" }
     );
-
-    if let Some(path) = json {
-        let value = serde_json::json!({
-            "scenario": scenario.name(),
-            "invocation": format!("cargo xtask bench {} --runs {runs}", scenario.name()),
-            "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-            "kernel": kernel_release(),
-            "runs": runs,
-            "warmup_runs": bench::WARMUP_RUNS,
-            "goal": {
-                "text": goal,
-                "label": plan.goal_label,
-                "max_ratio": plan.goal_max_ratio,
-                "ratio": (ratio * 10000.0).round() / 10000.0,
-                "met": met,
-            },
-            "results": bench::to_json(&results),
-        });
-        let text = serde_json::to_string_pretty(&value)? + "\n";
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("bench {}: wrote {}", scenario.name(), path.display());
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(serde_json::json!({
+        "title": plan.title,
+        "content_bytes": plan.content_bytes,
+        "throughput_mb_s": throughput,
+        "goal": {
+            "text": goal,
+            "label": plan.goal_label,
+            "max_ratio": plan.goal_max_ratio,
+            "ratio": (ratio * 10000.0).round() / 10000.0,
+            "met": met,
+        },
+        "results": bench::to_json(&results),
+    }))
 }
 
 /// Chapter 1: `ch01-chroot run ROOTFS /bin/true` against coreutils' `chroot ROOTFS /bin/true`.
@@ -156,6 +197,8 @@ fn ch01(root: &Path) -> Result<Plan> {
         goal_label: "ch01-chroot".to_string(),
         goal_max_ratio: 1.2,
         _scratch: Some(scratch),
+        title: None,
+        content_bytes: None,
     })
 }
 
@@ -203,6 +246,8 @@ fn ch02(root: &Path) -> Result<Plan> {
         goal_label: "ch02-namespaces".to_string(),
         goal_max_ratio: 1.5,
         _scratch: Some(setup.scratch),
+        title: None,
+        content_bytes: None,
     })
 }
 
@@ -244,6 +289,8 @@ fn ch03(root: &Path) -> Result<Plan> {
         goal_label: "ch03-cgroups (limits)".to_string(),
         goal_max_ratio: 1.0,
         _scratch: Some(setup.scratch),
+        title: None,
+        content_bytes: None,
     })
 }
 
@@ -335,7 +382,167 @@ fn ch04(root: &Path) -> Result<Plan> {
         goal_label: "overlay".to_string(),
         goal_max_ratio: 1.0,
         _scratch: Some(scratch),
+        title: None,
+        content_bytes: None,
     })
+}
+
+/// What chapter 5's commands need while they are measured: a loopback
+/// registry holding the two images, and the scratch directory. The
+/// registry stops first (fields drop in order).
+struct Ch05Setup {
+    _registry: berth_test_support::registry::TestRegistry,
+    _scratch: TempDir,
+}
+
+/// The bytes in each chapter 5 benchmark image.
+const CH05_IMAGE_BYTES: u64 = 200 << 20;
+
+/// Chapter 5: pull and unpack a 200 MiB image from a docker-registry on
+/// loopback, with `ch05-images pull`, `podman pull` (the baseline) and
+/// `skopeo copy` + `umoci unpack`; once for an image of compressible files,
+/// once for a layer of random bytes. Each run starts from an empty store.
+fn ch05(root: &Path) -> Result<(Vec<Plan>, Ch05Setup)> {
+    require_root("bench ch05", "podman's overlay storage needs root")?;
+    for tool in ["docker-registry", "skopeo", "umoci", "podman"] {
+        which(tool).with_context(|| {
+            format!("{tool} not found: apt-get install it (the peers and the registry)")
+        })?;
+    }
+    let ch05 = build_release(root, "ch05-images", Linking::Dynamic)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("berth-bench-ch05-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let registry = berth_test_support::registry::TestRegistry::start("bench ch05")
+        .context("docker-registry could not start")?;
+    let dir = scratch.path();
+
+    // The two images, made by ch05 itself and copied in by skopeo.
+    let text = dir.join("text-rootfs");
+    std::fs::create_dir(&text)?;
+    let mut chunk = Vec::with_capacity(1 << 20);
+    for file in 0..200u32 {
+        chunk.clear();
+        let mut line = 0u32;
+        while chunk.len() < 1 << 20 {
+            use std::io::Write as _;
+            writeln!(
+                chunk,
+                "file {file:03} line {line:06}: the quick brown fox jumps over the lazy dog {}",
+                line.wrapping_mul(2_654_435_761) % 1000
+            )?;
+            line += 1;
+        }
+        chunk.truncate(1 << 20);
+        std::fs::write(text.join(format!("{file:03}.txt")), &chunk)?;
+    }
+    let random = dir.join("random-rootfs");
+    std::fs::create_dir(&random)?;
+    // Written 1 MiB at a time: the measured commands are spawned with
+    // vfork, and at exec a child's ru_maxrss starts from this process's
+    // own peak, which must stay small for the RSS column to mean anything.
+    let mut noise = std::io::BufWriter::new(std::fs::File::create(random.join("noise"))?);
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..CH05_IMAGE_BYTES >> 20 {
+        for word in chunk.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+        }
+        std::io::Write::write_all(&mut noise, &chunk)?;
+    }
+    std::io::Write::flush(&mut noise)?;
+    drop(noise);
+    let source = dir.join("source");
+    let mut plans = Vec::new();
+    for (what, rootfs, name) in [
+        ("200 MiB of compressible files", &text, "bench/text:1"),
+        ("a 200 MiB layer of random bytes", &random, "bench/random:1"),
+    ] {
+        let layout = dir.join(format!("layout-{}", name.replace(['/', ':'], "-")));
+        for args in [
+            vec!["import".into(), rootfs.clone().into_os_string(), name.into()],
+            vec![
+                "save".into(),
+                "--format".into(),
+                "oci".into(),
+                "-o".into(),
+                layout.clone().into_os_string(),
+                name.into(),
+            ],
+        ] {
+            run_quietly(
+                Command::new(&ch05).arg("--root").arg(&source).args(args),
+                "making the benchmark image",
+            )?;
+        }
+        let image = format!("{}/{name}", registry.addr);
+        berth_test_support::registry::skopeo_copy(
+            &[],
+            &format!("oci:{}:1", layout.display()),
+            &format!("docker://{image}"),
+        );
+
+        let store = |tool: &str| dir.join(format!("store-{tool}"));
+        let reset = |tool: &str| -> Vec<std::ffi::OsString> {
+            vec!["rm".into(), "-rf".into(), store(tool).into()]
+        };
+        let podman = store("podman");
+        let podman_pull: Vec<std::ffi::OsString> = vec![
+            "podman".into(),
+            "--root".into(),
+            podman.join("root").into(),
+            "--runroot".into(),
+            podman.join("run").into(),
+            "--storage-driver".into(),
+            "overlay".into(),
+            "--events-backend".into(),
+            "none".into(),
+            "--cgroup-manager".into(),
+            "cgroupfs".into(),
+            "pull".into(),
+            "-q".into(),
+            "--tls-verify=false".into(),
+            image.clone().into(),
+        ];
+        let oci = store("skopeo");
+        let skopeo_umoci = format!(
+            "mkdir -p {0} && skopeo --insecure-policy copy -q --src-tls-verify=false docker://{image} oci:{0}/layout:1 && umoci unpack --image {0}/layout:1 {0}/bundle",
+            oci.display()
+        );
+        let ours: Vec<std::ffi::OsString> = vec![
+            ch05.clone().into(),
+            "--root".into(),
+            store("ch05").into(),
+            "pull".into(),
+            "-q".into(),
+            image.clone().into(),
+        ];
+        plans.push(Plan {
+            benches: vec![
+                Bench::new("podman pull", podman_pull).with_reset(reset("podman")),
+                Bench::new("skopeo copy + umoci unpack", ["sh", "-c", &skopeo_umoci])
+                    .with_reset(reset("skopeo")),
+                Bench::new("ch05-images pull", ours).with_reset(reset("ch05")),
+            ],
+            goal_label: "ch05-images pull".into(),
+            // At least 1.5× podman's throughput.
+            goal_max_ratio: 0.67,
+            _scratch: None,
+            title: Some(format!("pull + unpack {what}")),
+            content_bytes: Some(CH05_IMAGE_BYTES),
+        });
+    }
+    Ok((
+        plans,
+        Ch05Setup {
+            _registry: registry,
+            _scratch: scratch,
+        },
+    ))
 }
 
 /// Bytes of disk under `dir` (allocated blocks, each inode counted once).
