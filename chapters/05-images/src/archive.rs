@@ -1371,7 +1371,7 @@ pub fn import_tarball<R: Read>(
     store: &Store,
     tarball: R,
     name: &Reference,
-    cmd: Vec<String>,
+    config: impl Into<crate::oci::ContainerConfig>,
 ) -> Result<String> {
     // 1. A plain tar stream, whatever the compression; the store lock held
     //    until the image is named.
@@ -1393,7 +1393,7 @@ pub fn import_tarball<R: Read>(
     let opts = ApplyOptions::for_current_user(WhiteoutMode::Delete);
     apply_layer(tar, scratch.path(), &opts).map_err(ArchiveError::Apply)?;
     // 4. The tree becomes an image like any imported directory.
-    Ok(import_rootfs(store, scratch.path(), name, cmd)?)
+    Ok(import_rootfs(store, scratch.path(), name, config)?)
 }
 // ANCHOR_END: import_tarball
 

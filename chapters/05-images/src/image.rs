@@ -69,14 +69,15 @@ fn put_json(store: &Store, media_type: &str, bytes: &[u8]) -> Result<Descriptor,
 }
 
 /// Make a single-layer image of the directory `rootfs` (as `docker import`
-/// does) and name it `name`. Deterministic: the same tree gives the same
+/// does), with `config` (Entrypoint, Cmd, Env...; a `Vec` of arguments is a
+/// Cmd) and name it `name`. Deterministic: the same tree gives the same
 /// digests. Returns the manifest's digest.
 // ANCHOR: import_rootfs
 pub fn import_rootfs(
     store: &Store,
     rootfs: &Path,
     name: &Reference,
-    cmd: Vec<String>,
+    config: impl Into<ContainerConfig>,
 ) -> Result<String, ImageError> {
     // 1. The layer: the tree as a gzip tarball, written to a temp file and
     //    then moved into the store under its digest.
@@ -113,11 +114,7 @@ pub fn import_rootfs(
         os_version: None,
         os_features: None,
         variant: platform.variant.clone(),
-        config: Some(ContainerConfig {
-            env: Some(vec![format!("PATH={}", ch01_chroot::process::DEFAULT_PATH)]),
-            cmd: Some(cmd),
-            ..ContainerConfig::default()
-        }),
+        config: Some(with_default_path(config.into())),
         rootfs: RootFs {
             kind: "layers".to_string(),
             diff_ids: vec![digests.diff_id],
@@ -148,6 +145,15 @@ pub fn import_rootfs(
     Ok(manifest.digest)
 }
 // ANCHOR_END: import_rootfs
+
+/// The standard `PATH` first in `Env`, unless the config sets its own.
+fn with_default_path(mut config: ContainerConfig) -> ContainerConfig {
+    let env = config.env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|kv| kv.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={}", ch01_chroot::process::DEFAULT_PATH));
+    }
+    config
+}
 
 /// An image as the store holds it.
 #[derive(Debug, Clone)]

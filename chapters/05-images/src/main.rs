@@ -43,9 +43,8 @@ enum Command {
         dir: PathBuf,
         /// The image's name, e.g. myimage or localhost:5000/me/app:1.
         name: String,
-        /// The command the image runs by default.
-        #[arg(long, default_value = "/bin/sh", num_args = 1.., value_name = "ARG")]
-        cmd: Vec<String>,
+        #[command(flatten)]
+        config: ImportConfig,
     },
     /// Write images to a file: a docker archive (what `docker load` and
     /// skopeo's docker-archive: read, with an OCI image layout inside) or an
@@ -109,6 +108,41 @@ enum Command {
     Run(Box<RunCmd>),
     /// Make a minimal root filesystem in DIR (chapter 1's mkrootfs).
     Mkrootfs(cli::MkrootfsArgs),
+}
+
+/// What an imported image runs, as `docker import --change` sets it.
+#[derive(Args)]
+struct ImportConfig {
+    /// The command the image runs by default (Cmd).
+    #[arg(long, default_value = "/bin/sh", num_args = 1.., value_name = "ARG")]
+    cmd: Vec<String>,
+    /// The program the Cmd is given to (Entrypoint).
+    #[arg(long, num_args = 1.., value_name = "ARG")]
+    entrypoint: Option<Vec<String>>,
+    /// An environment variable, NAME=VALUE (Env; repeat the flag for more).
+    #[arg(short, long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// The working directory (WorkingDir).
+    #[arg(short, long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// The user: a name, uid, name:group or uid:gid (User).
+    #[arg(short, long, value_name = "USER")]
+    user: Option<String>,
+}
+
+impl ImportConfig {
+    fn container_config(self) -> anyhow::Result<oci::ContainerConfig> {
+        if let Some(bad) = self.env.iter().find(|kv| !kv.contains('=')) {
+            bail!("--env {bad}: write NAME=VALUE");
+        }
+        Ok(oci::ContainerConfig {
+            entrypoint: self.entrypoint,
+            env: (!self.env.is_empty()).then_some(self.env),
+            working_dir: self.workdir,
+            user: self.user,
+            ..oci::ContainerConfig::from(self.cmd)
+        })
+    }
 }
 
 #[derive(Args)]
@@ -224,8 +258,9 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
     let store =
         || Store::open(root).with_context(|| format!("open the store in {}", root.display()));
     match command {
-        Command::Import { dir, name, cmd } => {
+        Command::Import { dir, name, config } => {
             let name = reference(&name)?;
+            let cmd = config.container_config()?;
             let store = store()?;
             // Blobs first, the name last: garbage collection waits meanwhile.
             let _lock = store.lock_shared()?;

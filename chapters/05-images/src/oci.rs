@@ -413,6 +413,16 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
 }
 
+/// A config that only sets `Cmd`: what `import --cmd` gives.
+impl From<Vec<String>> for ContainerConfig {
+    fn from(cmd: Vec<String>) -> ContainerConfig {
+        ContainerConfig {
+            cmd: Some(cmd),
+            ..ContainerConfig::default()
+        }
+    }
+}
+
 /// The layers' uncompressed digests ("diff IDs"), bottom first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootFs {

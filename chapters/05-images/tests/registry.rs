@@ -683,3 +683,68 @@ fn the_classic_docker_session() {
         insta::assert_snapshot!("ch05_inspect", inspect.transcript());
     });
 }
+
+/// An image with every part of its config set, pushed by skopeo and pulled
+/// back, runs as its config says: Entrypoint + Cmd, Env, WorkingDir, and a
+/// User given by name.
+#[test]
+fn a_pulled_image_runs_as_its_config_says() {
+    if !berth_test_support::require_root("a_pulled_image_runs_as_its_config_says") {
+        return;
+    }
+    let Some(s) = Setup::new("a_pulled_image_runs_as_its_config_says") else {
+        return;
+    };
+    let probe = berth_test_support::probe::PROBE_IN_CONTAINER;
+    s.source(&[
+        "import",
+        s.base.path.to_str().unwrap(),
+        "berth/configured:1",
+        "--entrypoint",
+        probe,
+        "--cmd",
+        "cwd",
+        "uid",
+        "env",
+        "-e",
+        "GREETING=hello from the image",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+    ]);
+    let layout = s.source.path().join("configured");
+    s.source(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        layout.to_str().unwrap(),
+        "berth/configured:1",
+    ]);
+    skopeo_copy(
+        &[],
+        &oci_ref(&layout, "1"),
+        &s.registry.skopeo_ref("berth/configured:1"),
+    );
+    let image = s.image_ref("berth/configured:1");
+    let pull = s.ch05(&["pull", &image]);
+    assert_eq!(pull.code(), Some(0), "{}", pull.transcript());
+
+    let run = s.ch05(&["run", "--rm", &image]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let out = run.stdout();
+    assert!(out.starts_with("cwd: /tmp\nuid: 65534/65534\n"), "{out}");
+    assert!(
+        out.contains("env: GREETING=hello from the image\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("env: HOME=/nonexistent\n"),
+        "nobody's home: {out}"
+    );
+
+    // Arguments after the image replace Cmd and keep Entrypoint.
+    let run = s.ch05(&["run", "--rm", &image, "uid"]);
+    assert_eq!(run.stdout(), "uid: 65534/65534\n", "{}", run.transcript());
+}
