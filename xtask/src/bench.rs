@@ -130,7 +130,10 @@ fn run_untimed(argv: &[OsString]) -> Result<()> {
         .status()
         .with_context(|| format!("cannot start {}", program.to_string_lossy()))?;
     if !status.success() {
-        bail!("the reset `{}` failed ({status})", program.to_string_lossy());
+        bail!(
+            "the reset `{}` failed ({status})",
+            program.to_string_lossy()
+        );
     }
     Ok(())
 }

@@ -45,7 +45,8 @@ pub struct Plan {
     /// The goal is met when that bench's ratio is at most this.
     pub goal_max_ratio: f64,
     /// Kept alive until the measurement is over; dropping it removes the scenario's files.
-    pub _scratch: Option<TempDir>,    /// A heading, when a scenario measures several things.
+    pub _scratch: Option<TempDir>,
+    /// A heading, when a scenario measures several things.
     pub title: Option<String>,
     /// The bytes each run moves: throughput is printed when known.
     pub content_bytes: Option<u64>,
@@ -464,7 +465,11 @@ fn ch05(root: &Path) -> Result<(Vec<Plan>, Ch05Setup)> {
     ] {
         let layout = dir.join(format!("layout-{}", name.replace(['/', ':'], "-")));
         for args in [
-            vec!["import".into(), rootfs.clone().into_os_string(), name.into()],
+            vec![
+                "import".into(),
+                rootfs.clone().into_os_string(),
+                name.into(),
+            ],
             vec![
                 "save".into(),
                 "--format".into(),
