@@ -17,6 +17,7 @@
 //! - [`body`]: streaming request bodies to disk while hashing them;
 //! - [`names`]: the grammar of names, tags and digests;
 //! - [`errors`]: the spec's error codes and JSON;
+//! - [`gc`]: removing content no manifest needs;
 //! - [`auth`], [`access_log`], [`server`]: who may, what happened, and
 //!   running it all.
 
@@ -26,6 +27,7 @@ pub mod blobs;
 pub mod body;
 pub mod discovery;
 pub mod errors;
+pub mod gc;
 pub mod manifests;
 pub mod names;
 pub mod routes;

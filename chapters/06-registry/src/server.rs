@@ -2,8 +2,9 @@
 //!
 //! The steps, in order:
 //!
-//! 1. open the storage (creating its directories), so a bad `--root` fails
-//!    before anything listens;
+//! 1. open the storage (creating its directories) and take its lock shared
+//!    (`gc` takes it exclusive), so a bad `--root` fails before anything
+//!    listens;
 //! 2. bind the address, and print the address actually bound on stderr
 //!    (`--addr 127.0.0.1:0` lets the kernel pick a free port; tests read
 //!    it from that line);
@@ -62,6 +63,15 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let storage = Storage::open(&options.root)
         .await
         .with_context(|| format!("open the registry storage in {}", options.root.display()))?;
+    let _lock = storage
+        .try_lock(false)
+        .with_context(|| format!("lock {}", options.root.display()))?
+        .with_context(|| {
+            format!(
+                "gc is running on {}: wait for it to finish, then start the registry",
+                options.root.display()
+            )
+        })?;
     let app = Arc::new(App {
         uploads: Uploads::new(storage.clone()),
         storage,

@@ -10,6 +10,7 @@
 //!                                                  empty: the second manifest's subject is the first
 //! ROOT/uploads/<uuid>/                             upload sessions (see uploads.rs)
 //! ROOT/tmp/                                        files being written
+//! ROOT/registry.lock                               flock(2)ed: shared by servers, exclusive by gc
 //! ```
 //!
 //! Why links: a blob is stored once however many repositories hold it (the
@@ -38,6 +39,9 @@ use std::path::{Path, PathBuf};
 use ch05_images::digest::Digest;
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::AsyncWriteExt;
+
+/// Who holds `ROOT/registry.lock`: every server shared, `gc` exclusive.
+pub type RootLock = nix::fcntl::Flock<std::fs::File>;
 
 /// The registry's root directory and what lives under it.
 #[derive(Debug, Clone)]
@@ -137,6 +141,29 @@ impl Storage {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Takes `ROOT/registry.lock` without waiting: shared for a server (any
+    /// number may serve one root), exclusive for `gc` (which must be alone:
+    /// a blob pushed but not yet named by a manifest looks like garbage).
+    /// `None` if the other kind holds it.
+    pub fn try_lock(&self, exclusive: bool) -> io::Result<Option<RootLock>> {
+        use nix::fcntl::FlockArg;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("registry.lock"))?;
+        let how = if exclusive {
+            FlockArg::LockExclusiveNonblock
+        } else {
+            FlockArg::LockSharedNonblock
+        };
+        match nix::fcntl::Flock::lock(file, how) {
+            Ok(lock) => Ok(Some(lock)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(io::Error::from(errno)),
+        }
     }
 
     /// `ROOT/uploads`.

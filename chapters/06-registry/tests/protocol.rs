@@ -678,9 +678,14 @@ fn shutdown_lets_an_upload_in_progress_finish_and_a_restart_resumes_it() {
         answer.to_lowercase().contains("range: 0-399999"),
         "{answer}"
     );
-    let status = server.stop();
+    // The server exits once that request is answered.
+    let status = server.wait();
     assert!(status.success(), "{status:?}\n{}", server.log());
-    assert!(server.log().contains("ch06-registry: stopped"));
+    assert!(
+        server.log().contains("ch06-registry: stopped"),
+        "{}",
+        server.log()
+    );
 
     // A new server on the same storage: the session is still there.
     let server = Server::start_in(&root, &[]);

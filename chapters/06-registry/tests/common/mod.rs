@@ -28,6 +28,8 @@ pub struct Server {
     pub addr: String,
     pub root: PathBuf,
     log: Arc<Mutex<String>>,
+    /// The thread copying stderr into `log`; joined once the server exits.
+    reader: Option<std::thread::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -56,7 +58,7 @@ impl Server {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split("listening on http://").nth(1) {
@@ -83,6 +85,7 @@ impl Server {
             addr,
             root: root.to_path_buf(),
             log,
+            reader: Some(reader),
             _dir: None,
         }
     }
@@ -116,9 +119,18 @@ impl Server {
     /// SIGTERM, then wait for the exit.
     pub fn stop(&mut self) -> ExitStatus {
         let _ = nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM);
+        self.wait()
+    }
+
+    /// Waits for the server to exit (after a signal sent by the test).
+    pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Its last words are in the log once the pipe is drained.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
                 return status;
             }
             assert!(Instant::now() < deadline, "the server did not stop");
