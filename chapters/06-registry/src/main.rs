@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ch04_overlay::state::default_root;
-use ch06_registry::auth::Auth;
+use ch06_registry::auth::{Auth, Htpasswd};
 use ch06_registry::gc::{GcOptions, collect};
 use ch06_registry::server::{ServeOptions, serve};
 use ch06_registry::storage::Storage;
@@ -33,6 +33,13 @@ enum Command {
         /// as root, $XDG_DATA_HOME/berth/registry otherwise).
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        /// Require HTTP Basic auth against this file of USER:BCRYPT-HASH
+        /// lines (as `htpasswd -B` writes them).
+        #[arg(long, value_name = "FILE")]
+        htpasswd: Option<PathBuf>,
+        /// Refuse pushes and deletes (403 DENIED).
+        #[arg(long)]
+        read_only: bool,
     },
     /// Remove blobs no manifest names, abandoned uploads and temporary
     /// files. The registry must be stopped.
@@ -67,6 +74,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("start the async runtime")
 }
 
+/// Whether `addr` (`HOST:PORT`) is a loopback address.
+fn is_loopback(addr: &str) -> bool {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().is_loopback(),
+        Err(_) => addr.starts_with("localhost:"),
+    }
+}
+
 /// The storage root: `--root`, or the engine's root's `registry/`.
 fn registry_root(root: Option<PathBuf>) -> PathBuf {
     root.unwrap_or_else(|| default_root().join("registry"))
@@ -74,11 +89,27 @@ fn registry_root(root: Option<PathBuf>) -> PathBuf {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { addr, root } => runtime()?.block_on(serve(ServeOptions {
+        Command::Serve {
             addr,
-            root: registry_root(root),
-            auth: Auth::open(),
-        })),
+            root,
+            htpasswd,
+            read_only,
+        } => {
+            let htpasswd = match htpasswd {
+                Some(path) => Some(Htpasswd::load(&path)?),
+                None => None,
+            };
+            if htpasswd.is_some() && !is_loopback(&addr) {
+                eprintln!(
+                    "ch06-registry: warning: Basic auth over plain HTTP on {addr} sends passwords                      in the clear: put TLS in front of the registry"
+                );
+            }
+            runtime()?.block_on(serve(ServeOptions {
+                addr,
+                root: registry_root(root),
+                auth: Auth::new(htpasswd, read_only),
+            }))
+        }
         Command::Gc {
             root,
             dry_run,

@@ -244,7 +244,7 @@ async fn route(
     };
     // 1. Who is asking, and may they? (Before the name: an anonymous client
     //    learns nothing, not even which names are valid.)
-    app.auth.check(method, &endpoint, headers)?;
+    app.auth.check(method, &endpoint, headers).await?;
     // 2. The name, before it becomes a path on disk.
     if let Some(name) = endpoint.name() {
         check_name(name)
