@@ -401,6 +401,8 @@ impl Registry {
             // Redirects to blob storage (S3, a CDN) are followed, and the
             // registry's Authorization is never sent along to them.
             .max_redirects(10)
+            // Kept for the trace, which shows where a blob really came from.
+            .save_redirect_history(true)
             .build()
             .into();
         Ok(Registry {
@@ -735,6 +737,15 @@ fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<Str
 }
 
 fn trace_response(response: &ureq::http::Response<ureq::Body>) {
+    use ureq::ResponseExt as _;
+    for uri in response
+        .get_redirect_history()
+        .unwrap_or_default()
+        .iter()
+        .skip(1)
+    {
+        eprintln!("< (redirected to {uri})");
+    }
     let status = response.status();
     eprintln!(
         "< {} {}",

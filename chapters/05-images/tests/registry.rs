@@ -748,3 +748,36 @@ fn a_pulled_image_runs_as_its_config_says() {
     let run = s.ch05(&["run", "--rm", &image, "uid"]);
     assert_eq!(run.stdout(), "uid: 65534/65534\n", "{}", run.transcript());
 }
+
+/// On a terminal, progress is drawn as bars (indicatif), not printed as the
+/// plain lines a log gets.
+#[test]
+fn progress_bars_on_a_terminal() {
+    let test = "progress_bars_on_a_terminal";
+    if !require_tool(test, "script") {
+        return;
+    }
+    let Some(s) = Setup::new(test) else {
+        return;
+    };
+    s.push(&s.base.path, "berth/probe:1");
+    // script(1) runs the pull on a pseudo-terminal and copies what it drew.
+    let line = format!(
+        "{} --root {} pull {}",
+        bin().display(),
+        s.root().display(),
+        s.image_ref("berth/probe:1")
+    );
+    let mut cmd = command(Path::new("script"));
+    cmd.args(["-qec", &line, "/dev/null"]);
+    let run = Run::capture(cmd);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let drawn = run.stdout();
+    assert!(drawn.contains(": pull complete"), "{drawn}");
+    assert!(drawn.contains("] "), "a bar was drawn: {drawn}");
+    assert!(
+        !drawn.contains("pull complete ("),
+        "no plain progress lines on a terminal: {drawn}"
+    );
+    assert!(drawn.contains("Status: Downloaded newer image"), "{drawn}");
+}

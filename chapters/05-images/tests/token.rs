@@ -24,6 +24,21 @@ struct Seen {
     tokens: Vec<(String, Option<String>)>,
     /// Requests turned away with 401.
     challenged: usize,
+    /// Blob requests answered 503 on purpose.
+    failed: usize,
+    /// Requests that reached the blob storage behind a redirect, and
+    /// whether each carried an Authorization header.
+    storage: Vec<bool>,
+}
+
+/// How the gate misbehaves, like real registries do.
+#[derive(Clone, Copy, Default)]
+struct Behaviour {
+    /// Answer each blob's first request with 503 Service Unavailable.
+    fail_first_blob_request: bool,
+    /// Send blob requests to "storage" (`/storage/...`) with a 307, as
+    /// Docker Hub sends them to its CDN.
+    redirect_blobs: bool,
 }
 
 /// An HTTP server that demands `Bearer tok:<scope>` on every /v2/ request,
@@ -38,12 +53,16 @@ struct Gate {
 
 impl Gate {
     fn start(upstream: String) -> Gate {
+        Gate::start_with(upstream, Behaviour::default())
+    }
+
+    fn start_with(upstream: String, behaviour: Behaviour) -> Gate {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let addr = server.server_addr().to_ip().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let thread = {
             let (server, seen, addr) = (server.clone(), seen.clone(), addr.clone());
-            std::thread::spawn(move || serve(&server, &seen, &addr, &upstream))
+            std::thread::spawn(move || serve(&server, &seen, &addr, &upstream, behaviour))
         };
         Gate {
             addr,
@@ -71,13 +90,28 @@ fn header(request: &tiny_http::Request, name: &str) -> Option<String> {
         .map(|h| h.value.to_string())
 }
 
-fn serve(server: &tiny_http::Server, seen: &Mutex<Seen>, addr: &str, upstream: &str) {
+fn serve(
+    server: &tiny_http::Server,
+    seen: &Mutex<Seen>,
+    addr: &str,
+    upstream: &str,
+    behaviour: Behaviour,
+) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
+    let mut failed_once = std::collections::HashSet::new();
     for request in server.incoming_requests() {
         let url = request.url().to_string();
+        // The "blob storage" a redirect leads to: open, like a pre-signed
+        // URL, and it must not be sent the registry's token.
+        if let Some(path) = url.strip_prefix("/storage") {
+            let authorized = header(&request, "Authorization").is_some();
+            seen.lock().unwrap().storage.push(authorized);
+            forward(&agent, request, &format!("http://{upstream}{path}"));
+            continue;
+        }
         if let Some(query) = url.strip_prefix("/token?") {
             let scope = query
                 .split('&')
@@ -121,31 +155,56 @@ fn serve(server: &tiny_http::Server, seen: &Mutex<Seen>, addr: &str, upstream: &
             let _ = request.respond(response);
             continue;
         }
-        let mut forward = agent.get(format!("http://{upstream}{url}"));
-        if let Some(accept) = header(&request, "Accept") {
-            forward = forward.header("Accept", accept);
-        }
-        let Ok(response) = forward.call() else {
-            let _ = request.respond(tiny_http::Response::empty(502));
-            continue;
-        };
-        let mut headers = vec![];
-        for name in ["Content-Type", "Docker-Content-Digest"] {
-            if let Some(v) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
-                headers.push(tiny_http::Header::from_bytes(name, v).unwrap());
+        if url.contains("/blobs/") {
+            if behaviour.fail_first_blob_request && failed_once.insert(url.clone()) {
+                seen.lock().unwrap().failed += 1;
+                let _ = request.respond(
+                    tiny_http::Response::from_string(
+                        r#"{"errors":[{"code":"UNAVAILABLE","message":"try again"}]}"#,
+                    )
+                    .with_status_code(503),
+                );
+                continue;
+            }
+            if behaviour.redirect_blobs {
+                let location = format!("http://{addr}/storage{url}");
+                let _ = request.respond(
+                    tiny_http::Response::empty(307)
+                        .with_header(tiny_http::Header::from_bytes("Location", location).unwrap()),
+                );
+                continue;
             }
         }
-        let status = response.status().as_u16();
-        let length = response.body().content_length().map(|l| l as usize);
-        let body = response.into_body().into_reader();
-        let _ = request.respond(tiny_http::Response::new(
-            status.into(),
-            headers,
-            body,
-            length,
-            None,
-        ));
+        forward(&agent, request, &format!("http://{upstream}{url}"));
     }
+}
+
+/// Forward `request` to `target` and stream the answer back.
+fn forward(agent: &ureq::Agent, request: tiny_http::Request, target: &str) {
+    let mut forward = agent.get(target);
+    if let Some(accept) = header(&request, "Accept") {
+        forward = forward.header("Accept", accept);
+    }
+    let Ok(response) = forward.call() else {
+        let _ = request.respond(tiny_http::Response::empty(502));
+        return;
+    };
+    let mut headers = vec![];
+    for name in ["Content-Type", "Docker-Content-Digest"] {
+        if let Some(v) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
+            headers.push(tiny_http::Header::from_bytes(name, v).unwrap());
+        }
+    }
+    let status = response.status().as_u16();
+    let length = response.body().content_length().map(|l| l as usize);
+    let body = response.into_body().into_reader();
+    let _ = request.respond(tiny_http::Response::new(
+        status.into(),
+        headers,
+        body,
+        length,
+        None,
+    ));
 }
 
 fn settings(gate: &Gate) -> insta::Settings {
@@ -245,4 +304,67 @@ fn bearer_tokens_scoped_to_the_repository() {
             Some("teacher".to_string())
         )
     );
+}
+
+#[test]
+fn redirects_to_blob_storage_and_transient_failures() {
+    let test = "redirects_to_blob_storage_and_transient_failures";
+    if !require_tool(test, "skopeo") {
+        return;
+    }
+    let Some(registry) = TestRegistry::start(test) else {
+        return;
+    };
+    let source = tempfile::tempdir().unwrap();
+    let base = probe_rootfs();
+    let layout = source.path().join("layout");
+    for args in [
+        vec!["import", base.path.to_str().unwrap(), "berth/test:1"],
+        vec![
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            layout.to_str().unwrap(),
+            "berth/test:1",
+        ],
+    ] {
+        let mut cmd = command(&bin());
+        cmd.arg("--root").arg(source.path()).args(&args);
+        let run = Run::capture(cmd);
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    }
+    skopeo_copy(
+        &[],
+        &oci_ref(&layout, "1"),
+        &registry.skopeo_ref("berth/probe:1"),
+    );
+    let gate = Gate::start_with(
+        registry.addr.clone(),
+        Behaviour {
+            fail_first_blob_request: true,
+            redirect_blobs: true,
+        },
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = command(&bin());
+    cmd.arg("--root")
+        .arg(state.path())
+        .args(["pull", &format!("{}/berth/probe:1", gate.addr)])
+        .env("BERTH_TRACE_HTTP", "1");
+    let pull = Run::capture(cmd);
+    assert_eq!(pull.code(), Some(0), "{}", pull.transcript());
+    let seen = gate.seen.lock().unwrap();
+    assert_eq!(seen.failed, 2, "each blob (config, layer) failed once...");
+    assert_eq!(
+        seen.storage,
+        vec![false, false],
+        "...then was fetched from storage once, without the registry's token"
+    );
+    let storage = format!(
+        "< (redirected to http://{}/storage/v2/berth/probe/blobs/sha256:",
+        gate.addr
+    );
+    assert!(pull.stderr().contains(&storage), "{}", pull.transcript());
+    assert!(pull.stderr().contains("retry 1"), "{}", pull.transcript());
 }
