@@ -19,17 +19,21 @@
 //! - [`errors`]: the spec's error codes and JSON;
 //! - [`gc`]: removing content no manifest needs;
 //! - [`auth`], [`access_log`], [`server`]: who may, what happened, and
-//!   running it all.
+//!   running it all;
+//! - [`push`] and [`client`]: the other side, pushing an image from
+//!   chapter 5's store.
 
 pub mod access_log;
 pub mod auth;
 pub mod blobs;
 pub mod body;
+pub mod client;
 pub mod discovery;
 pub mod errors;
 pub mod gc;
 pub mod manifests;
 pub mod names;
+pub mod push;
 pub mod routes;
 pub mod server;
 pub mod storage;

@@ -1,16 +1,24 @@
 //! `ch06-registry`: an OCI distribution registry.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ch04_overlay::state::default_root;
+use ch05_images::pull::short_id;
+use ch05_images::reference::Reference;
+use ch05_images::registry::{ClientOptions, Credentials};
+use ch05_images::store::Store;
 use ch06_registry::auth::{Auth, Htpasswd};
+use ch06_registry::client::Client;
 use ch06_registry::gc::{GcOptions, collect};
+use ch06_registry::push::{BlobOutcome, Destination, Progress, PushOptions, push};
 use ch06_registry::server::{ServeOptions, serve};
 use ch06_registry::storage::Storage;
 use clap::{Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// Chapter 6 of Berth: a registry that stores and serves images over the
 /// OCI distribution API.
@@ -40,6 +48,33 @@ enum Command {
         /// Refuse pushes and deletes (403 DENIED).
         #[arg(long)]
         read_only: bool,
+    },
+    /// Push an image from the engine's store (chapter 5's) to a registry.
+    Push {
+        /// The engine's store (default: /var/lib/berth as root,
+        /// $XDG_DATA_HOME/berth otherwise), as for ch05-images.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// The image, by name (e.g. localhost:5000/app:1, or any name with
+        /// DEST).
+        image: String,
+        /// Where to push it (default: IMAGE itself, whose name says the
+        /// registry).
+        dest: Option<String>,
+        /// Upload in chunks of this many bytes (PATCH with Content-Range)
+        /// instead of one PUT per blob.
+        #[arg(long, value_name = "BYTES")]
+        chunk_size: Option<u64>,
+        /// A registry (HOST[:PORT]) that may be spoken to over plain HTTP;
+        /// loopback always may.
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure_registry: Vec<String>,
+        /// The user name (with --password-stdin); default: docker's config.json.
+        #[arg(long, requires = "password_stdin")]
+        username: Option<String>,
+        /// Read the password (or token) from stdin.
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
     },
     /// Remove blobs no manifest names, abandoned uploads and temporary
     /// files. The registry must be stopped.
@@ -110,6 +145,41 @@ fn run(command: Command) -> anyhow::Result<()> {
                 auth: Auth::new(htpasswd, read_only),
             }))
         }
+        Command::Push {
+            root,
+            image,
+            dest,
+            chunk_size,
+            insecure_registry,
+            username,
+            password_stdin: _,
+        } => {
+            let credentials = match username {
+                Some(username) => {
+                    let mut password = String::new();
+                    std::io::stdin()
+                        .read_line(&mut password)
+                        .context("read the password from stdin")?;
+                    Some(Credentials {
+                        username,
+                        password: password.trim_end_matches(['\n', '\r']).to_string(),
+                    })
+                }
+                None => None,
+            };
+            let options = ClientOptions {
+                insecure: insecure_registry,
+                credentials,
+                trace: false,
+            };
+            push_command(
+                &root.unwrap_or_else(default_root),
+                &image,
+                dest.as_deref(),
+                chunk_size,
+                &options,
+            )
+        }
         Command::Gc {
             root,
             dry_run,
@@ -158,6 +228,101 @@ async fn gc(root: &Path, dry_run: bool, upload_max_age: Duration) -> anyhow::Res
         } else {
             "removed"
         }
+    );
+    Ok(())
+}
+
+/// Progress as docker shows it: a bar per upload on a terminal, a line per
+/// blob on stdout.
+struct Bars {
+    multi: Option<MultiProgress>,
+}
+
+impl Progress for Bars {
+    fn start(&mut self, digest: &str, size: u64) -> Option<ProgressBar> {
+        let multi = self.multi.as_ref()?;
+        let bar = multi.add(ProgressBar::new(size));
+        let style =
+            ProgressStyle::with_template("{prefix}: Pushing [{bar:30}] {bytes}/{total_bytes}")
+                .map(|s| s.progress_chars("=> "))
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_prefix(short_id(digest));
+        Some(bar)
+    }
+
+    fn done(&mut self, digest: &str, outcome: &BlobOutcome) {
+        let what = match outcome {
+            BlobOutcome::AlreadyExists => "Layer already exists".to_string(),
+            BlobOutcome::Mounted(Some(from)) => format!("Mounted from {from}"),
+            BlobOutcome::Mounted(None) => "Mounted (the registry had it)".to_string(),
+            BlobOutcome::Pushed => "Pushed".to_string(),
+        };
+        let line = format!("{}: {what}", short_id(digest));
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(line);
+            }
+            None => println!("{line}"),
+        }
+    }
+}
+
+fn push_command(
+    root: &Path,
+    image: &str,
+    dest: Option<&str>,
+    chunk_size: Option<u64>,
+    options: &ClientOptions,
+) -> anyhow::Result<()> {
+    let source = Reference::parse(image)?;
+    let dest = match dest {
+        Some(d) => Reference::parse(d)?,
+        None => source.clone(),
+    };
+    let store =
+        Store::open(root).with_context(|| format!("open the store in {}", root.display()))?;
+    // 1. What the name means here.
+    let digest = match &source.digest {
+        Some(d) => d.to_string(),
+        None => store.resolve(&source.to_string())?.with_context(|| {
+            format!(
+                "no image {} in the store in {}: pull, load or import it first",
+                source.familiar(),
+                root.display()
+            )
+        })?,
+    };
+    let client = Client::new(&dest.registry, options)?;
+    let destination = Destination {
+        client: &client,
+        repository: dest.api_repository(),
+    };
+    // Blobs of an image that came from another repository of the same
+    // registry can be mounted from there.
+    let mount_from = (source.registry == dest.registry && source.repository != dest.repository)
+        .then(|| source.repository.clone());
+    let push_options = PushOptions {
+        chunk_size,
+        mount_from,
+    };
+    println!("The push refers to repository [{}]", dest.familiar_name());
+    let mut bars = Bars {
+        multi: std::io::stderr().is_terminal().then(MultiProgress::new),
+    };
+    let pushed = push(
+        &store,
+        &digest,
+        &destination,
+        dest.tag.as_deref(),
+        &push_options,
+        &mut bars,
+    )?;
+    println!(
+        "{}: digest: {} size: {}",
+        dest.tag.as_deref().unwrap_or("(by digest)"),
+        pushed.digest,
+        pushed.size
     );
     Ok(())
 }

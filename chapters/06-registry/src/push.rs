@@ -1,0 +1,411 @@
+//! `push`: an image from chapter 5's store to a registry.
+//!
+//! `docker push`, step by step (distribution-spec "Push"):
+//!
+//! 1. the image's manifest is read from the store, and the blobs it names;
+//!    for an index (a multi-platform image), each platform's manifest is
+//!    pushed first, by digest, since a registry refuses an index whose
+//!    manifests it lacks;
+//! 2. for each blob (config, then layers): `HEAD` — if the registry has it
+//!    in this repository, nothing to send ("Layer already exists");
+//! 3. otherwise `POST …/blobs/uploads/?mount=<digest>&from=<repository>`:
+//!    a registry that has it in another repository links it without a byte
+//!    sent ("Mounted from …"); one that cannot answers `202` with an upload
+//!    session, which step 4 uses;
+//! 4. the bytes: one `PUT <session>?digest=<digest>` streaming the file, or
+//!    with `--chunk-size`, `PATCH`es with `Content-Range` and an empty
+//!    closing `PUT`; the registry checks the digest, not us;
+//! 5. the manifest last, `PUT …/manifests/<tag>`: only when everything it
+//!    names is there can the tag appear, so a pull never sees half an image.
+//!
+//! Blobs are streamed from their files; nothing is read whole but manifests.
+//! Specs: distribution-spec v1.1 "Pushing blobs", "Mounting a blob from
+//! another repository", "Pushing Manifests"; image-spec `image-index.md`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use ch05_images::digest::{Algorithm, Digest};
+use ch05_images::oci;
+use ch05_images::store::{Store, StoreError};
+
+use crate::client::{Answer, Client, ClientError, Payload};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{what}: {method} {url}: {status}{detail}")]
+    Refused {
+        what: String,
+        method: &'static str,
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("manifest {digest} in the store is not valid JSON: {cause}")]
+    Manifest {
+        digest: String,
+        cause: serde_json::Error,
+    },
+    #[error(
+        "blob {digest} in the store has {actual} bytes but the manifest says {expected}: the store is damaged; pull or load the image again"
+    )]
+    Size {
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(
+        "the registry stored {what} as {actual}, not {expected}: it changed the content; refusing to trust it"
+    )]
+    Digest {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("read {path}: {cause}")]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, PushError>;
+
+/// How to upload.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// Upload in `PATCH` chunks of this many bytes instead of one `PUT`.
+    pub chunk_size: Option<u64>,
+    /// A repository on the same registry that may already have the blobs.
+    pub mount_from: Option<String>,
+}
+
+/// What became of one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobOutcome {
+    AlreadyExists,
+    /// Linked from another repository of the registry (named, if we asked
+    /// for one).
+    Mounted(Option<String>),
+    Pushed,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The digest of the manifest pushed under the tag.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Every blob, in push order, and its fate.
+    pub blobs: Vec<(String, BlobOutcome)>,
+}
+
+/// Hooks for showing progress: a bar per blob on a terminal.
+pub trait Progress {
+    /// A blob upload starts; the bar (if any) is what the body reads update.
+    fn start(&mut self, digest: &str, size: u64) -> Option<indicatif::ProgressBar>;
+    /// A blob is done.
+    fn done(&mut self, digest: &str, outcome: &BlobOutcome);
+}
+
+/// Where a push goes.
+#[derive(Debug, Clone)]
+pub struct Destination<'a> {
+    pub client: &'a Client,
+    /// `library/app`, as the API names it.
+    pub repository: &'a str,
+}
+
+impl Destination<'_> {
+    fn scope(&self, from: Option<&str>) -> String {
+        match from {
+            Some(from) if from != self.repository => format!(
+                "repository:{}:pull,push repository:{from}:pull",
+                self.repository
+            ),
+            _ => format!("repository:{}:pull,push", self.repository),
+        }
+    }
+
+    fn refused(
+        &self,
+        what: String,
+        method: &'static str,
+        path: &str,
+        answer: &Answer,
+    ) -> PushError {
+        PushError::Refused {
+            what,
+            method,
+            url: self.client.url(path),
+            status: answer.status,
+            detail: answer.detail(),
+        }
+    }
+}
+
+/// `location` with `key=value` added to its query.
+fn with_query(location: &str, key: &str, value: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}{key}={value}")
+}
+
+fn read_manifest(store: &Store, digest: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    store
+        .open_blob(digest)?
+        .take(oci::MAX_MANIFEST_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|cause| PushError::Read {
+            path: store.blob_path(digest).unwrap_or_default(),
+            cause,
+        })?;
+    Ok(bytes)
+}
+
+// ANCHOR: push_blob
+/// Steps 2 to 4 for one blob.
+fn push_blob(
+    store: &Store,
+    dest: &Destination,
+    digest: &str,
+    size: u64,
+    options: &PushOptions,
+    progress: &mut dyn Progress,
+) -> Result<BlobOutcome> {
+    let path = store.blob_path(digest)?;
+    let actual = std::fs::metadata(&path)
+        .map_err(|cause| PushError::Read {
+            path: path.clone(),
+            cause,
+        })?
+        .len();
+    if actual != size {
+        return Err(PushError::Size {
+            digest: digest.to_string(),
+            expected: size,
+            actual,
+        });
+    }
+    let repo = dest.repository;
+    let from = options.mount_from.as_deref();
+    let scope = dest.scope(from);
+    let what = || format!("blob {digest}");
+
+    // 2. Already there?
+    let blob_path = format!("/v2/{repo}/blobs/{digest}");
+    let head = dest
+        .client
+        .send("HEAD", &blob_path, &scope, &[], &Payload::Empty, None)?;
+    if head.status == 200 {
+        return Ok(BlobOutcome::AlreadyExists);
+    }
+
+    // 3. Mount, or start a session.
+    let mut start = format!("/v2/{repo}/blobs/uploads/?mount={digest}");
+    if let Some(from) = from {
+        start = with_query(&start, "from", from);
+    }
+    let post = dest
+        .client
+        .send("POST", &start, &scope, &[], &Payload::Empty, None)?;
+    match post.status {
+        201 => return Ok(BlobOutcome::Mounted(from.map(str::to_string))),
+        202 => {}
+        _ => return Err(dest.refused(what(), "POST", &start, &post)),
+    }
+    let mut location = post
+        .header("location")
+        .ok_or_else(|| dest.refused(format!("{} (no Location)", what()), "POST", &start, &post))?
+        .to_string();
+
+    // 4. The bytes.
+    let bar = progress.start(digest, size);
+    let octets = [("Content-Type", "application/octet-stream".to_string())];
+    let last = match options.chunk_size.filter(|&c| c > 0 && c < size) {
+        None => Payload::File {
+            path: path.clone(),
+            offset: 0,
+            len: size,
+        },
+        Some(chunk) => {
+            let mut offset = 0;
+            while offset < size {
+                let len = chunk.min(size - offset);
+                let range = format!("{offset}-{}", offset + len - 1);
+                let headers = [octets[0].clone(), ("Content-Range", range)];
+                let payload = Payload::File {
+                    path: path.clone(),
+                    offset,
+                    len,
+                };
+                let patch = dest
+                    .client
+                    .send("PATCH", &location, &scope, &headers, &payload, None)?;
+                if patch.status != 202 {
+                    return Err(dest.refused(what(), "PATCH", &location, &patch));
+                }
+                if let Some(next) = patch.header("location") {
+                    location = next.to_string();
+                }
+                offset += len;
+                if let Some(bar) = &bar {
+                    bar.set_position(offset);
+                }
+            }
+            Payload::Empty
+        }
+    };
+    let put_url = with_query(&location, "digest", digest);
+    let streaming = matches!(last, Payload::File { .. });
+    let put = dest.client.send(
+        "PUT",
+        &put_url,
+        &scope,
+        &octets,
+        &last,
+        if streaming { bar.as_ref() } else { None },
+    )?;
+    if put.status != 201 {
+        return Err(dest.refused(what(), "PUT", &put_url, &put));
+    }
+    if let Some(stored) = put.header("docker-content-digest")
+        && stored != digest
+    {
+        return Err(PushError::Digest {
+            what: what(),
+            expected: digest.to_string(),
+            actual: stored.to_string(),
+        });
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(BlobOutcome::Pushed)
+}
+// ANCHOR_END: push_blob
+
+// ANCHOR: push
+/// Pushes the manifest `digest` from `store`, and everything it names, to
+/// `dest`, under `tag` (or by digest).
+pub fn push(
+    store: &Store,
+    digest: &str,
+    dest: &Destination,
+    tag: Option<&str>,
+    options: &PushOptions,
+    progress: &mut dyn Progress,
+) -> Result<Pushed> {
+    // 1. The manifest, as stored: its bytes are what its digest names.
+    let bytes = read_manifest(store, digest)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|cause| PushError::Manifest {
+            digest: digest.to_string(),
+            cause,
+        })?;
+    let media_type = value["mediaType"]
+        .as_str()
+        .unwrap_or(if value.get("manifests").is_some() {
+            oci::OCI_INDEX
+        } else {
+            oci::OCI_MANIFEST
+        });
+    let descriptors = |key: &str| -> Vec<(String, u64, String)> {
+        let list: Vec<&serde_json::Value> = match &value[key] {
+            serde_json::Value::Array(items) => items.iter().collect(),
+            serde_json::Value::Object(_) => vec![&value[key]],
+            _ => Vec::new(),
+        };
+        list.into_iter()
+            .filter_map(|d| {
+                Some((
+                    d["digest"].as_str()?.to_string(),
+                    d["size"].as_u64()?,
+                    d["mediaType"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect()
+    };
+    let mut blobs = Vec::new();
+
+    // An index: each platform's manifest first, by digest.
+    for (child, _, _) in descriptors("manifests") {
+        let pushed = push(store, &child, dest, None, options, progress)?;
+        blobs.extend(pushed.blobs);
+    }
+    // 2-4. Config, then layers (foreign layers live elsewhere by design).
+    let mut names = descriptors("config");
+    names.extend(descriptors("layers"));
+    for (blob, size, media_type) in names {
+        if media_type == oci::DOCKER_LAYER_FOREIGN
+            || media_type.starts_with(oci::OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
+        {
+            continue;
+        }
+        if blobs.iter().any(|(d, _)| *d == blob) {
+            continue;
+        }
+        let outcome = push_blob(store, dest, &blob, size, options, progress)?;
+        progress.done(&blob, &outcome);
+        blobs.push((blob, outcome));
+    }
+
+    // 5. The manifest, last.
+    let reference = tag.unwrap_or(digest);
+    let path = format!("/v2/{}/manifests/{reference}", dest.repository);
+    let scope = dest.scope(None);
+    let headers = [("Content-Type", media_type.to_string())];
+    let put = dest.client.send(
+        "PUT",
+        &path,
+        &scope,
+        &headers,
+        &Payload::Bytes(bytes.clone()),
+        None,
+    )?;
+    if put.status != 201 {
+        return Err(dest.refused(format!("manifest {digest}"), "PUT", &path, &put));
+    }
+    let ours = Digest::parse(digest)
+        .map(|d| d.algorithm())
+        .unwrap_or(Algorithm::Sha256);
+    let stored = put
+        .header("docker-content-digest")
+        .map(str::to_string)
+        .unwrap_or_else(|| Digest::of_bytes(ours, &bytes).to_string());
+    if stored != digest {
+        return Err(PushError::Digest {
+            what: format!("manifest {digest}"),
+            expected: digest.to_string(),
+            actual: stored,
+        });
+    }
+    Ok(Pushed {
+        digest: digest.to_string(),
+        size: bytes.len(),
+        blobs,
+    })
+}
+// ANCHOR_END: push
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_appended() {
+        assert_eq!(
+            with_query("/v2/a/blobs/uploads/x", "digest", "d"),
+            "/v2/a/blobs/uploads/x?digest=d"
+        );
+        assert_eq!(
+            with_query("/up?_state=abc", "digest", "d"),
+            "/up?_state=abc&digest=d"
+        );
+    }
+}
