@@ -70,7 +70,14 @@ impl Setup {
     /// OCI layout and copy that into the registry as `repo_tag`; returns
     /// the layout.
     fn push(&self, dir: &Path, repo_tag: &str) -> PathBuf {
-        self.source(&["import", dir.to_str().unwrap(), "berth/test:1"]);
+        self.push_with(dir, &[], repo_tag)
+    }
+
+    /// [`Setup::push`] with more `import` options (the image's config).
+    fn push_with(&self, dir: &Path, config: &[&str], repo_tag: &str) -> PathBuf {
+        let mut import = vec!["import", dir.to_str().unwrap(), "berth/test:1"];
+        import.extend(config);
+        self.source(&import);
         let layout = self.source.path().join("layout");
         let _ = std::fs::remove_dir_all(&layout);
         self.source(&[
@@ -696,10 +703,7 @@ fn a_pulled_image_runs_as_its_config_says() {
         return;
     };
     let probe = berth_test_support::probe::PROBE_IN_CONTAINER;
-    s.source(&[
-        "import",
-        s.base.path.to_str().unwrap(),
-        "berth/configured:1",
+    let config = [
         "--entrypoint",
         probe,
         "--cmd",
@@ -712,21 +716,8 @@ fn a_pulled_image_runs_as_its_config_says() {
         "/tmp",
         "-u",
         "nobody",
-    ]);
-    let layout = s.source.path().join("configured");
-    s.source(&[
-        "save",
-        "--format",
-        "oci",
-        "-o",
-        layout.to_str().unwrap(),
-        "berth/configured:1",
-    ]);
-    skopeo_copy(
-        &[],
-        &oci_ref(&layout, "1"),
-        &s.registry.skopeo_ref("berth/configured:1"),
-    );
+    ];
+    s.push_with(&s.base.path, &config, "berth/configured:1");
     let image = s.image_ref("berth/configured:1");
     let pull = s.ch05(&["pull", &image]);
     assert_eq!(pull.code(), Some(0), "{}", pull.transcript());

@@ -207,33 +207,16 @@ fn forward(agent: &ureq::Agent, request: tiny_http::Request, target: &str) {
     ));
 }
 
-fn settings(gate: &Gate) -> insta::Settings {
-    let mut s = berth_test_support::container_snapshot_settings();
-    s.add_filter(&berth_test_support::regex_escape(&gate.addr), "[REGISTRY]");
-    s.add_filter(r"sha256:[0-9a-f]{64}", "sha256:[DIGEST]");
-    s.add_filter(r"\b[0-9a-f]{12}\b", "[ID]");
-    s.add_filter(r"\([0-9.]+ [KMG]?i?B\)", "([SIZE])");
-    s.add_filter(r"content-length: [0-9]+", "content-length: [N]");
-    s
-}
-
-#[test]
-fn bearer_tokens_scoped_to_the_repository() {
-    let test = "bearer_tokens_scoped_to_the_repository";
+/// A docker-registry holding the probe image as `berth/probe:1`, put there
+/// by skopeo from the OCI layout ch05 saves; `None` (after a skip) without
+/// the tools.
+fn registry_with_probe(test: &str) -> Option<TestRegistry> {
     if !require_tool(test, "skopeo") {
-        return;
+        return None;
     }
-    let Some(registry) = TestRegistry::start(test) else {
-        return;
-    };
-    // The test image, straight into the registry (behind the gate's back).
+    let registry = TestRegistry::start(test)?;
     let source = tempfile::tempdir().unwrap();
     let base = probe_rootfs();
-    let ch05 = |root: &std::path::Path, args: &[&str]| -> Run {
-        let mut cmd = command(&bin());
-        cmd.arg("--root").arg(root).args(args);
-        Run::capture(cmd)
-    };
     let layout = source.path().join("layout");
     for args in [
         vec!["import", base.path.to_str().unwrap(), "berth/test:1"],
@@ -246,7 +229,9 @@ fn bearer_tokens_scoped_to_the_repository() {
             "berth/test:1",
         ],
     ] {
-        let run = ch05(source.path(), &args);
+        let mut cmd = command(&bin());
+        cmd.arg("--root").arg(source.path()).args(&args);
+        let run = Run::capture(cmd);
         assert_eq!(run.code(), Some(0), "{}", run.transcript());
     }
     skopeo_copy(
@@ -254,6 +239,25 @@ fn bearer_tokens_scoped_to_the_repository() {
         &oci_ref(&layout, "1"),
         &registry.skopeo_ref("berth/probe:1"),
     );
+    Some(registry)
+}
+
+fn settings(gate: &Gate) -> insta::Settings {
+    let mut s = berth_test_support::container_snapshot_settings();
+    s.add_filter(&berth_test_support::regex_escape(&gate.addr), "[REGISTRY]");
+    s.add_filter(r"sha256:[0-9a-f]{64}", "sha256:[DIGEST]");
+    s.add_filter(r"\b[0-9a-f]{12}\b", "[ID]");
+    s.add_filter(r"\([0-9.]+ [KMG]?i?B\)", "([SIZE])");
+    s.add_filter(r"content-length: [0-9]+", "content-length: [N]");
+    s
+}
+
+#[test]
+fn bearer_tokens_scoped_to_the_repository() {
+    // The test image goes straight into the registry (behind the gate's back).
+    let Some(registry) = registry_with_probe("bearer_tokens_scoped_to_the_repository") else {
+        return;
+    };
     let gate = Gate::start(registry.addr.clone());
     let image = format!("{}/berth/probe:1", gate.addr);
 
@@ -308,37 +312,10 @@ fn bearer_tokens_scoped_to_the_repository() {
 
 #[test]
 fn redirects_to_blob_storage_and_transient_failures() {
-    let test = "redirects_to_blob_storage_and_transient_failures";
-    if !require_tool(test, "skopeo") {
-        return;
-    }
-    let Some(registry) = TestRegistry::start(test) else {
+    let Some(registry) = registry_with_probe("redirects_to_blob_storage_and_transient_failures")
+    else {
         return;
     };
-    let source = tempfile::tempdir().unwrap();
-    let base = probe_rootfs();
-    let layout = source.path().join("layout");
-    for args in [
-        vec!["import", base.path.to_str().unwrap(), "berth/test:1"],
-        vec![
-            "save",
-            "--format",
-            "oci",
-            "-o",
-            layout.to_str().unwrap(),
-            "berth/test:1",
-        ],
-    ] {
-        let mut cmd = command(&bin());
-        cmd.arg("--root").arg(source.path()).args(&args);
-        let run = Run::capture(cmd);
-        assert_eq!(run.code(), Some(0), "{}", run.transcript());
-    }
-    skopeo_copy(
-        &[],
-        &oci_ref(&layout, "1"),
-        &registry.skopeo_ref("berth/probe:1"),
-    );
     let gate = Gate::start_with(
         registry.addr.clone(),
         Behaviour {
