@@ -45,6 +45,17 @@ impl Setup {
         assert_eq!(import.code(), Some(0), "{}", import.transcript());
         digest_of(&self.ch05(&["inspect", NAME]))
     }
+    /// `save --format oci -o LAYOUT NAME`, as run (some tests expect failure).
+    fn save_layout(&self, layout: &Path) -> Run {
+        self.ch05(&[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            layout.to_str().unwrap(),
+            NAME,
+        ])
+    }
     /// A store of its own under the work directory.
     fn store(&self, name: &str) -> PathBuf {
         self.path(name)
@@ -222,14 +233,7 @@ fn an_oci_layout_round_trips_and_skopeo_reads_it() {
     let s = Setup::new();
     let digest = s.imported();
     let layout = s.path("layout");
-    let save = s.ch05(&[
-        "save",
-        "--format",
-        "oci",
-        "-o",
-        layout.to_str().unwrap(),
-        NAME,
-    ]);
+    let save = s.save_layout(&layout);
     assert_eq!(save.code(), Some(0), "{}", save.transcript());
     assert_eq!(
         fs::read_to_string(layout.join("oci-layout")).unwrap(),
@@ -241,14 +245,7 @@ fn an_oci_layout_round_trips_and_skopeo_reads_it() {
     assert_eq!(skopeo_digest(&oci_ref(&layout, "1")), digest);
 
     // A layout is written whole or not at all: never into a used directory.
-    let twice = s.ch05(&[
-        "save",
-        "--format",
-        "oci",
-        "-o",
-        layout.to_str().unwrap(),
-        NAME,
-    ]);
+    let twice = s.save_layout(&layout);
     assert_eq!(twice.code(), Some(1), "{}", twice.transcript());
     assert!(
         twice
@@ -292,14 +289,7 @@ fn skopeo_copies_our_archives_and_we_load_what_it_writes() {
             .code(),
         Some(0)
     );
-    let save = s.ch05(&[
-        "save",
-        "--format",
-        "oci",
-        "-o",
-        layout.to_str().unwrap(),
-        NAME,
-    ]);
+    let save = s.save_layout(&layout);
     assert_eq!(save.code(), Some(0));
 
     // Our docker archive, read by skopeo, written as an OCI layout...
@@ -379,14 +369,7 @@ fn umoci_unpacks_our_layout() {
     let s = Setup::new();
     s.imported();
     let layout = s.path("layout");
-    let save = s.ch05(&[
-        "save",
-        "--format",
-        "oci",
-        "-o",
-        layout.to_str().unwrap(),
-        NAME,
-    ]);
+    let save = s.save_layout(&layout);
     assert_eq!(save.code(), Some(0), "{}", save.transcript());
     let bundle = s.path("bundle");
     let out = Command::new("umoci")
