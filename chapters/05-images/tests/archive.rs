@@ -662,3 +662,54 @@ fn import_takes_tarballs_like_directories_and_refuses_escapes() {
     assert!(!root.join("layers/escape").exists() && !root.join("escape").exists());
     assert_store_untouched(&root);
 }
+
+/// podman, a real engine, loads our docker archive (`docker load` reads the
+/// same file; no Docker daemon runs here) and sees our layer and config.
+#[test]
+fn podman_loads_our_docker_archive() {
+    let test = "podman_loads_our_docker_archive";
+    if !require_root(test) || !require_tool(test, "podman") {
+        return;
+    }
+    let s = Setup::new();
+    s.imported();
+    let ours = inspect_in(s.state.path(), NAME);
+    let archive = s.path("probe.tar");
+    let save = s.ch05(&["save", "-o", archive.to_str().unwrap(), NAME]);
+    assert_eq!(save.code(), Some(0), "{}", save.transcript());
+    let podman = |args: &[&str]| -> std::process::Output {
+        Command::new("podman")
+            .arg("--root")
+            .arg(s.path("podman-root"))
+            .arg("--runroot")
+            .arg(s.path("podman-run"))
+            .args(["--storage-driver", "vfs", "--events-backend", "none"])
+            .args(["--cgroup-manager", "cgroupfs"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let load = podman(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(
+        load.status.success(),
+        "podman load: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let inspect = podman(&["image", "inspect", "docker.io/berth/probe:1"]);
+    assert!(
+        inspect.status.success(),
+        "podman image inspect: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let theirs: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        theirs[0]["RootFS"]["Layers"], ours["Config"]["rootfs"]["diff_ids"],
+        "podman stored our layer"
+    );
+    assert_eq!(
+        theirs[0]["Config"]["Cmd"], ours["Config"]["config"]["Cmd"],
+        "and read our config"
+    );
+    // podman's storage may hold mounts: let podman remove what it made.
+    let _ = podman(&["rmi", "--all", "--force"]);
+}
