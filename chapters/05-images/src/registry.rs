@@ -1,5 +1,6 @@
 //! The registry client: the pull side of the OCI distribution API, over
-//! plain HTTP requests.
+//! plain HTTP requests (and, through [`Registry::send`], any request the
+//! push side of chapter 6 needs).
 //!
 //! A registry is a web server with a small, fixed set of URLs
 //! (distribution-spec, spec.md):
@@ -17,6 +18,11 @@
 //! server, which hands out a short-lived token for exactly that scope
 //! (`repository:library/alpine:pull`); the client retries with
 //! `Authorization: Bearer <token>`. Public images get anonymous tokens.
+//!
+//! A push writes: `POST`, `PATCH` and `PUT` with a body ([`Payload`],
+//! opened again for each try), under the scope
+//! `repository:<name>:pull,push` ([`Access::Push`]). [`Registry::send`]
+//! takes such a [`Call`] as readily as a `GET`, with the same challenges.
 //!
 //! Credentials come from `--username`/`--password-stdin`, or from
 //! `~/.docker/config.json` as `docker login` writes it (`auths`, or a
@@ -107,6 +113,12 @@ pub enum RegistryError {
     },
     #[error("credentials in {path}: {cause}")]
     Config { path: PathBuf, cause: String },
+    #[error("{method} {url}: the request body: {cause}")]
+    Body {
+        method: &'static str,
+        url: String,
+        cause: std::io::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, RegistryError>;
@@ -365,12 +377,95 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// What a request is for, to name it in errors and pick its scope.
-struct Call<'a> {
-    method: &'static str,
-    url: String,
-    repository: &'a str,
-    accept: Option<String>,
+/// What a request may do to its repository: the actions of the token scope
+/// asked for (`repository:NAME:pull`, or `repository:NAME:pull,push` to
+/// write, as a push does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        }
+    }
+}
+
+/// A request body that can be sent more than once: a retry after a
+/// challenge or a dropped connection needs it again from its first byte,
+/// and a stream cannot be rewound, so the body is opened anew each time.
+pub trait Payload: Sync {
+    /// Its size in bytes, sent as `Content-Length` (so nothing is chunked).
+    fn size(&self) -> u64;
+    /// A reader of the whole body, from its first byte.
+    fn open(&self) -> std::io::Result<Box<dyn Read + Send + '_>>;
+}
+
+/// Bytes in memory: a manifest, an empty body.
+impl Payload for &[u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn open(&self) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(*self))
+    }
+}
+
+/// One request to the registry: what it names in errors, the scope it
+/// needs, and what it carries. [`Registry::fetch_manifest`] and
+/// [`Registry::open_blob`] make their own; chapter 6's push makes `HEAD`,
+/// `POST`, `PATCH` and `PUT` ones and sends them with [`Registry::send`].
+pub struct Call<'a> {
+    pub method: &'static str,
+    pub url: String,
+    pub repository: &'a str,
+    pub access: Access,
+    /// Another repository the request reads from (a cross-repository
+    /// mount's `from`): its `pull` scope is asked for as well.
+    pub also_pulls: Option<&'a str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<&'a dyn Payload>,
+}
+
+impl<'a> Call<'a> {
+    /// `method url` on `repository`, needing only `pull`, with no headers
+    /// and no body.
+    pub fn new(method: &'static str, url: String, repository: &'a str) -> Call<'a> {
+        Call {
+            method,
+            url,
+            repository,
+            access: Access::Pull,
+            also_pulls: None,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Call<'a> {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The token scope(s) this call needs, space-separated as the token
+    /// protocol writes several.
+    fn scope(&self) -> String {
+        let mut scope = format!("repository:{}:{}", self.repository, self.access.actions());
+        if let Some(from) = self.also_pulls.filter(|from| *from != self.repository) {
+            scope.push_str(&format!(" repository:{from}:pull"));
+        }
+        scope
+    }
+
+    /// Whether trying again could do harm: a write may have been half
+    /// done, so it is retried only when it surely was not.
+    fn writes(&self) -> bool {
+        !matches!(self.method, "GET" | "HEAD")
+    }
 }
 
 impl Registry {
@@ -420,18 +515,25 @@ impl Registry {
         &self.name
     }
 
+    /// The absolute URL of an API path (`/v2/...`) or of a `Location`
+    /// header, which may be either a path or a URL.
+    pub fn url(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{location}", self.base)
+        }
+    }
+
     // ANCHOR: fetch_manifest
     /// `GET /v2/<repository>/manifests/<reference>` with every manifest type
     /// we understand in `Accept`. The body is capped, parsed and checked: if
     /// `reference` is a digest the bytes must hash to it; if the registry
     /// states a `Docker-Content-Digest`, it must agree too.
     pub fn fetch_manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest> {
-        let call = Call {
-            method: "GET",
-            url: format!("{}/v2/{repository}/manifests/{reference}", self.base),
-            repository,
-            accept: Some(oci::ACCEPTED_MANIFEST_TYPES.join(", ")),
-        };
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        let call = Call::new("GET", url, repository)
+            .header("Accept", oci::ACCEPTED_MANIFEST_TYPES.join(", "));
         let name = format!("{}/{repository}:{reference}", self.name);
         let mut response = self.send(&call)?;
         match response.status().as_u16() {
@@ -505,12 +607,8 @@ impl Registry {
         repository: &str,
         digest: &str,
     ) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
-        let call = Call {
-            method: "GET",
-            url: format!("{}/v2/{repository}/blobs/{digest}", self.base),
-            repository,
-            accept: None,
-        };
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
+        let call = Call::new("GET", url, repository);
         let mut response = self.send(&call)?;
         match response.status().as_u16() {
             200 => {}
@@ -530,16 +628,20 @@ impl Registry {
     /// Send `call`, answering an auth challenge once and retrying transient
     /// failures with exponential backoff. Returns whatever final response
     /// the server gave; the caller interprets its status.
-    fn send(&self, call: &Call) -> Result<ureq::http::Response<ureq::Body>> {
-        let scope = format!("repository:{}:pull", call.repository);
+    pub fn send(&self, call: &Call) -> Result<ureq::http::Response<ureq::Body>> {
+        let scope = call.scope();
         let mut answered_challenge = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let authorization = self.lock_authorization().get(&scope).cloned();
-            let result = self.send_once(call, authorization.as_deref());
+            let result = self.send_once(call, authorization.as_deref())?;
+            // A read can always be tried again; a write only if it surely
+            // did nothing: it never got through, or was told "too many".
             let transient = match &result {
+                Err(e) if call.writes() => never_arrived(e),
                 Err(e) => is_transient(e),
+                Ok(r) if call.writes() => r.status().as_u16() == 429,
                 Ok(r) => matches!(r.status().as_u16(), 429 | 500 | 502 | 503 | 504),
             };
             if transient && attempt < ATTEMPTS {
@@ -578,36 +680,59 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// One try of `call`. The outer error is ours (the body could not be
+    /// opened), the inner one the network's.
     fn send_once(
         &self,
         call: &Call,
         authorization: Option<&str>,
-    ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-        let mut request = match call.method {
-            "HEAD" => self.agent.head(&call.url),
-            _ => self.agent.get(&call.url),
-        };
-        if let Some(accept) = &call.accept {
-            request = request.header("Accept", accept);
+    ) -> Result<std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>> {
+        let mut request = ureq::http::Request::builder()
+            .method(call.method)
+            .uri(&call.url);
+        for (name, value) in &call.headers {
+            request = request.header(*name, value);
         }
         if let Some(authorization) = authorization {
             request = request.header("Authorization", authorization);
         }
         if self.trace {
             eprintln!("> {} {}", call.method, self.path_of(&call.url));
-            if let Some(accept) = &call.accept {
-                eprintln!(">   Accept: {accept}");
+            for (name, value) in &call.headers {
+                eprintln!(">   {name}: {value}");
             }
             if let Some(a) = authorization {
                 let scheme = a.split(' ').next().unwrap_or_default();
                 eprintln!(">   Authorization: {scheme} [hidden]");
             }
         }
-        let response = request.call()?;
-        if self.trace {
-            trace_response(&response);
+        // A write states its length (zero for an empty one), so a file
+        // streams as it is, without chunked encoding.
+        let sent = if call.writes() {
+            const NOTHING: &[u8] = &[];
+            let payload: &dyn Payload = call.body.unwrap_or(&NOTHING);
+            let mut body = payload.open().map_err(|cause| RegistryError::Body {
+                method: call.method,
+                url: call.url.clone(),
+                cause,
+            })?;
+            request
+                .header("Content-Length", payload.size().to_string())
+                .body(ureq::SendBody::from_reader(&mut body))
+                .map_err(ureq::Error::Http)
+                .and_then(|request| self.agent.run(request))
+        } else {
+            request
+                .body(())
+                .map_err(ureq::Error::Http)
+                .and_then(|request| self.agent.run(request))
+        };
+        if self.trace
+            && let Ok(response) = &sent
+        {
+            trace_response(response);
         }
-        Ok(response)
+        Ok(sent)
     }
 
     fn path_of<'u>(&self, url: &'u str) -> &'u str {
@@ -649,7 +774,12 @@ impl Registry {
                 registry: self.name.clone(),
                 challenge: header.to_string(),
             })?;
-        let mut request = self.agent.get(realm).query("scope", scope);
+        // Several scopes (a mount reads another repository) are several
+        // `scope` parameters.
+        let mut request = self.agent.get(realm);
+        for scope in scope.split(' ') {
+            request = request.query("scope", scope);
+        }
         if let Some(service) = challenge.params.get("service") {
             request = request.query("service", service);
         }
@@ -697,7 +827,10 @@ impl Registry {
     }
     // ANCHOR_END: answer_challenge
 
-    fn status_error(
+    /// The error for a response that is not what `call` hoped for:
+    /// `Unauthorized` (with what to do) for 401 and 403, else the status and
+    /// the registry's own words.
+    pub fn status_error(
         &self,
         call: &Call,
         response: &mut ureq::http::Response<ureq::Body>,
@@ -728,7 +861,17 @@ fn is_transient(error: &ureq::Error) -> bool {
     )
 }
 
-fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+/// Whether a request failed before the server could see any of it.
+fn never_arrived(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        _ => false,
+    }
+}
+
+/// A response header, if it is there and is text.
+pub fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
     response
         .headers()
         .get(name)
@@ -767,7 +910,7 @@ fn trace_response(response: &ureq::http::Response<ureq::Body>) {
 
 /// `: CODE: message` from the spec's error body
 /// (`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"..."}]}`), or empty.
-fn error_detail(response: &mut ureq::http::Response<ureq::Body>) -> String {
+pub fn error_detail(response: &mut ureq::http::Response<ureq::Body>) -> String {
     let Ok(body) = response
         .body_mut()
         .with_config()

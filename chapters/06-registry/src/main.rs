@@ -9,10 +9,9 @@ use anyhow::{Context, bail};
 use ch04_overlay::state::default_root;
 use ch05_images::pull::short_id;
 use ch05_images::reference::Reference;
-use ch05_images::registry::{ClientOptions, Credentials};
+use ch05_images::registry::{ClientOptions, Credentials, Registry};
 use ch05_images::store::Store;
 use ch06_registry::auth::{Auth, Htpasswd};
-use ch06_registry::client::Client;
 use ch06_registry::gc::{GcOptions, collect};
 use ch06_registry::push::{BlobOutcome, Destination, Progress, PushOptions, push};
 use ch06_registry::server::{ServeOptions, serve};
@@ -293,9 +292,9 @@ fn push_command(
             )
         })?,
     };
-    let client = Client::new(&dest.registry, options)?;
+    let registry = Registry::new(&dest.registry, options)?;
     let destination = Destination {
-        client: &client,
+        registry: &registry,
         repository: dest.api_repository(),
     };
     // Blobs of an image that came from another repository of the same

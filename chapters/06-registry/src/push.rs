@@ -19,31 +19,36 @@
 //!    names is there can the tag appear, so a pull never sees half an image.
 //!
 //! Blobs are streamed from their files; nothing is read whole but manifests.
+//! The requests go through chapter 5's client ([`Registry::send`]), with
+//! the scope `repository:<name>:pull,push` ([`Access::Push`]), so a push
+//! answers the same Basic and Bearer challenges as a pull.
+//!
 //! Specs: distribution-spec v1.1 "Pushing blobs", "Mounting a blob from
 //! another repository", "Pushing Manifests"; image-spec `image-index.md`.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use ch05_images::digest::{Algorithm, Digest};
 use ch05_images::oci;
+use ch05_images::registry::{Access, Call, Payload, Registry, RegistryError, header};
 use ch05_images::store::{Store, StoreError};
-
-use crate::client::{Answer, Client, ClientError, Payload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Registry(#[from] RegistryError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{what}: {method} {url}: {status}{detail}")]
-    Refused {
+    #[error("{what}: {cause}")]
+    Refused { what: String, cause: RegistryError },
+    #[error("{what}: {method} {url}: the registry answered {status} without a Location header")]
+    NoLocation {
         what: String,
         method: &'static str,
         url: String,
         status: u16,
-        detail: String,
     },
     #[error("manifest {digest} in the store is not valid JSON: {cause}")]
     Manifest {
@@ -116,36 +121,73 @@ pub trait Progress {
 /// Where a push goes.
 #[derive(Debug, Clone)]
 pub struct Destination<'a> {
-    pub client: &'a Client,
+    pub registry: &'a Registry,
     /// `library/app`, as the API names it.
     pub repository: &'a str,
 }
 
-impl Destination<'_> {
-    fn scope(&self, from: Option<&str>) -> String {
-        match from {
-            Some(from) if from != self.repository => format!(
-                "repository:{}:pull,push repository:{from}:pull",
-                self.repository
-            ),
-            _ => format!("repository:{}:pull,push", self.repository),
+impl<'a> Destination<'a> {
+    /// A write to `location` (an API path or an upload's `Location`), which
+    /// may also read blobs of the repository `from`.
+    fn call<'c>(&self, method: &'static str, location: &str, from: Option<&'c str>) -> Call<'c>
+    where
+        'a: 'c,
+    {
+        Call {
+            access: Access::Push,
+            also_pulls: from,
+            ..Call::new(method, self.registry.url(location), self.repository)
         }
     }
 
-    fn refused(
+    /// Sends `call`; an answer other than `expected` is an error naming
+    /// `what` was being pushed.
+    fn expect(
         &self,
-        what: String,
-        method: &'static str,
-        path: &str,
-        answer: &Answer,
-    ) -> PushError {
-        PushError::Refused {
-            what,
-            method,
-            url: self.client.url(path),
-            status: answer.status,
-            detail: answer.detail(),
+        call: &Call,
+        expected: &[u16],
+        what: &dyn Fn() -> String,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let mut response = self.registry.send(call)?;
+        if expected.contains(&response.status().as_u16()) {
+            return Ok(response);
         }
+        Err(PushError::Refused {
+            what: what(),
+            cause: self.registry.status_error(call, &mut response),
+        })
+    }
+}
+
+/// `len` bytes of the file `path` from `offset`: a whole blob or one chunk
+/// of it, read from disk again for each try.
+struct FilePart {
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+    /// Moved along by the bytes read, if a bar is shown.
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Payload for FilePart {
+    fn size(&self) -> u64 {
+        self.len
+    }
+
+    fn open(&self) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        let named = |e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
+        };
+        let mut file = File::open(&self.path).map_err(named)?;
+        file.seek(SeekFrom::Start(self.offset)).map_err(named)?;
+        let part = file.take(self.len);
+        Ok(match &self.bar {
+            Some(bar) => {
+                bar.set_position(self.offset);
+                Box::new(bar.wrap_read(part))
+            }
+            None => Box::new(part),
+        })
     }
 }
 
@@ -194,15 +236,11 @@ fn push_blob(
     }
     let repo = dest.repository;
     let from = options.mount_from.as_deref();
-    let scope = dest.scope(from);
     let what = || format!("blob {digest}");
 
     // 2. Already there?
-    let blob_path = format!("/v2/{repo}/blobs/{digest}");
-    let head = dest
-        .client
-        .send("HEAD", &blob_path, &scope, &[], &Payload::Empty, None)?;
-    if head.status == 200 {
+    let head = dest.call("HEAD", &format!("/v2/{repo}/blobs/{digest}"), from);
+    if dest.expect(&head, &[200, 404], &what)?.status() == 200 {
         return Ok(BlobOutcome::AlreadyExists);
     }
 
@@ -211,76 +249,65 @@ fn push_blob(
     if let Some(from) = from {
         start = with_query(&start, "from", from);
     }
-    let post = dest
-        .client
-        .send("POST", &start, &scope, &[], &Payload::Empty, None)?;
-    match post.status {
-        201 => return Ok(BlobOutcome::Mounted(from.map(str::to_string))),
-        202 => {}
-        _ => return Err(dest.refused(what(), "POST", &start, &post)),
+    let post = dest.call("POST", &start, from);
+    let answer = dest.expect(&post, &[201, 202], &what)?;
+    if answer.status() == 201 {
+        return Ok(BlobOutcome::Mounted(from.map(str::to_string)));
     }
-    let mut location = post
-        .header("location")
-        .ok_or_else(|| dest.refused(format!("{} (no Location)", what()), "POST", &start, &post))?
-        .to_string();
+    let mut location = header(&answer, "location").ok_or_else(|| PushError::NoLocation {
+        what: what(),
+        method: "POST",
+        url: post.url.clone(),
+        status: 202,
+    })?;
 
-    // 4. The bytes.
+    // 4. The bytes: the whole file in the closing PUT, or PATCHes of it
+    //    and an empty PUT.
     let bar = progress.start(digest, size);
-    let octets = [("Content-Type", "application/octet-stream".to_string())];
+    let octets = ("Content-Type", "application/octet-stream".to_string());
+    let part = |offset: u64, len: u64, bar: Option<indicatif::ProgressBar>| FilePart {
+        path: path.clone(),
+        offset,
+        len,
+        bar,
+    };
     let last = match options.chunk_size.filter(|&c| c > 0 && c < size) {
-        None => Payload::File {
-            path: path.clone(),
-            offset: 0,
-            len: size,
-        },
+        None => Some(part(0, size, bar.clone())),
         Some(chunk) => {
             let mut offset = 0;
             while offset < size {
                 let len = chunk.min(size - offset);
-                let range = format!("{offset}-{}", offset + len - 1);
-                let headers = [octets[0].clone(), ("Content-Range", range)];
-                let payload = Payload::File {
-                    path: path.clone(),
-                    offset,
-                    len,
+                let chunk = part(offset, len, bar.clone());
+                let patch = Call {
+                    body: Some(&chunk),
+                    ..dest
+                        .call("PATCH", &location, from)
+                        .header(octets.0, octets.1.clone())
+                        .header("Content-Range", format!("{offset}-{}", offset + len - 1))
                 };
-                let patch = dest
-                    .client
-                    .send("PATCH", &location, &scope, &headers, &payload, None)?;
-                if patch.status != 202 {
-                    return Err(dest.refused(what(), "PATCH", &location, &patch));
-                }
-                if let Some(next) = patch.header("location") {
-                    location = next.to_string();
+                let answer = dest.expect(&patch, &[202], &what)?;
+                if let Some(next) = header(&answer, "location") {
+                    location = next;
                 }
                 offset += len;
-                if let Some(bar) = &bar {
-                    bar.set_position(offset);
-                }
             }
-            Payload::Empty
+            None
         }
     };
-    let put_url = with_query(&location, "digest", digest);
-    let streaming = matches!(last, Payload::File { .. });
-    let put = dest.client.send(
-        "PUT",
-        &put_url,
-        &scope,
-        &octets,
-        &last,
-        if streaming { bar.as_ref() } else { None },
-    )?;
-    if put.status != 201 {
-        return Err(dest.refused(what(), "PUT", &put_url, &put));
-    }
-    if let Some(stored) = put.header("docker-content-digest")
+    let put = Call {
+        body: last.as_ref().map(|p| p as &dyn Payload),
+        ..dest
+            .call("PUT", &with_query(&location, "digest", digest), from)
+            .header(octets.0, octets.1)
+    };
+    let put = dest.expect(&put, &[201], &what)?;
+    if let Some(stored) = header(&put, "docker-content-digest")
         && stored != digest
     {
         return Err(PushError::Digest {
             what: what(),
             expected: digest.to_string(),
-            actual: stored.to_string(),
+            actual: stored,
         });
     }
     if let Some(bar) = bar {
@@ -357,26 +384,22 @@ pub fn push(
 
     // 5. The manifest, last.
     let reference = tag.unwrap_or(digest);
-    let path = format!("/v2/{}/manifests/{reference}", dest.repository);
-    let scope = dest.scope(None);
-    let headers = [("Content-Type", media_type.to_string())];
-    let put = dest.client.send(
-        "PUT",
-        &path,
-        &scope,
-        &headers,
-        &Payload::Bytes(bytes.clone()),
-        None,
-    )?;
-    if put.status != 201 {
-        return Err(dest.refused(format!("manifest {digest}"), "PUT", &path, &put));
-    }
+    let body = bytes.as_slice();
+    let put = Call {
+        body: Some(&body),
+        ..dest
+            .call(
+                "PUT",
+                &format!("/v2/{}/manifests/{reference}", dest.repository),
+                None,
+            )
+            .header("Content-Type", media_type)
+    };
+    let put = dest.expect(&put, &[201], &|| format!("manifest {digest}"))?;
     let ours = Digest::parse(digest)
         .map(|d| d.algorithm())
         .unwrap_or(Algorithm::Sha256);
-    let stored = put
-        .header("docker-content-digest")
-        .map(str::to_string)
+    let stored = header(&put, "docker-content-digest")
         .unwrap_or_else(|| Digest::of_bytes(ours, &bytes).to_string());
     if stored != digest {
         return Err(PushError::Digest {
