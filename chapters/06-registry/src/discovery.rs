@@ -25,6 +25,7 @@ use crate::manifests::referrer_descriptor;
 use crate::routes::{Query, empty_response};
 use crate::storage::Storage;
 
+// ANCHOR: paginate
 /// One page of a sorted list: the entries after `last`, at most `n`, and
 /// whether more remain.
 pub fn paginate(all: Vec<String>, n: Option<usize>, last: Option<&str>) -> (Vec<String>, bool) {
@@ -37,6 +38,7 @@ pub fn paginate(all: Vec<String>, n: Option<usize>, last: Option<&str>) -> (Vec<
         _ => (rest, false),
     }
 }
+// ANCHOR_END: paginate
 
 /// `?n=` as a count.
 fn page_size(query: &Query) -> Result<Option<usize>, ApiError> {
@@ -67,6 +69,7 @@ fn page_response(body: serde_json::Value, next: Option<String>) -> Response {
     response
 }
 
+// ANCHOR: tags
 /// `GET /v2/<name>/tags/list`.
 pub async fn tags(storage: &Storage, name: &str, query: &Query) -> Result<Response, ApiError> {
     if !storage.repository_exists(name).await {
@@ -87,6 +90,7 @@ pub async fn tags(storage: &Storage, name: &str, query: &Query) -> Result<Respon
         next,
     ))
 }
+// ANCHOR_END: tags
 
 /// `GET /v2/_catalog`.
 pub async fn catalog(storage: &Storage, query: &Query) -> Result<Response, ApiError> {

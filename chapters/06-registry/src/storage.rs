@@ -49,6 +49,7 @@ pub struct Storage {
     root: PathBuf,
 }
 
+// ANCHOR: temp_file
 /// A file in `ROOT/tmp` that is removed when dropped, unless it was renamed
 /// into place by [`Storage::commit_blob`] or [`TempFile::persist`].
 #[derive(Debug)]
@@ -79,6 +80,7 @@ impl Drop for TempFile {
         }
     }
 }
+// ANCHOR_END: temp_file
 
 /// fsync a directory, so that a rename into it survives a crash.
 pub async fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -207,6 +209,7 @@ impl Storage {
             .join(subject.blob_path())
     }
 
+    // ANCHOR: write_atomic
     /// A new empty file in `ROOT/tmp`, removed on drop.
     pub async fn temp_file(&self) -> io::Result<(File, TempFile)> {
         let path = self.tmp_dir().join(uuid::Uuid::new_v4().to_string());
@@ -227,6 +230,7 @@ impl Storage {
         drop(file);
         temp.persist(target).await
     }
+    // ANCHOR_END: write_atomic
 
     // ----- repositories -----
 
@@ -289,6 +293,7 @@ impl Storage {
         digests_under(&self.root.join("blobs")).await
     }
 
+    // ANCHOR: commit_blob
     /// Moves a fully written, verified file into place as the content of
     /// `digest`. The caller has hashed it; this fsyncs it, renames it and
     /// fsyncs the directory. If the content is already there the new copy is
@@ -302,6 +307,7 @@ impl Storage {
         drop(file);
         temp.persist(&target).await
     }
+    // ANCHOR_END: commit_blob
 
     /// Like [`Storage::commit_blob`] for a file outside `tmp/` (an upload's
     /// data file), which is renamed, not copied.
@@ -336,6 +342,7 @@ impl Storage {
         removed(fs::remove_file(self.blob_path(digest)).await)
     }
 
+    // ANCHOR: links
     /// Whether repository `name` has blob `digest` (and the content exists).
     pub async fn has_blob(&self, name: &str, digest: &Digest) -> io::Result<Option<u64>> {
         if !exists(&self.blob_link(name, digest)).await {
@@ -352,6 +359,7 @@ impl Storage {
         }
         self.write_atomic(&link, b"").await
     }
+    // ANCHOR_END: links
 
     /// Forgets that repository `name` has blob `digest`; `false` if it had not.
     pub async fn unlink_blob(&self, name: &str, digest: &Digest) -> io::Result<bool> {
