@@ -728,3 +728,76 @@ fn book_a_private_registry_end_to_end() {
         insta::assert_snapshot!("ch06_push_access_log", push_log);
     });
 }
+
+/// Garbage collection: a manifest deleted over the API leaves its blobs
+/// behind; `gc` refuses to run beside the server, then (stopped) shows what
+/// it would remove and removes it.
+#[test]
+fn book_garbage_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry");
+    let mut server = Server::start_in(&root, &[]);
+    push_small_image(&server, "class/app", "1", 5);
+    let (config, layer, manifest) = push_small_image(&server, "class/app", "2", 6);
+    let mut c = Conversation::new(&server);
+    c.note("Image 2 is deleted: its manifest and every tag on it.");
+    let delete = c.send(
+        "DELETE",
+        &format!("/v2/class/app/manifests/{}", sha256(&manifest)),
+        &[],
+        None,
+    );
+    assert_eq!(delete.status, 202);
+    let mut transcript = c.text.clone();
+
+    let gc = |extra: &[&str]| {
+        let mut cmd = command(&bin());
+        cmd.args(["gc", "--root"]).arg(&root).args(extra);
+        Run::capture(cmd)
+    };
+    let refused = gc(&[]);
+    assert_eq!(refused.code(), Some(1), "{}", refused.transcript());
+    transcript.push_str(&refused.transcript());
+
+    let before = server.log().lines().count();
+    assert!(server.stop().success());
+    transcript.push_str("$ kill -TERM $REGISTRY_PID\n");
+    for line in server
+        .log()
+        .lines()
+        .skip(before)
+        .filter(|l| l.starts_with("ch06-registry:"))
+    {
+        transcript.push_str(&format!("[stderr] {line}\n"));
+    }
+
+    let files = server.files();
+    let dry = gc(&["--dry-run"]);
+    assert_eq!(dry.code(), Some(0), "{}", dry.transcript());
+    assert_eq!(server.files(), files, "a dry run changes nothing");
+    transcript.push_str(&dry.transcript());
+    let run = gc(&[]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    transcript.push_str(&run.transcript());
+
+    // Image 2's config, layer and manifest are gone; image 1 is whole.
+    for bytes in [&config, &layer, &manifest] {
+        let hex = sha256(bytes).trim_start_matches("sha256:").to_string();
+        assert!(
+            !server.files().iter().any(|f| f.ends_with(&hex)),
+            "{hex} is still there"
+        );
+    }
+    let server = Server::start_in(&root, &[]);
+    let image1 = request("GET", &server.url("/v2/class/app/manifests/1"), &[], None);
+    assert_eq!(image1.status, 200);
+    let parsed: serde_json::Value = serde_json::from_slice(&image1.body).unwrap();
+    for blob in [&parsed["config"]["digest"], &parsed["layers"][0]["digest"]] {
+        let url = server.url(&format!("/v2/class/app/blobs/{}", blob.as_str().unwrap()));
+        assert_eq!(request("HEAD", &url, &[], None).status, 200);
+    }
+
+    let mut s = settings(&server.addr);
+    s.add_filter(r"\$REGISTRY_PID", "[PID]");
+    s.bind(|| insta::assert_snapshot!("ch06_gc", transcript));
+}
