@@ -908,8 +908,9 @@ fn trace_response(response: &ureq::http::Response<ureq::Body>) {
     }
 }
 
-/// `: CODE: message` from the spec's error body
-/// (`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"..."}]}`), or empty.
+/// `: CODE: detail` from the spec's error body
+/// (`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"...","detail":...}]}`;
+/// the `message` if the `detail` is not text), or empty.
 pub fn error_detail(response: &mut ureq::http::Response<ureq::Body>) -> String {
     let Ok(body) = response
         .body_mut()
@@ -928,9 +929,15 @@ pub fn error_detail(response: &mut ureq::http::Response<ureq::Body>) -> String {
         .flatten()
         .map(|e| {
             let code = e["code"].as_str().unwrap_or("UNKNOWN");
-            match e["message"].as_str() {
-                Some(m) if !m.is_empty() => format!("{code}: {m}"),
-                _ => code.to_string(),
+            // `detail` is free-form: when it is text, it says more than
+            // the spec's fixed `message`.
+            let words = e["detail"]
+                .as_str()
+                .or_else(|| e["message"].as_str())
+                .filter(|m| !m.is_empty());
+            match words {
+                Some(m) => format!("{code}: {m}"),
+                None => code.to_string(),
             }
         })
         .collect();

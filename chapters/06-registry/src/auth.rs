@@ -16,11 +16,21 @@
 //! `--read-only` refuses every write (push, delete) with `403 DENIED`,
 //! e.g. while `gc` is about to run or for a mirror.
 //!
+//! `--token-realm` turns the registry into a Docker Hub in miniature: the
+//! registry wants a bearer token on every request, and `/token` hands them
+//! out, checking Basic credentials against the htpasswd file when a client
+//! sends some (see `token.rs` for the tokens themselves). A request is
+//! matched to the scope it needs — `repository:NAME:pull` to read,
+//! `pull,push` to upload, `delete` to delete, `registry:catalog:*` for the
+//! catalog — and the token must grant it; if not, the `401`'s challenge
+//! names that scope, so the client can fetch the right token.
+//!
 //! Basic auth sends the password in the clear: outside loopback, put TLS in
 //! front (a reverse proxy), as distribution's docs also insist.
 //!
 //! Specs: RFC 7617 (Basic), RFC 7235 (challenges); distribution-spec
-//! "Error Codes" (UNAUTHORIZED, DENIED); Apache's htpasswd format.
+//! "Error Codes" (UNAUTHORIZED, DENIED); Apache's htpasswd format;
+//! distribution's token authentication (`docs/spec/auth/token.md`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -32,7 +42,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::Digest as _;
 
 use crate::errors::{ApiError, ErrorCode};
-use crate::routes::Endpoint;
+use crate::routes::{Endpoint, Query};
+use crate::token::{self, Claims, ResourceActions, Tokens};
 
 /// The realm named in the challenge.
 pub const REALM: &str = "ch06-registry";
@@ -114,6 +125,29 @@ pub struct Auth {
     read_only: bool,
     /// SHA-256 of `user:password` pairs bcrypt accepted.
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// Bearer tokens instead of passwords (`--token-realm`).
+    tokens: Option<Tokens>,
+}
+
+/// What a request was allowed: all it asks (an open registry, or Basic
+/// auth), or what its token grants.
+#[derive(Debug)]
+pub enum Granted {
+    Everything,
+    Token(Claims),
+}
+
+impl Granted {
+    /// Whether blobs of repository `from` may be read, as a
+    /// cross-repository mount does. A token must say so; without `from`
+    /// (a mount from wherever the blob is) no token can.
+    pub fn may_mount_from(&self, from: Option<&str>) -> bool {
+        match (self, from) {
+            (Granted::Everything, _) => true,
+            (Granted::Token(claims), Some(from)) => claims.allows("repository", from, "pull"),
+            (Granted::Token(_), None) => false,
+        }
+    }
 }
 
 fn unauthorized(detail: &str) -> ApiError {
@@ -142,6 +176,42 @@ fn is_write(method: &Method) -> bool {
     )
 }
 
+/// The token from `Authorization: Bearer ...`.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+// ANCHOR: needed_scope
+/// The scope a request needs under token auth: reading a repository needs
+/// `pull`, uploading `pull,push`, deleting `delete`, the catalog
+/// `registry:catalog:*`. `/v2/` needs only a valid token.
+pub fn needed_scope(method: &Method, endpoint: &Endpoint) -> Option<ResourceActions> {
+    let actions: &[&str] = match (method, endpoint) {
+        (_, Endpoint::Base) => return None,
+        (_, Endpoint::Catalog) => {
+            return Some(ResourceActions {
+                kind: "registry".into(),
+                name: "catalog".into(),
+                actions: vec!["*".into()],
+            });
+        }
+        (&Method::DELETE, Endpoint::Manifest { .. } | Endpoint::Blob { .. }) => &["delete"],
+        (_, Endpoint::Uploads { .. } | Endpoint::Upload { .. }) => &["pull", "push"],
+        (m, _) if is_write(m) => &["pull", "push"],
+        _ => &["pull"],
+    };
+    Some(ResourceActions {
+        kind: "repository".into(),
+        name: endpoint.name().unwrap_or_default().to_string(),
+        actions: actions.iter().map(|a| a.to_string()).collect(),
+    })
+}
+// ANCHOR_END: needed_scope
+
 impl Auth {
     /// Everyone may do everything.
     pub fn open() -> Auth {
@@ -154,52 +224,124 @@ impl Auth {
             htpasswd,
             read_only,
             verified: Mutex::new(HashSet::new()),
+            tokens: None,
         }
     }
 
+    /// Bearer tokens from `tokens` on every request, instead of Basic auth.
+    pub fn with_tokens(mut self, tokens: Tokens) -> Auth {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The token service, if tokens are in use.
+    pub fn tokens(&self) -> Option<&Tokens> {
+        self.tokens.as_ref()
+    }
+
+    /// The same, to name its realm once the address is bound.
+    pub fn tokens_mut(&mut self) -> Option<&mut Tokens> {
+        self.tokens.as_mut()
+    }
+
+    /// Whether `user:password` is in the htpasswd file. A successful check
+    /// is remembered; an unknown user costs a bcrypt too, so timing does
+    /// not tell which users exist.
+    async fn verify_password(&self, htpasswd: &Htpasswd, user: &str, password: &str) -> bool {
+        let key: [u8; 32] = sha2::Sha256::digest(format!("{user}:{password}")).into();
+        let known = self
+            .verified
+            .lock()
+            .map(|v| v.contains(&key))
+            .unwrap_or(false);
+        if known {
+            return true;
+        }
+        let hash = htpasswd.users.get(user).cloned().unwrap_or_else(|| {
+            "$2y$05$CCCCCCCCCCCCCCCCCCCCC.7uG0VCzI2bS7j6ymqJi9CdcdxiRTWNy".into()
+        });
+        let exists = htpasswd.users.contains_key(user);
+        let password = password.to_string();
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
+        if !(ok && exists) {
+            return false;
+        }
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+            verified.insert(key);
+        }
+        true
+    }
+
     // ANCHOR: check
-    /// `Ok` if the request may proceed.
+    /// What the request may do, or the error that refuses it.
     pub async fn check(
         &self,
         method: &Method,
-        _endpoint: &Endpoint,
+        endpoint: &Endpoint,
         headers: &HeaderMap,
-    ) -> Result<(), ApiError> {
-        // 1. Who: with an htpasswd file, valid credentials on every request.
-        if let Some(htpasswd) = &self.htpasswd {
+    ) -> Result<Granted, ApiError> {
+        let mut granted = Granted::Everything;
+        // 1. Who, and what they may do: with tokens, a token that grants
+        //    the scope this request needs...
+        if let Some(tokens) = &self.tokens {
+            let needed = needed_scope(method, endpoint);
+            let refuse = |error: Option<&str>, detail: String| {
+                ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, detail)
+                    .with_header(
+                        header::WWW_AUTHENTICATE,
+                        &tokens.challenge(needed.as_ref(), error),
+                    )
+            };
+            let Some(token) = bearer_token(headers) else {
+                return Err(refuse(
+                    None,
+                    format!(
+                        "this registry takes bearer tokens: get one from {} (docker, podman, \
+                         skopeo and chapter 5's pull do so by themselves)",
+                        tokens.realm
+                    ),
+                ));
+            };
+            let claims = tokens
+                .verify(token, token::now())
+                .map_err(|e| refuse(Some("invalid_token"), e.to_string()))?;
+            if let Some(needed) = &needed
+                && let Some(missing) = needed
+                    .actions
+                    .iter()
+                    .find(|a| !claims.allows(&needed.kind, &needed.name, a))
+            {
+                let hint = if claims.sub.is_empty() {
+                    ": it is anonymous; log in to get more"
+                } else {
+                    ""
+                };
+                return Err(refuse(
+                    Some("insufficient_scope"),
+                    format!(
+                        "the token does not grant {missing} on {} {}{hint}",
+                        needed.kind, needed.name
+                    ),
+                ));
+            }
+            granted = Granted::Token(claims);
+        // ...or, with an htpasswd file alone, valid credentials on every
+        // request.
+        } else if let Some(htpasswd) = &self.htpasswd {
             let Some((user, password)) = basic_credentials(headers) else {
                 return Err(unauthorized(
                     "this registry needs a user name and password (HTTP Basic auth): \
                      log in with `docker login` or pass credentials to your client",
                 ));
             };
-            let key: [u8; 32] = sha2::Sha256::digest(format!("{user}:{password}")).into();
-            let known = self
-                .verified
-                .lock()
-                .map(|v| v.contains(&key))
-                .unwrap_or(false);
-            if !known {
-                // An unknown user costs a bcrypt too, so timing does not
-                // tell which users exist.
-                let hash = htpasswd.users.get(&user).cloned().unwrap_or_else(|| {
-                    "$2y$05$CCCCCCCCCCCCCCCCCCCCC.7uG0VCzI2bS7j6ymqJi9CdcdxiRTWNy".into()
-                });
-                let exists = htpasswd.users.contains_key(&user);
-                let ok = tokio::task::spawn_blocking(move || {
-                    bcrypt::verify(&password, &hash).unwrap_or(false)
-                })
-                .await
-                .unwrap_or(false);
-                if !(ok && exists) {
-                    return Err(unauthorized("wrong user name or password"));
-                }
-                if let Ok(mut verified) = self.verified.lock() {
-                    if verified.len() >= VERIFIED_MAX {
-                        verified.clear();
-                    }
-                    verified.insert(key);
-                }
+            if !self.verify_password(htpasswd, &user, &password).await {
+                return Err(unauthorized("wrong user name or password"));
             }
         }
         // 2. What: nothing that writes on a read-only registry.
@@ -210,9 +352,74 @@ impl Auth {
                 "this registry is read-only: it serves pulls, not pushes or deletes",
             ));
         }
-        Ok(())
+        Ok(granted)
     }
     // ANCHOR_END: check
+
+    // ANCHOR: issue_token
+    /// `GET /token?service=...&scope=...`: the token server. Credentials
+    /// are optional (anonymous pulls need none); wrong ones are refused.
+    /// The token grants what was asked as far as the policy allows.
+    pub async fn issue_token(
+        &self,
+        query: &Query,
+        headers: &HeaderMap,
+    ) -> Result<serde_json::Value, ApiError> {
+        let Some(tokens) = &self.tokens else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::Unsupported,
+                "this registry does not issue tokens: start it with --token-realm",
+            ));
+        };
+        let bad =
+            |detail: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, detail);
+        // 1. For us?
+        if let Some(service) = query.get("service")
+            && service != token::SERVICE
+        {
+            return Err(bad(format!(
+                "this token server issues tokens for service {:?}, not {service:?}",
+                token::SERVICE
+            )));
+        }
+        // 2. Who: a user of the htpasswd file, or anonymous.
+        let user = match basic_credentials(headers) {
+            None => None,
+            Some((user, password)) => {
+                let known = match &self.htpasswd {
+                    Some(htpasswd) => self.verify_password(htpasswd, &user, &password).await,
+                    None => false,
+                };
+                if !known {
+                    return Err(unauthorized("wrong user name or password"));
+                }
+                Some(user)
+            }
+        };
+        // 3. What was asked: `scope` parameters, each one or more scopes
+        //    separated by spaces.
+        let mut requested = Vec::new();
+        for scope in query.get_all("scope").flat_map(str::split_whitespace) {
+            requested.push(ResourceActions::parse_scope(scope).ok_or_else(|| {
+                bad(format!(
+                    "scope {scope:?} is not TYPE:NAME:ACTIONS (e.g. repository:app:pull)"
+                ))
+            })?);
+        }
+        // 4. What is granted, signed.
+        let granted = tokens.grant(user.as_deref(), &requested);
+        let now = token::now();
+        let (token, claims) = tokens.issue(user.as_deref(), granted, now);
+        let issued_at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.iat);
+        Ok(serde_json::json!({
+            "token": token,
+            "access_token": token,
+            "expires_in": claims.exp - claims.iat,
+            "issued_at": humantime::format_rfc3339_seconds(issued_at).to_string(),
+        }))
+    }
+    // ANCHOR_END: issue_token
 }
 
 #[cfg(test)]
@@ -280,7 +487,7 @@ mod tests {
             h.insert(header::AUTHORIZATION, value.parse().unwrap());
             h
         };
-        let code = |r: Result<(), ApiError>| r.err().map(|e| e.code().as_str());
+        let code = |r: Result<Granted, ApiError>| r.err().map(|e| e.code().as_str());
         let e = Endpoint::Base;
         assert_eq!(
             code(auth.check(&Method::GET, &e, &HeaderMap::new()).await),

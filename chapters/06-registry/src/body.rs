@@ -12,8 +12,15 @@
 //! undoing what was written. Manifests are the exception to streaming: they
 //! are small JSON documents, read into memory up to a cap and refused beyond.
 
-use axum::body::Body;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use ch05_images::digest::Verifier;
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -61,6 +68,113 @@ pub async fn copy_body<W: AsyncWrite + Unpin>(
     }
     out.flush().await.map_err(BodyError::Disk)?;
     Ok(count)
+}
+
+/// A request body shared between its handler and [`dispatch`], which
+/// finishes what the handler left.
+///
+/// A request answered before its body was read — refused at once: a `401`,
+/// a bad name, an out-of-order chunk, or a `POST` whose client sent an
+/// empty chunked body nobody reads — leaves that body on the connection,
+/// where it would be taken for the start of the next request. So after the
+/// handler, what is left is read and dropped if it is small (as Go's
+/// `net/http`, distribution's server, does), and otherwise the connection
+/// is closed, and the client told so with `Connection: close` (RFC 9112
+/// section 9.6) so it does not reuse it.
+///
+/// [`dispatch`]: crate::routes::dispatch
+struct Shared {
+    inner: Arc<Mutex<Body>>,
+    ended: Arc<AtomicBool>,
+}
+
+fn lock(body: &Mutex<Body>) -> std::sync::MutexGuard<'_, Body> {
+    // A handler that panicked mid-read left a body that can still be read.
+    body.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl http_body::Body for Shared {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let mut inner = lock(&self.inner);
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || inner.is_end_stream() {
+            self.ended.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        lock(&self.inner).is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        lock(&self.inner).size_hint()
+    }
+}
+
+/// What the handler may leave of a request body.
+pub struct Leftover {
+    inner: Arc<Mutex<Body>>,
+    ended: Arc<AtomicBool>,
+}
+
+/// `body` for the handler, and a [`Leftover`] to finish it afterwards.
+/// `has_body`: whether the request said it carries one (one without
+/// `Content-Length` or `Transfer-Encoding` has none, RFC 9112 section 6.3).
+pub fn share(body: Body, has_body: bool) -> (Body, Leftover) {
+    let inner = Arc::new(Mutex::new(body));
+    let ended = Arc::new(AtomicBool::new(!has_body));
+    let shared = Shared {
+        inner: inner.clone(),
+        ended: ended.clone(),
+    };
+    (Body::new(shared), Leftover { inner, ended })
+}
+
+/// Whether a request with these headers carries a body of at least a byte.
+pub fn has_body(headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::header;
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+impl Leftover {
+    /// Reads and drops what is left of the body, if it ends within `limit`
+    /// bytes and `wait`. True if the body is over: the connection can carry
+    /// the next request.
+    pub async fn finish(&self, limit: u64, wait: Duration) -> bool {
+        if self.ended.load(Ordering::Relaxed) {
+            return true;
+        }
+        let mut left = limit;
+        let drain = async {
+            loop {
+                let frame =
+                    std::future::poll_fn(|cx| Pin::new(&mut *lock(&self.inner)).poll_frame(cx))
+                        .await;
+                match frame {
+                    None => return true,
+                    Some(Err(_)) => return false,
+                    Some(Ok(frame)) => {
+                        let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                        if n > left {
+                            return false;
+                        }
+                        left -= n;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(wait, drain).await.unwrap_or(false)
+    }
 }
 
 /// Reads a small body (a manifest) into memory; `None` if it is larger than

@@ -18,7 +18,8 @@
 //! - [`names`]: the grammar of names, tags and digests;
 //! - [`errors`]: the spec's error codes and JSON;
 //! - [`gc`]: removing content no manifest needs;
-//! - [`auth`], [`access_log`], [`server`]: who may, what happened, and
+//! - [`auth`] and [`token`], [`access_log`], [`server`]: who may (Basic
+//!   auth, or bearer tokens as Docker Hub issues them), what happened, and
 //!   running it all;
 //! - [`push`]: the other side, pushing an image from chapter 5's store
 //!   with chapter 5's registry client.
@@ -36,4 +37,5 @@ pub mod push;
 pub mod routes;
 pub mod server;
 pub mod storage;
+pub mod token;
 pub mod uploads;

@@ -16,6 +16,7 @@ use ch06_registry::gc::{GcOptions, collect};
 use ch06_registry::push::{BlobOutcome, Destination, Progress, PushOptions, push};
 use ch06_registry::server::{ServeOptions, serve};
 use ch06_registry::storage::Storage;
+use ch06_registry::token::Tokens;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -47,6 +48,19 @@ enum Command {
         /// Refuse pushes and deletes (403 DENIED).
         #[arg(long)]
         read_only: bool,
+        /// Issue and require bearer tokens scoped per repository and action,
+        /// as Docker Hub does; the token server is /token on this registry,
+        /// and URL (default: http://ADDR/token) is where clients are sent
+        /// for it. Users of --htpasswd may push; anyone may pull.
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+        token_realm: Option<String>,
+        /// How long a token is good for.
+        #[arg(long, value_name = "DURATION", default_value = "5m",
+              value_parser = humantime::parse_duration, requires = "token_realm")]
+        token_ttl: Duration,
+        /// Tokens to pull only for users of --htpasswd, not for anyone.
+        #[arg(long, requires = "token_realm")]
+        no_anonymous_pull: bool,
     },
     /// Push an image from the engine's store (chapter 5's) to a registry.
     Push {
@@ -128,6 +142,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             root,
             htpasswd,
             read_only,
+            token_realm,
+            token_ttl,
+            no_anonymous_pull,
         } => {
             let htpasswd = match htpasswd {
                 Some(path) => Some(Htpasswd::load(&path)?),
@@ -135,13 +152,29 @@ fn run(command: Command) -> anyhow::Result<()> {
             };
             if htpasswd.is_some() && !is_loopback(&addr) {
                 eprintln!(
-                    "ch06-registry: warning: Basic auth over plain HTTP on {addr} sends passwords                      in the clear: put TLS in front of the registry"
+                    "ch06-registry: warning: Basic auth over plain HTTP on {addr} sends passwords \
+                     in the clear: put TLS in front of the registry"
                 );
+            }
+            let users = htpasswd.is_some();
+            let mut auth = Auth::new(htpasswd, read_only);
+            if let Some(realm) = token_realm {
+                if token_ttl.as_secs() == 0 {
+                    bail!("--token-ttl {token_ttl:?}: a token must be good for at least a second");
+                }
+                if !users {
+                    eprintln!(
+                        "ch06-registry: no --htpasswd: there are no users, so tokens grant pull only"
+                    );
+                }
+                let tokens = Tokens::new(realm, token_ttl, !no_anonymous_pull)
+                    .context("draw a random key to sign tokens with")?;
+                auth = auth.with_tokens(tokens);
             }
             runtime()?.block_on(serve(ServeOptions {
                 addr,
                 root: registry_root(root),
-                auth: Auth::new(htpasswd, read_only),
+                auth,
             }))
         }
         Command::Push {

@@ -391,7 +391,8 @@ pub fn push(
             .call(
                 "PUT",
                 &format!("/v2/{}/manifests/{reference}", dest.repository),
-                None,
+                // The blobs' scope, whose token is already here.
+                options.mount_from.as_deref(),
             )
             .header("Content-Type", media_type)
     };

@@ -20,6 +20,7 @@
 //! | GET               | `/v2/<name>/tags/list`                 | `discovery`  |
 //! | GET               | `/v2/<name>/referrers/<digest>`        | `discovery`  |
 //! | GET               | `/v2/_catalog`                         | `discovery`  |
+//! | GET               | `/token` (with `--token-realm`)        | `auth`       |
 //!
 //! Every answer carries `Docker-Distribution-API-Version: registry/2.0`,
 //! which Docker clients look for on `/v2/`.
@@ -33,14 +34,19 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 
 use crate::auth::Auth;
 use crate::errors::{ApiError, ErrorCode};
 use crate::names::check_name;
 use crate::storage::Storage;
 use crate::uploads::Uploads;
-use crate::{access_log, blobs, discovery, manifests};
+use crate::{access_log, blobs, body, discovery, manifests};
+
+/// How much of a request body its handler left unread is read to keep the
+/// connection (Go's `net/http` reads up to 256 KiB), and for how long.
+const UNREAD_BODY_MAX: u64 = 256 * 1024;
+const UNREAD_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The header naming the digest of what a response holds or a request stored.
 pub const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
@@ -72,6 +78,17 @@ impl Query {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The same without the keys `drop`.
+    pub fn without(&self, drop: &[&str]) -> Query {
+        Query(
+            self.0
+                .iter()
+                .filter(|(k, _)| !drop.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Every value of `key`.
@@ -218,8 +235,16 @@ pub async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let query = Query::parse(parts.uri.query());
+    let (body, leftover) = body::share(body, body::has_body(&parts.headers));
     let result = route(&app, &parts.method, &path, &query, &parts.headers, body).await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    // What the handler did not read of the body is read now if small, or
+    // the connection is closed (see `body::share`).
+    if !leftover.finish(UNREAD_BODY_MAX, UNREAD_BODY_WAIT).await {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response.headers_mut().insert(
         HeaderName::from_static("docker-distribution-api-version"),
         HeaderValue::from_static("registry/2.0"),
@@ -244,7 +269,7 @@ async fn route(
     };
     // 1. Who is asking, and may they? (Before the name: an anonymous client
     //    learns nothing, not even which names are valid.)
-    app.auth.check(method, &endpoint, headers).await?;
+    let granted = app.auth.check(method, &endpoint, headers).await?;
     // 2. The name, before it becomes a path on disk.
     if let Some(name) = endpoint.name() {
         check_name(name)
@@ -278,7 +303,16 @@ async fn route(
             blobs::get(storage, &name, &digest, headers, head).await
         }
         (Method::DELETE, Blob { name, digest }) => blobs::delete(storage, &name, &digest).await,
-        (Method::POST, Uploads { name }) => app.uploads.start(&name, query, headers, body).await,
+        (Method::POST, Uploads { name }) => {
+            // A mount reads another repository: only if that is allowed
+            // too; else the client uploads the blob after all.
+            let query = if granted.may_mount_from(query.get("from")) {
+                query
+            } else {
+                &query.without(&["mount", "from"])
+            };
+            app.uploads.start(&name, query, headers, body).await
+        }
         (Method::GET, Upload { name, id }) => app.uploads.status(&name, &id).await,
         (Method::PATCH, Upload { name, id }) => app.uploads.patch(&name, &id, headers, body).await,
         (Method::PUT, Upload { name, id }) => {
@@ -302,11 +336,31 @@ async fn not_found(request: Request) -> Response {
     .into_response()
 }
 
-/// The whole HTTP application: `/v2/…` to [`dispatch`], the access log
-/// around it, no body size limit (blobs are streamed; manifests are capped
-/// by their handler).
+/// `GET /token`: the token server, when the registry issues tokens.
+pub async fn token(State(app): State<Arc<App>>, request: Request) -> Response {
+    let query = Query::parse(request.uri().query());
+    match app.auth.issue_token(&query, request.headers()).await {
+        Ok(answer) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            answer.to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The whole HTTP application: `/v2/…` to [`dispatch`], `/token` to
+/// [`token`] when tokens are on, the access log around it, no body size
+/// limit (blobs are streamed; manifests are capped by their handler).
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if app.auth.tokens().is_some() {
+        router = router.route("/token", get(token));
+    }
+    router
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))

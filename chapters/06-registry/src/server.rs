@@ -7,7 +7,8 @@
 //!    listens;
 //! 2. bind the address, and print the address actually bound on stderr
 //!    (`--addr 127.0.0.1:0` lets the kernel pick a free port; tests read
-//!    it from that line);
+//!    it from that line); with `--token-realm` and no URL, the realm is
+//!    `/token` on that address;
 //! 3. sweep stale upload sessions now and every hour;
 //! 4. serve: axum on hyper, on tokio's multi-threaded runtime, every
 //!    connection its own task, so many clients push and pull at once;
@@ -72,13 +73,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
                 options.root.display()
             )
         })?;
-    let app = Arc::new(App {
-        uploads: Uploads::new(storage.clone()),
-        storage,
-        auth: options.auth,
-    });
 
-    // 2. The socket.
+    // 2. The socket; then the token realm, which may name the address
+    //    the kernel picked.
     let listener = TcpListener::bind(&options.addr)
         .await
         .with_context(|| format!("listen on {}", options.addr))?;
@@ -87,6 +84,22 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         "ch06-registry: listening on http://{bound}, storing under {}",
         options.root.display()
     );
+    let mut auth = options.auth;
+    if let Some(tokens) = auth.tokens_mut() {
+        if tokens.realm.is_empty() {
+            tokens.realm = format!("http://{bound}/token");
+        }
+        eprintln!(
+            "ch06-registry: bearer tokens from {}, good for {} s",
+            tokens.realm,
+            tokens.ttl.as_secs()
+        );
+    }
+    let app = Arc::new(App {
+        uploads: Uploads::new(storage.clone()),
+        storage,
+        auth,
+    });
 
     // 3. Stale uploads.
     let sweeper = app.clone();

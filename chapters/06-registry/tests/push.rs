@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use berth_test_support::registry::{RegistryConfig, TestRegistry, require_tool, skopeo_digest};
 use ch05_images::pull::{PullOptions, pull};
@@ -28,39 +26,6 @@ fn source(work: &Path) -> (std::path::PathBuf, String) {
     let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
     let (_, digest) = oci_layout(work, &borrowed);
     (work.join("store"), digest)
-}
-
-/// `ch06-registry push --root STORE ARGS...`, with `stdin` on its stdin.
-fn push(store: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin())
-        .arg("push")
-        .arg("--root")
-        .arg(store)
-        .args(args)
-        .env("LC_ALL", "C")
-        .env("DOCKER_CONFIG", store.join("no-docker-config"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "push failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Pulls `image` with chapter 5 into a fresh store and checks it is the
@@ -93,7 +58,7 @@ fn push_into_our_registry_then_again_then_to_another_repository() {
     let server = Server::start();
     let dest = format!("{}/pushed/app:1", server.addr);
 
-    let first = stdout(&push(&store, &["berth/test:1", &dest], ""));
+    let first = push_stdout(&push_cmd(&store, &["berth/test:1", &dest], ""));
     assert!(first.starts_with(&format!(
         "The push refers to repository [{}/pushed/app]\n",
         server.addr
@@ -113,7 +78,7 @@ fn push_into_our_registry_then_again_then_to_another_repository() {
     pull_back(work.path(), &dest, &digest, None);
 
     // Again: nothing is sent.
-    let again = stdout(&push(&store, &["berth/test:1", &dest], ""));
+    let again = push_stdout(&push_cmd(&store, &["berth/test:1", &dest], ""));
     assert_eq!(
         again.matches(": Layer already exists\n").count(),
         2,
@@ -127,7 +92,7 @@ fn push_into_our_registry_then_again_then_to_another_repository() {
         .set_name(&Reference::parse(&dest).unwrap().to_string(), &digest)
         .unwrap();
     let copy = format!("{}/copy/app:2", server.addr);
-    let mounted = stdout(&push(&store, &[&dest, &copy], ""));
+    let mounted = push_stdout(&push_cmd(&store, &[&dest, &copy], ""));
     assert_eq!(
         mounted.matches(": Mounted from pushed/app\n").count(),
         2,
@@ -149,7 +114,7 @@ fn push_into_debian_docker_registry_whole_and_in_chunks() {
     let (store, digest) = source(work.path());
 
     let whole = format!("{}/berth/whole:1", registry.addr);
-    let out = stdout(&push(&store, &["berth/test:1", &whole], ""));
+    let out = push_stdout(&push_cmd(&store, &["berth/test:1", &whole], ""));
     assert_eq!(out.matches(": Pushed\n").count(), 2, "{out}");
     assert_eq!(skopeo_digest(&registry.skopeo_ref("berth/whole:1")), digest);
     pull_back(work.path(), &whole, &digest, None);
@@ -157,7 +122,7 @@ fn push_into_debian_docker_registry_whole_and_in_chunks() {
     // In chunks of 300 kB (PATCH with Content-Range), into a new repository;
     // distribution does not mount without being told where from.
     let chunked = format!("{}/berth/chunked:1", registry.addr);
-    let out = stdout(&push(
+    let out = push_stdout(&push_cmd(
         &store,
         &["--chunk-size", "300000", "berth/test:1", &chunked],
         "",
@@ -182,25 +147,20 @@ fn push_with_credentials_to_registries_that_require_them() {
     };
 
     // Ours, with --htpasswd.
-    let out = Command::new("htpasswd")
-        .args(["-Bbn", "alice", "pw1"])
-        .output()
-        .unwrap();
-    let file = work.path().join("htpasswd");
-    std::fs::write(&file, out.stdout).unwrap();
+    let file = htpasswd_file(work.path(), "alice", "pw1");
     let server = Server::start_in(
         &work.path().join("registry"),
         &["--htpasswd", file.to_str().unwrap()],
     );
     let dest = format!("{}/private/app:1", server.addr);
-    let refused = push(&store, &["berth/test:1", &dest], "");
+    let refused = push_cmd(&store, &["berth/test:1", &dest], "");
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         stderr.contains("authentication required") && stderr.contains("--password-stdin"),
         "{stderr}"
     );
-    let wrong = push(
+    let wrong = push_cmd(
         &store,
         &[
             "--username",
@@ -212,7 +172,7 @@ fn push_with_credentials_to_registries_that_require_them() {
         "nope\n",
     );
     assert_eq!(wrong.status.code(), Some(1));
-    stdout(&push(
+    push_stdout(&push_cmd(
         &store,
         &[
             "--username",
@@ -238,7 +198,7 @@ fn push_with_credentials_to_registries_that_require_them() {
         return;
     };
     let dest = format!("{}/private/app:1", registry.addr);
-    stdout(&push(
+    push_stdout(&push_cmd(
         &store,
         &[
             "--username",
@@ -257,7 +217,7 @@ fn push_names_what_is_missing() {
     let work = tempfile::tempdir().unwrap();
     let (store, _) = source(work.path());
     let server = Server::start();
-    let out = push(
+    let out = push_cmd(
         &store,
         &["no/such:image", &format!("{}/x:1", server.addr)],
         "",
@@ -277,7 +237,7 @@ fn push_names_what_is_missing() {
     );
     // A registry that is not there.
     let port = berth_test_support::registry::free_port();
-    let out = push(
+    let out = push_cmd(
         &store,
         &["berth/test:1", &format!("127.0.0.1:{port}/x:1")],
         "",

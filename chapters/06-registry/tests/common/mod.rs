@@ -5,9 +5,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -367,4 +368,51 @@ pub fn oci_layout(work: &Path, files: &[(&str, &[u8])]) -> (PathBuf, String) {
     let layout = work.join("layout");
     ch05_images::archive::save_oci_layout(&store, &[name], &layout).unwrap();
     (layout, digest)
+}
+
+/// `ch06-registry push --root STORE ARGS...`, with `stdin` on its stdin
+/// and no docker config (so credentials come only from the arguments).
+pub fn push_cmd(store: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(bin())
+        .arg("push")
+        .arg("--root")
+        .arg(store)
+        .args(args)
+        .env("LC_ALL", "C")
+        .env("DOCKER_CONFIG", store.join("no-docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The stdout of a push that must have succeeded.
+pub fn push_stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "push failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An htpasswd file with one bcrypt entry, made by Apache's own tool.
+pub fn htpasswd_file(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", user, password])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "htpasswd failed");
+    let path = dir.join("htpasswd");
+    std::fs::write(&path, out.stdout).unwrap();
+    path
 }
