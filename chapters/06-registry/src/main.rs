@@ -78,6 +78,9 @@ enum Command {
         /// instead of one PUT per blob.
         #[arg(long, value_name = "BYTES")]
         chunk_size: Option<u64>,
+        /// Layers uploaded at once.
+        #[arg(long, default_value_t = ch06_registry::push::DEFAULT_JOBS, value_name = "N")]
+        jobs: usize,
         /// A registry (HOST[:PORT]) that may be spoken to over plain HTTP;
         /// loopback always may.
         #[arg(long, value_name = "HOST[:PORT]")]
@@ -182,6 +185,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             image,
             dest,
             chunk_size,
+            jobs,
             insecure_registry,
             username,
             password_stdin: _,
@@ -208,7 +212,11 @@ fn run(command: Command) -> anyhow::Result<()> {
                 &root.unwrap_or_else(default_root),
                 &image,
                 dest.as_deref(),
-                chunk_size,
+                PushOptions {
+                    chunk_size,
+                    jobs,
+                    mount_from: None,
+                },
                 &options,
             )
         }
@@ -271,7 +279,7 @@ struct Bars {
 }
 
 impl Progress for Bars {
-    fn start(&mut self, digest: &str, size: u64) -> Option<ProgressBar> {
+    fn start(&self, digest: &str, size: u64) -> Option<ProgressBar> {
         let multi = self.multi.as_ref()?;
         let bar = multi.add(ProgressBar::new(size));
         let style =
@@ -283,7 +291,7 @@ impl Progress for Bars {
         Some(bar)
     }
 
-    fn done(&mut self, digest: &str, outcome: &BlobOutcome) {
+    fn done(&self, digest: &str, outcome: &BlobOutcome) {
         let what = match outcome {
             BlobOutcome::AlreadyExists => "Layer already exists".to_string(),
             BlobOutcome::Mounted(Some(from)) => format!("Mounted from {from}"),
@@ -304,7 +312,7 @@ fn push_command(
     root: &Path,
     image: &str,
     dest: Option<&str>,
-    chunk_size: Option<u64>,
+    mut push_options: PushOptions,
     options: &ClientOptions,
 ) -> anyhow::Result<()> {
     let source = Reference::parse(image)?;
@@ -332,14 +340,11 @@ fn push_command(
     };
     // Blobs of an image that came from another repository of the same
     // registry can be mounted from there.
-    let mount_from = (source.registry == dest.registry && source.repository != dest.repository)
+    push_options.mount_from = (source.registry == dest.registry
+        && source.repository != dest.repository)
         .then(|| source.repository.clone());
-    let push_options = PushOptions {
-        chunk_size,
-        mount_from,
-    };
     println!("The push refers to repository [{}]", dest.familiar_name());
-    let mut bars = Bars {
+    let bars = Bars {
         multi: std::io::stderr().is_terminal().then(MultiProgress::new),
     };
     let pushed = push(
@@ -348,7 +353,7 @@ fn push_command(
         &destination,
         dest.tag.as_deref(),
         &push_options,
-        &mut bars,
+        &bars,
     )?;
     println!(
         "{}: digest: {} size: {}",

@@ -18,6 +18,11 @@
 //! 5. the manifest last, `PUT …/manifests/<tag>`: only when everything it
 //!    names is there can the tag appear, so a pull never sees half an image.
 //!
+//! The config goes first, then the layers, `--jobs` at a time (docker's
+//! `max-concurrent-uploads`): the first failure stops the others, whose
+//! bodies fail at their next read and whose upload sessions are cancelled
+//! (`DELETE`), so the registry keeps nothing half-sent.
+//!
 //! Blobs are streamed from their files; nothing is read whole but manifests.
 //! The requests go through chapter 5's client ([`Registry::send`]), with
 //! the scope `repository:<name>:pull,push` ([`Access::Push`]), so a push
@@ -29,6 +34,8 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ch05_images::digest::{Algorithm, Digest};
 use ch05_images::oci;
@@ -76,17 +83,35 @@ pub enum PushError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("blob {digest}: stopped, since another upload failed")]
+    Cancelled { digest: String },
 }
 
 type Result<T> = std::result::Result<T, PushError>;
 
+/// How many layers upload at once, as docker's default
+/// `max-concurrent-uploads` (5).
+pub const DEFAULT_JOBS: usize = 5;
+
 /// How to upload.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PushOptions {
     /// Upload in `PATCH` chunks of this many bytes instead of one `PUT`.
     pub chunk_size: Option<u64>,
     /// A repository on the same registry that may already have the blobs.
     pub mount_from: Option<String>,
+    /// Layers uploaded at once.
+    pub jobs: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> PushOptions {
+        PushOptions {
+            chunk_size: None,
+            mount_from: None,
+            jobs: DEFAULT_JOBS,
+        }
+    }
 }
 
 /// What became of one blob.
@@ -110,12 +135,13 @@ pub struct Pushed {
     pub blobs: Vec<(String, BlobOutcome)>,
 }
 
-/// Hooks for showing progress: a bar per blob on a terminal.
-pub trait Progress {
+/// Hooks for showing progress: a bar per blob on a terminal. Called from
+/// the upload workers, hence `&self` and `Sync`.
+pub trait Progress: Sync {
     /// A blob upload starts; the bar (if any) is what the body reads update.
-    fn start(&mut self, digest: &str, size: u64) -> Option<indicatif::ProgressBar>;
-    /// A blob is done.
-    fn done(&mut self, digest: &str, outcome: &BlobOutcome);
+    fn start(&self, digest: &str, size: u64) -> Option<indicatif::ProgressBar>;
+    /// A blob is done (called in the manifest's order, once all are).
+    fn done(&self, digest: &str, outcome: &BlobOutcome);
 }
 
 /// Where a push goes.
@@ -161,15 +187,33 @@ impl<'a> Destination<'a> {
 
 /// `len` bytes of the file `path` from `offset`: a whole blob or one chunk
 /// of it, read from disk again for each try.
-struct FilePart {
+struct FilePart<'a> {
     path: PathBuf,
     offset: u64,
     len: u64,
     /// Moved along by the bytes read, if a bar is shown.
     bar: Option<indicatif::ProgressBar>,
+    /// Set when another upload failed: the next read fails, which ends
+    /// this request.
+    cancelled: &'a AtomicBool,
 }
 
-impl Payload for FilePart {
+/// A reader that fails once `cancelled` is set.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancelled: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("stopped: another upload failed"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl Payload for FilePart<'_> {
     fn size(&self) -> u64 {
         self.len
     }
@@ -180,7 +224,10 @@ impl Payload for FilePart {
         };
         let mut file = File::open(&self.path).map_err(named)?;
         file.seek(SeekFrom::Start(self.offset)).map_err(named)?;
-        let part = file.take(self.len);
+        let part = Cancellable {
+            inner: file.take(self.len),
+            cancelled: self.cancelled,
+        };
         Ok(match &self.bar {
             Some(bar) => {
                 bar.set_position(self.offset);
@@ -211,15 +258,19 @@ fn read_manifest(store: &Store, digest: &str) -> Result<Vec<u8>> {
 }
 
 // ANCHOR: push_blob
-/// Steps 2 to 4 for one blob.
+/// Steps 2 to 4 for one blob. `cancelled`: set when another upload failed.
 fn push_blob(
     store: &Store,
     dest: &Destination,
     digest: &str,
     size: u64,
     options: &PushOptions,
-    progress: &mut dyn Progress,
+    progress: &dyn Progress,
+    cancelled: &AtomicBool,
 ) -> Result<BlobOutcome> {
+    let stop = || PushError::Cancelled {
+        digest: digest.to_string(),
+    };
     let path = store.blob_path(digest)?;
     let actual = std::fs::metadata(&path)
         .map_err(|cause| PushError::Read {
@@ -245,6 +296,9 @@ fn push_blob(
     }
 
     // 3. Mount, or start a session.
+    if cancelled.load(Ordering::SeqCst) {
+        return Err(stop());
+    }
     let mut start = format!("/v2/{repo}/blobs/uploads/?mount={digest}");
     if let Some(from) = from {
         start = with_query(&start, "from", from);
@@ -261,61 +315,161 @@ fn push_blob(
         status: 202,
     })?;
 
-    // 4. The bytes: the whole file in the closing PUT, or PATCHes of it
-    //    and an empty PUT.
-    let bar = progress.start(digest, size);
-    let octets = ("Content-Type", "application/octet-stream".to_string());
-    let part = |offset: u64, len: u64, bar: Option<indicatif::ProgressBar>| FilePart {
-        path: path.clone(),
-        offset,
-        len,
-        bar,
+    // 4. The bytes. If they do not all arrive, the session is cancelled,
+    //    so the registry keeps nothing half-sent.
+    let upload = Upload {
+        dest,
+        path,
+        digest,
+        size,
+        from,
+        cancelled,
+        bar: progress.start(digest, size),
     };
-    let last = match options.chunk_size.filter(|&c| c > 0 && c < size) {
-        None => Some(part(0, size, bar.clone())),
-        Some(chunk) => {
-            let mut offset = 0;
-            while offset < size {
-                let len = chunk.min(size - offset);
-                let chunk = part(offset, len, bar.clone());
-                let patch = Call {
-                    body: Some(&chunk),
-                    ..dest
-                        .call("PATCH", &location, from)
-                        .header(octets.0, octets.1.clone())
-                        .header("Content-Range", format!("{offset}-{}", offset + len - 1))
-                };
-                let answer = dest.expect(&patch, &[202], &what)?;
-                if let Some(next) = header(&answer, "location") {
-                    location = next;
-                }
-                offset += len;
-            }
-            None
-        }
-    };
-    let put = Call {
-        body: last.as_ref().map(|p| p as &dyn Payload),
-        ..dest
-            .call("PUT", &with_query(&location, "digest", digest), from)
-            .header(octets.0, octets.1)
-    };
-    let put = dest.expect(&put, &[201], &what)?;
-    if let Some(stored) = header(&put, "docker-content-digest")
-        && stored != digest
-    {
-        return Err(PushError::Digest {
-            what: what(),
-            expected: digest.to_string(),
-            actual: stored,
-        });
-    }
-    if let Some(bar) = bar {
+    let sent = upload.send(&mut location, options.chunk_size);
+    if let Some(bar) = &upload.bar {
         bar.finish_and_clear();
     }
-    Ok(BlobOutcome::Pushed)
+    if sent.is_err() {
+        let cancel = dest.call("DELETE", &location, from);
+        let _ = dest.registry.send(&cancel);
+    }
+    sent.map(|()| BlobOutcome::Pushed)
+}
+
+/// One blob's bytes, on their way to an upload session.
+struct Upload<'a> {
+    dest: &'a Destination<'a>,
+    path: PathBuf,
+    digest: &'a str,
+    size: u64,
+    from: Option<&'a str>,
+    cancelled: &'a AtomicBool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Upload<'_> {
+    fn part(&self, offset: u64, len: u64) -> FilePart<'_> {
+        FilePart {
+            path: self.path.clone(),
+            offset,
+            len,
+            bar: self.bar.clone(),
+            cancelled: self.cancelled,
+        }
+    }
+
+    /// The whole file in the closing `PUT`, or `PATCH`es of `chunk_size`
+    /// bytes and an empty `PUT`. `location` follows the session.
+    fn send(&self, location: &mut String, chunk_size: Option<u64>) -> Result<()> {
+        let (dest, digest, size) = (self.dest, self.digest, self.size);
+        let what = || format!("blob {digest}");
+        let octets = ("Content-Type", "application/octet-stream".to_string());
+        let last = match chunk_size.filter(|&c| c > 0 && c < size) {
+            None => Some(self.part(0, size)),
+            Some(chunk) => {
+                let mut offset = 0;
+                while offset < size {
+                    if self.cancelled.load(Ordering::SeqCst) {
+                        return Err(PushError::Cancelled {
+                            digest: digest.to_string(),
+                        });
+                    }
+                    let len = chunk.min(size - offset);
+                    let chunk = self.part(offset, len);
+                    let patch = Call {
+                        body: Some(&chunk),
+                        ..dest
+                            .call("PATCH", location, self.from)
+                            .header(octets.0, octets.1.clone())
+                            .header("Content-Range", format!("{offset}-{}", offset + len - 1))
+                    };
+                    let answer = dest.expect(&patch, &[202], &what)?;
+                    if let Some(next) = header(&answer, "location") {
+                        *location = next;
+                    }
+                    offset += len;
+                }
+                None
+            }
+        };
+        let put = Call {
+            body: last.as_ref().map(|p| p as &dyn Payload),
+            ..dest
+                .call("PUT", &with_query(location, "digest", digest), self.from)
+                .header(octets.0, octets.1)
+        };
+        let put = dest.expect(&put, &[201], &what)?;
+        if let Some(stored) = header(&put, "docker-content-digest")
+            && stored != digest
+        {
+            return Err(PushError::Digest {
+                what: what(),
+                expected: digest.to_string(),
+                actual: stored,
+            });
+        }
+        Ok(())
+    }
 }
 // ANCHOR_END: push_blob
+
+// ANCHOR: push_layers
+/// Steps 2 to 4 for each of `layers`, `options.jobs` at a time, each
+/// worker taking the next. The first failure stops the others: they start
+/// nothing new, their bodies fail at the next read, and the first error is
+/// the one reported. Returns each layer's outcome, in order.
+fn push_layers(
+    store: &Store,
+    dest: &Destination,
+    layers: &[(String, u64)],
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<BlobOutcome>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let outcomes = Mutex::new(vec![None; layers.len()]);
+    let first_error = Mutex::new(None);
+    let worker = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= layers.len() || failed.load(Ordering::SeqCst) {
+                return;
+            }
+            let (digest, size) = &layers[i];
+            match push_blob(store, dest, digest, *size, options, progress, &failed) {
+                Ok(outcome) => lock(&outcomes)[i] = Some(outcome),
+                Err(e) => {
+                    // The error first, then the flag: a worker stopped by
+                    // the flag must not report its stop as the cause.
+                    lock(&first_error).get_or_insert(e);
+                    failed.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    };
+    let jobs = options.jobs.clamp(1, layers.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(worker);
+        }
+    });
+    if let Some(e) = lock(&first_error).take() {
+        return Err(e);
+    }
+    let outcomes = lock(&outcomes).clone();
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(BlobOutcome::Pushed))
+        .collect())
+}
+// ANCHOR_END: push_layers
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A worker that panicked left valid data behind.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 // ANCHOR: push
 /// Pushes the manifest `digest` from `store`, and everything it names, to
@@ -326,7 +480,7 @@ pub fn push(
     dest: &Destination,
     tag: Option<&str>,
     options: &PushOptions,
-    progress: &mut dyn Progress,
+    progress: &dyn Progress,
 ) -> Result<Pushed> {
     // 1. The manifest, as stored: its bytes are what its digest names.
     let bytes = read_manifest(store, digest)?;
@@ -365,21 +519,31 @@ pub fn push(
         let pushed = push(store, &child, dest, None, options, progress)?;
         blobs.extend(pushed.blobs);
     }
-    // 2-4. Config, then layers (foreign layers live elsewhere by design).
-    let mut names = descriptors("config");
-    names.extend(descriptors("layers"));
-    for (blob, size, media_type) in names {
-        if media_type == oci::DOCKER_LAYER_FOREIGN
-            || media_type.starts_with(oci::OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
-        {
-            continue;
+    // 2-4. The config, then the layers, several at a time; each blob
+    //      once (an image may list a layer twice), and not foreign layers,
+    //      which live elsewhere by design.
+    let distributable = |(_, _, media_type): &(String, u64, String)| {
+        media_type != oci::DOCKER_LAYER_FOREIGN
+            && !media_type.starts_with(oci::OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
+    };
+    let never = AtomicBool::new(false);
+    for (config, size, _) in descriptors("config") {
+        let outcome = push_blob(store, dest, &config, size, options, progress, &never)?;
+        progress.done(&config, &outcome);
+        blobs.push((config, outcome));
+    }
+    let mut layers: Vec<(String, u64)> = Vec::new();
+    for (layer, size, _) in descriptors("layers").into_iter().filter(distributable) {
+        let seen =
+            blobs.iter().any(|(d, _)| *d == layer) || layers.iter().any(|(d, _)| *d == layer);
+        if !seen {
+            layers.push((layer, size));
         }
-        if blobs.iter().any(|(d, _)| *d == blob) {
-            continue;
-        }
-        let outcome = push_blob(store, dest, &blob, size, options, progress)?;
-        progress.done(&blob, &outcome);
-        blobs.push((blob, outcome));
+    }
+    let outcomes = push_layers(store, dest, &layers, options, progress)?;
+    for ((layer, _), outcome) in layers.into_iter().zip(outcomes) {
+        progress.done(&layer, &outcome);
+        blobs.push((layer, outcome));
     }
 
     // 5. The manifest, last.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_test_support::registry::{RegistryConfig, TestRegistry, require_tool, skopeo_digest};
 use ch05_images::pull::{PullOptions, pull};
@@ -245,4 +245,220 @@ fn push_names_what_is_missing() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}
+
+/// `n` bytes that do not compress (so a layer of them is as big as they
+/// are): SHA-256 in counter mode.
+fn noise(n: usize, seed: u8) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut out = Vec::with_capacity(n + 32);
+    let mut counter = 0u64;
+    while out.len() < n {
+        let mut block = sha2::Sha256::new();
+        block.update([seed]);
+        block.update(counter.to_le_bytes());
+        out.extend_from_slice(&block.finalize());
+        counter += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+/// An image of several layers in a chapter 5 store.
+struct Layered {
+    store: PathBuf,
+    /// The manifest's digest.
+    digest: String,
+    /// The layers' digests, in order.
+    layers: Vec<String>,
+    /// Each layer's file and its bytes.
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// A chapter 5 store holding `berth/layers:1`, an image of a layer per
+/// entry of `sizes`, each a directory with a file of its own
+/// (`layer-K/data.bin`, of that size).
+fn layered(work: &Path, sizes: &[usize]) -> Layered {
+    let read_json = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let combined = work.join("combined");
+    std::fs::create_dir_all(combined.join("blobs/sha256")).unwrap();
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut files = Vec::new();
+    let mut first: Option<(serde_json::Value, serde_json::Value)> = None;
+    for (k, &size) in sizes.iter().enumerate() {
+        let dir = work.join(format!("part-{k}"));
+        let path = format!("layer-{k}/data.bin");
+        let bytes = noise(size, k as u8);
+        let (layout, digest) = oci_layout(&dir, &[(path.as_str(), bytes.as_slice())]);
+        files.push((path, bytes));
+        let blob = |d: &str| {
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:"))
+        };
+        for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                combined.join("blobs/sha256").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+        std::fs::copy(layout.join("oci-layout"), combined.join("oci-layout")).unwrap();
+        let manifest = read_json(blob(&digest));
+        let config = read_json(blob(manifest["config"]["digest"].as_str().unwrap()));
+        layers.push(manifest["layers"][0].clone());
+        diff_ids.push(config["rootfs"]["diff_ids"][0].clone());
+        first.get_or_insert((manifest, config));
+    }
+    let (mut manifest, mut config) = first.unwrap();
+    config["rootfs"]["diff_ids"] = diff_ids.into();
+    config.as_object_mut().unwrap().remove("history");
+    let put = |bytes: Vec<u8>| -> (String, usize) {
+        let digest = sha256(&bytes);
+        let path = combined
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        std::fs::write(path, &bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let (config_digest, config_size) = put(serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = config_digest.into();
+    manifest["config"]["size"] = config_size.into();
+    manifest["layers"] = layers.clone().into();
+    let (digest, size) = put(serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": digest,
+            "size": size,
+            "annotations": {
+                "io.containerd.image.name": "berth/layers:1",
+                "org.opencontainers.image.ref.name": "1",
+            },
+        }]
+    });
+    std::fs::write(
+        combined.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let store = work.join("layered-store");
+    let loaded = ch05_images::archive::load_path(&Store::open(&store).unwrap(), &combined).unwrap();
+    assert_eq!(loaded[0].digest, digest);
+    let layer_digests = layers
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    Layered {
+        store,
+        digest,
+        layers: layer_digests,
+        files,
+    }
+}
+
+#[test]
+fn layers_upload_in_parallel_and_the_first_failure_stops_the_rest() {
+    let work = tempfile::tempdir().unwrap();
+    // A small first layer, and big ones after it.
+    let mib = 1024 * 1024;
+    let Layered {
+        store,
+        digest,
+        layers,
+        files,
+    } = layered(work.path(), &[1000, 32 * mib, 32 * mib, mib]);
+    let server = Server::start();
+
+    // Four layers, three at a time: each pushed, and reported in the
+    // manifest's order (config first), whatever order they finished in.
+    let dest = format!("{}/berth/layers:1", server.addr);
+    let out = push_stdout(&push_cmd(
+        &store,
+        &["--jobs", "3", "berth/layers:1", &dest],
+        "",
+    ));
+    let reported: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_suffix(": Pushed"))
+        .collect();
+    let short = |d: &str| d.trim_start_matches("sha256:")[..12].to_string();
+    assert_eq!(reported.len(), 5, "{out}");
+    assert_eq!(
+        reported[1..].to_vec(),
+        layers.iter().map(|d| short(d)).collect::<Vec<_>>(),
+        "{out}"
+    );
+    let pulled = Store::open(work.path().join("pulled")).unwrap();
+    let reference = Reference::parse(&dest).unwrap();
+    let registry = Registry::new(&server.addr, &ClientOptions::default()).unwrap();
+    assert_eq!(
+        pull(&pulled, &registry, &reference, &PullOptions::default())
+            .unwrap()
+            .digest,
+        digest
+    );
+    let image = ch05_images::image::load_image(&pulled, &reference).unwrap();
+    let unpacked = ch05_images::image::unpack_layers(&pulled, &image).unwrap();
+    for (k, (path, bytes)) in files.iter().enumerate() {
+        assert_eq!(
+            &std::fs::read(unpacked[k].join(path)).unwrap(),
+            bytes,
+            "{path}"
+        );
+    }
+
+    // The first layer damaged in the store (a byte changed): the registry
+    // refuses its closing PUT while the big ones are still on their way;
+    // those stop, their upload sessions are cancelled, and no manifest is
+    // pushed.
+    let source = Store::open(&store).unwrap();
+    let damaged = source.blob_path(&layers[0]).unwrap();
+    let mut perms = std::fs::metadata(&damaged).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&damaged, perms).unwrap();
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&damaged, &bytes).unwrap();
+    // (To a registry of its own: ours would mount the good blob it has.)
+    let server = Server::start();
+    let broken = format!("{}/berth/broken:1", server.addr);
+    let out = push_cmd(&store, &["--jobs", "3", "berth/layers:1", &broken], "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("blob {}: ", layers[0])) && stderr.contains("DIGEST_INVALID"),
+        "{stderr}"
+    );
+    request(
+        "GET",
+        &server.url("/v2/berth/broken/manifests/1"),
+        &[],
+        None,
+    )
+    .assert_error(404, "MANIFEST_UNKNOWN");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = server
+            .files()
+            .into_iter()
+            .filter(|f| f.starts_with("uploads/") || f.starts_with("tmp/"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upload sessions left behind: {left:#?}\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
