@@ -11,7 +11,9 @@ mod bench;
 mod book;
 mod cg2vm;
 mod exercise;
+mod load;
 mod scenarios;
+mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,7 +38,7 @@ enum Task {
         /// Which chapter's scenario to run.
         scenario: scenarios::Scenario,
         /// Measured runs per command (after 2 warm-up runs each; default 30,
-        /// or 5 for ch05, whose runs each move 200 MB). At least 5.
+        /// or 5 for ch05 and ch06, whose runs each move 200 MB). At least 5.
         #[arg(long, value_parser = clap::value_parser!(u32).range(5..))]
         runs: Option<u32>,
         /// Also write the results as JSON to this file.
@@ -80,7 +82,7 @@ fn main() -> ExitCode {
             json,
         } => {
             let runs = runs.unwrap_or(match scenario {
-                scenarios::Scenario::Ch05 => 5,
+                scenarios::Scenario::Ch05 | scenarios::Scenario::Ch06 => 5,
                 _ => 30,
             });
             scenarios::run(&root, scenario, runs as usize, json.as_deref())

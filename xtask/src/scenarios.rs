@@ -14,6 +14,8 @@ use tempfile::TempDir;
 
 use crate::bench::{self, Bench};
 use crate::display_path;
+use crate::load;
+use crate::servers::ServerProcess;
 
 /// The chapters that have a benchmark.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -23,6 +25,7 @@ pub enum Scenario {
     Ch03,
     Ch04,
     Ch05,
+    Ch06,
 }
 
 impl Scenario {
@@ -33,6 +36,7 @@ impl Scenario {
             Scenario::Ch03 => "ch03",
             Scenario::Ch04 => "ch04",
             Scenario::Ch05 => "ch05",
+            Scenario::Ch06 => "ch06",
         }
     }
 }
@@ -65,6 +69,9 @@ impl Plan {
 pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) -> Result<ExitCode> {
     // `_keep` holds what the measured commands need running (a registry)
     // until every plan is measured.
+    let load_at_start = load_average();
+    // `after` is measured once the plans are, with what they left running.
+    let mut after = None;
     let (plans, _keep): (Vec<Plan>, Option<Box<dyn std::any::Any>>) = match scenario {
         Scenario::Ch01 => (vec![ch01(root)?], None),
         Scenario::Ch02 => (vec![ch02(root)?], None),
@@ -74,17 +81,31 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
             let (plans, registry) = ch05(root)?;
             (plans, Some(Box::new(registry)))
         }
+        Scenario::Ch06 => {
+            let (plans, setup) = ch06(root)?;
+            after = Some(setup);
+            (plans, None)
+        }
     };
     let mut records = Vec::new();
     for plan in &plans {
         records.push(measure(scenario, plan, runs)?);
     }
+    let extra = after.map(|setup| ch06_after(setup, runs)).transpose()?;
+    let load_at_end = load_average();
+    // Other work on the machine slows every command; interleaving spreads
+    // it evenly only if it is steady. Worth knowing when figures surprise.
+    println!(
+        "\nmachine load average (1, 5, 15 min): {load_at_start} at the start, {load_at_end} at the end"
+    );
     if let Some(path) = json {
         let mut value = serde_json::json!({
             "scenario": scenario.name(),
             "invocation": format!("cargo xtask bench {} --runs {runs}", scenario.name()),
             "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             "kernel": kernel_release(),
+            "load_average_start": load_at_start,
+            "load_average_end": load_at_end,
             "runs": runs,
             "warmup_runs": bench::WARMUP_RUNS,
         });
@@ -94,6 +115,9 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
             }
         } else {
             value["groups"] = records.into();
+        }
+        for (k, v) in extra.iter().filter_map(|e| e.as_object()).flatten() {
+            value[k] = v.clone();
         }
         let text = serde_json::to_string_pretty(&value)? + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -440,23 +464,11 @@ fn ch05(root: &Path) -> Result<(Vec<Plan>, Ch05Setup)> {
     }
     let random = dir.join("random-rootfs");
     std::fs::create_dir(&random)?;
-    // Written 1 MiB at a time: the measured commands are spawned with
-    // vfork, and at exec a child's ru_maxrss starts from this process's
-    // own peak, which must stay small for the RSS column to mean anything.
-    let mut noise = std::io::BufWriter::new(std::fs::File::create(random.join("noise"))?);
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for _ in 0..CH05_IMAGE_BYTES >> 20 {
-        for word in chunk.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
-        }
-        std::io::Write::write_all(&mut noise, &chunk)?;
-    }
-    std::io::Write::flush(&mut noise)?;
-    drop(noise);
+    write_noise(
+        &random.join("noise"),
+        CH05_IMAGE_BYTES,
+        0x9e37_79b9_7f4a_7c15,
+    )?;
     let source = dir.join("source");
     let mut plans = Vec::new();
     for (what, rootfs, name) in [
@@ -548,6 +560,481 @@ fn ch05(root: &Path) -> Result<(Vec<Plan>, Ch05Setup)> {
             _scratch: scratch,
         },
     ))
+}
+
+/// The random bytes in the one layer of each chapter 6 image. Throughput is
+/// computed from what a run really moves: the layer as stored (a tar, gzip
+/// compressed), the config and the manifest.
+const CH06_IMAGE_BYTES: u64 = 200 << 20;
+
+/// The labels of the two registries in chapter 6's tables.
+const DISTRIBUTION: &str = "docker-registry";
+const OURS: &str = "ch06-registry serve";
+
+/// An image saved as an OCI image layout: the digests of its manifest,
+/// config and layers (read from the layout's index.json and manifest).
+struct LayoutImage {
+    dir: PathBuf,
+    manifest: String,
+    /// Config and layers.
+    blobs: Vec<String>,
+    /// Manifest, config and layers, in bytes: what a push or pull moves.
+    bytes: u64,
+}
+
+impl LayoutImage {
+    fn read(dir: &Path) -> Result<LayoutImage> {
+        let json = |path: PathBuf| -> Result<serde_json::Value> {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
+            Ok(serde_json::from_str(&text)?)
+        };
+        let blob = |digest: &str| dir.join("blobs").join(digest.replacen(':', "/", 1));
+        let index = json(dir.join("index.json"))?;
+        let manifest = index["manifests"][0]["digest"]
+            .as_str()
+            .context("the layout's index.json names no manifest")?
+            .to_string();
+        let mut bytes = std::fs::metadata(blob(&manifest))?.len();
+        let value = json(blob(&manifest))?;
+        let mut blobs = Vec::new();
+        let descriptors = std::iter::once(&value["config"])
+            .chain(value["layers"].as_array().into_iter().flatten());
+        for d in descriptors {
+            blobs.push(
+                d["digest"]
+                    .as_str()
+                    .context("a descriptor without a digest")?
+                    .to_string(),
+            );
+            bytes += d["size"].as_u64().context("a descriptor without a size")?;
+        }
+        Ok(LayoutImage {
+            dir: dir.to_path_buf(),
+            manifest,
+            blobs,
+            bytes,
+        })
+    }
+
+    /// The manifest, config and layers.
+    fn digests(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.manifest.as_str()).chain(self.blobs.iter().map(String::as_str))
+    }
+}
+
+/// What chapter 6's plans need while they are measured, and what is
+/// measured after them: both registries, serving from the scratch
+/// directory. The servers stop first (fields drop in order).
+struct Ch06Setup {
+    /// docker-registry (the baseline), then ours.
+    servers: Vec<ServerProcess>,
+    /// `/v2/bench/pull/manifests/1`.
+    manifest_path: String,
+    /// `/v2/bench/pull/blobs/<the layer's digest>`.
+    blob_path: String,
+    _scratch: TempDir,
+}
+
+/// Chapter 6: our registry against the CNCF distribution registry (Debian's
+/// `docker-registry`), both serving from a directory on this disk, loopback.
+///
+/// 1. Push and pull of a 200 MiB image (one layer of random bytes), each
+///    with two clients, the same for both servers: chapter 5's pull (which
+///    also unpacks) and chapter 6's push, then skopeo both ways (to and
+///    from an OCI layout); first the layer alone fetched by curl, which
+///    measures the server more than the client. A push starts from a
+///    registry without the image (its blobs and repository removed between
+///    runs: our server would otherwise mount the blobs it already has
+///    instead of receiving them).
+/// 2. Requests per second of manifest GET by tag and blob HEAD under 32
+///    concurrent clients ([`crate::load`], with oha).
+/// 3. Each server's peak resident set over all of it (VmHWM).
+///
+/// Both log one access line per request to a file (docker-registry at log
+/// level warn, so its info lines are off). Needs docker-registry, skopeo and
+/// curl (`apt-get install docker-registry skopeo curl`) and oha (`cargo
+/// install oha`).
+fn ch06(root: &Path) -> Result<(Vec<Plan>, Ch06Setup)> {
+    require_root(
+        "bench ch06",
+        "chapter 5's pull unpacks the layer with its owners",
+    )?;
+    for tool in ["docker-registry", "skopeo", "curl"] {
+        which(tool).with_context(|| {
+            format!("{tool} not found: apt-get install docker-registry skopeo curl")
+        })?;
+    }
+    which("oha").context("oha not found: cargo install oha (the load generator)")?;
+    let ch05 = build_release(root, "ch05-images", Linking::Dynamic)?;
+    let ch06 = build_release(root, "ch06-registry", Linking::Dynamic)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("berth-bench-ch06-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let dir = scratch.path();
+
+    // 1. Two images of different random bytes, made by chapter 5, in its
+    //    store (for our push) and as OCI layouts (for skopeo).
+    let source = dir.join("source");
+    let mut images = Vec::new();
+    for (name, seed) in [("bench/pull:1", 1u64), ("bench/push:1", 2)] {
+        let rootfs = dir.join(format!("rootfs-{seed}"));
+        std::fs::create_dir(&rootfs)?;
+        write_noise(
+            &rootfs.join("noise"),
+            CH06_IMAGE_BYTES,
+            seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )?;
+        let layout = dir.join(format!("layout-{seed}"));
+        for args in [
+            vec![
+                "import".into(),
+                rootfs.clone().into_os_string(),
+                name.into(),
+            ],
+            vec![
+                "save".into(),
+                "--format".into(),
+                "oci".into(),
+                "-o".into(),
+                layout.clone().into_os_string(),
+                name.into(),
+            ],
+        ] {
+            run_quietly(
+                Command::new(&ch05).arg("--root").arg(&source).args(args),
+                "making the benchmark image",
+            )?;
+        }
+        std::fs::remove_dir_all(&rootfs)?;
+        images.push(LayoutImage::read(&layout)?);
+    }
+    let (pull_image, push_image) = (&images[0], &images[1]);
+
+    // 2. The two servers, each on its own storage.
+    let free = || format!("127.0.0.1:{}", berth_test_support::registry::free_port());
+    let dist_addr = free();
+    let dist_root = dir.join("docker-registry");
+    let config = dir.join("docker-registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {dist_addr}\n",
+            dist_root.display()
+        ),
+    )?;
+    let mut command = Command::new("docker-registry");
+    command.arg("serve").arg(&config);
+    let dist = ServerProcess::start(
+        DISTRIBUTION,
+        command,
+        &dist_addr,
+        &dir.join("docker-registry.log"),
+    )?;
+    let ours_addr = free();
+    let ours_root = dir.join("ch06-registry");
+    let mut command = Command::new(&ch06);
+    command
+        .args(["serve", "--addr", &ours_addr, "--root"])
+        .arg(&ours_root);
+    let ours = ServerProcess::start(OURS, command, &ours_addr, &dir.join("ch06-registry.log"))?;
+
+    // 3. The image to pull, put in both by skopeo.
+    for server in [&dist, &ours] {
+        run_quietly(
+            Command::new("skopeo")
+                .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+                .arg(format!("oci:{}:1", pull_image.dir.display()))
+                .arg(format!("docker://{}/bench/pull:1", server.addr)),
+            "putting the image to pull in the registries",
+        )?;
+    }
+
+    // 4. What each run does. Pulls start from an empty store, pushes from a
+    //    registry without the pushed image's blobs and repository.
+    let hex = |digest: &str| {
+        digest
+            .split_once(':')
+            .map_or(digest, |(_, h)| h)
+            .to_string()
+    };
+    let mut unpush: [Vec<std::ffi::OsString>; 2] = [
+        vec!["rm".into(), "-rf".into()],
+        vec!["rm".into(), "-rf".into()],
+    ];
+    let dist_v2 = dist_root.join("docker/registry/v2");
+    for digest in push_image.digests() {
+        let hex = hex(digest);
+        unpush[0].push(
+            dist_v2
+                .join("blobs/sha256")
+                .join(&hex[..2])
+                .join(&hex)
+                .into(),
+        );
+        unpush[1].push(ours_root.join("blobs/sha256").join(&hex).into());
+    }
+    unpush[0].push(dist_v2.join("repositories/bench/push").into());
+    unpush[1].push(ours_root.join("repositories/bench/push").into());
+
+    type Argv = Vec<std::ffi::OsString>;
+    /// The command and its reset, for the server and its index.
+    type Client<'a> = &'a dyn Fn(&ServerProcess, usize) -> (Argv, Argv);
+    let clients: [(&str, Client); 4] = [
+        (
+            "pull a 200 MiB image with ch05-images pull (download + unpack)",
+            &|server, i| {
+                let store = dir.join(format!("pull-ch05-{i}"));
+                (
+                    vec![
+                        ch05.clone().into(),
+                        "--root".into(),
+                        store.clone().into(),
+                        "pull".into(),
+                        "-q".into(),
+                        format!("{}/bench/pull:1", server.addr).into(),
+                    ],
+                    vec!["rm".into(), "-rf".into(), store.into()],
+                )
+            },
+        ),
+        (
+            "pull a 200 MiB image with skopeo copy (to an OCI layout)",
+            &|server, i| {
+                let layout = dir.join(format!("pull-skopeo-{i}"));
+                (
+                    vec![
+                        "skopeo".into(),
+                        "--insecure-policy".into(),
+                        "copy".into(),
+                        "-q".into(),
+                        "--src-tls-verify=false".into(),
+                        format!("docker://{}/bench/pull:1", server.addr).into(),
+                        format!("oci:{}:1", layout.display()).into(),
+                    ],
+                    vec!["rm".into(), "-rf".into(), layout.into()],
+                )
+            },
+        ),
+        (
+            "push a 200 MiB image with ch06-registry push",
+            &|server, i| {
+                (
+                    vec![
+                        ch06.clone().into(),
+                        "push".into(),
+                        "--root".into(),
+                        source.clone().into(),
+                        "bench/push:1".into(),
+                        format!("{}/bench/push:1", server.addr).into(),
+                    ],
+                    unpush[i].clone(),
+                )
+            },
+        ),
+        (
+            "push a 200 MiB image with skopeo copy (from an OCI layout)",
+            &|server, i| {
+                (
+                    vec![
+                        "skopeo".into(),
+                        "--insecure-policy".into(),
+                        "copy".into(),
+                        "-q".into(),
+                        "--dest-tls-verify=false".into(),
+                        format!("oci:{}:1", push_image.dir.display()).into(),
+                        format!("docker://{}/bench/push:1", server.addr).into(),
+                    ],
+                    unpush[i].clone(),
+                )
+            },
+        ),
+    ];
+    let mut plans = Vec::new();
+    for (title, client) in clients {
+        let benches = [&dist, &ours]
+            .into_iter()
+            .enumerate()
+            .map(|(i, server)| {
+                let (argv, reset) = client(server, i);
+                Bench::new(&server.label, argv).with_reset(reset)
+            })
+            .collect();
+        let bytes = if title.starts_with("pull") {
+            pull_image.bytes
+        } else {
+            push_image.bytes
+        };
+        plans.push(Plan {
+            benches,
+            goal_label: OURS.into(),
+            // At least distribution's throughput.
+            goal_max_ratio: 1.0,
+            _scratch: None,
+            title: Some(title.into()),
+            content_bytes: Some(bytes),
+        });
+    }
+    // The server alone: the layer's bytes to /dev/null with curl, a client
+    // that does nothing with them (no hashing, no disk).
+    let layer = pull_image.blobs.last().context("the image has no layer")?;
+    let layer_bytes = std::fs::metadata(
+        pull_image
+            .dir
+            .join("blobs")
+            .join(layer.replacen(':', "/", 1)),
+    )?
+    .len();
+    plans.insert(
+        0,
+        Plan {
+            benches: [&dist, &ours]
+                .into_iter()
+                .map(|server| {
+                    Bench::new(
+                        &server.label,
+                        [
+                            "curl".to_string(),
+                            "-sSf".into(),
+                            "-o".into(),
+                            "/dev/null".into(),
+                            format!("http://{}/v2/bench/pull/blobs/{layer}", server.addr),
+                        ],
+                    )
+                })
+                .collect(),
+            goal_label: OURS.into(),
+            goal_max_ratio: 1.0,
+            _scratch: None,
+            title: Some("GET the 200 MiB layer with curl (to /dev/null)".into()),
+            content_bytes: Some(layer_bytes),
+        },
+    );
+    Ok((
+        plans,
+        Ch06Setup {
+            servers: vec![dist, ours],
+            manifest_path: "/v2/bench/pull/manifests/1".into(),
+            blob_path: format!("/v2/bench/pull/blobs/{layer}"),
+            _scratch: scratch,
+        },
+    ))
+}
+
+/// Chapter 6, after the transfers: requests per second under load, then
+/// each server's peak RSS; the servers are stopped. Returns the JSON.
+fn ch06_after(setup: Ch06Setup, runs: usize) -> Result<serde_json::Value> {
+    let accept = [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+    .join(", ");
+    let targets = |path: &str| -> Vec<load::Target> {
+        setup
+            .servers
+            .iter()
+            .map(|s| load::Target {
+                label: s.label.clone(),
+                url: format!("http://{}{path}", s.addr),
+            })
+            .collect()
+    };
+    let tests = [
+        load::LoadTest {
+            title: format!(
+                "manifest GET by tag, {} concurrent clients",
+                load::CONNECTIONS
+            ),
+            method: "GET",
+            headers: vec![("Accept", accept)],
+            targets: targets(&setup.manifest_path),
+        },
+        load::LoadTest {
+            title: format!("blob HEAD, {} concurrent clients", load::CONNECTIONS),
+            method: "HEAD",
+            headers: Vec::new(),
+            targets: targets(&setup.blob_path),
+        },
+    ];
+    let mut load_json = Vec::new();
+    for test in &tests {
+        println!("\n## {}", test.title);
+        eprintln!(
+            "bench ch06: loading {} servers, {runs} runs each",
+            test.targets.len()
+        );
+        let results = load::compare(test, runs)?;
+        print!("{}", load::render(test, &results, runs));
+        let ratio = results
+            .iter()
+            .find(|r| r.label == OURS)
+            .map_or(f64::NAN, |r| r.ratio);
+        let met = ratio >= 1.0;
+        println!(
+            "goal: {OURS} ≥ 1× {DISTRIBUTION} requests/s: {} (ratio {ratio:.2})",
+            if met { "met" } else { "not met" }
+        );
+        let mut json = load::to_json(test, &results);
+        json["goal"] = serde_json::json!({ "min_ratio": 1.0, "ratio": (ratio * 10000.0).round() / 10000.0, "met": met });
+        load_json.push(json);
+    }
+
+    // Peak memory over everything above, read while each server still runs.
+    println!("\n## server peak RSS over the whole run (VmHWM)");
+    let mut peaks = Vec::new();
+    for server in &setup.servers {
+        let kib = server.peak_rss_kib()?;
+        println!("{:<20}  {:>7.1} MiB", server.label, kib as f64 / 1024.0);
+        peaks.push((server.label.clone(), kib));
+    }
+    let peak = |label: &str| {
+        peaks
+            .iter()
+            .find(|(l, _)| l == label)
+            .map_or(0, |(_, k)| *k)
+    };
+    let met = peak(OURS) <= peak(DISTRIBUTION);
+    println!(
+        "goal: {OURS} peak RSS ≤ {DISTRIBUTION}'s: {}",
+        if met { "met" } else { "not met" }
+    );
+    let Ch06Setup { servers, .. } = setup;
+    for server in servers {
+        let label = server.label.clone();
+        server.stop().with_context(|| format!("stop {label}"))?;
+    }
+    Ok(serde_json::json!({
+        "load": load_json,
+        "server_peak_rss_kib": peaks.iter().map(|(l, k)| (l.clone(), serde_json::Value::from(*k))).collect::<serde_json::Map<_, _>>(),
+        "server_peak_rss_goal": { "text": format!("{OURS} ≤ {DISTRIBUTION}"), "met": met },
+    }))
+}
+
+/// A file of `bytes` pseudo-random (incompressible) bytes, different for
+/// each `seed`. Written 1 MiB at a time: the measured commands are spawned
+/// with vfork, and at exec a child's ru_maxrss starts from this process's
+/// own peak, which must stay small for the RSS column to mean anything.
+fn write_noise(path: &Path, bytes: u64, seed: u64) -> Result<()> {
+    use std::io::Write as _;
+    let mut noise = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+    );
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut state = seed.max(1);
+    for _ in 0..bytes.div_ceil(1 << 20) {
+        for word in chunk.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+        }
+        noise.write_all(&chunk)?;
+    }
+    noise.flush()?;
+    Ok(())
 }
 
 /// Bytes of disk under `dir` (allocated blocks, each inode counted once).
@@ -743,6 +1230,13 @@ fn run_quietly(command: &mut Command, what: &str) -> Result<()> {
         bail!("{what} failed ({}): see its output above", output.status);
     }
     Ok(())
+}
+
+/// The first three fields of /proc/loadavg (1, 5 and 15 minute averages).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// `uname -r`, for the JSON record (figures from different kernels differ).
