@@ -5,6 +5,7 @@
 //! goal, write JSON). To add `bench ch02`, add a `Ch02` variant to [`Scenario`] and a
 //! `fn ch02(root) -> Result<Plan>` next to [`ch01`].
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -420,6 +421,35 @@ struct Ch05Setup {
     _scratch: TempDir,
 }
 
+/// `ch05-images import ROOTFS NAME` into the store `source`, then `save
+/// --format oci -o LAYOUT NAME`: a benchmark image, as an OCI layout skopeo
+/// can copy into a registry.
+fn import_and_save(
+    ch05: &Path,
+    source: &Path,
+    rootfs: &Path,
+    name: &str,
+    layout: &Path,
+) -> Result<()> {
+    let name = std::ffi::OsStr::new(name);
+    let import = [OsStr::new("import"), rootfs.as_os_str(), name];
+    let save = [
+        OsStr::new("save"),
+        OsStr::new("--format"),
+        OsStr::new("oci"),
+        OsStr::new("-o"),
+        layout.as_os_str(),
+        name,
+    ];
+    for args in [&import[..], &save[..]] {
+        run_quietly(
+            Command::new(ch05).arg("--root").arg(source).args(args),
+            "making the benchmark image",
+        )?;
+    }
+    Ok(())
+}
+
 /// The bytes in each chapter 5 benchmark image.
 const CH05_IMAGE_BYTES: u64 = 200 << 20;
 
@@ -476,26 +506,7 @@ fn ch05(root: &Path) -> Result<(Vec<Plan>, Ch05Setup)> {
         ("a 200 MiB layer of random bytes", &random, "bench/random:1"),
     ] {
         let layout = dir.join(format!("layout-{}", name.replace(['/', ':'], "-")));
-        for args in [
-            vec![
-                "import".into(),
-                rootfs.clone().into_os_string(),
-                name.into(),
-            ],
-            vec![
-                "save".into(),
-                "--format".into(),
-                "oci".into(),
-                "-o".into(),
-                layout.clone().into_os_string(),
-                name.into(),
-            ],
-        ] {
-            run_quietly(
-                Command::new(&ch05).arg("--root").arg(&source).args(args),
-                "making the benchmark image",
-            )?;
-        }
+        import_and_save(&ch05, &source, rootfs, name, &layout)?;
         let image = format!("{}/{name}", registry.addr);
         berth_test_support::registry::skopeo_copy(
             &[],
@@ -687,26 +698,7 @@ fn ch06(root: &Path) -> Result<(Vec<Plan>, Ch06Setup)> {
             seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
         )?;
         let layout = dir.join(format!("layout-{seed}"));
-        for args in [
-            vec![
-                "import".into(),
-                rootfs.clone().into_os_string(),
-                name.into(),
-            ],
-            vec![
-                "save".into(),
-                "--format".into(),
-                "oci".into(),
-                "-o".into(),
-                layout.clone().into_os_string(),
-                name.into(),
-            ],
-        ] {
-            run_quietly(
-                Command::new(&ch05).arg("--root").arg(&source).args(args),
-                "making the benchmark image",
-            )?;
-        }
+        import_and_save(&ch05, &source, &rootfs, name, &layout)?;
         std::fs::remove_dir_all(&rootfs)?;
         images.push(LayoutImage::read(&layout)?);
     }
