@@ -32,6 +32,13 @@
 //! never whole into memory; a compressed archive or one on stdin is first
 //! decompressed into an unnamed temporary file.
 //!
+//! A multi-platform image is an `index.json` entry that is itself an image
+//! index: `load` keeps it whole (every platform's image, checked like any
+//! other, then the index, which the name points to), and `save` writes it
+//! whole. An archive that carries only some of the platforms its index
+//! lists (docker save from containerd's store) gives only this host's
+//! image, as `skopeo copy` without `--all` would.
+//!
 //! `save` output is deterministic — entries sorted, mtime 0, owners 0/0, JSON
 //! with sorted keys — so saving the same images twice gives the same bytes.
 //!
@@ -795,7 +802,7 @@ fn load_oci_layout(store: &Store, source: &Source) -> Result<Vec<Loaded>> {
             (None, Some(tag)) => format!("image {tag:?}"),
             (None, None) => format!("image {i} of index.json"),
         };
-        let (digest, config) = load_layout_image(store, source, descriptor, &label, 0)?;
+        let (digest, config) = load_layout_image(store, source, descriptor, &label, 0, true)?;
         loaded.push(Loaded {
             digest,
             config,
@@ -806,14 +813,17 @@ fn load_oci_layout(store: &Store, source: &Source) -> Result<Vec<Loaded>> {
     Ok(loaded)
 }
 
-/// Load the manifest `descriptor` names (for an index, the host's platform)
-/// and its config and layers; return the manifest's and config's digests.
+/// Load the manifest `descriptor` names and everything below it; return
+/// its digest and the config digest of the image this host would run (for
+/// an index, its entry for this platform's). `host`: whether this host's
+/// image must be found here (false below an index's other entries).
 fn load_layout_image(
     store: &Store,
     source: &Source,
     descriptor: &Descriptor,
     label: &str,
     depth: usize,
+    host: bool,
 ) -> Result<(String, String)> {
     if depth > MAX_NESTING {
         return Err(ArchiveError::TooDeep(label.to_string()));
@@ -824,9 +834,15 @@ fn load_layout_image(
     let manifest = match oci::parse_manifest(&descriptor.media_type, &bytes) {
         Ok(Manifest::Image(manifest)) => manifest,
         Ok(Manifest::Index(index)) => {
-            let chosen = oci::choose_platform(&index, &Platform::host())
-                .map_err(|cause| ArchiveError::Manifest { path, cause })?;
-            return load_layout_image(store, source, chosen, label, depth + 1);
+            return load_layout_index(
+                store,
+                source,
+                descriptor,
+                (&index, &bytes),
+                label,
+                depth,
+                host,
+            );
         }
         Err(cause) => return Err(ArchiveError::Manifest { path, cause }),
     };
@@ -846,6 +862,99 @@ fn load_layout_image(
     )?;
     store.put_blob(&descriptor.digest, Some(descriptor.size), bytes.as_slice())?;
     Ok((descriptor.digest.clone(), manifest.config.digest))
+}
+
+// ANCHOR: load_layout_index
+/// Load the index `descriptor` names (`index`, parsed from `bytes`): every
+/// platform's image, then the index, which the name will point to. Returns
+/// as [`load_layout_image`] does.
+fn load_layout_index(
+    store: &Store,
+    source: &Source,
+    descriptor: &Descriptor,
+    (index, bytes): (&ImageIndex, &[u8]),
+    label: &str,
+    depth: usize,
+    host: bool,
+) -> Result<(String, String)> {
+    // 1. This platform's entry, before anything is copied: a name must give
+    //    an image that runs here, so an index without one is refused.
+    let chosen = match oci::choose_platform(index, &Platform::host()) {
+        Ok(chosen) => Some(chosen),
+        Err(cause) if host => {
+            let path = blob_path(&descriptor.digest);
+            return Err(ArchiveError::Manifest { path, cause });
+        }
+        Err(_) => None,
+    };
+    // 2. A layout may carry only some of the platforms its index lists
+    //    (docker save from containerd's store skips those never pulled).
+    //    Then only this platform's image is loaded and named, as skopeo
+    //    copies one without --all: the index could not be pushed or saved
+    //    whole.
+    let mut all_there = true;
+    for entry in &index.manifests {
+        all_there &= source.has(&blob_path(&entry.digest))?;
+    }
+    if !all_there && let Some(chosen) = chosen {
+        return load_layout_image(store, source, chosen, label, depth + 1, host);
+    }
+    // 3. Every entry, each checked as any image; Docker's attestations
+    //    (platform unknown/unknown, layers that are not filesystems) are
+    //    stored as they are, every blob checked against its digest.
+    let mut config = String::new();
+    for (i, entry) in index.manifests.iter().enumerate() {
+        let platform = entry.platform.as_ref();
+        let entry_label = match platform {
+            Some(p) => format!("{label} for {p}"),
+            None => format!("{label}, entry {i}"),
+        };
+        let mine = chosen.is_some_and(|c| std::ptr::eq(c, entry));
+        if platform.is_some_and(|p| p.os == "unknown") {
+            load_layout_artifact(store, source, entry, &entry_label)?;
+            continue;
+        }
+        let (_, entry_config) =
+            load_layout_image(store, source, entry, &entry_label, depth + 1, mine)?;
+        if mine {
+            config = entry_config;
+        }
+    }
+    // 4. The index last: in the store, it has all its parts.
+    store.put_blob(&descriptor.digest, Some(descriptor.size), bytes)?;
+    Ok((descriptor.digest.clone(), config))
+}
+// ANCHOR_END: load_layout_index
+
+/// Store the manifest `descriptor` names and the blobs it lists, without
+/// reading them as an image: each checked against its digest only.
+fn load_layout_artifact(
+    store: &Store,
+    source: &Source,
+    descriptor: &Descriptor,
+    label: &str,
+) -> Result<()> {
+    let what = format!("the manifest of {label}");
+    let bytes = read_layout_json(source, descriptor, &what)?;
+    let path = blob_path(&descriptor.digest);
+    #[derive(Deserialize)]
+    struct Parts {
+        config: Option<Descriptor>,
+        #[serde(default)]
+        layers: Vec<Descriptor>,
+    }
+    let parts: Parts = from_json(&bytes, &path)?;
+    for (i, blob) in parts.config.iter().chain(&parts.layers).enumerate() {
+        oci::check_digest(&format!("blob {i}"), &blob.digest).map_err(|cause| {
+            ArchiveError::Manifest {
+                path: path.clone(),
+                cause,
+            }
+        })?;
+        put_layout_blob(store, source, blob, &format!("blob {i} of {label}"))?;
+    }
+    store.put_blob(&descriptor.digest, Some(descriptor.size), bytes.as_slice())?;
+    Ok(())
 }
 
 fn check_layer_count(config: &ImageConfig, layers: usize, label: &str) -> Result<()> {
@@ -1047,7 +1156,8 @@ fn load_docker_layer(
 struct ToSave {
     name: Reference,
     image: Image,
-    /// The manifest's descriptor (size read from the store).
+    /// What the name points to (size read from the store): the image's
+    /// manifest, or the index it is this platform's entry of.
     manifest: Descriptor,
 }
 
@@ -1079,7 +1189,12 @@ fn gather(store: &Store, refs: &[Reference]) -> Result<(Vec<ToSave>, BTreeMap<St
         for layer in &image.manifest.layers {
             blobs.insert(layer.digest.clone(), layer.size);
         }
-        let manifest = descriptor(&media_type, image.digest.clone(), size);
+        let mut manifest = descriptor(&media_type, image.digest.clone(), size);
+        // A multi-platform name: the index goes out whole, every platform
+        // with it, so that loading the archive gives the same name back.
+        if let Some(index) = &image.index {
+            manifest = add_tree(store, index, &mut blobs, 0)?;
+        }
         images.push(ToSave {
             name: name.clone(),
             image,
@@ -1087,6 +1202,61 @@ fn gather(store: &Store, refs: &[Reference]) -> Result<(Vec<ToSave>, BTreeMap<St
         });
     }
     Ok((images, blobs))
+}
+
+/// Add the manifest or index `digest` and everything below it to `blobs`; return its
+/// descriptor.
+fn add_tree(
+    store: &Store,
+    digest: &str,
+    blobs: &mut BTreeMap<String, u64>,
+    depth: usize,
+) -> Result<Descriptor> {
+    if depth > MAX_NESTING {
+        return Err(ArchiveError::TooDeep(digest.to_string()));
+    }
+    let mut bytes = Vec::new();
+    store
+        .open_blob(digest)?
+        .take(oci::MAX_MANIFEST_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io(format!("read blob {digest}")))?;
+    if bytes.len() > oci::MAX_MANIFEST_BYTES {
+        return Err(ArchiveError::TooLarge {
+            path: blob_path(digest),
+            size: bytes.len() as u64,
+            limit: oci::MAX_MANIFEST_BYTES,
+        });
+    }
+    // Any manifest's parts, read as plain JSON: an attestation's layers are
+    // not filesystems, but go along all the same.
+    #[derive(Deserialize)]
+    struct Parts {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<Vec<Descriptor>>,
+        config: Option<Descriptor>,
+        #[serde(default)]
+        layers: Vec<Descriptor>,
+    }
+    let parts: Parts = from_json(&bytes, &blob_path(digest))?;
+    let media_type = match (parts.media_type, &parts.manifests) {
+        (Some(media_type), _) => media_type,
+        (None, Some(_)) => oci::OCI_INDEX.to_string(),
+        (None, None) => oci::OCI_MANIFEST.to_string(),
+    };
+    blobs.insert(digest.to_string(), bytes.len() as u64);
+    for blob in parts.config.iter().chain(&parts.layers) {
+        blobs.insert(blob.digest.clone(), blob.size);
+    }
+    for child in parts.manifests.iter().flatten() {
+        add_tree(store, &child.digest, blobs, depth + 1)?;
+    }
+    Ok(descriptor(
+        &media_type,
+        digest.to_string(),
+        bytes.len() as u64,
+    ))
 }
 
 /// `index.json`: one entry per name, with both name annotations.

@@ -6,7 +6,9 @@
 //! by digest), config.md (`rootfs.diff_ids`: the digests of the *uncompressed*
 //! layers, in order; `config`: Entrypoint, Cmd, Env...). Every blob is named by
 //! the sha256 of its bytes, so the manifest's digest names the whole image:
-//! change one byte of one layer and the image is another image.
+//! change one byte of one layer and the image is another image. A name may
+//! also point to an index (image-index.md: a multi-platform image, as
+//! `load` keeps one): [`load_image`] then reads this host's entry.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -25,8 +27,12 @@ use crate::store::{Compression, Store};
 pub enum ImageError {
     #[error("no image {0} in the store: import or pull it first")]
     Unknown(String),
-    #[error("{0}: the name points to an index, not an image manifest: pick a platform")]
-    IsIndex(String),
+    #[error(
+        "{0}: the name points to indexes nested more than {MAX_INDEX_NESTING} deep: refusing it"
+    )]
+    TooDeep(String),
+    #[error("{name}: {cause}")]
+    Platform { name: String, cause: oci::OciError },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -158,10 +164,26 @@ fn with_default_path(mut config: ContainerConfig) -> ContainerConfig {
 /// An image as the store holds it.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The image manifest's digest.
     pub digest: String,
     pub manifest: ImageManifest,
     pub config: ImageConfig,
+    /// When the name points to an index (a multi-platform image), the
+    /// index's digest: the image is then its entry for this host.
+    pub index: Option<String>,
 }
+
+impl Image {
+    /// The digest the name points to: the index's, if it is one, else the
+    /// image manifest's. What `tag` names again and a container records.
+    pub fn named_digest(&self) -> &str {
+        self.index.as_deref().unwrap_or(&self.digest)
+    }
+}
+
+/// How deep indexes may nest on the way from a name to an image manifest
+/// (an index of indexes is legal; an endless chain is not).
+pub const MAX_INDEX_NESTING: usize = 4;
 
 fn read_blob(store: &Store, digest: &str) -> Result<Vec<u8>, ImageError> {
     let mut bytes = Vec::new();
@@ -170,16 +192,38 @@ fn read_blob(store: &Store, digest: &str) -> Result<Vec<u8>, ImageError> {
     Ok(bytes)
 }
 
-/// Read image `name`'s manifest and config from the store.
+/// Read image `name`'s manifest and config from the store. A name that
+/// points to an index (a multi-platform image, as `load` keeps them) gives
+/// the index's entry for this host's platform ([`oci::choose_platform`]).
+// ANCHOR: load_image
 pub fn load_image(store: &Store, name: &Reference) -> Result<Image, ImageError> {
     let full = name.to_string();
-    let digest = store
+    let named = store
         .resolve(&full)?
         .ok_or_else(|| ImageError::Unknown(full.clone()))?;
-    let manifest = match oci::parse_manifest("", &read_blob(store, &digest)?)? {
-        Manifest::Image(m) => m,
-        Manifest::Index(_) => return Err(ImageError::IsIndex(full)),
-    };
+    // 1. The manifest the name points to; an index → this platform's entry,
+    //    and again if that is an index, a few levels at most.
+    let host = Platform::host();
+    let mut digest = named.clone();
+    let mut manifest = None;
+    for _ in 0..=MAX_INDEX_NESTING {
+        match oci::parse_manifest("", &read_blob(store, &digest)?)? {
+            Manifest::Image(m) => {
+                manifest = Some(m);
+                break;
+            }
+            Manifest::Index(index) => {
+                let entry =
+                    oci::choose_platform(&index, &host).map_err(|cause| ImageError::Platform {
+                        name: full.clone(),
+                        cause,
+                    })?;
+                digest = entry.digest.clone();
+            }
+        }
+    }
+    let manifest = manifest.ok_or_else(|| ImageError::TooDeep(full.clone()))?;
+    // 2. The config, which must describe as many layers as the manifest has.
     let bytes = read_blob(store, &manifest.config.digest)?;
     let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|cause| ImageError::Json {
         what: format!("config {}", manifest.config.digest),
@@ -192,12 +236,15 @@ pub fn load_image(store: &Store, name: &Reference) -> Result<Image, ImageError> 
             manifest.layers.len(),
         ));
     }
+    let index = (named != digest).then_some(named);
     Ok(Image {
         digest,
         manifest,
         config,
+        index,
     })
 }
+// ANCHOR_END: load_image
 
 /// Unpack every layer of `image` (once each, shared by every image that has
 /// it) and return their directories, bottom first: the lowers of an overlay.

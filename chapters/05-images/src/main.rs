@@ -306,11 +306,15 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         }
         Command::Inspect { image } => {
             let image = load_image(&store()?, &reference(&image)?)?;
-            let both = serde_json::json!({
+            let mut both = serde_json::json!({
                 "Digest": image.digest,
                 "Manifest": image.manifest,
                 "Config": image.config,
             });
+            // A multi-platform name: the index it points to, too.
+            if let Some(index) = &image.index {
+                both["Index"] = index.clone().into();
+            }
             println!("{}", serde_json::to_string_pretty(&both)?);
             Ok(0)
         }
@@ -320,7 +324,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             let _lock = store.lock_shared()?;
             let source = reference(&source)?;
             let image = load_image(&store, &source)?;
-            store.set_name(&reference(&target)?.to_string(), &image.digest)?;
+            store.set_name(&reference(&target)?.to_string(), image.named_digest())?;
             Ok(0)
         }
         Command::Rmi { image, force } => {
@@ -465,7 +469,7 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
             //    to delete the image while the container exists; then garbage
             //    collection may run again.
             let dir = merged.parent().context("the container's directory")?;
-            gc::record_image(dir, &image.digest)?;
+            gc::record_image(dir, image.named_digest())?;
             drop(lock);
             let mut namespaces = namespaces;
             namespaces.hostname.get_or_insert(hostname);
