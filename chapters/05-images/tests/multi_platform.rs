@@ -53,54 +53,19 @@ fn two_platform_layout(work: &Path) -> Multi {
     let layout = work.join("multi");
     save_oci_layout(&store, &[name], &layout).unwrap();
 
-    let manifest = json(&blob(&layout, &host));
-    let mut config = json(&blob(
+    let two = berth_test_support::layout::two_platform_layout(
         &layout,
-        manifest["config"]["digest"].as_str().unwrap(),
-    ));
-    config["architecture"] = "arm64".into();
-    config["variant"] = "v8".into();
-    let (arm_config, config_size) = put(&layout, &serde_json::to_vec(&config).unwrap());
-    let mut arm = manifest.clone();
-    arm["config"]["digest"] = arm_config.clone().into();
-    arm["config"]["size"] = config_size.into();
-    let (arm_digest, arm_size) = put(&layout, &serde_json::to_vec(&arm).unwrap());
-    let host_size = std::fs::metadata(blob(&layout, &host)).unwrap().len();
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": host,
-                "size": host_size,
-                "platform": serde_json::to_value(Platform::host()).unwrap(),
-            },
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": arm_digest,
-                "size": arm_size,
-                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
-            }
-        ]
-    });
-    let (index_digest, index_size) = put(&layout, &serde_json::to_vec(&index).unwrap());
-    let top = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": index_digest,
-            "size": index_size,
-            "annotations": {ANNOTATION_IMAGE_NAME: NAME},
-        }]
-    });
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+        &layout,
+        serde_json::to_value(Platform::host()).unwrap(),
+        serde_json::json!({ANNOTATION_IMAGE_NAME: NAME}),
+    );
+    assert_eq!(two.host, host);
     Multi {
         layout,
         host,
-        arm: arm_digest,
-        arm_config,
-        index: index_digest,
+        arm: two.arm,
+        arm_config: two.arm_config,
+        index: two.index,
     }
 }
 

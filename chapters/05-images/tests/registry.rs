@@ -252,74 +252,6 @@ fn the_http_conversation_of_a_pull() {
     settings(&s.registry).bind(|| insta::assert_snapshot!("ch05_pull_http", pull.transcript()));
 }
 
-/// An OCI layout holding an index of two images: the host's, and the same
-/// layer under a config that says linux/arm64.
-fn two_platform_layout(single: &Path, out: &Path) -> (String, String) {
-    let read_json = |p: PathBuf| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    };
-    let blob = |d: &str| {
-        single
-            .join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
-    let index = read_json(single.join("index.json"));
-    let host_desc = index["manifests"][0].clone();
-    let host_digest = host_desc["digest"].as_str().unwrap().to_string();
-    let manifest = read_json(blob(&host_digest));
-    let mut config = read_json(blob(manifest["config"]["digest"].as_str().unwrap()));
-    config["architecture"] = "arm64".into();
-    config["variant"] = "v8".into();
-
-    copy_dir(single, out);
-    let put = |bytes: &[u8]| -> (String, usize) {
-        let hex = format!("{:x}", sha2::Sha256::digest(bytes));
-        std::fs::write(out.join("blobs/sha256").join(&hex), bytes).unwrap();
-        (format!("sha256:{hex}"), bytes.len())
-    };
-    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
-    let mut arm = manifest.clone();
-    arm["config"]["digest"] = config_digest.into();
-    arm["config"]["size"] = config_size.into();
-    let (arm_digest, arm_size) = put(&serde_json::to_vec(&arm).unwrap());
-    let host = berth_host_platform();
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": host_digest,
-                "size": host_desc["size"],
-                "platform": host,
-            },
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": arm_digest,
-                "size": arm_size,
-                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
-            }
-        ]
-    });
-    let (index_digest, index_size) = put(&serde_json::to_vec(&index).unwrap());
-    let top = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": index_digest,
-            "size": index_size,
-            "annotations": {"org.opencontainers.image.ref.name": "multi"},
-        }]
-    });
-    std::fs::write(out.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
-    (host_digest, arm_digest)
-}
-
-fn berth_host_platform() -> serde_json::Value {
-    let p = ch05_images::oci::Platform::host();
-    serde_json::to_value(p).unwrap()
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -340,7 +272,13 @@ fn an_index_gives_this_platform_unless_another_is_asked_for() {
     };
     let single = s.push(&s.base.path, "berth/probe:1");
     let multi = s.source.path().join("multi");
-    let (host_digest, arm_digest) = two_platform_layout(&single, &multi);
+    let two = berth_test_support::layout::two_platform_layout(
+        &single,
+        &multi,
+        serde_json::to_value(ch05_images::oci::Platform::host()).unwrap(),
+        serde_json::json!({"org.opencontainers.image.ref.name": "multi"}),
+    );
+    let (host_digest, arm_digest) = (two.host, two.arm);
     skopeo_copy(
         &["--all"],
         &oci_ref(&multi, "multi"),

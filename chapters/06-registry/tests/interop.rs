@@ -267,82 +267,6 @@ fn podman_pulls_from_our_registry_open_and_with_tokens() {
     assert!(tokens.log().contains("GET /token?"), "{}", tokens.log());
 }
 
-/// An OCI layout holding an index of two images made from the one in
-/// `single` (an OCI layout of one image): the host's, and the same layer
-/// under a config saying linux/arm64/v8. Returns the index's digest and the
-/// two manifests' digests (host, arm64).
-fn two_platform_layout(single: &Path, out: &Path) -> (String, String, String) {
-    let read_json = |p: PathBuf| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    };
-    let blob = |d: &str| {
-        single
-            .join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
-    let index = read_json(single.join("index.json"));
-    let host = index["manifests"][0].clone();
-    let host_digest = host["digest"].as_str().unwrap().to_string();
-    let manifest = read_json(blob(&host_digest));
-    let mut config = read_json(blob(manifest["config"]["digest"].as_str().unwrap()));
-    config["architecture"] = "arm64".into();
-    config["variant"] = "v8".into();
-
-    std::fs::create_dir_all(out.join("blobs/sha256")).unwrap();
-    for entry in std::fs::read_dir(single.join("blobs/sha256")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(
-            entry.path(),
-            out.join("blobs/sha256").join(entry.file_name()),
-        )
-        .unwrap();
-    }
-    std::fs::copy(single.join("oci-layout"), out.join("oci-layout")).unwrap();
-    let put = |bytes: &[u8]| -> (String, usize) {
-        let digest = sha256(bytes);
-        let path = out
-            .join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:"));
-        std::fs::write(path, bytes).unwrap();
-        (digest, bytes.len())
-    };
-    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
-    let mut arm = manifest.clone();
-    arm["config"]["digest"] = config_digest.into();
-    arm["config"]["size"] = config_size.into();
-    let (arm_digest, arm_size) = put(&serde_json::to_vec(&arm).unwrap());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": host_digest,
-                "size": host["size"],
-                "platform": serde_json::to_value(Platform::host()).unwrap(),
-            },
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": arm_digest,
-                "size": arm_size,
-                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
-            }
-        ]
-    });
-    let (index_digest, index_size) = put(&serde_json::to_vec(&index).unwrap());
-    let top = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": OCI_INDEX,
-            "digest": index_digest,
-            "size": index_size,
-            "annotations": {"org.opencontainers.image.ref.name": "multi"},
-        }]
-    });
-    std::fs::write(out.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
-    (index_digest, host_digest, arm_digest)
-}
-
 #[test]
 fn a_two_platform_index_round_trips_and_chapter_5_picks_each_platform() {
     let test = "a_two_platform_index_round_trips_and_chapter_5_picks_each_platform";
@@ -354,7 +278,13 @@ fn a_two_platform_index_round_trips_and_chapter_5_picks_each_platform() {
     let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
     let (single, _) = oci_layout(work.path(), &borrowed);
     let multi = work.path().join("multi");
-    let (index, host, arm) = two_platform_layout(&single, &multi);
+    let two = berth_test_support::layout::two_platform_layout(
+        &single,
+        &multi,
+        serde_json::to_value(Platform::host()).unwrap(),
+        serde_json::json!({"org.opencontainers.image.ref.name": "multi"}),
+    );
+    let (index, host, arm) = (two.index, two.host, two.arm);
     let server = Server::start();
 
     // In with every platform, and out again: the same bytes under the

@@ -18,70 +18,19 @@ use ch05_images::registry::{ClientOptions, Registry};
 use ch05_images::store::Store;
 use common::*;
 
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
-/// Writes `bytes` as a blob of `layout`; returns its digest and size.
-fn put(layout: &Path, bytes: &[u8]) -> (String, usize) {
-    let digest = sha256(bytes);
-    std::fs::write(blob(layout, &digest), bytes).unwrap();
-    (digest, bytes.len())
-}
-
 /// A store holding `berth/multi:1`, an index of two images: the host's,
 /// and the same layer under a config saying linux/arm64/v8. Returns the
 /// store's directory and the digests of the host image, the arm64 image and
 /// the index.
 fn two_platform_store(work: &Path) -> (PathBuf, String, String, String) {
     let (layout, host) = oci_layout(work, &[("etc/motd", b"two platforms\n")]);
-    let manifest = json(&blob(&layout, &host));
-    let mut config = json(&blob(
+    let two = berth_test_support::layout::two_platform_layout(
         &layout,
-        manifest["config"]["digest"].as_str().unwrap(),
-    ));
-    config["architecture"] = "arm64".into();
-    config["variant"] = "v8".into();
-    let (config_digest, config_size) = put(&layout, &serde_json::to_vec(&config).unwrap());
-    let mut arm = manifest.clone();
-    arm["config"]["digest"] = config_digest.into();
-    arm["config"]["size"] = config_size.into();
-    let (arm_digest, arm_size) = put(&layout, &serde_json::to_vec(&arm).unwrap());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": host,
-                "size": std::fs::metadata(blob(&layout, &host)).unwrap().len(),
-                "platform": serde_json::to_value(Platform::host()).unwrap(),
-            },
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": arm_digest,
-                "size": arm_size,
-                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
-            }
-        ]
-    });
-    let (index_digest, index_size) = put(&layout, &serde_json::to_vec(&index).unwrap());
-    let top = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": OCI_INDEX,
-            "digest": index_digest,
-            "size": index_size,
-            "annotations": {ANNOTATION_IMAGE_NAME: "berth/multi:1"},
-        }]
-    });
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+        &layout,
+        serde_json::to_value(Platform::host()).unwrap(),
+        serde_json::json!({ANNOTATION_IMAGE_NAME: "berth/multi:1"}),
+    );
+    let (arm_digest, index_digest) = (two.arm, two.index);
 
     let root = work.join("multi-store");
     let store = Store::open(&root).unwrap();

@@ -20,6 +20,7 @@ use ch01_chroot::rootfs::{Source, mkrootfs};
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::Uid;
 
+pub mod layout;
 pub mod probe;
 pub mod registry;
 
