@@ -160,29 +160,9 @@ fn push_with_credentials_to_registries_that_require_them() {
         stderr.contains("authentication required") && stderr.contains("--password-stdin"),
         "{stderr}"
     );
-    let wrong = push_cmd(
-        &store,
-        &[
-            "--username",
-            "alice",
-            "--password-stdin",
-            "berth/test:1",
-            &dest,
-        ],
-        "nope\n",
-    );
+    let wrong = push_as(&store, "alice", "nope", "berth/test:1", &dest);
     assert_eq!(wrong.status.code(), Some(1));
-    push_stdout(&push_cmd(
-        &store,
-        &[
-            "--username",
-            "alice",
-            "--password-stdin",
-            "berth/test:1",
-            &dest,
-        ],
-        "pw1\n",
-    ));
+    push_stdout(&push_as(&store, "alice", "pw1", "berth/test:1", &dest));
     pull_back(work.path(), &dest, &digest, alice());
 
     // Debian's docker-registry with htpasswd.
@@ -198,17 +178,7 @@ fn push_with_credentials_to_registries_that_require_them() {
         return;
     };
     let dest = format!("{}/private/app:1", registry.addr);
-    push_stdout(&push_cmd(
-        &store,
-        &[
-            "--username",
-            "alice",
-            "--password-stdin",
-            "berth/test:1",
-            &dest,
-        ],
-        "pw1\n",
-    ));
+    push_stdout(&push_as(&store, "alice", "pw1", "berth/test:1", &dest));
     pull_back(work.path(), &dest, &digest, alice());
 }
 

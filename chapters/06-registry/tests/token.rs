@@ -166,17 +166,7 @@ fn tokens_are_scoped_per_repository_and_action() {
     );
     assert_eq!(stored(), Vec::<String>::new());
     // A wrong password is refused by the token server.
-    let wrong = push_cmd(
-        &store,
-        &[
-            "--username",
-            "alice",
-            "--password-stdin",
-            "berth/test:1",
-            &dest,
-        ],
-        "nope\n",
-    );
+    let wrong = push_as(&store, "alice", "nope", "berth/test:1", &dest);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&wrong.stderr).contains("wrong user name or password"),
@@ -187,17 +177,7 @@ fn tokens_are_scoped_per_repository_and_action() {
 
     // With credentials, the push goes through, with one token for the
     // repository's pull,push scope.
-    let out = push_stdout(&push_cmd(
-        &store,
-        &[
-            "--username",
-            "alice",
-            "--password-stdin",
-            "berth/test:1",
-            &dest,
-        ],
-        "pw\n",
-    ));
+    let out = push_stdout(&push_as(&store, "alice", "pw", "berth/test:1", &dest));
     assert!(
         out.ends_with(&format!(" digest: {digest} size: {}\n", {
             let t = token_of(&token(&server, &["repository:team/app:pull"], None));
@@ -409,17 +389,7 @@ fn without_anonymous_pull_only_users_pull() {
     let (store, digest) = source(work.path());
     let server = token_server(work.path(), &["--no-anonymous-pull"]);
     let dest = format!("{}/private/app:1", server.addr);
-    push_stdout(&push_cmd(
-        &store,
-        &[
-            "--username",
-            "alice",
-            "--password-stdin",
-            "berth/test:1",
-            &dest,
-        ],
-        "pw\n",
-    ));
+    push_stdout(&push_as(&store, "alice", "pw", "berth/test:1", &dest));
     assert_eq!(
         claims(&token_of(&token(
             &server,

@@ -394,6 +394,13 @@ pub fn push_cmd(store: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `push --username USER --password-stdin IMAGE DEST` with `password`
+/// on stdin.
+pub fn push_as(store: &Path, user: &str, password: &str, image: &str, dest: &str) -> Output {
+    let args = ["--username", user, "--password-stdin", image, dest];
+    push_cmd(store, &args, &format!("{password}\n"))
+}
+
 /// The stdout of a push that must have succeeded.
 pub fn push_stdout(out: &Output) -> String {
     assert!(
