@@ -10,7 +10,6 @@
 //! also point to an index (image-index.md: a multi-platform image, as
 //! `load` keeps one): [`load_image`] then reads this host's entry.
 
-use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -185,13 +184,6 @@ impl Image {
 /// (an index of indexes is legal; an endless chain is not).
 pub const MAX_INDEX_NESTING: usize = 4;
 
-fn read_blob(store: &Store, digest: &str) -> Result<Vec<u8>, ImageError> {
-    let mut bytes = Vec::new();
-    let mut file: File = store.open_blob(digest)?;
-    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io(format!("read blob {digest}")))?;
-    Ok(bytes)
-}
-
 /// Read image `name`'s manifest and config from the store. A name that
 /// points to an index (a multi-platform image, as `load` keeps them) gives
 /// the index's entry for this host's platform ([`oci::choose_platform`]).
@@ -207,7 +199,7 @@ pub fn load_image(store: &Store, name: &Reference) -> Result<Image, ImageError> 
     let mut digest = named.clone();
     let mut manifest = None;
     for _ in 0..=MAX_INDEX_NESTING {
-        match oci::parse_manifest("", &read_blob(store, &digest)?)? {
+        match oci::parse_manifest("", &store.read_blob(&digest)?)? {
             Manifest::Image(m) => {
                 manifest = Some(m);
                 break;
@@ -224,7 +216,7 @@ pub fn load_image(store: &Store, name: &Reference) -> Result<Image, ImageError> 
     }
     let manifest = manifest.ok_or_else(|| ImageError::TooDeep(full.clone()))?;
     // 2. The config, which must describe as many layers as the manifest has.
-    let bytes = read_blob(store, &manifest.config.digest)?;
+    let bytes = store.read_blob(&manifest.config.digest)?;
     let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|cause| ImageError::Json {
         what: format!("config {}", manifest.config.digest),
         cause,

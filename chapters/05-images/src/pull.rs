@@ -201,15 +201,7 @@ pub fn pull(
 // ANCHOR_END: pull
 
 fn read_config(store: &Store, digest: &str) -> Result<ImageConfig, PullError> {
-    let mut bytes = Vec::new();
-    store
-        .open_blob(digest)?
-        .read_to_end(&mut bytes)
-        .map_err(|cause| StoreError::Read {
-            digest: digest.to_string(),
-            cause,
-        })?;
-    serde_json::from_slice(&bytes).map_err(|cause| PullError::Config {
+    serde_json::from_slice(&store.read_blob(digest)?).map_err(|cause| PullError::Config {
         digest: digest.to_string(),
         cause,
     })

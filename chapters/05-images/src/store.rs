@@ -353,6 +353,19 @@ impl Store {
         })
     }
 
+    /// The whole of the blob `digest`: for manifests and configs, which
+    /// are small and read as JSON.
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut bytes)
+            .map_err(|cause| StoreError::Read {
+                digest: digest.to_string(),
+                cause,
+            })?;
+        Ok(bytes)
+    }
+
     /// Delete the blob `digest`; `Ok(false)` if it was not there.
     pub fn delete_blob(&self, digest: &str) -> Result<bool> {
         let path = self.blob_path(digest)?;
