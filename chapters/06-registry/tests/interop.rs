@@ -20,6 +20,14 @@ use ch05_images::registry::{ClientOptions, Registry};
 use ch05_images::store::Store;
 use common::*;
 
+/// [`files`] as an OCI layout of one image under `work`; its directory and
+/// manifest digest.
+fn test_layout(work: &Path) -> (PathBuf, String) {
+    let files = files();
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    oci_layout(work, &borrowed)
+}
+
 /// The files of the test image: small ones, and one big enough to need
 /// several reads and writes on each side.
 fn files() -> Vec<(&'static str, Vec<u8>)> {
@@ -54,9 +62,7 @@ fn skopeo_copies_an_image_in_and_back_out_byte_for_byte() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let files = files();
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
-    let (layout, digest) = oci_layout(work.path(), &borrowed);
+    let (layout, digest) = test_layout(work.path());
     let server = Server::start();
 
     // In: skopeo uploads with POST, PATCH (streamed) and PUT, then the manifest.
@@ -130,9 +136,7 @@ fn chapter_5_pulls_from_our_registry() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let files = files();
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
-    let (layout, digest) = oci_layout(work.path(), &borrowed);
+    let (layout, digest) = test_layout(work.path());
     let server = Server::start();
     skopeo_copy(
         &[],
@@ -150,7 +154,7 @@ fn chapter_5_pulls_from_our_registry() {
     // The layer arrived intact: its files are in the unpacked layer.
     let image = ch05_images::image::load_image(&store, &reference).unwrap();
     let layers = ch05_images::image::unpack_layers(&store, &image).unwrap();
-    for (path, bytes) in &files {
+    for (path, bytes) in &files() {
         assert_eq!(
             &std::fs::read(layers[0].join(path)).unwrap(),
             bytes,
@@ -209,9 +213,7 @@ fn podman_pulls_from_our_registry_open_and_with_tokens() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let files = files();
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
-    let (layout, digest) = oci_layout(work.path(), &borrowed);
+    let (layout, digest) = test_layout(work.path());
 
     // An open registry, and one that wants tokens (pushed to with a user,
     // pulled from anonymously).
@@ -256,7 +258,7 @@ fn podman_pulls_from_our_registry_open_and_with_tokens() {
             String::from_utf8_lossy(&inspect.stderr)
         );
         // podman unpacked our bytes.
-        for (path, bytes) in &files {
+        for (path, bytes) in &files() {
             assert_eq!(
                 podman_file(dir.path(), path).as_ref(),
                 Some(bytes),
@@ -274,9 +276,7 @@ fn a_two_platform_index_round_trips_and_chapter_5_picks_each_platform() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let files = files();
-    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
-    let (single, _) = oci_layout(work.path(), &borrowed);
+    let (single, _) = test_layout(work.path());
     let multi = work.path().join("multi");
     let two = berth_test_support::layout::two_platform_layout(
         &single,
