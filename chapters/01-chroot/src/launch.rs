@@ -27,6 +27,7 @@ use nix::unistd::Pid;
 
 use crate::chroot::chroot_into;
 use crate::error::StartError;
+use crate::fds::close_inherited_fds;
 use crate::process::{ExecFailure, ExecPlan, Process};
 use crate::start_pipe::{ChildFailure, ChildReporter, StartPipe};
 
@@ -95,22 +96,40 @@ fn child_main(
     if let Err((step, errno)) = after_chroot() {
         pipe.fail(step, b"", errno);
     }
-    // Step 3: become the command.
+    // Step 3: become the command, with no descriptor but 0, 1 and 2.
     exec_or_report(plan, pipe)
 }
 // ANCHOR_END: child_main
 
+/// How the child takes on the command's identity just before the exec. In
+/// this chapter that is [`ExecPlan::set_user`]; chapter 2 wraps it in the
+/// capability steps that must come before and after the user switch.
+pub type IdentityStep<'a> = &'a dyn Fn(&ExecPlan) -> Result<(), (&'static str, Errno)>;
+
 /// Exec `plan`; if every candidate fails, report why over the start pipe
 /// (the parent's [`explain`] turns the record into a message) and exit.
 pub fn exec_or_report(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
-    if let Err((step, errno)) = plan.enter() {
-        let detail = if step.starts_with("chdir") {
-            plan.cwd().to_bytes()
-        } else {
-            b""
-        };
-        pipe.fail(step, detail, errno);
+    exec_as_or_report(plan, pipe, &ExecPlan::set_user)
+}
+
+/// The child's last steps, with `identity` as the step that makes it the
+/// command's user. Allocation-free.
+// ANCHOR: exec_as_or_report
+pub fn exec_as_or_report(plan: &ExecPlan, pipe: &ChildReporter<'_>, identity: IdentityStep) -> ! {
+    // 1. Nothing of the engine's but stdin, stdout and stderr may reach the
+    //    command: first, so that no later step can use a leaked descriptor
+    //    either (a working directory of /proc/self/fd/7 would be outside).
+    if let Err((step, errno)) = close_inherited_fds() {
+        pipe.fail(step, b"", errno);
     }
+    // 2. The working directory, then the identity.
+    if let Err((step, errno)) = plan.enter_cwd() {
+        pipe.fail(step, plan.cwd().to_bytes(), errno);
+    }
+    if let Err((step, errno)) = identity(plan) {
+        pipe.fail(step, b"", errno);
+    }
+    // 3. Become the command.
     match plan.exec() {
         ExecFailure::NotFound => {
             pipe.fail("exec-not-found", plan.command().to_bytes(), Errno::ENOENT)
@@ -122,6 +141,7 @@ pub fn exec_or_report(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
         ExecFailure::Other(path, errno) => pipe.fail("exec", path.to_bytes(), errno),
     }
 }
+// ANCHOR_END: exec_as_or_report
 
 /// Size of the stack the child runs on until it execs. The child's steps
 /// use a few kilobytes (nix copies each path into a PATH_MAX buffer).

@@ -52,6 +52,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `... | head`: end quietly when the reader goes, as coreutils do.
+    ch01_chroot::sigpipe::die_quietly_when_stdout_closes();
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code as u8),

@@ -170,13 +170,26 @@ impl ExecPlan {
         &self.argv[0]
     }
 
-    /// The last steps before the exec: enter the working directory, then
-    /// take on the process's identity — groups first, since after setuid(2)
-    /// to a non-root user there is no right left to change them.
+    /// The paths the exec will try, in order (the command itself if it
+    /// has a slash, else each `PATH` directory's): for an init that must
+    /// say "not found" before it starts the command (chapter 7's
+    /// `berth-init`).
+    pub fn candidates(&self) -> impl Iterator<Item = &CStr> {
+        self.candidates.iter().map(CString::as_c_str)
+    }
+
+    /// Enter the working directory. Done while the child is still root of
+    /// its namespace, so a directory only root may enter still works.
     /// Allocation-free, like [`ExecPlan::exec`].
     // ANCHOR: enter
-    pub fn enter(&self) -> Result<(), (&'static str, Errno)> {
-        chdir(self.cwd.as_c_str()).map_err(|e| ("chdir to the working directory", e))?;
+    pub fn enter_cwd(&self) -> Result<(), (&'static str, Errno)> {
+        chdir(self.cwd.as_c_str()).map_err(|e| ("chdir to the working directory", e))
+    }
+
+    /// Take on the process's identity (OCI: `process.user`), groups first,
+    /// since after setuid(2) to a non-root user there is no right left to
+    /// change them. Nothing to do when no user was asked for.
+    pub fn set_user(&self) -> Result<(), (&'static str, Errno)> {
         if let Some((gid, uid, groups)) = &self.user {
             // An empty list drops the engine's supplementary groups. A user
             // namespace whose setgroups is "deny" refuses even that: fine
@@ -190,6 +203,12 @@ impl ExecPlan {
             setresuid(*uid, *uid, *uid).map_err(|e| ("setresuid to the user", e))?;
         }
         Ok(())
+    }
+
+    /// True when the command runs as someone other than root of the
+    /// container (a `process.user` with a non-zero uid).
+    pub fn changes_user(&self) -> bool {
+        self.user.as_ref().is_some_and(|(_, uid, _)| !uid.is_root())
     }
     // ANCHOR_END: enter
 

@@ -136,7 +136,9 @@ pub fn mkrootfs(target: &Path, source: Source, host_root: &Path) -> Result<Repor
     }
     result
 }
+// ANCHOR_END: mkrootfs
 
+// ANCHOR: mkrootfs_build
 fn build(target: &Path, source: Source, host_root: &Path) -> Result<Report, RootfsError> {
     let mut tree = Tree {
         host: host_root.to_path_buf(),
@@ -176,7 +178,7 @@ fn build(target: &Path, source: Source, host_root: &Path) -> Result<Report, Root
         entries,
     })
 }
-// ANCHOR_END: mkrootfs
+// ANCHOR_END: mkrootfs_build
 
 /// The first static busybox on the host, as an absolute host path.
 fn find_static_busybox(host_root: &Path) -> Option<String> {

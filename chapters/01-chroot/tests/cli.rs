@@ -215,6 +215,34 @@ fn the_escape_demo_reaches_a_host_file_that_run_cannot() {
 }
 
 #[test]
+fn no_descriptor_above_2_reaches_the_command() {
+    if !require_root("no_descriptor_above_2_reaches_the_command") {
+        return;
+    }
+    // The engine's parent left a host file open at fd 7 (`exec 7<file`).
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("host-secret");
+    std::fs::write(&secret, "only on the host\n").unwrap();
+    let mut cmd = command(Path::new(BIN));
+    cmd.args(["run", rootfs().to_str().unwrap(), "sh", "-c"])
+        .arg("cat <&7 && echo inherited");
+    berth_test_support::leak_fd(&mut cmd, std::fs::File::open(&secret).unwrap());
+    let run = Run::capture(cmd);
+    assert!(
+        !run.stdout().contains("only on the host"),
+        "the command read a descriptor it inherited: {}",
+        run.transcript()
+    );
+    assert_ne!(run.code(), Some(0), "{}", run.transcript());
+    // fds 0, 1 and 2 do pass: the same shell writes to its stdout.
+    let echo = run_in_rootfs(&["sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(
+        (echo.stdout(), echo.stderr()),
+        ("out\n".into(), "err\n".into())
+    );
+}
+
+#[test]
 fn mkrootfs_refuses_a_non_empty_directory_and_leaves_it_alone() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("keep-me"), "data").unwrap();

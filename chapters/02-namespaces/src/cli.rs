@@ -9,9 +9,11 @@ use ch01_chroot::Process;
 use clap::Args;
 use nix::unistd::{Gid, Uid};
 
+use crate::capabilities::{self, Capability, CapabilitySet, parse_capability};
 use crate::container::ContainerConfig;
 use crate::idmap::IdMapping;
 use crate::namespaces::{self, Namespace};
+use crate::security::{Security, held_capabilities};
 
 /// How the container is isolated: the namespace flags of `run`, which
 /// every later chapter's `run` keeps.
@@ -40,7 +42,90 @@ pub struct NamespaceArgs {
     /// Run CMD itself as PID 1, without the tiny init (to see why it's there).
     #[arg(long)]
     pub no_init: bool,
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
+
+/// What root in the container may do: docker's `--privileged`,
+/// `--cap-add` and `--cap-drop`.
+#[derive(Args, Default)]
+pub struct SecurityArgs {
+    /// Give the container every capability the engine holds, no masked or
+    /// read-only /proc paths, a writable /sys and no no_new_privs: root in
+    /// it is root on the host.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a capability to the default set: NET_ADMIN or CAP_NET_ADMIN, or
+    /// ALL (repeatable).
+    #[arg(long = "cap-add", value_name = "CAP", value_parser = parse_cap_arg)]
+    pub cap_add: Vec<CapArg>,
+    /// Drop a capability from the default set, or ALL (repeatable).
+    #[arg(long = "cap-drop", value_name = "CAP", value_parser = parse_cap_arg)]
+    pub cap_drop: Vec<CapArg>,
+    /// The capabilities of a container given no flag. Not a flag: chapter 2's
+    /// default (docker's set without MKNOD, since nothing here guards device
+    /// nodes) unless a later chapter that guards them says otherwise.
+    #[arg(skip)]
+    pub defaults: Option<CapabilitySet>,
+}
+
+/// One `--cap-add`/`--cap-drop` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapArg {
+    All,
+    One(Capability),
+}
+
+/// docker's spelling: any case, with or without `CAP_`, or `ALL`.
+pub fn parse_cap_arg(text: &str) -> Result<CapArg, String> {
+    if text.trim().eq_ignore_ascii_case("all") {
+        return Ok(CapArg::All);
+    }
+    parse_capability(text)
+        .map(CapArg::One)
+        .map_err(|e| e.to_string())
+}
+
+// ANCHOR: capabilities_from_flags
+impl SecurityArgs {
+    /// The restrictions these flags ask for, starting from `defaults` (the
+    /// capabilities of a container with no flags) and limited to `held`
+    /// (what the engine can give). docker's rules: `--privileged` gives all;
+    /// `--cap-add ALL` all but the dropped; `--cap-drop ALL` only the
+    /// added; otherwise drops first, then adds.
+    pub fn resolve(
+        &self,
+        defaults: CapabilitySet,
+        held: CapabilitySet,
+        sys_root: &std::path::Path,
+    ) -> anyhow::Result<Security> {
+        if self.privileged {
+            return Ok(Security::privileged(held));
+        }
+        let set = |args: &[CapArg]| {
+            args.iter()
+                .fold(CapabilitySet::EMPTY, |set, arg| match arg {
+                    CapArg::All => set.union(held),
+                    CapArg::One(cap) => set.with(*cap),
+                })
+        };
+        let (add, drop) = (set(&self.cap_add), set(&self.cap_drop));
+        let caps = if self.cap_add.contains(&CapArg::All) {
+            held.difference(drop)
+        } else if self.cap_drop.contains(&CapArg::All) {
+            add
+        } else {
+            defaults.difference(drop).union(add)
+        };
+        let missing = caps.difference(held);
+        anyhow::ensure!(
+            missing.is_empty(),
+            "--cap-add {missing}: the engine itself does not hold it, so it cannot give it to a container"
+        );
+        Ok(Security::restricted(caps, sys_root))
+    }
+}
+// ANCHOR_END: capabilities_from_flags
 
 /// What the command runs as and where: docker's `-w` and `-u`.
 #[derive(Args)]
@@ -142,6 +227,17 @@ pub fn container_config(
         process.cwd = workdir;
     }
     process.user = process_args.user;
+    // What the container may do: chapter 2's default, changed by the flags.
+    let proc_root = std::path::Path::new("/proc");
+    let in_user_ns = namespaces.contains(&Namespace::User);
+    let held = held_capabilities(proc_root, in_user_ns)?;
+    let defaults = args
+        .security
+        .defaults
+        .unwrap_or_else(capabilities::without_devices_cgroup);
+    let security = args
+        .security
+        .resolve(defaults, held, std::path::Path::new("/sys"))?;
     Ok(ContainerConfig {
         rootfs,
         process,
@@ -151,6 +247,7 @@ pub fn container_config(
         gid_mappings,
         deny_setgroups: rootless,
         init: !args.no_init,
+        security,
     })
 }
 // ANCHOR_END: container_config
@@ -184,13 +281,24 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 /// `exec PID CMD...`: run CMD in the container whose first process is PID.
 /// The container has its own hostname, so HOSTNAME is left out.
 pub fn exec_command(pid: i32, cmd: Vec<String>) -> anyhow::Result<i32> {
+    exec_command_with(pid, cmd, &|| Ok(()))
+}
+
+/// [`exec_command`] with a step the new process runs just before its exec
+/// (see [`crate::exec::exec_in_with`]).
+pub fn exec_command_with(
+    pid: i32,
+    cmd: Vec<String>,
+    before_exec: ch01_chroot::launch::ChildStep,
+) -> anyhow::Result<i32> {
     let mut process = Process::new(cmd, "", std::env::var("TERM").ok().as_deref());
     process.env.retain(|kv| !kv.starts_with("HOSTNAME="));
     let pid = nix::unistd::Pid::from_raw(pid);
-    Ok(crate::exec::exec_in(
+    Ok(crate::exec::exec_in_with(
         pid,
         &process,
         std::path::Path::new("/proc"),
+        before_exec,
     )?)
 }
 

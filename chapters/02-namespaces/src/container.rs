@@ -1,10 +1,12 @@
 //! The start sequence: the parent and the child, step by step.
 //!
 //! Parent: check the request, create the pipes, clone the child into its new
-//! namespaces (it waits), write its uid/gid maps, release it, wait for the
-//! exec, wait for the exit. Child: wait to be released, become root of its
-//! user namespace, set up the filesystem and `pivot_root`, set the hostname,
-//! bring up `lo`, then exec the command — through a tiny init at PID 1.
+//! namespaces, wait until it has shed what it will never need, write its
+//! uid/gid maps, release it, wait for the exec, wait for the exit. Child:
+//! drop the capability bounding set and set no_new_privs, wait to be
+//! released, become root of its user namespace, set up the filesystem and
+//! `pivot_root`, set the hostname, bring up `lo`, then exec the command —
+//! through a tiny init at PID 1 — with only the capabilities it was given.
 //!
 //! Errors in the child travel back over chapter 1's start pipe. If anything
 //! fails after the clone, the parent kills the child: its mounts, hostname
@@ -20,23 +22,26 @@ use std::path::{Path, PathBuf};
 
 use ch01_chroot::chroot::chroot_into;
 use ch01_chroot::launch::{
-    ChildStep, SignalForwarding, check_rootfs, exec_or_report, exit_code, explain, spawn_child,
+    ChildStep, SignalForwarding, check_rootfs, exec_as_or_report, exit_code, explain, spawn_child,
     wait_for_exit,
 };
 use ch01_chroot::process::ExecPlan;
-use ch01_chroot::start_pipe::{ChildReporter, StartPipe};
+use ch01_chroot::start_pipe::{ChildReporter, ParentListener, StartPipe};
 use ch01_chroot::{Process, StartError};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::sched::{CloneFlags, unshare};
+use nix::sys::prctl::set_dumpable;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
-use nix::unistd::{Gid, Pid, Uid, pipe2, read, sethostname, setresgid, setresuid, write};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::{Gid, Pid, Uid, read, sethostname, setresgid, setresuid, write};
 
 use crate::idmap::{self, IdMapping};
 use crate::init::{init_signals, run_as_init};
-use crate::mounts::{MountOptions, prepare_rootfs};
+use crate::masks::{BadMaskPath, Masks};
+use crate::mounts::{MountOptions, StepResult, prepare_rootfs};
 use crate::namespaces::{self, Namespace, Namespaces};
 use crate::network::bring_up_loopback;
+use crate::security::{Security, set_no_new_privs};
 
 /// Everything needed to start one container.
 #[derive(Debug, Clone)]
@@ -52,6 +57,9 @@ pub struct ContainerConfig {
     pub deny_setgroups: bool,
     /// Run a tiny init as PID 1 (only meaningful with a PID namespace).
     pub init: bool,
+    /// What root in the container may do: capabilities, no_new_privs,
+    /// masked and read-only paths ([`Security::default`] unless privileged).
+    pub security: Security,
 }
 
 /// Errors of chapter 2, on top of chapter 1's.
@@ -77,6 +85,8 @@ pub enum ContainerError {
     PivotRoot(PathBuf),
     #[error(transparent)]
     Hook(HookError),
+    #[error(transparent)]
+    Mask(#[from] BadMaskPath),
 }
 
 impl ContainerError {
@@ -88,10 +98,20 @@ impl ContainerError {
     }
 }
 
-/// A pipe the parent writes one byte into to let the child go on.
-struct GoPipe {
-    read: OwnedFd,
-    write: OwnedFd,
+/// The sync socket between parent and child (runc has one too): the child
+/// writes one byte when it has shed what it will never need ("ready"), the
+/// parent one byte when the child may go on ("go").
+struct SyncSocket {
+    parent: OwnedFd,
+    child: OwnedFd,
+}
+
+impl SyncSocket {
+    fn new() -> nix::Result<Self> {
+        let flags = SockFlag::SOCK_CLOEXEC;
+        let (parent, child) = socketpair(AddressFamily::Unix, SockType::Stream, None, flags)?;
+        Ok(SyncSocket { parent, child })
+    }
 }
 
 /// Ways for a caller to take part in the start sequence.
@@ -103,6 +123,11 @@ pub struct Hooks<'a> {
     /// namespace, just before the rootfs is set up: what must be mounted
     /// from inside (chapter 4's rootless overlay) is mounted here.
     pub before_rootfs: ChildStep<'a>,
+    /// Runs in the child, with a mount namespace only, once its new root
+    /// is `/` (after pivot_root, with /proc, /dev and /sys mounted) and
+    /// before anything else: what the caller mounts into the container's
+    /// tree goes here (chapter 3: its cgroups, read-only, at /sys/fs/cgroup).
+    pub after_rootfs: ChildStep<'a>,
     /// Runs in the parent once the child exists, with its host PID.
     pub on_start: &'a dyn Fn(Pid),
     /// Runs in the parent after the uid/gid maps are written and before the
@@ -120,6 +145,7 @@ impl Default for Hooks<'_> {
         Hooks {
             before_exec: &|| Ok(()),
             before_rootfs: &|| Ok(()),
+            after_rootfs: &|| Ok(()),
             on_start: &|_| {},
             before_release: &|_| Ok(()),
         }
@@ -142,22 +168,19 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
         return Err(ContainerError::NamespaceMissing(ns.proc_name()));
     }
     let plan = ExecPlan::new(&config.process)?;
+    let masks = Masks::new(&config.security)?;
     let rootfs = CString::new(config.rootfs.as_os_str().as_bytes())
         .map_err(|_| StartError::NulByte(config.rootfs.display().to_string()))?;
     let syscall = |call| move |errno| StartError::Syscall { call, errno };
 
-    // Step 2: the start pipe (child -> parent: "a step failed") and the go
-    // pipe (parent -> child: "your maps are written, go on").
+    // Step 2: the start pipe (child -> parent: "a step failed") and the sync
+    // socket (child -> parent: "ready"; parent -> child: "go on").
     let start = StartPipe::new().map_err(syscall("pipe2"))?;
-    let (go_read, go_write) = pipe2(OFlag::O_CLOEXEC).map_err(syscall("pipe2"))?;
-    let go = GoPipe {
-        read: go_read,
-        write: go_write,
-    };
+    let sync = SyncSocket::new().map_err(syscall("socketpair"))?;
     let _forwarding = SignalForwarding::start();
 
     // Step 3: clone into the new namespaces. No CLONE_VM/CLONE_VFORK: we
-    // have work to do while the child waits on the go pipe.
+    // have work to do while the child waits on the sync socket.
     // (Every namespace but the cgroup one: the child makes that itself.)
     let flags = namespaces::clone_flags(&config.namespaces) - CloneFlags::CLONE_NEWCGROUP;
     // The child is PID 1 from its first instruction, long before init runs:
@@ -166,14 +189,27 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     // our mask), and one sent during setup — a `docker stop` — waits for init.
     let init_mask = InitSignalsBlocked::new(config);
     let child = spawn_child(flags, &mut || {
-        child_main(config, &rootfs, &plan, &go, &start.child_end(), hooks)
+        child_main(
+            config,
+            &rootfs,
+            &plan,
+            &masks,
+            &sync,
+            &start.child_end(),
+            hooks,
+        )
     })
     .map_err(|err| clone_error(err, config))?;
     drop(init_mask);
-    drop(go.read);
+    drop(sync.child);
+
+    // Step 4: wait until the child has dropped its bounding set and set
+    // no_new_privs, so that nobody who learns its PID from now on (an
+    // `exec`, which copies them) can find it still unrestricted.
+    let start = wait_until_ready(&sync.parent, start.into_parent(), child, config)?;
     (hooks.on_start)(child);
 
-    // Step 4: the user-namespace handshake, from outside; then whatever
+    // Step 5: the user-namespace handshake, from outside; then whatever
     // the caller adds while the child still waits (chapter 3: its cgroup).
     let prepared = write_id_maps(config, child)
         .and_then(|()| (hooks.before_release)(child).map_err(ContainerError::Hook));
@@ -182,12 +218,12 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
         let _ = wait_for_exit(child);
         return Err(err);
     }
-    // Step 5: release the child.
-    let _ = write(&go.write, b"g");
-    drop(go.write);
+    // Step 6: release the child.
+    let _ = write(&sync.parent, b"g");
+    drop(sync.parent);
 
-    // Step 6: wait for the exec (EOF) or a failure report, then the exit.
-    if let Err(failure) = start.into_parent().wait_for_exec() {
+    // Step 7: wait for the exec (EOF) or a failure report, then the exit.
+    if let Err(failure) = start.wait_for_exec() {
         let _ = wait_for_exit(child);
         if failure.step.starts_with("pivot_root") && failure.errno == Errno::EINVAL {
             return Err(ContainerError::PivotRoot(config.rootfs.clone()));
@@ -198,6 +234,30 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     Ok(exit_code(status))
 }
 // ANCHOR_END: run_container
+
+/// Read the child's "ready" byte. If the socket closes first, the child
+/// failed a step: reap it and return what it reported.
+fn wait_until_ready(
+    sync: &OwnedFd,
+    start: ParentListener,
+    child: Pid,
+    config: &ContainerConfig,
+) -> Result<ParentListener, ContainerError> {
+    let mut ready = [0u8; 1];
+    if matches!(read(sync, &mut ready), Ok(1)) {
+        return Ok(start);
+    }
+    let failure = start.wait_for_exec();
+    let _ = wait_for_exit(child);
+    Err(match failure {
+        Err(failure) => explain(failure, &config.rootfs, &config.process).into(),
+        Ok(()) => StartError::Syscall {
+            call: "read the sync socket",
+            errno: Errno::EPIPE,
+        }
+        .into(),
+    })
+}
 
 /// While alive, the signals init handles are blocked in the engine (and so
 /// in a child cloned meanwhile); the old mask comes back on drop.
@@ -259,64 +319,104 @@ fn child_main(
     config: &ContainerConfig,
     rootfs: &CString,
     plan: &ExecPlan,
-    go: &GoPipe,
+    masks: &Masks,
+    sync: &SyncSocket,
     pipe: &ChildReporter<'_>,
     hooks: &Hooks,
 ) -> ! {
     let ns = &config.namespaces;
+    let security = &config.security;
     let fail = |(step, errno): (&'static str, Errno)| -> ! { pipe.fail(step, b"", errno) };
     let becomes_init = ns.contains(&Namespace::Pid) && config.init;
-    // 1. Wait until the parent has written our uid/gid maps: until then we
-    //    have no identity in our user namespace. Close our copy of the write
-    //    end first, so that EOF means the parent gave up (or died).
-    let _ = nix::unistd::close(go.write.as_raw_fd());
+    // 1. Shed for good what neither we nor the command will need (we keep
+    //    our effective capabilities until step 10), then tell the parent.
+    shed_for_good(security, sync).unwrap_or_else(|e| fail(e));
+    // 2. Wait until the parent has written our uid/gid maps: until then we
+    //    have no identity in our user namespace.
     let mut byte = [0u8; 1];
-    if !matches!(read(&go.read, &mut byte), Ok(1)) {
+    if !matches!(read(&sync.child, &mut byte), Ok(1)) {
         fail(("wait for the parent", Errno::EPIPE));
     }
-    // 2. Become root of the user namespace (uid/gid 0 inside map to the
+    // 3. From here on, processes of the container must not read our memory
+    //    or open our /proc/PID/exe: not dumpable (set only now, because the
+    //    parent had to open our uid_map, which that makes root's).
+    set_dumpable(false).unwrap_or_else(|e| fail(("prctl PR_SET_DUMPABLE", e)));
+    // 4. Become root of the user namespace (uid/gid 0 inside map to the
     //    host IDs the parent chose).
     if ns.contains(&Namespace::User) {
         become_root().unwrap_or_else(|e| fail(e));
     }
-    // 3. The cgroup namespace is made now, not at clone: its root is the
+    // 5. The cgroup namespace is made now, not at clone: its root is the
     //    cgroup we are in when it is created, and the parent may have just
     //    moved us into the container's own cgroup (chapter 3).
     if ns.contains(&Namespace::Cgroup) {
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .unwrap_or_else(|e| fail(("unshare the cgroup namespace", e)));
     }
-    // 4. The filesystem: pivot_root with a mount namespace; without one,
+    // 6. The filesystem: pivot_root with a mount namespace; without one,
     //    chapter 1's chroot (mounting /proc would change the host's tree).
-    if ns.contains(&Namespace::Mount) {
-        let opts = MountOptions {
-            in_user_ns: ns.contains(&Namespace::User),
-            new_net_ns: ns.contains(&Namespace::Network),
-            new_ipc_ns: ns.contains(&Namespace::Ipc),
-        };
-        (hooks.before_rootfs)().unwrap_or_else(|e| fail(e));
-        prepare_rootfs(rootfs, opts).unwrap_or_else(|e| fail(e));
-    } else {
-        chroot_into(rootfs).unwrap_or_else(|e| fail(e));
-    }
-    // 5. The hostname, in our own UTS namespace only.
+    set_up_filesystem(config, rootfs, masks, hooks).unwrap_or_else(|e| fail(e));
+    // 7. The hostname, in our own UTS namespace only.
     if ns.contains(&Namespace::Uts) {
         sethostname(&config.hostname).unwrap_or_else(|e| fail(("sethostname", e)));
     }
-    // 6. A network namespace starts with lo down.
+    // 8. A network namespace starts with lo down.
     if ns.contains(&Namespace::Network) {
         bring_up_loopback().unwrap_or_else(|e| fail(e));
     }
-    // 7. Whatever the caller adds (the escape demonstration tries here).
+    // 9. Whatever the caller adds (the escape demonstration tries here).
     (hooks.before_exec)().unwrap_or_else(|e| fail(e));
-    // 8. Exec the command: as the child of a tiny init when we are PID 1.
+    // 10. Exec the command (as the child of a tiny init when we are PID 1),
+    //     becoming its user with only the capabilities it was given.
+    let caps = &security.capabilities;
+    let identity = |plan: &ExecPlan| caps.apply(&|| plan.set_user());
     if becomes_init {
-        run_as_init(plan, pipe)
+        run_as_init(plan, pipe, &identity)
     } else {
-        exec_or_report(plan, pipe)
+        exec_as_or_report(plan, pipe, &identity)
     }
 }
 // ANCHOR_END: child_main
+
+/// The child's first step: drop the capabilities outside the bounding set and
+/// set no_new_privs, then say "ready" over the sync socket (our copy of the
+/// parent's end closed first, so that EOF there means the parent gave up).
+fn shed_for_good(security: &Security, sync: &SyncSocket) -> StepResult {
+    let _ = nix::unistd::close(sync.parent.as_raw_fd());
+    security.capabilities.drop_bounding()?;
+    if security.no_new_privileges {
+        set_no_new_privs()?;
+    }
+    match write(&sync.child, b"r") {
+        Ok(1) => Ok(()),
+        _ => Err(("tell the parent we are ready", Errno::EPIPE)),
+    }
+}
+
+/// pivot_root into the rootfs with /proc, /dev, /sys and the masks, when
+/// there is a mount namespace; chapter 1's chroot otherwise.
+fn set_up_filesystem(
+    config: &ContainerConfig,
+    rootfs: &CString,
+    masks: &Masks,
+    hooks: &Hooks,
+) -> StepResult {
+    let ns = &config.namespaces;
+    if !ns.contains(&Namespace::Mount) {
+        return chroot_into(rootfs);
+    }
+    let opts = MountOptions {
+        in_user_ns: ns.contains(&Namespace::User),
+        new_net_ns: ns.contains(&Namespace::Network),
+        new_ipc_ns: ns.contains(&Namespace::Ipc),
+        readonly_sys: config.security.readonly_sys,
+    };
+    (hooks.before_rootfs)()?;
+    prepare_rootfs(rootfs, opts, masks)?;
+    // What the caller mounts inside the new root (chapter 3: its read-only
+    // /sys/fs/cgroup), after /sys exists and before the command can see it.
+    (hooks.after_rootfs)()
+}
 
 /// `setresgid(0,0,0)` and `setresuid(0,0,0)` inside the user namespace,
 /// dropping the host's supplementary groups where that is allowed.

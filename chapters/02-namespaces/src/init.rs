@@ -22,11 +22,13 @@ use std::mem::MaybeUninit;
 
 use ch01_chroot::error::EXIT_ENGINE;
 use ch01_chroot::exit_code;
-use ch01_chroot::launch::exec_or_report;
+use ch01_chroot::fds::FIRST_INHERITED;
+use ch01_chroot::launch::{IdentityStep, exec_as_or_report};
 use ch01_chroot::process::ExecPlan;
 use ch01_chroot::start_pipe::ChildReporter;
 use nix::errno::Errno;
 use nix::libc;
+use nix::sys::resource::{Resource, getrlimit};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::signal::{kill, sigaction, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -66,9 +68,10 @@ const FORWARDED: [Signal; 17] = [
 /// Call it in the container's first process, where the start sequence would
 /// otherwise exec: setup failures before the command starts are reported
 /// over `pipe`, like any other step's, and the command's own exec reports
-/// through it too.
+/// through it too. `identity` is what the command's process does just
+/// before its exec (its user and capabilities).
 // ANCHOR: run_as_init
-pub fn run_as_init(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
+pub fn run_as_init(plan: &ExecPlan, pipe: &ChildReporter<'_>, identity: IdentityStep) -> ! {
     // Step 1: have our children's deaths reported. An "ignore SIGCHLD"
     // inherited from whoever started us would make the kernel reap them
     // itself (wait(2), "NOTES"), and the command's exit status would be lost.
@@ -97,7 +100,7 @@ pub fn run_as_init(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
     let command = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             restore_signals_for_exec(pipe);
-            exec_or_report(plan, pipe)
+            exec_as_or_report(plan, pipe, identity)
         }
         Ok(ForkResult::Parent { child }) => child,
         Err(errno) => pipe.fail("fork", b"", errno),
@@ -105,16 +108,27 @@ pub fn run_as_init(plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
 
     // Step 4: close our copy of the start pipe. Init never execs, so its
     // close-on-exec never fires; the engine sees end-of-file only when the
-    // command's exec has closed the last other copy.
+    // command's exec has closed the last other copy. And since it never
+    // execs, close every other descriptor above 2 it inherited, too.
     let _ = close(pipe.raw_fd());
+    close_inherited();
+    // Step 5: init is a copy of the engine, running inside the container
+    // for the container's whole life: keep nothing but CAP_KILL, to pass
+    // signals on to a command that may run as another user.
+    if let Err((step, errno)) = keep_only_kill() {
+        // The command runs already: stop it with us rather than leave a
+        // privileged init behind it.
+        let _ = kill(command, Signal::SIGKILL);
+        pipe.fail(step, b"", errno);
+    }
 
-    // Step 5: take signals one at a time, for as long as the command lives.
+    // Step 6: take signals one at a time, for as long as the command lives.
     loop {
         let (signal, sent_by_kernel) = wait_for_signal(&handled);
         match signal {
             Signal::SIGCHLD => {
                 if let Some(code) = reap_zombies(command) {
-                    // Step 6: the command is gone, and so is every zombie
+                    // Step 7: the command is gone, and so is every zombie
                     // that was waiting: exit with its status. Processes
                     // still running die with us: when a namespace's init
                     // exits, the kernel SIGKILLs the rest of it.
@@ -205,6 +219,36 @@ fn restore_signals_for_exec(pipe: &ChildReporter<'_>) {
     }
 }
 
+/// Close every descriptor from 3 up (init never execs, so close-on-exec
+/// marks would never take effect).
+fn close_inherited() {
+    // SAFETY: close_range(2) closes only this process's own descriptors;
+    // init holds none it still needs (its start pipe copy is closed).
+    let closed =
+        unsafe { libc::syscall(libc::SYS_close_range, FIRST_INHERITED, libc::c_uint::MAX, 0) };
+    if closed != 0 {
+        // Before Linux 5.9: one by one, up to the descriptor limit.
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((0, 1024));
+        let last = hard.min(libc::c_int::MAX as u64) as libc::c_int;
+        for fd in FIRST_INHERITED as libc::c_int..last {
+            let _ = close(fd);
+        }
+    }
+}
+
+/// Init's own capabilities: CAP_KILL in the effective and permitted sets,
+/// nothing else (the bounding set is the container's already, and init
+/// keeps uid 0).
+fn keep_only_kill() -> Result<(), (&'static str, Errno)> {
+    use crate::capabilities::{Capability, CapabilitySet, LinuxCapabilities};
+    // Only lower: an engine started without CAP_KILL (rootless tests of
+    // init itself) keeps nothing.
+    let held = crate::capabilities::permitted_now().map_err(|e| ("capget", e))?;
+    let kill_only = CapabilitySet::EMPTY.with(Capability::CAP_KILL);
+    let keep = CapabilitySet::from_bits(kill_only.bits() & held.bits());
+    LinuxCapabilities::root_with(keep).set_process_sets()
+}
+
 /// SIGCHLD and the signals init passes on. The engine blocks them before it
 /// clones the child that becomes init (see `container::run_container_with`).
 pub fn init_signals() -> SigSet {
@@ -273,7 +317,7 @@ mod tests {
                     {
                         exit_now(98);
                     }
-                    run_as_init(&plan, &pipe.child_end())
+                    run_as_init(&plan, &pipe.child_end(), &ExecPlan::set_user)
                 }
                 ForkResult::Parent { child } => Init {
                     pid: child,
@@ -311,7 +355,7 @@ mod tests {
         let pipe = StartPipe::new().unwrap();
         // SAFETY: as in `Init::start`.
         let pid = match unsafe { fork() }.unwrap() {
-            ForkResult::Child => run_as_init(&plan, &pipe.child_end()),
+            ForkResult::Child => run_as_init(&plan, &pipe.child_end(), &ExecPlan::set_user),
             ForkResult::Parent { child } => child,
         };
         let failure = pipe.into_parent().wait_for_exec().unwrap_err();

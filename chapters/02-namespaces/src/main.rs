@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use ch01_chroot::escape;
 use ch02_namespaces::cli::{self, RunArgs, container_config};
 use ch02_namespaces::container::{Hooks, run_container_with};
+use ch02_namespaces::sealed_exe;
 use clap::{Parser, Subcommand};
 
 /// Chapter 2 of Berth: a container is a process in its own namespaces.
@@ -43,6 +44,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `... | head`: end quietly when the reader goes, as coreutils do.
+    ch01_chroot::sigpipe::die_quietly_when_stdout_closes();
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code as u8),
@@ -55,6 +58,10 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(command: Command) -> anyhow::Result<i32> {
+    // Before a container exists: run from a binary it cannot write.
+    if !matches!(command, Command::Mkrootfs(_)) {
+        sealed_exe::ensure_sealed()?;
+    }
     match command {
         Command::Run(args) => run(args, &|| Ok(())),
         Command::Escape { run: args } => run(args, &escape::break_out_of_chroot),

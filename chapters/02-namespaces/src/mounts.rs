@@ -10,21 +10,29 @@
 //! behind a changed root directory, as with chroot — it is gone from the
 //! namespace, and chapter 1's escape finds nothing to climb to.
 //!
-//! Every step here runs in the child. The child first `chdir`s into the
-//! rootfs, so every path below is a fixed relative string: no allocation.
+//! Every step here runs in the child and allocates nothing. Each mount
+//! point is looked up inside the rootfs first ([`crate::in_root`]): missing
+//! ones are made (a scratch image has no `/proc`), symlinks are refused, and
+//! the mount goes onto the descriptor found, so that it cannot land outside
+//! the rootfs. Then [`crate::masks`] covers what `/proc` and `/sys` must not
+//! show.
 //!
 //! Man pages: mount_namespaces(7), mount(2), pivot_root(2), umount(2),
 //! proc(5), sysfs(5), tmpfs(5), devpts (Documentation/filesystems/devpts.rst),
 //! mknod(2), makedev(3).
 
 use std::ffi::CStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::AT_FDCWD;
-use nix::fcntl::{OFlag, open};
+use nix::fcntl::{OFlag, open, openat};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, makedev, mknod};
-use nix::unistd::{chdir, mkdir, pivot_root, symlinkat};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, makedev, mkdirat, mknodat};
+use nix::sys::statfs::{TMPFS_MAGIC, fstatfs};
+use nix::unistd::{chdir, pivot_root, symlinkat};
+
+use crate::in_root::{ProcFdPath, Symlinks, mount_point, open_in_root};
+use crate::masks::{Masks, apply_masks};
 
 /// A failed step: its name and errno (sent to the parent over the pipe).
 pub type StepResult = Result<(), (&'static str, Errno)>;
@@ -40,27 +48,29 @@ pub struct MountOptions {
     pub new_net_ns: bool,
     /// In a new IPC namespace: mount its POSIX message queue filesystem.
     pub new_ipc_ns: bool,
+    /// Mount /sys read-only (everything but `--privileged`).
+    pub readonly_sys: bool,
 }
 
 /// The character devices every container gets (name, major, minor): the
 /// set the OCI runtime spec requires.
 const DEVICES: [(&CStr, &CStr, u64, u64); 6] = [
-    (c"dev/null", c"/dev/null", 1, 3),
-    (c"dev/zero", c"/dev/zero", 1, 5),
-    (c"dev/full", c"/dev/full", 1, 7),
-    (c"dev/random", c"/dev/random", 1, 8),
-    (c"dev/urandom", c"/dev/urandom", 1, 9),
-    (c"dev/tty", c"/dev/tty", 5, 0),
+    (c"null", c"/dev/null", 1, 3),
+    (c"zero", c"/dev/zero", 1, 5),
+    (c"full", c"/dev/full", 1, 7),
+    (c"random", c"/dev/random", 1, 8),
+    (c"urandom", c"/dev/urandom", 1, 9),
+    (c"tty", c"/dev/tty", 5, 0),
 ];
 
 /// Set up the rootfs at `rootfs` and make it `/`, in this order.
 // ANCHOR: prepare_rootfs
-pub fn prepare_rootfs(rootfs: &CStr, opts: MountOptions) -> StepResult {
+pub fn prepare_rootfs(rootfs: &CStr, opts: MountOptions, masks: &Masks) -> StepResult {
     // 1. Stop mount events flowing between host and container, both ways,
     //    before we mount anything.
     make_mounts_private()?;
     // 2. pivot_root needs the new root to be a mount point: bind the rootfs
-    //    onto itself. From here on, work relative to it.
+    //    onto itself. From here on, every path is looked up under `root`.
     mount(
         Some(rootfs),
         rootfs,
@@ -70,14 +80,24 @@ pub fn prepare_rootfs(rootfs: &CStr, opts: MountOptions) -> StepResult {
     )
     .map_err(|e| ("bind-mount the rootfs onto itself", e))?;
     chdir(rootfs).map_err(|e| ("chdir to the rootfs", e))?;
+    let root = open(
+        ".",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ("open the rootfs", e))?;
+    let root = root.as_fd();
     // 3. A /proc for the new PID namespace: ps and /proc/self now show the
     //    container's processes only.
-    mount_proc()?;
+    mount_proc(root)?;
     // 4. /dev: a small tmpfs with the standard devices, not the host's /dev.
-    mount_dev(opts)?;
+    mount_dev(root, opts)?;
     // 5. /sys, read-only: the container may look, not touch.
-    mount_sys(opts)?;
-    // 6. Swap roots and drop the host's tree from this namespace.
+    mount_sys(root, opts)?;
+    // 6. Hide what /proc and /sys must not show, and freeze what they must
+    //    not change.
+    apply_masks(root, masks)?;
+    // 7. Swap roots and drop the host's tree from this namespace.
     pivot_into_cwd()
 }
 // ANCHOR_END: prepare_rootfs
@@ -88,143 +108,227 @@ pub fn make_mounts_private() -> StepResult {
         .map_err(|e| ("make mounts private (mount --make-rprivate /)", e))
 }
 
-/// Mount a proc filesystem on `proc`.
-pub fn mount_proc() -> StepResult {
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), "proc", Some("proc"), flags, NONE).map_err(|e| ("mount /proc", e))
+/// The mount point `name` at the top of `root`, made if missing, with a
+/// message naming it if it is a symlink or not a directory.
+fn mount_point_or_fail(
+    root: BorrowedFd,
+    name: &CStr,
+    step: &'static str,
+) -> Result<OwnedFd, (&'static str, Errno)> {
+    mount_point(root, name).map_err(|e| (step, e))
 }
 
-/// A tmpfs on `dev` with the standard devices, /dev/pts, /dev/shm and the
-/// fd links.
+/// Mount a proc filesystem on the rootfs's `/proc`.
+pub fn mount_proc(root: BorrowedFd) -> StepResult {
+    let proc = mount_point_or_fail(
+        root,
+        c"proc",
+        "mount /proc: find /proc in the rootfs (it must be a directory, not a symlink)",
+    )?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let on = ProcFdPath::of(&proc);
+    mount(Some("proc"), on.as_cstr(), Some("proc"), flags, NONE).map_err(|e| ("mount /proc", e))
+}
+
+/// A tmpfs on the rootfs's `/dev` with the standard devices, /dev/pts,
+/// /dev/shm and the fd links.
 // ANCHOR: mount_dev
-pub fn mount_dev(opts: MountOptions) -> StepResult {
+pub fn mount_dev(root: BorrowedFd, opts: MountOptions) -> StepResult {
+    let mount_point = mount_point_or_fail(
+        root,
+        c"dev",
+        "mount /dev: find /dev in the rootfs (it must be a directory, not a symlink)",
+    )?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+    let on = ProcFdPath::of(&mount_point);
     mount(
         Some("tmpfs"),
-        "dev",
+        on.as_cstr(),
         Some("tmpfs"),
         flags,
         Some("mode=755,size=65536k"),
     )
     .map_err(|e| ("mount /dev", e))?;
-    for (path, host_path, major, minor) in DEVICES {
-        make_device(path, host_path, makedev(major, minor), opts.in_user_ns)?;
+    // Everything below is made in that tmpfs, through a descriptor of it.
+    let dev = open_new_tmpfs(root, c"dev")?;
+    let dev = dev.as_fd();
+    for (name, host_path, major, minor) in DEVICES {
+        make_device(dev, name, host_path, makedev(major, minor), opts.in_user_ns)?;
     }
     // A private devpts instance: the container's terminals, not the host's.
-    mkdir("dev/pts", Mode::from_bits_truncate(0o755)).map_err(|e| ("mkdir /dev/pts", e))?;
     let pts = if opts.in_user_ns {
         "newinstance,ptmxmode=0666,mode=0620"
     } else {
         "newinstance,ptmxmode=0666,mode=0620,gid=5"
     };
-    mount(
-        Some("devpts"),
-        "dev/pts",
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+    let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    mount_in(
+        dev,
+        c"pts",
+        0o755,
+        "devpts",
+        pts_flags,
         Some(pts),
-    )
-    .map_err(|e| ("mount /dev/pts", e))?;
-    symlink("pts/ptmx", c"dev/ptmx")?;
+        "mount /dev/pts",
+    )?;
+    symlink(dev, "pts/ptmx", c"ptmx")?;
     // Shared memory for POSIX shm_open(3), private to the container.
-    mkdir("dev/shm", Mode::from_bits_truncate(0o1777)).map_err(|e| ("mkdir /dev/shm", e))?;
     let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(
-        Some("shm"),
-        "dev/shm",
-        Some("tmpfs"),
+    let shm = Some("mode=1777,size=65536k");
+    mount_in(
+        dev,
+        c"shm",
+        0o1777,
+        "tmpfs",
         shm_flags,
-        Some("mode=1777,size=65536k"),
-    )
-    .map_err(|e| ("mount /dev/shm", e))?;
+        shm,
+        "mount /dev/shm",
+    )?;
     if opts.new_ipc_ns {
         // POSIX message queues belong to the IPC namespace that mounts them.
-        mkdir("dev/mqueue", Mode::from_bits_truncate(0o755))
-            .map_err(|e| ("mkdir /dev/mqueue", e))?;
-        mount(
-            Some("mqueue"),
-            "dev/mqueue",
-            Some("mqueue"),
+        mount_in(
+            dev,
+            c"mqueue",
+            0o755,
+            "mqueue",
             shm_flags,
-            NONE,
-        )
-        .map_err(|e| ("mount /dev/mqueue", e))?;
+            None,
+            "mount /dev/mqueue",
+        )?;
     }
     for (target, link) in [
-        ("/proc/self/fd", c"dev/fd"),
-        ("/proc/self/fd/0", c"dev/stdin"),
-        ("/proc/self/fd/1", c"dev/stdout"),
-        ("/proc/self/fd/2", c"dev/stderr"),
+        ("/proc/self/fd", c"fd"),
+        ("/proc/self/fd/0", c"stdin"),
+        ("/proc/self/fd/1", c"stdout"),
+        ("/proc/self/fd/2", c"stderr"),
     ] {
-        symlink(target, link)?;
+        symlink(dev, target, link)?;
     }
     Ok(())
 }
 // ANCHOR_END: mount_dev
 
-/// Create one device node. In a user namespace mknod(2) is refused (a
-/// device node would bypass every permission check), so bind-mount the
+/// `name` under `root`, which we have just mounted a tmpfs on: open it again
+/// (symlinks refused) and check it is that tmpfs, not something swapped in.
+fn open_new_tmpfs(root: BorrowedFd, name: &CStr) -> Result<OwnedFd, (&'static str, Errno)> {
+    let step = "open the new /dev";
+    let fd = open_in_root(root, name, Symlinks::Refuse).map_err(|e| (step, e))?;
+    let fs = fstatfs(fd.as_fd()).map_err(|e| (step, e))?;
+    if fs.filesystem_type() != TMPFS_MAGIC {
+        return Err((
+            "open the new /dev: not the tmpfs just mounted",
+            Errno::EXDEV,
+        ));
+    }
+    Ok(fd)
+}
+
+/// Make the directory `name` in `dir` and mount a `fstype` there.
+fn mount_in(
+    dir: BorrowedFd,
+    name: &CStr,
+    mode: u32,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+    step: &'static str,
+) -> StepResult {
+    mkdirat(dir, name, Mode::from_bits_truncate(mode)).map_err(|e| (step, e))?;
+    // mkdir(2) applies the umask: set the mode asked for.
+    fchmodat(
+        dir,
+        name,
+        Mode::from_bits_truncate(mode),
+        FchmodatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| (step, e))?;
+    let target = openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| (step, e))?;
+    let on = ProcFdPath::of(&target);
+    mount(Some(fstype), on.as_cstr(), Some(fstype), flags, data).map_err(|e| (step, e))
+}
+
+/// Create one device node in `dev`. In a user namespace mknod(2) is refused
+/// (a device node would bypass every permission check), so bind-mount the
 /// host's node onto an empty file instead, as rootless engines do.
 // ANCHOR: make_device
-fn make_device(path: &CStr, host_path: &CStr, dev: u64, in_user_ns: bool) -> StepResult {
+fn make_device(
+    dev: BorrowedFd,
+    name: &CStr,
+    host_path: &CStr,
+    rdev: u64,
+    in_user_ns: bool,
+) -> StepResult {
     let mode = Mode::from_bits_truncate(0o666);
     if !in_user_ns {
-        match mknod(path, SFlag::S_IFCHR, mode, dev) {
+        match mknodat(dev, name, SFlag::S_IFCHR, mode, rdev) {
             // mknod(2) applies the umask: set the mode the devices need.
             Ok(()) => {
-                return fchmodat(AT_FDCWD, path, mode, FchmodatFlags::FollowSymlink)
+                return fchmodat(dev, name, mode, FchmodatFlags::NoFollowSymlink)
                     .map_err(|e| ("chmod a device in /dev", e));
             }
             Err(Errno::EPERM) => {} // e.g. a device cgroup: fall back to a bind mount
             Err(e) => return Err(("mknod a device in /dev", e)),
         }
     }
-    let fd = open(
-        path,
-        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+    let placeholder = openat(
+        dev,
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         mode,
     )
     .map_err(|e| ("create a device placeholder in /dev", e))?;
-    drop(fd);
-    mount(Some(host_path), path, NONE, MsFlags::MS_BIND, NONE)
+    let on = ProcFdPath::of(&placeholder);
+    mount(Some(host_path), on.as_cstr(), NONE, MsFlags::MS_BIND, NONE)
         .map_err(|e| ("bind-mount a host device into /dev", e))
 }
 // ANCHOR_END: make_device
 
-fn symlink(target: &str, link: &CStr) -> StepResult {
-    symlinkat(target, nix::fcntl::AT_FDCWD, link).map_err(|e| ("symlink in /dev", e))
+fn symlink(dir: BorrowedFd, target: &str, link: &CStr) -> StepResult {
+    symlinkat(target, dir, link).map_err(|e| ("symlink in /dev", e))
 }
 
-/// Mount sysfs read-only on `sys`. Its network part shows the network
-/// namespace of whoever mounts it, so it is mounted afresh when the
-/// container has its own; otherwise (and where a user namespace may not
-/// mount sysfs) the host's /sys is bind-mounted read-only.
+/// Mount sysfs on the rootfs's `/sys`, read-only unless privileged. Its
+/// network part shows the network namespace of whoever mounts it, so it is
+/// mounted afresh when the container has its own; otherwise (and where a
+/// user namespace may not mount sysfs) the host's /sys is bind-mounted.
 // ANCHOR: mount_sys
-pub fn mount_sys(opts: MountOptions) -> StepResult {
-    let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+pub fn mount_sys(root: BorrowedFd, opts: MountOptions) -> StepResult {
+    let sys = mount_point_or_fail(
+        root,
+        c"sys",
+        "mount /sys: find /sys in the rootfs (it must be a directory, not a symlink)",
+    )?;
+    let on = ProcFdPath::of(&sys);
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if opts.readonly_sys {
+        flags |= MsFlags::MS_RDONLY;
+    }
     if opts.new_net_ns || !opts.in_user_ns {
-        match mount(Some("sysfs"), "sys", Some("sysfs"), ro, NONE) {
+        match mount(Some("sysfs"), on.as_cstr(), Some("sysfs"), flags, NONE) {
             Ok(()) => return Ok(()),
             Err(Errno::EPERM) if opts.in_user_ns => {}
             Err(e) => return Err(("mount /sys", e)),
         }
     }
-    mount(
-        Some("/sys"),
-        "sys",
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    )
-    .map_err(|e| ("bind-mount /sys", e))?;
+    let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some("/sys"), on.as_cstr(), NONE, bind, NONE).map_err(|e| ("bind-mount /sys", e))?;
+    // The remount must name the new bind mount: look /sys up again.
+    let bound = mount_point_or_fail(root, c"sys", "bind-mount /sys")?;
+    let on = ProcFdPath::of(&bound);
     mount(
         NONE,
-        "sys",
+        on.as_cstr(),
         NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
         NONE,
     )
-    .map_err(|e| ("remount /sys read-only", e))
+    .map_err(|e| ("remount /sys", e))
 }
 // ANCHOR_END: mount_sys
 

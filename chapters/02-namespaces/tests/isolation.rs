@@ -137,7 +137,16 @@ fn a_mount_made_inside_is_invisible_on_the_host() {
     // As root, and rootless in a user namespace when run as a normal user.
     let r = probe_rootfs();
     let script = "mount -t tmpfs scratch /tmp && touch /tmp/made-inside && grep -c scratch /proc/self/mounts";
-    let run = ch02(&["run", r.path.to_str().unwrap(), "sh", "-c", script]);
+    // Mounting needs CAP_SYS_ADMIN, which a container lacks by default.
+    let run = ch02(&[
+        "run",
+        "--cap-add",
+        "SYS_ADMIN",
+        r.path.to_str().unwrap(),
+        "sh",
+        "-c",
+        script,
+    ]);
     assert_eq!(run.stdout(), "1\n", "{}", run.transcript());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
@@ -322,6 +331,8 @@ fn exec_joins_the_running_container() {
         "run",
         "--hostname",
         "execbox",
+        "--cap-add",
+        "SYS_ADMIN",
         r.path.to_str().unwrap(),
         "sh",
         "-c",
@@ -529,4 +540,160 @@ fn workdir_and_user_apply_to_the_command() {
         "{}",
         nobody.transcript()
     );
+}
+
+/// The probe's answer for root in a container: capabilities, no_new_privs,
+/// a mount and a /proc/sys file opened for writing (nothing is written).
+const RESTRICTIONS: [&str; 6] = [
+    "capabilities",
+    "no_new_privs",
+    "mount",
+    "/tmp",
+    "write",
+    "/proc/sys/kernel/core_pattern",
+];
+
+#[test]
+fn root_in_a_container_is_not_root_on_the_host() {
+    if !require_root("root_in_a_container_is_not_root_on_the_host") {
+        return;
+    }
+    let r = probe_rootfs();
+    let default = probe(&r.path, &[], &RESTRICTIONS);
+    assert_eq!(default.code(), Some(0), "{}", default.transcript());
+    let out = default.stdout();
+    let want = ch02_namespaces::capabilities::without_devices_cgroup().to_string();
+    assert_eq!(
+        line(&out, "capabilities: eff"),
+        format!("capabilities: eff {want}")
+    );
+    assert_eq!(line(&out, "mount /tmp:"), "mount /tmp: EPERM");
+    assert_eq!(
+        line(&out, "write /proc/sys/kernel/core_pattern:"),
+        "write /proc/sys/kernel/core_pattern: EROFS"
+    );
+    snapshot!("ch02_restricted", default);
+
+    // --privileged: every capability the engine holds (named below as the
+    // filter does), no no_new_privs, mounts and /proc/sys writable.
+    let privileged = probe(&r.path, &["--privileged"], &RESTRICTIONS);
+    assert_eq!(privileged.code(), Some(0), "{}", privileged.transcript());
+    let host = Run::new(berth_test_support::probe::probe_binary(), ["capabilities"]).stdout();
+    let held = line(&host, "capabilities: prm ").trim_start_matches("capabilities: prm ");
+    let out = privileged.stdout();
+    assert_eq!(
+        line(&out, "capabilities: eff"),
+        format!("capabilities: eff {held}")
+    );
+    assert_eq!(line(&out, "mount /tmp:"), "mount /tmp: ok");
+    let mut s = settings();
+    s.add_filter(
+        &berth_test_support::regex_escape(held),
+        "[EVERY CAPABILITY THE ENGINE HOLDS]",
+    );
+    s.bind(|| insta::assert_snapshot!("ch02_privileged", privileged.transcript()));
+
+    // docker's --cap-add and --cap-drop, with or without CAP_.
+    let tweaked = probe(
+        &r.path,
+        &[
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "cap_net_bind_service",
+            "--cap-add",
+            "KILL",
+        ],
+        &["capabilities"],
+    );
+    assert_eq!(
+        line(&tweaked.stdout(), "capabilities: eff"),
+        "capabilities: eff KILL,NET_BIND_SERVICE",
+        "{}",
+        tweaked.transcript()
+    );
+    let bad = ch02(&["run", "--cap-add", "SYS_WIZARD", "/", "true"]);
+    assert_eq!(bad.code(), Some(2), "{}", bad.transcript());
+    assert!(
+        bad.stderr().contains("\"SYS_WIZARD\": not a capability"),
+        "{}",
+        bad.transcript()
+    );
+}
+
+#[test]
+fn a_scratch_image_without_proc_dev_or_sys_runs() {
+    if !require_root("a_scratch_image_without_proc_dev_or_sys_runs") {
+        return;
+    }
+    // One static binary, nothing else: the mount points are made, as runc
+    // makes them.
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = tmp.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    berth_test_support::probe::install_probe(&rootfs);
+    let run = probe(
+        &rootfs,
+        &[],
+        &["pid", "read", "/proc/self/comm", "read", "/dev/null"],
+    );
+    assert_eq!(
+        run.stdout(),
+        "pid: 2\nread /proc/self/comm: ok berth-probe\nread /dev/null: ok\n",
+        "{}",
+        run.transcript()
+    );
+    for dir in ["proc", "dev", "sys"] {
+        assert!(rootfs.join(dir).is_dir(), "{dir} was made");
+    }
+}
+
+#[test]
+fn mount_points_that_are_symlinks_to_the_host_are_refused() {
+    if !require_root("mount_points_that_are_symlinks_to_the_host_are_refused") {
+        return;
+    }
+    // The image points /proc (then /dev, /sys) at a host directory, by an
+    // absolute link and by one that climbs out with "..".
+    let host = tempfile::tempdir().unwrap();
+    let target = host.path().join("host-dir");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("keep"), "host file\n").unwrap();
+    let climb = format!("../../../../../../../..{}", target.display());
+    for (dir, link) in [
+        ("proc", target.to_str().unwrap()),
+        ("dev", target.to_str().unwrap()),
+        ("sys", climb.as_str()),
+    ] {
+        let r = probe_rootfs();
+        let path = r.path.join(dir);
+        std::fs::remove_dir(&path).unwrap();
+        std::os::unix::fs::symlink(link, &path).unwrap();
+        let run = probe(&r.path, &[], &["pid"]);
+        assert_eq!(run.code(), Some(125), "{}", run.transcript());
+        assert!(
+            run.stderr()
+                .contains(&format!("mount /{dir}: find /{dir} in the rootfs"))
+                && run.stderr().contains("ELOOP"),
+            "{}",
+            run.transcript()
+        );
+        assert!(
+            run.stdout().is_empty(),
+            "the container ran: {}",
+            run.transcript()
+        );
+        if dir == "proc" {
+            snapshot!("ch02_error_proc_symlink", run);
+        }
+        // The host directory is as it was, with nothing mounted on it.
+        let entries: Vec<_> = std::fs::read_dir(&target)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(entries, ["keep"]);
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(target.to_str().unwrap()), "{mounts}");
+    }
 }

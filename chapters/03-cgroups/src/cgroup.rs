@@ -32,8 +32,10 @@ use std::time::Duration;
 
 use nix::unistd::{Pid, Uid};
 
+use crate::cgroupfs;
 use crate::detect::Layout;
 use crate::error::CgroupError;
+use crate::mapping::V1_CONTROLLERS;
 use crate::resources::LinuxResources;
 use crate::size::format_size;
 use crate::v1::V1Cgroup;
@@ -199,6 +201,68 @@ impl Cgroup {
         })
     }
 
+    /// The cgroup process `pid` is in (a container's first process: its
+    /// cgroup, for `exec`), from `proc_root/PID/cgroup`. On v1, its
+    /// directory in each hierarchy a container's cgroup is made in.
+    /// Opened, not owned: dropping it leaves it alone.
+    // ANCHOR: of_process
+    pub fn of_process(layout: &Layout, proc_root: &Path, pid: Pid) -> Result<Cgroup, CgroupError> {
+        let file = proc_root.join(pid.to_string()).join("cgroup");
+        let lines = parse_proc_cgroup(&cgroupfs::read(&file)?);
+        // A path is relative to our cgroup namespace's root, which is the
+        // root of our cgroupfs mounts; "/.." means out of our sight.
+        let dir = |mount: &Path, path: &str| {
+            if path.starts_with("/..") {
+                return Err(CgroupError::Parse {
+                    path: file.clone(),
+                    text: path.to_string(),
+                    expected: "a cgroup inside our cgroup namespace",
+                });
+            }
+            Ok(mount.join(path.trim_start_matches('/')))
+        };
+        let driver = match layout {
+            Layout::V2 { mount } => {
+                let (_, path) = lines
+                    .iter()
+                    .find(|(ids, _)| ids.is_empty())
+                    .ok_or_else(|| CgroupError::Parse {
+                        path: file.clone(),
+                        text: String::new(),
+                        expected: "a \"0::/path\" line (cgroup v2)",
+                    })?;
+                Driver::V2(V2Cgroup::at_dir(dir(mount, path)?))
+            }
+            Layout::V1 { controllers } => {
+                let mut dirs = std::collections::BTreeMap::new();
+                for (controller, mount) in controllers {
+                    let line = lines.iter().find(|(ids, _)| ids.contains(controller));
+                    if let Some((_, path)) =
+                        line.filter(|_| V1_CONTROLLERS.contains(&&**controller))
+                    {
+                        dirs.insert(controller.clone(), dir(mount, path)?);
+                    }
+                }
+                Driver::V1(V1Cgroup::at_dirs(dirs))
+            }
+        };
+        let id = match &driver {
+            Driver::V1(cg) => cg.paths(),
+            Driver::V2(cg) => vec![cg.path().to_path_buf()],
+        };
+        let id = id
+            .first()
+            .and_then(|p| p.file_name())
+            .map_or("/".to_string(), |n| n.to_string_lossy().into_owned());
+        Ok(Cgroup {
+            id,
+            driver,
+            owned: false,
+            memory_limit: None,
+        })
+    }
+    // ANCHOR_END: of_process
+
     /// The container id.
     pub fn id(&self) -> &str {
         &self.id
@@ -250,6 +314,14 @@ impl Cgroup {
         match &self.driver {
             Driver::V1(cg) => cg.stats(),
             Driver::V2(cg) => cg.stats(),
+        }
+    }
+
+    /// Whether it is paused (asked to freeze, or frozen).
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        match &self.driver {
+            Driver::V1(cg) => cg.is_frozen(),
+            Driver::V2(cg) => cg.is_frozen(),
         }
     }
 
@@ -306,6 +378,24 @@ impl Drop for Cgroup {
     }
 }
 // ANCHOR_END: drop
+
+/// `/proc/PID/cgroup`: one line per hierarchy, `ID:CONTROLLERS:PATH`, as
+/// (controllers, path); v2's line `0::PATH` has no controllers. Named v1
+/// hierarchies list `name=...` as their controller.
+pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            let controllers = controllers
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some((controllers, path.to_string()))
+        })
+        .collect()
+}
 
 /// A container id becomes a directory name: keep it to docker's
 /// characters, so it can be neither `..` nor a path.

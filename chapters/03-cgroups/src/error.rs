@@ -110,6 +110,20 @@ pub enum CgroupError {
         errno: Errno,
     },
 
+    /// bpf(2) refused the device filter (cgroup v2's devices controller).
+    #[error("{call} for {path}: {errno}: {hint}")]
+    DeviceFilter {
+        call: &'static str,
+        path: PathBuf,
+        errno: Errno,
+        hint: String,
+    },
+
+    #[error(
+        "device rules need root: only root may load the BPF program that carries them on cgroup v2 (without root, the user namespace already keeps the container from making device nodes): leave out --device-cgroup-rule"
+    )]
+    DevicesNeedRoot,
+
     #[error(
         "container id {0:?}: use letters, digits, '_', '-' and '.', starting with a letter or digit, at most 128 characters"
     )]

@@ -206,9 +206,9 @@ pub const TABLE: [(&str, Knob); 20] = [
 // ANCHOR_END: mapping_table
 
 /// The v1 hierarchies a container's cgroup is made in, when mounted: the
-/// ones limits and stats need.
-pub const V1_CONTROLLERS: [&str; 7] = [
-    "blkio", "cpu", "cpuacct", "cpuset", "freezer", "memory", "pids",
+/// ones limits, stats and the device rules need.
+pub const V1_CONTROLLERS: [&str; 8] = [
+    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids",
 ];
 
 /// The v2 controllers enabled for every container, when available, so

@@ -4,8 +4,9 @@
 //! for a group of processes: `memory` (bytes of RAM, and of RAM plus swap),
 //! `cpu` (a CFS bandwidth quota per period, and a relative weight), `cpuset`
 //! (which CPUs and NUMA memory nodes), `pids` (how many tasks), `blkio`/`io`
-//! (a relative disk weight). This module only describes the request; the
-//! drivers in [`crate::v1`] and [`crate::v2`] write it into the kernel.
+//! (a relative disk weight), `devices` (which device nodes may be opened).
+//! This module only describes the request; the drivers in [`crate::v1`]
+//! and [`crate::v2`] write it into the kernel.
 //!
 //! The OCI runtime spec (config-linux.md, "Control groups") names the
 //! request `linux.resources`, and runc and crun read it. Docker's flags turn
@@ -21,6 +22,7 @@
 //! | `--cpuset-mems 0` | `cpu.mems` = "0" | |
 //! | `--pids-limit 64` | `pids.limit` = 64 | -1: unlimited |
 //! | `--blkio-weight 300` | `blockIO.weight` = 300 | 10 to 1000 |
+//! | `--device-cgroup-rule 'c 1:3 rwm'` | `devices[]` += allow c 1:3 rwm | see [`crate::devices`] |
 //!
 //! One difference from docker: with `--memory` but no `--memory-swap`,
 //! docker's daemon allows as much swap as memory (memory+swap = 2 × memory)
@@ -33,6 +35,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::devices::{DeviceCgroupState, LinuxDeviceCgroup};
 use crate::size::{SizeError, format_size, parse_size};
 
 /// Docker's smallest `--memory`: below it a container cannot even start.
@@ -54,6 +57,10 @@ pub struct LinuxResources {
     pub cpu: Option<LinuxCPU>,
     pub pids: Option<LinuxPids>,
     pub block_io: Option<LinuxBlockIO>,
+    /// The device rules, applied in order to a cgroup that starts out
+    /// allowing every device. Empty: the cgroup's device access is left
+    /// as its parent's. Docker's defaults: [`crate::devices::default_rules`].
+    pub devices: Vec<LinuxDeviceCgroup>,
 }
 
 /// `linux.resources.memory`. Bytes; -1 means unlimited.
@@ -122,6 +129,10 @@ pub struct ResourceFlags {
     /// Relative block IO weight, 10 to 1000.
     #[arg(long, value_name = "N")]
     pub blkio_weight: Option<u16>,
+    /// Also allow these devices, e.g. 'c 1:3 rwm' or 'b 8:* r' (TYPE
+    /// MAJOR:MINOR ACCESS; repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub device_cgroup_rule: Vec<String>,
 }
 
 /// A limit that cannot be asked for: names the flag and the value.
@@ -198,6 +209,11 @@ impl LinuxResources {
             block_io: flags.blkio_weight.map(|weight| LinuxBlockIO {
                 weight: Some(weight),
             }),
+            devices: flags
+                .device_cgroup_rule
+                .iter()
+                .map(|rule| LinuxDeviceCgroup::parse_docker(rule))
+                .collect::<Result<_, _>>()?,
         };
         resources.validate()?;
         Ok(resources)
@@ -286,6 +302,8 @@ impl LinuxResources {
                 format!("must be {} to {}", BLKIO_WEIGHT.start(), BLKIO_WEIGHT.end()),
             ));
         }
+        // The rules must say something cgroup v1 can hold.
+        DeviceCgroupState::from_rules(&self.devices)?;
         Ok(())
     }
 
@@ -416,6 +434,12 @@ pub(crate) mod tests {
             }),
             pids: Some(LinuxPids { limit: 64 }),
             block_io: Some(LinuxBlockIO { weight: Some(300) }),
+            devices: vec![LinuxDeviceCgroup::allow(
+                crate::devices::DeviceType::Block,
+                Some(8),
+                None,
+                "r",
+            )],
         }
     }
 
@@ -434,6 +458,7 @@ pub(crate) mod tests {
             cpuset_mems: Some("0".into()),
             pids_limit: Some(64),
             blkio_weight: Some(300),
+            device_cgroup_rule: vec!["b 8:* r".into()],
         })
         .unwrap();
         assert_eq!(r, sample());

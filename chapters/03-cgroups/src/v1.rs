@@ -25,6 +25,9 @@
 //!   fork meanwhile).
 //! - **no delegation**: v1 offers no safe way to hand a subtree to an
 //!   unprivileged user, so this driver is for root only.
+//! - **devices**: a new cgroup starts with its parent's rules; `devices.deny`
+//!   and `devices.allow` take one rule per write, and "a" resets the
+//!   default (see [`crate::devices`]).
 //!
 //! Man pages: cgroups(7); the kernel's Documentation/admin-guide/cgroup-v1/
 //! cgroups.rst, cpusets.rst, memory.rst, freezer-subsystem.rst, pids.rst,
@@ -37,6 +40,7 @@ use nix::unistd::Pid;
 
 use crate::cgroup::{PARENT, Stats};
 use crate::cgroupfs::{self, WAIT_LIMIT};
+use crate::devices::DeviceCgroupState;
 use crate::error::CgroupError;
 use crate::mapping::{self, CgroupFile, V1_CONTROLLERS};
 use crate::resources::LinuxResources;
@@ -66,6 +70,10 @@ impl V1Cgroup {
             if !hierarchies.contains_key(controller) {
                 return Err(not_mounted(setting.flag, controller));
             }
+        }
+        let devices = DeviceCgroupState::from_rules(&r.devices)?;
+        if !r.devices.is_empty() && !hierarchies.contains_key("devices") {
+            return Err(not_mounted("the device rules", "devices"));
         }
         let cgroup = V1Cgroup::at(hierarchies, id);
         if cgroup.dirs.is_empty() {
@@ -126,6 +134,9 @@ impl V1Cgroup {
                 let dir = cgroup.dir(setting.file, setting.flag)?;
                 cgroupfs::apply(dir, setting)?;
             }
+            if let Some(dir) = cgroup.dirs.get("devices").filter(|_| !r.devices.is_empty()) {
+                write_device_rules(dir, &devices)?;
+            }
             Ok(())
         })();
         match result {
@@ -137,6 +148,12 @@ impl V1Cgroup {
                 Err(err)
             }
         }
+    }
+
+    /// A cgroup given by its directory in each hierarchy (controller ->
+    /// directory), e.g. those a process is in.
+    pub fn at_dirs(dirs: BTreeMap<String, PathBuf>) -> V1Cgroup {
+        V1Cgroup { dirs }
     }
 
     /// The cgroup of container `id`, made earlier (by another process).
@@ -248,6 +265,20 @@ impl V1Cgroup {
         cgroupfs::read_limit(&self.file(mapping::MEMORY_LIMIT.v1, "the memory limit")?)
     }
 
+    /// Whether it is frozen or freezing (`freezer.state` is not THAWED).
+    /// Without a freezer directory of its own (a process in the root
+    /// cgroup), never.
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        let Some(dir) = self.dirs.get("freezer") else {
+            return Ok(false);
+        };
+        let path = dir.join(mapping::FREEZE.v1.name);
+        if !path.exists() {
+            return Ok(false);
+        }
+        Ok(cgroupfs::read_value(&path)? != mapping::freezer_state(1, false))
+    }
+
     /// Freeze (`true`) or thaw, and wait until `freezer.state` says so.
     /// A freeze that does not finish in time is undone.
     pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
@@ -327,6 +358,17 @@ fn not_mounted(what: &'static str, controller: &'static str) -> CgroupError {
     }
 }
 
+/// Write the device rules into a new devices cgroup, one line per write:
+/// first the default ("a"), then each exception.
+// ANCHOR: write_device_rules
+fn write_device_rules(dir: &Path, devices: &DeviceCgroupState) -> Result<(), CgroupError> {
+    for (file, line) in devices.v1_writes() {
+        cgroupfs::write(&dir.join(file), &line)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: write_device_rules
+
 /// Give a v1 cpuset cgroup its parent's CPUs and memory nodes where it has
 /// none: it refuses tasks until both are set.
 // ANCHOR: inherit_cpuset
@@ -396,6 +438,7 @@ mod tests {
             }),
             pids: Some(LinuxPids { limit: 16 }),
             block_io: None,
+            devices: crate::devices::default_rules(&[]),
         }
     }
 
@@ -404,18 +447,26 @@ mod tests {
         let (root, hierarchies) = fake_host();
         let cgroup = V1Cgroup::create(&hierarchies, "c1", &limits()).unwrap();
         let r = root.path();
-        // One directory per hierarchy, the combined one once; devices is not ours.
+        // One directory per hierarchy, the combined one once.
         assert_eq!(
             cgroup.paths(),
             [
                 "blkio",
                 "cpu,cpuacct",
                 "cpuset",
+                "devices",
                 "freezer",
                 "memory",
                 "pids"
             ]
             .map(|h| r.join(h).join("berth/c1"))
+        );
+        // The device rules: deny all, then the exceptions (a fake file
+        // keeps only the last of the writes).
+        assert_eq!(read(r.join("devices/berth/c1/devices.deny")), "a");
+        assert_eq!(
+            read(r.join("devices/berth/c1/devices.allow")),
+            "c 136:* rwm"
         );
         assert_eq!(
             read(r.join("memory/berth/c1/memory.limit_in_bytes")),
@@ -579,7 +630,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("mkdir "), "{err}");
-        for h in ["blkio", "cpu,cpuacct", "cpuset", "freezer", "memory"] {
+        for h in [
+            "blkio",
+            "cpu,cpuacct",
+            "cpuset",
+            "devices",
+            "freezer",
+            "memory",
+        ] {
             assert!(!root.path().join(h).join("berth/c5").exists(), "{h}");
         }
     }

@@ -24,6 +24,9 @@
 //! or user@.service, which is delegated). Containers then live below our
 //! own cgroup, read from `/proc/self/cgroup` (the `0::/path` line).
 //!
+//! Devices: v2 has no devices files; the rules become a BPF program
+//! attached to the container's directory ([`crate::device_filter`]).
+//!
 //! Also v2 only: `cgroup.kill` (5.14) SIGKILLs a whole subtree at once,
 //! with no PID reuse race; `cgroup.freeze` (5.2) with `cgroup.events`
 //! saying `frozen 1` when done; `memory.events` counts OOM kills.
@@ -40,6 +43,8 @@ use nix::unistd::{Pid, Uid};
 
 use crate::cgroup::{PARENT, Placement, Stats};
 use crate::cgroupfs::{self, WAIT_LIMIT};
+use crate::device_filter::{attach_device_filter, device_filter};
+use crate::devices::DeviceCgroupState;
 use crate::error::CgroupError;
 use crate::mapping::{self, CgroupFile, V2_STATS_CONTROLLERS};
 use crate::resources::LinuxResources;
@@ -114,6 +119,13 @@ impl V2Cgroup {
             }
         }
         let settings = mapping::v2_settings(r);
+        let filter = if r.devices.is_empty() {
+            None
+        } else if delegated {
+            return Err(CgroupError::DevicesNeedRoot);
+        } else {
+            Some(device_filter(&DeviceCgroupState::from_rules(&r.devices)?))
+        };
         let available = read_list(&base.join("cgroup.controllers"))?;
         let mut required = BTreeSet::new();
         for setting in &settings {
@@ -184,13 +196,23 @@ impl V2Cgroup {
             });
         }
         let cgroup = V2Cgroup { dir };
-        for setting in &settings {
-            if let Err(err) = cgroupfs::apply(&cgroup.dir, setting) {
-                let _ = cgroupfs::remove_dir(&cgroup.dir);
-                return Err(err);
-            }
+        let applied = settings
+            .iter()
+            .try_for_each(|setting| cgroupfs::apply(&cgroup.dir, setting))
+            .and_then(|()| match &filter {
+                Some(program) => attach_device_filter(&cgroup.dir, program),
+                None => Ok(()),
+            });
+        if let Err(err) = applied {
+            let _ = cgroupfs::remove_dir(&cgroup.dir);
+            return Err(err);
         }
         Ok(cgroup)
+    }
+
+    /// The cgroup at `dir`, e.g. the one a process is in.
+    pub fn at_dir(dir: PathBuf) -> V2Cgroup {
+        V2Cgroup { dir }
     }
 
     /// The cgroup of container `id`, made earlier (by another process).
@@ -277,6 +299,16 @@ impl V2Cgroup {
             return Ok(None);
         }
         cgroupfs::read_limit(&path)
+    }
+
+    /// Whether it was asked to freeze (`cgroup.freeze` is 1). The root
+    /// cgroup, which cannot be frozen, has no such file: never.
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        let path = self.dir.join(mapping::FREEZE.v2.name);
+        if !path.exists() {
+            return Ok(false);
+        }
+        Ok(cgroupfs::read_value(&path)? == mapping::freezer_state(2, true))
     }
 
     /// Freeze (`true`) or thaw: write `cgroup.freeze`, then wait until
@@ -497,6 +529,7 @@ mod tests {
             }),
             pids: Some(LinuxPids { limit: 64 }),
             block_io: Some(LinuxBlockIO { weight: Some(500) }),
+            devices: vec![],
         };
         let cgroup = V2Cgroup::create(r, false, "c1", &resources).unwrap();
         assert_eq!(cgroup.path(), r.join("berth/c1"));

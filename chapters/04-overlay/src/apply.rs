@@ -26,7 +26,7 @@
 //! Documentation/filesystems/overlayfs.rst ("whiteouts and opaque
 //! directories").
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write as _};
@@ -37,14 +37,15 @@ use std::path::{Component, Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{
-    FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, fstatat, futimens, makedev,
-    mkdirat, mknodat, utimensat,
+    FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, futimens, makedev, mkdirat,
+    mknodat, utimensat,
 };
 use nix::sys::time::TimeSpec;
-use nix::unistd::{
-    Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, mkfifoat, symlinkat, unlinkat,
-};
+use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, mkfifoat, symlinkat};
 use tar::EntryType;
+
+use crate::escape::shown;
+use crate::walk::{self, DirCursor, kind, list_names, open_dir_at, remove_tree_at, stat_at};
 
 /// The prefix of a whiteout file's name.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -105,17 +106,17 @@ pub enum ApplyError {
     Target { path: PathBuf, errno: Errno },
 
     /// The archive itself could not be read (a header, or past the end).
-    #[error("read layer archive {position}: {source}")]
-    ReadArchive { position: String, source: io::Error },
+    #[error("read layer archive {position}: {cause}")]
+    ReadArchive { position: String, cause: io::Error },
 
     /// An entry's header fields or data could not be read.
-    #[error("read layer entry {path}: {source}")]
-    ReadEntry { path: PathBuf, source: io::Error },
+    #[error("read layer entry {}: {cause}", shown(.path))]
+    ReadEntry { path: PathBuf, cause: io::Error },
 
-    #[error("unsafe path {path:?} in layer: {why}")]
+    #[error("unsafe path \"{}\" in layer: {why}", shown(.path))]
     UnsafePath { path: PathBuf, why: &'static str },
 
-    #[error("unsafe hard link {path:?} -> {link:?} in layer: {why}")]
+    #[error("unsafe hard link \"{}\" -> \"{}\" in layer: {why}", shown(.path), shown(.link))]
     UnsafeLink {
         path: PathBuf,
         link: PathBuf,
@@ -123,33 +124,36 @@ pub enum ApplyError {
     },
 
     #[error(
-        "{path}: device nodes are not allowed here (allow_devices is off; only root may create them)"
+        "{}: device nodes are not allowed here (allow_devices is off; only root may create them)",
+        shown(.path)
     )]
     DeviceRefused { path: PathBuf },
 
-    #[error("{path}: unsupported entry type {kind}")]
+    #[error("{}: unsupported entry type {kind}", shown(.path))]
     Unsupported { path: PathBuf, kind: String },
 
-    #[error("{path}: {what} entry has no link name")]
+    #[error("{}: {what} entry has no link name", shown(.path))]
     MissingLinkName { path: PathBuf, what: &'static str },
 
-    #[error("{call} {path}: {errno}")]
+    #[error("{call} {}: {errno}", shown(.path))]
     Syscall {
         call: &'static str,
         path: PathBuf,
         errno: Errno,
     },
 
-    #[error("write {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    #[error("write {}: {cause}", shown(.path))]
+    Write { path: PathBuf, cause: io::Error },
 
     #[error(
-        "{path}: cannot create the overlay whiteout (a 0/0 character device): {errno} (needs CAP_MKNOD; apply with WhiteoutMode::Delete instead)"
+        "{}: cannot create the overlay whiteout (a 0/0 character device): {errno} (needs CAP_MKNOD; apply with WhiteoutMode::Delete instead)",
+        shown(.path)
     )]
     WhiteoutRefused { path: PathBuf, errno: Errno },
 
     #[error(
-        "{path}: cannot set trusted.overlay.opaque: {errno} (needs CAP_SYS_ADMIN and a filesystem with trusted xattrs)"
+        "{}: cannot set trusted.overlay.opaque: {errno} (needs CAP_SYS_ADMIN and a filesystem with trusted xattrs)",
+        shown(.path)
     )]
     OpaqueRefused { path: PathBuf, errno: Errno },
 }
@@ -186,38 +190,22 @@ pub fn apply_layer<R: Read>(
     target: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
-    let root = nix::fcntl::open(
-        target,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|errno| ApplyError::Target {
-        path: target.to_path_buf(),
-        errno,
-    })?;
     let mut archive = tar::Archive::new(tar);
-    let entries = archive
-        .entries()
-        .map_err(|source| ApplyError::ReadArchive {
-            position: "at the start".into(),
-            source,
-        })?;
+    let entries = archive.entries().map_err(|cause| ApplyError::ReadArchive {
+        position: "at the start".into(),
+        cause,
+    })?;
 
     let mut report = ApplyReport::default();
-    let mut layer = Layer {
-        root,
-        opts: *opts,
-        touched: HashSet::new(),
-        dirs: BTreeMap::new(),
-    };
+    let mut layer = Layer::open(target, opts)?;
     let mut last: Option<PathBuf> = None;
     for entry in entries {
-        let mut entry = entry.map_err(|source| ApplyError::ReadArchive {
+        let mut entry = entry.map_err(|cause| ApplyError::ReadArchive {
             position: match &last {
-                Some(p) => format!("after entry {}", p.display()),
+                Some(p) => format!("after entry {}", shown(p)),
                 None => "at the first entry".into(),
             },
-            source,
+            cause,
         })?;
         let raw = PathBuf::from(OsStr::from_bytes(&entry.path_bytes()));
         last = Some(raw.clone());
@@ -246,15 +234,6 @@ fn clean_path(raw: &Path) -> Result<PathBuf, &'static str> {
     Ok(out)
 }
 
-fn open_dir_nofollow<Fd: AsFd>(parent: Fd, name: &OsStr) -> nix::Result<OwnedFd> {
-    openat(
-        parent,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-}
-
 /// Why opening a path component as a directory failed.
 enum WalkError {
     /// It (or a component before it) does not exist, and we were not to
@@ -269,20 +248,21 @@ enum WalkError {
 /// Open the directory `dirs` (plain components) below `root`, one component
 /// at a time with `O_NOFOLLOW | O_DIRECTORY`, so no symlink is ever
 /// followed, wherever it points. With `create`, missing directories are
-/// made (mode 0755) with `mkdirat`.
+/// made (mode 0755) with `mkdirat`. Each step closes the descriptor of the
+/// step before: one descriptor, whatever the depth.
 fn walk_dirs(root: &OwnedFd, dirs: &Path, create: bool) -> Result<OwnedFd, WalkError> {
     let mut cur = root
         .try_clone()
         .map_err(|e| WalkError::Other("dup", Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
     for comp in dirs.iter() {
-        let next = match open_dir_nofollow(&cur, comp) {
+        let next = match open_dir_at(&cur, comp) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) if create => {
                 match mkdirat(&cur, comp, Mode::from_bits_truncate(0o755)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(WalkError::Other("mkdirat", e)),
                 }
-                open_dir_nofollow(&cur, comp).map_err(|e| classify(&cur, comp, e))?
+                open_dir_at(&cur, comp).map_err(|e| classify(&cur, comp, e))?
             }
             Err(e) => return Err(classify(&cur, comp, e)),
         };
@@ -294,85 +274,202 @@ fn walk_dirs(root: &OwnedFd, dirs: &Path, create: bool) -> Result<OwnedFd, WalkE
 
 /// Turn a failed `openat(O_NOFOLLOW | O_DIRECTORY)` into a [`WalkError`]:
 /// a symlink fails with ELOOP or ENOTDIR, so look at what is there.
-fn classify(parent: &OwnedFd, name: &OsStr, errno: Errno) -> WalkError {
+fn classify<Fd: AsFd>(parent: Fd, name: &OsStr, errno: Errno) -> WalkError {
     match errno {
         Errno::ENOENT => WalkError::Missing,
-        Errno::ELOOP | Errno::ENOTDIR => {
-            match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(st)
-                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
-                {
-                    WalkError::Symlink
-                }
-                _ => WalkError::Other("openat", errno),
-            }
-        }
+        Errno::ELOOP | Errno::ENOTDIR => match stat_at(parent, name) {
+            Ok(Some(st)) if kind(&st) == SFlag::S_IFLNK => WalkError::Symlink,
+            _ => WalkError::Other("openat", errno),
+        },
         e => WalkError::Other("openat", e),
     }
 }
 
 fn kind_at(parent: &OwnedFd, name: &OsStr) -> nix::Result<Option<SFlag>> {
-    match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(e),
+    Ok(stat_at(parent, name)?.map(|st| kind(&st)))
+}
+
+/// A walk's error as an apply error about the path `shown` (below which
+/// the walk went).
+fn walk_err(shown: &Path) -> impl FnOnce(walk::WalkError) -> ApplyError + '_ {
+    move |e| match e {
+        walk::WalkError::Syscall { call, path, errno } => ApplyError::Syscall {
+            call,
+            path: shown.parent().unwrap_or(Path::new("")).join(path),
+            errno,
+        },
+        walk::WalkError::Moved { path } => ApplyError::Syscall {
+            call: "openat ..",
+            path: shown.parent().unwrap_or(Path::new("")).join(path),
+            errno: Errno::ESTALE,
+        },
     }
 }
 
-/// The names in a directory, without `.` and `..`.
-fn list_dir(dir: &OwnedFd, shown: &Path) -> Result<Vec<OsString>, ApplyError> {
-    let fd = open_dir_nofollow(dir, OsStr::new(".")).map_err(sys("openat", shown))?;
-    let mut d = nix::dir::Dir::from_fd(fd).map_err(sys("fdopendir", shown))?;
-    let mut names = Vec::new();
-    for e in d.iter() {
-        let e = e.map_err(sys("readdir", shown))?;
-        let name = OsStr::from_bytes(e.file_name().to_bytes());
-        if name != "." && name != ".." {
-            names.push(name.to_os_string());
-        }
-    }
-    Ok(names)
-}
-
-/// Remove `name` in `parent`, a directory recursively, never following a
-/// symlink: a link is unlinked, not what it points to. Missing is fine.
+/// Remove `name` in `parent`, a directory with everything in it, never
+/// following a symlink: a link is unlinked, not what it points to. Missing
+/// is fine. `shown` is its path in the layer, for errors.
 fn remove_at(parent: &OwnedFd, name: &OsStr, shown: &Path) -> Result<(), ApplyError> {
-    match kind_at(parent, name).map_err(sys("fstatat", shown))? {
-        None => Ok(()),
-        Some(SFlag::S_IFDIR) => {
-            let dir = open_dir_nofollow(parent, name).map_err(sys("openat", shown))?;
-            for child in list_dir(&dir, shown)? {
-                remove_at(&dir, &child, &shown.join(&child))?;
-            }
-            unlinkat(parent, name, UnlinkatFlags::RemoveDir).map_err(sys("rmdir", shown))
+    remove_tree_at(parent.as_fd(), name).map_err(walk_err(shown))
+}
+
+/// The paths a layer wrote, as a tree of names: one node per path, holding
+/// only its last name, so memory grows with the number of entries and not
+/// with their depth (a set of full paths costs the square of the depth).
+#[derive(Default)]
+struct Tree {
+    nodes: Vec<Node>,
+}
+
+#[derive(Default)]
+struct Node {
+    children: HashMap<OsString, usize>,
+    /// A directory entry's metadata, applied once the layer is written.
+    meta: Option<Meta>,
+}
+
+impl Tree {
+    const ROOT: usize = 0;
+
+    /// The node of `rel` (plain components), made with its parents if
+    /// missing.
+    fn insert(&mut self, rel: &Path) -> usize {
+        if self.nodes.is_empty() {
+            self.nodes.push(Node::default());
         }
-        Some(_) => unlinkat(parent, name, UnlinkatFlags::NoRemoveDir).map_err(sys("unlink", shown)),
+        let mut at = Tree::ROOT;
+        for name in rel.iter() {
+            at = match self.nodes[at].children.get(name) {
+                Some(&child) => child,
+                None => {
+                    let child = self.nodes.len();
+                    self.nodes.push(Node::default());
+                    self.nodes[at].children.insert(name.to_os_string(), child);
+                    child
+                }
+            };
+        }
+        at
+    }
+
+    /// The node of `name` below `node`, if one was written.
+    fn child(&self, node: usize, name: &OsStr) -> Option<usize> {
+        self.nodes.get(node)?.children.get(name).copied()
+    }
+
+    /// Take the children of `node` out of the tree, to visit them once.
+    fn take_children(&mut self, node: usize) -> Vec<(OsString, usize)> {
+        std::mem::take(&mut self.nodes[node].children)
+            .into_iter()
+            .collect()
+    }
+
+    /// The node of `rel`, if it was written.
+    fn get(&self, rel: &Path) -> Option<usize> {
+        let mut at = Tree::ROOT;
+        if self.nodes.is_empty() {
+            return None;
+        }
+        for name in rel.iter() {
+            at = self.child(at, name)?;
+        }
+        Some(at)
     }
 }
 
 /// The state of one layer being applied.
 struct Layer {
     root: OwnedFd,
+    /// Where the last entry went: the next one is usually beside it, so
+    /// each entry walks only from there, not from the root.
+    cursor: DirCursor,
     opts: ApplyOptions,
-    /// Every path this layer wrote, and their parents: an opaque marker
-    /// keeps these and removes the rest.
-    touched: HashSet<PathBuf>,
-    /// Directory metadata, applied at the end, deepest first.
-    dirs: BTreeMap<PathBuf, Meta>,
+    /// Every path this layer wrote, and their parents (an opaque marker
+    /// keeps these and removes the rest), with the directories' metadata.
+    written: Tree,
 }
 
 impl Layer {
+    // ANCHOR: open_layer
+    /// Open `target` once: every entry is then created relative to this
+    /// descriptor (the root) or to the cursor walked down from it.
+    fn open(target: &Path, opts: &ApplyOptions) -> Result<Layer, ApplyError> {
+        let refused = |errno| ApplyError::Target {
+            path: target.to_path_buf(),
+            errno,
+        };
+        let root = nix::fcntl::open(
+            target,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(refused)?;
+        let at_root = root
+            .try_clone()
+            .map_err(|e| refused(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        Ok(Layer {
+            cursor: DirCursor::new(at_root).map_err(refused)?,
+            root,
+            opts: *opts,
+            written: Tree::default(),
+        })
+    }
+    // ANCHOR_END: open_layer
+
     fn touch(&mut self, rel: &Path) {
-        for a in rel.ancestors() {
-            if !self.touched.insert(a.to_path_buf()) {
-                break;
+        self.written.insert(rel);
+    }
+
+    /// Move the cursor to `dir` (plain components below the target): up
+    /// to the part it shares with where the cursor stands, then down one
+    /// component at a time with `O_NOFOLLOW | O_DIRECTORY`, making missing
+    /// directories (0755) with `create`.
+    fn go_to(&mut self, dir: &Path, create: bool) -> Result<(), WalkError> {
+        let common = self
+            .cursor
+            .names()
+            .iter()
+            .zip(dir.iter())
+            .take_while(|(here, there)| here.as_os_str() == *there)
+            .count();
+        while self.cursor.depth() > common {
+            self.cursor
+                .up()
+                .map_err(|_| WalkError::Other("openat ..", Errno::ESTALE))?;
+        }
+        for comp in dir.iter().skip(common) {
+            match self.cursor.down(comp) {
+                Ok(()) => {}
+                Err(Errno::ENOENT) if create => {
+                    match mkdirat(self.cursor.fd(), comp, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(WalkError::Other("mkdirat", e)),
+                    }
+                    let at = self.cursor.fd().try_clone_to_owned().map_err(|e| {
+                        WalkError::Other("dup", Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+                    })?;
+                    self.cursor.down(comp).map_err(|e| classify(&at, comp, e))?;
+                }
+                Err(e) => return Err(classify(self.cursor.fd(), comp, e)),
             }
         }
+        Ok(())
     }
 
     /// Open the parent of the entry `rel` (`raw` as in the archive).
-    fn parent(&self, raw: &Path, dir: &Path, create: bool) -> Result<Option<OwnedFd>, ApplyError> {
-        match walk_dirs(&self.root, dir, create) {
+    fn parent(
+        &mut self,
+        raw: &Path,
+        dir: &Path,
+        create: bool,
+    ) -> Result<Option<OwnedFd>, ApplyError> {
+        let here = match self.go_to(dir, create) {
+            Ok(()) => self.cursor.fd().try_clone_to_owned().map_err(|e| {
+                WalkError::Other("dup", Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+            }),
+            Err(e) => Err(e),
+        };
+        match here {
             Ok(fd) => Ok(Some(fd)),
             Err(WalkError::Missing) => Ok(None),
             Err(WalkError::Symlink) => Err(ApplyError::UnsafePath {
@@ -398,9 +495,9 @@ impl Layer {
             why,
         })?;
         let kind = entry.header().entry_type();
-        let read_err = |source| ApplyError::ReadEntry {
+        let read_err = |cause| ApplyError::ReadEntry {
             path: raw.to_path_buf(),
-            source,
+            cause,
         };
         let header = entry.header();
         let meta = Meta {
@@ -416,7 +513,8 @@ impl Layer {
         if rel.as_os_str().is_empty() {
             // `./`: the target itself.
             if kind == EntryType::Directory {
-                self.dirs.insert(rel, meta);
+                let node = self.written.insert(&rel);
+                self.written.nodes[node].meta = Some(meta);
                 return Ok(());
             }
             return Err(ApplyError::UnsafePath {
@@ -461,7 +559,8 @@ impl Layer {
                     mkdirat(&parent, name, Mode::from_bits_truncate(0o700))
                         .map_err(sys("mkdirat", raw))?;
                 }
-                self.dirs.insert(rel, meta);
+                let node = self.written.insert(&rel);
+                self.written.nodes[node].meta = Some(meta);
                 return Ok(());
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -673,47 +772,117 @@ impl Layer {
 
     /// An opaque directory in Delete mode: remove what the layers below put
     /// in `dir` (an open descriptor of it), keeping what this layer wrote.
+    /// Walks down only into directories this layer wrote in.
     fn clear_lower(&self, fd: &OwnedFd, dir: &Path) -> Result<(), ApplyError> {
-        for child in list_dir(fd, dir)? {
-            let path = dir.join(&child);
-            if !self.touched.contains(&path) {
-                remove_at(fd, &child, &path)?;
-            } else if kind_at(fd, &child).map_err(sys("fstatat", &path))? == Some(SFlag::S_IFDIR) {
-                let sub = open_dir_nofollow(fd, &child).map_err(sys("openat", &path))?;
-                self.clear_lower(&sub, &path)?;
+        let Some(top) = self.written.get(dir) else {
+            return Ok(());
+        };
+        let dup = fd.try_clone().map_err(|e| ApplyError::Syscall {
+            call: "dup",
+            path: dir.to_path_buf(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+        let mut cursor = DirCursor::new(dup).map_err(sys("fstat", dir))?;
+        let list = |c: &DirCursor| list_names(c.fd()).map_err(sys("readdir", &dir.join(c.path())));
+        // (the written node of a directory, its names still to look at)
+        let mut stack = vec![(top, list(&cursor)?)];
+        while let Some((node, pending)) = stack.last_mut() {
+            let node = *node;
+            let Some(child) = pending.pop() else {
+                stack.pop();
+                if !stack.is_empty() {
+                    cursor.up().map_err(walk_err(&dir.join(cursor.path())))?;
+                }
+                continue;
+            };
+            let path = dir.join(cursor.path_of(&child));
+            match self.written.child(node, &child) {
+                None => remove_tree_at(cursor.fd(), &child).map_err(walk_err(&path))?,
+                Some(sub) => {
+                    let st = stat_at(cursor.fd(), &child).map_err(sys("fstatat", &path))?;
+                    if st.is_some_and(|st| kind(&st) == SFlag::S_IFDIR) {
+                        cursor.down(&child).map_err(sys("openat", &path))?;
+                        stack.push((sub, list(&cursor)?));
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// Give each directory its entry's metadata, deepest first.
-    fn finish_dirs(&self) -> Result<(), ApplyError> {
-        for (rel, meta) in self.dirs.iter().rev() {
-            let fd = match walk_dirs(&self.root, rel, false) {
-                Ok(fd) => fd,
-                // Replaced or whited out by a later entry.
-                Err(WalkError::Missing | WalkError::Symlink) => continue,
-                Err(WalkError::Other(_, Errno::ENOTDIR)) => continue,
-                Err(WalkError::Other(call, errno)) => {
-                    return Err(ApplyError::Syscall {
-                        call,
-                        path: rel.clone(),
-                        errno,
-                    });
-                }
-            };
-            if self.opts.preserve_owners {
-                fchown(
-                    &fd,
-                    Some(Uid::from_raw(meta.uid as u32)),
-                    Some(Gid::from_raw(meta.gid as u32)),
-                )
-                .map_err(sys("fchown", rel))?;
-            }
-            fchmod(&fd, self.mode(meta.mode)).map_err(sys("fchmod", rel))?;
-            let t = mtime(meta.mtime);
-            futimens(&fd, &t, &t).map_err(sys("futimens", rel))?;
+    /// Give each directory its entry's metadata, deepest first (a parent
+    /// made read-only first could not be filled, and writing into a
+    /// directory changes its mtime).
+    fn finish_dirs(&mut self) -> Result<(), ApplyError> {
+        if self.written.nodes.is_empty() {
+            return Ok(());
         }
+        let root = self.root.try_clone().map_err(|e| ApplyError::Syscall {
+            call: "dup",
+            path: PathBuf::new(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+        let mut cursor = DirCursor::new(root).map_err(sys("fstat", Path::new("")))?;
+        // (a directory's node, its children still to finish)
+        let mut stack = vec![(Tree::ROOT, self.written.take_children(Tree::ROOT))];
+        while let Some((node, pending)) = stack.last_mut() {
+            let node = *node;
+            if let Some((name, child)) = pending.pop() {
+                // Replaced or whited out by a later entry: nothing to finish.
+                if cursor.down(&name).is_ok() {
+                    stack.push((child, self.written.take_children(child)));
+                }
+                continue;
+            }
+            stack.pop();
+            let meta = self.written.nodes[node].meta;
+            match cursor.names().last().cloned() {
+                // The target itself (a `./` entry).
+                None => {
+                    if let Some(meta) = meta {
+                        self.set_dir_meta(cursor.fd(), &meta, Path::new(""))?;
+                    }
+                }
+                Some(name) => {
+                    let path = cursor.path();
+                    cursor.up().map_err(walk_err(&path))?;
+                    if let Some(meta) = meta {
+                        match open_dir_at(cursor.fd(), &name) {
+                            Ok(fd) => self.set_dir_meta(fd.as_fd(), &meta, &path)?,
+                            Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => {}
+                            Err(errno) => {
+                                return Err(ApplyError::Syscall {
+                                    call: "openat",
+                                    path,
+                                    errno,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A directory's owner, mode and mtime, on an open descriptor of it.
+    fn set_dir_meta(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        meta: &Meta,
+        rel: &Path,
+    ) -> Result<(), ApplyError> {
+        if self.opts.preserve_owners {
+            fchown(
+                fd,
+                Some(Uid::from_raw(meta.uid as u32)),
+                Some(Gid::from_raw(meta.gid as u32)),
+            )
+            .map_err(sys("fchown", rel))?;
+        }
+        fchmod(fd, self.mode(meta.mode)).map_err(sys("fchmod", rel))?;
+        let t = mtime(meta.mtime);
+        futimens(fd, &t, &t).map_err(sys("futimens", rel))?;
         Ok(())
     }
 }
@@ -725,9 +894,9 @@ fn mtime(secs: u64) -> TimeSpec {
 fn header_dev(field: io::Result<Option<u32>>, raw: &Path) -> Result<u64, ApplyError> {
     field
         .map(|v| u64::from(v.unwrap_or(0)))
-        .map_err(|source| ApplyError::ReadEntry {
+        .map_err(|cause| ApplyError::ReadEntry {
             path: raw.to_path_buf(),
-            source,
+            cause,
         })
 }
 
@@ -741,17 +910,17 @@ fn copy_data(src: &mut impl Read, file: &mut File, raw: &Path) -> Result<u64, Ap
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
+            Err(cause) => {
                 return Err(ApplyError::ReadEntry {
                     path: raw.to_path_buf(),
-                    source,
+                    cause,
                 });
             }
         };
         file.write_all(&buf[..n])
-            .map_err(|source| ApplyError::Write {
+            .map_err(|cause| ApplyError::Write {
                 path: raw.to_path_buf(),
-                source,
+                cause,
             })?;
         total += n as u64;
     }

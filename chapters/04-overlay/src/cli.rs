@@ -6,10 +6,13 @@ use anyhow::Context;
 use ch01_chroot::launch::ChildStep;
 use ch02_namespaces::container::ContainerConfig;
 use ch03_cgroups::cli::{LimitArgs, run_limited_with};
+use ch03_cgroups::{Cgroup, CgroupError, LinuxResources, detect};
 
+use crate::commit::visible_lowers;
 use crate::overlay::{OverlayDirs, choose_driver, mount_overlay, rootless_overlay_step};
-use crate::state::{self, ContainerState, StorageDriver};
+use crate::state::{self, ContainerDir, ContainerState, StorageDriver, cgroup_id};
 use crate::vfs::copy_layers;
+use crate::walk::remove_tree;
 
 /// What to run a container on.
 pub struct LayerRun {
@@ -34,28 +37,23 @@ pub fn run_on_layers(
     limits: &LimitArgs,
     configure: impl FnOnce(PathBuf, String) -> anyhow::Result<ContainerConfig>,
 ) -> anyhow::Result<i32> {
-    // 1. The layers must exist; their absolute paths go in the state.
-    let mut layers = Vec::new();
-    for layer in &spec.layers {
-        let path = std::fs::canonicalize(layer)
-            .ok()
-            .filter(|p| p.is_dir())
-            .with_context(|| {
-                format!(
-                    "layer {}: no such directory: give an existing directory as --layer",
-                    layer.display()
-                )
-            })?;
-        layers.push(path);
-    }
+    // 1. Refuse what can be refused before anything exists: a name taken,
+    //    missing layers, limits that are wrong or that this host cannot
+    //    apply (tried on a cgroup made and removed at once).
+    state::check_free(root, &spec.name)?;
+    let layers = existing_layers(&spec.layers)?;
+    let cgroup = cgroup_id(root, &spec.name);
+    check_limits(&cgroup, limits)?;
     let driver = spec.driver.unwrap_or_else(auto_driver);
-    // 2. The container's state directory: refuses a name already taken.
+    // 2. The container's state directory, and the record that we run it,
+    //    kept until we return (`rm` leaves a container alone meanwhile).
     let state = ContainerState {
         name: spec.name.clone(),
         layers: layers.clone(),
         driver,
     };
     let dir = state::create(root, &state)?;
+    let engine_lock = state::record_engine(&dir, Path::new("/proc"));
     // 3. Its root filesystem: an overlay, or a copy. On failure, the state
     //    goes too: nothing half-made stays behind.
     //    Rootless, the overlay is mounted by the container's child, inside
@@ -67,20 +65,21 @@ pub fn run_on_layers(
         work: dir.work(),
         merged: dir.merged(),
     };
-    let made = (|| -> anyhow::Result<_> {
-        match driver {
-            StorageDriver::Overlay if rootless => Ok((None, Some(rootless_overlay_step(&dirs)?))),
-            StorageDriver::Overlay => Ok((Some(mount_overlay(&dirs)?), None)),
+    let made = engine_lock.map_err(anyhow::Error::from).and_then(|lock| {
+        let made = match driver {
+            StorageDriver::Overlay if rootless => (None, Some(rootless_overlay_step(&dirs)?)),
+            StorageDriver::Overlay => (Some(mount_overlay(&dirs)?), None),
             StorageDriver::Vfs => {
                 copy_layers(&layers, &dir.merged())?;
-                Ok((None, None))
+                (None, None)
             }
-        }
-    })();
-    let (mount, in_child) = match made {
+        };
+        Ok((lock, made))
+    });
+    let (engine_lock, (mount, in_child)) = match made {
         Ok(made) => made,
         Err(err) => {
-            let _ = std::fs::remove_dir_all(&dir.0);
+            let _ = remove_tree(&dir.0);
             return Err(err);
         }
     };
@@ -89,19 +88,85 @@ pub fn run_on_layers(
         Some(step) => step,
         None => &no_step,
     };
-    // 4. Chapter 3's run on it.
-    let result = configure(dir.merged(), spec.name.clone())
-        .and_then(|config| run_limited_with(engine, &spec.name, &config, limits, before_rootfs));
+    // 4. Chapter 3's run on it, in a cgroup named after the container and
+    //    its store. A container in a user namespace gets its directory's
+    //    group, to reach its merged/ through it.
+    let result = configure(dir.merged(), spec.name.clone()).and_then(|config| {
+        open_to_container_root(&dir, &config)?;
+        run_limited_with(engine, &cgroup, &config, limits, before_rootfs)
+    });
     // 5. Unmount; the writable layer stays for diff and commit, unless --rm.
     if let Some(mount) = mount {
         mount.unmount()?;
     }
+    drop(engine_lock);
     if spec.rm {
         remove_container_dir(&dir.0)?;
     }
     result
 }
 // ANCHOR_END: run
+
+/// The layers as absolute paths, each an existing directory, bottom first;
+/// without those a layer with an opaque root hides (overlayfs would show
+/// them).
+fn existing_layers(given: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut layers = Vec::new();
+    for layer in given {
+        let path = std::fs::canonicalize(layer)
+            .ok()
+            .filter(|p| p.is_dir())
+            .with_context(|| {
+                format!(
+                    "layer {}: no such directory: give an existing directory as --layer",
+                    layer.display()
+                )
+            })?;
+        layers.push(path);
+    }
+    layers.reverse();
+    let mut visible = visible_lowers(&layers)?;
+    visible.reverse();
+    Ok(visible)
+}
+
+/// Refuse limits that are malformed, or that this host cannot apply, before
+/// anything is made: the limits are written into a cgroup of the
+/// container's name, which is removed again at once.
+fn check_limits(cgroup: &str, limits: &LimitArgs) -> anyhow::Result<()> {
+    let resources = LinuxResources::from_flags(&limits.limits)?;
+    resources.validate()?;
+    if limits.no_cgroups || resources.is_empty() {
+        return Ok(());
+    }
+    let proc_root = Path::new("/proc");
+    let layout = detect(proc_root)?;
+    Cgroup::create(&layout, proc_root, cgroup, &resources)?.remove()?;
+    Ok(())
+}
+
+/// In a user namespace as root, the container's root (a host uid such as
+/// 100000) must cross its directory to reach `merged/`: give the directory
+/// the group the container's gid 0 maps to, mode 0710, as docker does for
+/// a remapped root.
+fn open_to_container_root(dir: &ContainerDir, config: &ContainerConfig) -> anyhow::Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    let Some(root_group) = config
+        .gid_mappings
+        .iter()
+        .find(|m| m.container_id == 0)
+        .map(|m| m.host_id)
+    else {
+        return Ok(());
+    };
+    nix::unistd::chown(&dir.0, None, Some(nix::unistd::Gid::from_raw(root_group)))
+        .with_context(|| format!("chown {}", dir.0.display()))?;
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o710))
+        .with_context(|| format!("chmod {}", dir.0.display()))?;
+    Ok(())
+}
 
 /// overlay when the kernel has it and lets us mount it, else vfs, with a notice.
 fn auto_driver() -> StorageDriver {
@@ -113,39 +178,43 @@ fn auto_driver() -> StorageDriver {
     driver
 }
 
+// ANCHOR: remove_container
 /// `rm NAME`: delete container NAME's writable layer and state (its
-/// read-only layers stay). A container whose engine died may still have
-/// its overlay mounted: that mount is detached first.
+/// read-only layers stay). Refused while its engine runs. A container
+/// whose engine died (killed with SIGKILL, say) may have left everything:
+/// processes still running in its cgroup, its overlay mounted, the cgroup
+/// itself. Those go first, in that order: the processes keep the mount
+/// busy, and a cgroup with processes cannot be removed.
 pub fn remove_container(root: &Path, name: &str) -> anyhow::Result<()> {
+    state::check_root(root)?;
     let (dir, _) = state::load(root, name)?;
-    let _ = nix::mount::umount2(&dir.merged(), nix::mount::MntFlags::MNT_DETACH);
+    state::check_engine_gone(&dir, name, Path::new("/proc"))?;
+    // 1. Kill what runs in its cgroup and remove the cgroup.
+    remove_cgroup(&cgroup_id(root, name))?;
+    // 2. Unmount its overlay (a stacked mount too, if one was made twice).
+    while nix::mount::umount2(&dir.merged(), nix::mount::MntFlags::MNT_DETACH).is_ok() {}
+    // 3. Its directory.
     remove_container_dir(&dir.0)
 }
+// ANCHOR_END: remove_container
 
-/// Remove a container's directory. overlay leaves its `work/work` with mode
-/// 000; root ignores that, a rootless user must first give it back the
-/// owner's permissions (it is the user's own directory).
+/// Kill the processes of the cgroup `id` and remove it, if it exists.
+fn remove_cgroup(id: &str) -> anyhow::Result<()> {
+    let proc_root = Path::new("/proc");
+    let Ok(layout) = detect(proc_root) else {
+        return Ok(()); // no cgroups here: none was made
+    };
+    match Cgroup::open(&layout, proc_root, id) {
+        Ok(cgroup) => Ok(cgroup.remove()?),
+        Err(CgroupError::NotFound { .. } | CgroupError::RootlessV1) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Remove a container's directory, however deep its writable layer nests
+/// (a few descriptors, whatever the depth), giving back its owner's
+/// permissions to directories that lost them (overlay leaves `work/work`
+/// with mode 000; a rootless user must restore that before emptying it).
 pub fn remove_container_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::remove_dir_all(dir).is_ok() {
-        return Ok(());
-    }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            let mode = meta.permissions().mode() | 0o700;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
-            stack.extend(
-                std::fs::read_dir(&path)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-        }
-    }
-    std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))
+    remove_tree(dir).with_context(|| format!("remove {}", dir.display()))
 }

@@ -35,19 +35,25 @@
 //! getxattr(2), mknod(2), and <https://reproducible-builds.org/specs/source-date-epoch/>.
 
 use std::collections::HashMap;
-use std::ffi::{CString, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::fs::{self, File, Metadata};
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use flate2::{Compression, GzBuilder};
 use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat, readlinkat};
 use nix::libc;
+use nix::sys::stat::{FileStat, SFlag};
 use sha2::{Digest, Sha256};
 use tar::{Builder, EntryType, Header};
+use xattr::FileExt as _;
+
+use crate::escape::shown;
+use crate::walk::{DirCursor, WalkError, kind, list_names, open_dir_at, stat_at};
 
 /// The OCI prefix of a whiteout file: `.wh.<name>` deletes `<name>`.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -89,19 +95,23 @@ pub struct LayerDigests {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    /// lstat, readdir, readlink or open in the upper directory.
-    #[error("{path}: {cause}")]
+    /// lstat, readdir, readlink, getxattr or open in the upper directory.
+    #[error("{}: {cause}", shown(.path))]
     Read { path: PathBuf, cause: io::Error },
 
-    #[error("getxattr {name} {path}: {errno}")]
-    Xattr {
-        path: PathBuf,
-        name: &'static str,
-        errno: Errno,
-    },
+    /// Walking the tree failed (a directory moved meanwhile).
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+
+    /// A name a layer reserves for whiteouts.
+    #[error(
+        "{}: a name starting with .wh. means a deletion in a layer, so it cannot be stored as a file: rename it",
+        shown(.path)
+    )]
+    ReservedName { path: PathBuf },
 
     /// Writing the entry for `path` to the layer failed.
-    #[error("write layer entry for {path}: {cause}")]
+    #[error("write layer entry for {}: {cause}", shown(.path))]
     Write { path: PathBuf, cause: io::Error },
 
     /// Finishing the archive or the gzip stream failed.
@@ -186,7 +196,7 @@ enum Kind {
 /// One entry of a directory, with the name it sorts by.
 struct Child {
     name: OsString,
-    meta: Metadata,
+    st: FileStat,
     kind: Kind,
     /// The last component of its tar path: `.wh.<name>` for a whiteout,
     /// `<name>/` for a directory, else `<name>`. Sorting siblings by this
@@ -195,85 +205,75 @@ struct Child {
     key: Vec<u8>,
 }
 
-/// Whether `meta` is an overlay whiteout: a character device 0/0.
-fn is_whiteout(meta: &Metadata) -> bool {
-    meta.file_type().is_char_device() && meta.rdev() == 0
+/// Whether `st` is an overlay whiteout: a character device 0/0.
+fn is_whiteout(st: &FileStat) -> bool {
+    kind(st) == SFlag::S_IFCHR && st.st_rdev == 0
 }
 
-/// Whether the directory `path` carries an overlay opaque xattr set to `y`.
+/// Whether the open directory `dir` carries an overlay opaque xattr set
+/// to `y`.
 ///
 /// Only `y` counts: newer kernels write `x` to mean "holds xattr-marked
 /// whiteouts", which is not opaque. A missing xattr, a filesystem without
 /// xattrs, and `trusted.*` unreadable to a normal user (the kernel then says
 /// ENODATA) all mean "not opaque".
-pub fn is_opaque(path: &Path) -> Result<bool, CommitError> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| CommitError::Read {
-        path: path.to_path_buf(),
-        cause: io::Error::from(io::ErrorKind::InvalidInput),
-    })?;
+pub fn is_opaque_dir(dir: &File) -> io::Result<bool> {
     for name in OPAQUE_XATTRS {
-        let c_name = CString::new(name).map_err(|_| CommitError::Xattr {
-            path: path.to_path_buf(),
-            name,
-            errno: Errno::EINVAL,
-        })?;
-        let mut value = [0u8; 8];
-        // SAFETY: both names are NUL-terminated CStrings that outlive the
-        // call, and `value` is a writable buffer of exactly the length
-        // passed; lgetxattr writes at most that many bytes into it.
-        let n = unsafe {
-            libc::lgetxattr(
-                c_path.as_ptr(),
-                c_name.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        if n >= 0 {
-            let len = usize::try_from(n).unwrap_or(0).min(value.len());
-            if &value[..len] == b"y" {
-                return Ok(true);
-            }
-            continue;
-        }
-        match Errno::last() {
-            // Not set, longer than "y", or no xattrs on this filesystem.
-            Errno::ENODATA | Errno::ERANGE | Errno::EOPNOTSUPP => continue,
-            errno => {
-                return Err(CommitError::Xattr {
-                    path: path.to_path_buf(),
-                    name,
-                    errno,
-                });
-            }
+        match dir.get_xattr(name) {
+            Ok(Some(value)) if value == b"y" => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(false)
 }
 
-/// The entries of `dir`, classified and sorted by their tar name.
-fn children(dir: &Path) -> Result<Vec<Child>, CommitError> {
+/// [`is_opaque_dir`] for a path: a symlink or anything but a directory is
+/// not opaque.
+pub fn is_opaque(path: &Path) -> Result<bool, CommitError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let dir = match nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()) {
+        Ok(fd) => File::from(fd),
+        Err(Errno::ENOTDIR | Errno::ELOOP | Errno::ENOENT) => return Ok(false),
+        Err(errno) => return Err(read_err(path)(errno.into())),
+    };
+    is_opaque_dir(&dir).map_err(read_err(path))
+}
+
+/// Whether the directory `name` in `parent` is opaque.
+fn is_opaque_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<bool> {
+    is_opaque_dir(&File::from(open_dir_at(parent, name)?))
+}
+
+/// The entries of the open directory `dir` (`rel` in the tree, for
+/// errors), classified and sorted by their tar name. A name that starts
+/// with `.wh.` is refused: in a layer it would mean a deletion.
+fn children(dir: BorrowedFd<'_>, rel: &Path) -> Result<Vec<Child>, CommitError> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(read_err(dir))? {
-        let entry = entry.map_err(read_err(dir))?;
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
-        let name = entry.file_name();
-        let (kind, key) = if is_whiteout(&meta) {
+    for name in list_names(dir).map_err(|e| read_err(rel)(e.into()))? {
+        let path = || rel.join(&name);
+        if name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            return Err(CommitError::ReservedName { path: path() });
+        }
+        let Some(st) = stat_at(dir, &name).map_err(|e| read_err(&path())(e.into()))? else {
+            continue; // removed meanwhile
+        };
+        let (kind, key) = if is_whiteout(&st) {
             let mut key = WHITEOUT_PREFIX.as_bytes().to_vec();
             key.extend_from_slice(name.as_bytes());
             (Kind::Whiteout, key)
-        } else if meta.is_dir() {
+        } else if kind(&st) == SFlag::S_IFDIR {
             let mut key = name.as_bytes().to_vec();
             key.push(b'/');
-            let opaque = is_opaque(&path)?;
+            let opaque = is_opaque_at(dir, &name).map_err(read_err(&path()))?;
             (Kind::Dir { opaque }, key)
         } else {
             (Kind::Other, name.as_bytes().to_vec())
         };
         out.push(Child {
             name,
-            meta,
+            st,
             kind,
             key,
         });
@@ -292,16 +292,16 @@ struct Committer<W: Write> {
 
 impl<W: Write> Committer<W> {
     /// A GNU header (no pax records, no atime/ctime) with the numeric owner,
-    /// permission bits and (fixed or kept) mtime of `meta`.
-    fn header(&self, meta: &Metadata, kind: EntryType) -> Header {
+    /// permission bits and (fixed or kept) mtime of `st`.
+    fn header(&self, st: &FileStat, kind: EntryType) -> Header {
         let mut header = Header::new_gnu();
         header.set_entry_type(kind);
-        header.set_mode(meta.mode() & 0o7777);
-        header.set_uid(u64::from(meta.uid()));
-        header.set_gid(u64::from(meta.gid()));
+        header.set_mode(st.st_mode & 0o7777);
+        header.set_uid(u64::from(st.st_uid));
+        header.set_gid(u64::from(st.st_gid));
         header.set_mtime(
             self.mtime
-                .unwrap_or_else(|| u64::try_from(meta.mtime()).unwrap_or(0)),
+                .unwrap_or_else(|| u64::try_from(st.st_mtime).unwrap_or(0)),
         );
         header.set_size(0);
         header
@@ -309,7 +309,7 @@ impl<W: Write> Committer<W> {
 
     /// An empty regular file, mode 0, owner 0, fixed mtime: the OCI form of
     /// whiteouts and opaque markers.
-    fn marker(&mut self, tar_path: &Path, source: &Path) -> Result<(), CommitError> {
+    fn marker(&mut self, tar_path: &Path) -> Result<(), CommitError> {
         let mut header = Header::new_gnu();
         header.set_entry_type(EntryType::Regular);
         header.set_mode(0);
@@ -319,51 +319,67 @@ impl<W: Write> Committer<W> {
         header.set_size(0);
         self.builder
             .append_data(&mut header, tar_path, io::empty())
-            .map_err(write_err(source))
+            .map_err(write_err(tar_path))
     }
 
-    /// Write every entry below `dir` (the upper directory's `rel`).
-    fn write_dir(&mut self, dir: &Path, rel: &Path) -> Result<(), CommitError> {
-        for child in children(dir)? {
-            let path = dir.join(&child.name);
+    /// Write every entry below `upper`, depth first, with a cursor that
+    /// holds two descriptors and the tar path of where it stands, however
+    /// deep the tree.
+    fn write_tree(&mut self, upper: &Path) -> Result<(), CommitError> {
+        let mut cursor = DirCursor::open(upper)?;
+        let mut rel = PathBuf::new();
+        let mut stack = vec![children(cursor.fd(), &rel)?.into_iter()];
+        while let Some(level) = stack.last_mut() {
+            let Some(child) = level.next() else {
+                stack.pop();
+                if !stack.is_empty() {
+                    cursor.up()?;
+                    rel.pop();
+                }
+                continue;
+            };
             let tar_rel = rel.join(&child.name);
-            self.write_child(&child, &path, &tar_rel)?;
+            self.write_child(&child, cursor.fd(), &tar_rel)?;
             if let Kind::Dir { .. } = child.kind {
-                self.write_dir(&path, &tar_rel)?;
+                cursor
+                    .down(&child.name)
+                    .map_err(|e| read_err(&tar_rel)(e.into()))?;
+                rel = tar_rel;
+                stack.push(children(cursor.fd(), &rel)?.into_iter());
             }
         }
         Ok(())
     }
 
     // ANCHOR: whiteout_to_oci
-    /// Write one entry: a whiteout becomes `.wh.<name>`, an opaque directory
-    /// its entry followed by `<dir>/.wh..wh..opq`, anything else itself.
+    /// Write one entry (`tar_rel`, found in the open directory `dir`): a
+    /// whiteout becomes `.wh.<name>`, an opaque directory its entry
+    /// followed by `<dir>/.wh..wh..opq`, anything else itself.
     fn write_child(
         &mut self,
         child: &Child,
-        path: &Path,
+        dir: BorrowedFd<'_>,
         tar_rel: &Path,
     ) -> Result<(), CommitError> {
         match child.kind {
             Kind::Whiteout => {
                 let mut name = OsString::from(WHITEOUT_PREFIX);
                 name.push(&child.name);
-                let tar_path = tar_rel.with_file_name(name);
-                self.marker(&tar_path, path)
+                self.marker(&tar_rel.with_file_name(name))
             }
             Kind::Dir { opaque } => {
-                let mut header = self.header(&child.meta, EntryType::Directory);
+                let mut header = self.header(&child.st, EntryType::Directory);
                 let mut dir_path = tar_rel.as_os_str().to_os_string();
                 dir_path.push("/");
                 self.builder
                     .append_data(&mut header, Path::new(&dir_path), io::empty())
-                    .map_err(write_err(path))?;
+                    .map_err(write_err(tar_rel))?;
                 if opaque {
-                    self.marker(&tar_rel.join(OPAQUE_MARKER), path)?;
+                    self.marker(&tar_rel.join(OPAQUE_MARKER))?;
                 }
                 Ok(())
             }
-            Kind::Other => self.write_other(&child.meta, path, tar_rel),
+            Kind::Other => self.write_other(child, dir, tar_rel),
         }
     }
     // ANCHOR_END: whiteout_to_oci
@@ -371,65 +387,72 @@ impl<W: Write> Committer<W> {
     /// A file, symlink, hard link, fifo or device node.
     fn write_other(
         &mut self,
-        meta: &Metadata,
-        path: &Path,
+        child: &Child,
+        dir: BorrowedFd<'_>,
         tar_rel: &Path,
     ) -> Result<(), CommitError> {
-        let file_type = meta.file_type();
-        if file_type.is_socket() {
+        let st = &child.st;
+        let file_type = kind(st);
+        if file_type == SFlag::S_IFSOCK {
             // tar cannot hold a socket; a program makes a new one anyway.
             return Ok(());
         }
-        if meta.nlink() > 1 {
-            let id = (meta.dev(), meta.ino());
+        if st.st_nlink > 1 && file_type != SFlag::S_IFDIR {
+            let id = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&id) {
-                let mut header = self.header(meta, EntryType::Link);
+                let mut header = self.header(st, EntryType::Link);
                 return self
                     .builder
                     .append_link(&mut header, tar_rel, first)
-                    .map_err(write_err(path));
+                    .map_err(write_err(tar_rel));
             }
             self.links.insert(id, tar_rel.to_path_buf());
         }
-        if file_type.is_symlink() {
-            let target = fs::read_link(path).map_err(read_err(path))?;
-            let mut header = self.header(meta, EntryType::Symlink);
+        if file_type == SFlag::S_IFLNK {
+            let target =
+                readlinkat(dir, child.name.as_os_str()).map_err(|e| read_err(tar_rel)(e.into()))?;
+            let mut header = self.header(st, EntryType::Symlink);
             return self
                 .builder
                 .append_link(&mut header, tar_rel, target)
-                .map_err(write_err(path));
+                .map_err(write_err(tar_rel));
         }
-        if file_type.is_file() {
-            let file = File::open(path).map_err(read_err(path))?;
-            let mut header = self.header(meta, EntryType::Regular);
-            header.set_size(meta.len());
+        if file_type == SFlag::S_IFREG {
+            let fd = openat(
+                dir,
+                child.name.as_os_str(),
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| read_err(tar_rel)(e.into()))?;
+            let size = u64::try_from(st.st_size).unwrap_or(0);
+            let mut header = self.header(st, EntryType::Regular);
+            header.set_size(size);
             let mut reader = SizedReader {
-                inner: file,
-                left: meta.len(),
+                inner: File::from(fd),
+                left: size,
             };
             return self
                 .builder
                 .append_data(&mut header, tar_rel, &mut reader)
-                .map_err(write_err(path));
+                .map_err(write_err(tar_rel));
         }
-        let kind = if file_type.is_fifo() {
-            EntryType::Fifo
-        } else if file_type.is_char_device() {
-            EntryType::Char
-        } else {
-            EntryType::Block
+        let kind = match file_type {
+            SFlag::S_IFIFO => EntryType::Fifo,
+            SFlag::S_IFCHR => EntryType::Char,
+            _ => EntryType::Block,
         };
-        let mut header = self.header(meta, kind);
+        let mut header = self.header(st, kind);
         if kind != EntryType::Fifo {
-            let rdev = meta.rdev();
+            let rdev = st.st_rdev;
             let major = u32::try_from(nix::sys::stat::major(rdev)).unwrap_or(u32::MAX);
             let minor = u32::try_from(nix::sys::stat::minor(rdev)).unwrap_or(u32::MAX);
-            header.set_device_major(major).map_err(write_err(path))?;
-            header.set_device_minor(minor).map_err(write_err(path))?;
+            header.set_device_major(major).map_err(write_err(tar_rel))?;
+            header.set_device_minor(minor).map_err(write_err(tar_rel))?;
         }
         self.builder
             .append_data(&mut header, tar_rel, io::empty())
-            .map_err(write_err(path))
+            .map_err(write_err(tar_rel))
     }
 }
 
@@ -468,7 +491,7 @@ fn write_tar<W: Write>(upper: &Path, out: W, opts: &CommitOptions) -> Result<W, 
         mtime: (!opts.keep_times).then(fixed_time),
         links: HashMap::new(),
     };
-    committer.write_dir(upper, Path::new(""))?;
+    committer.write_tree(upper)?;
     committer
         .builder
         .into_inner()
@@ -532,9 +555,9 @@ pub enum ChangeKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub kind: ChangeKind,
-    /// Absolute inside the container: `/etc/hosts`. Names that are not
-    /// UTF-8 are shown lossily.
-    pub path: String,
+    /// Absolute inside the container: `/etc/hosts`. Printed escaped: a
+    /// container names its files as it likes.
+    pub path: PathBuf,
 }
 
 impl fmt::Display for Change {
@@ -544,106 +567,192 @@ impl fmt::Display for Change {
             ChangeKind::Changed => 'C',
             ChangeKind::Deleted => 'D',
         };
-        write!(f, "{letter} {}", self.path)
+        write!(f, "{letter} {}", shown(&self.path))
     }
 }
 
-/// Whether `rel` is visible through the read-only `lowers` (top first): the
-/// first lower that has it, a whiteout for it, or an opaque or deleted
-/// directory above it, decides.
-fn in_lowers(lowers: &[PathBuf], rel: &Path) -> Result<bool, CommitError> {
+/// The lower layers (top first) that show through below the top ones:
+/// all of them down to the first whose root directory is opaque, which
+/// hides every layer below it. overlayfs ignores an opaque mark on a
+/// layer's root (it looks the mark up only on directories it finds in a
+/// lookup), so the engine must leave those layers out itself.
+pub fn visible_lowers(lowers: &[PathBuf]) -> Result<Vec<PathBuf>, CommitError> {
+    let mut visible = Vec::new();
     for lower in lowers {
-        let path = lower.join(rel);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) => return Ok(!is_whiteout(&meta)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {}
-            Err(e) => return Err(read_err(&path)(e)),
+        visible.push(lower.clone());
+        if is_opaque(lower)? {
+            break;
         }
-        // Not here: is it hidden from the lowers below by an ancestor?
-        for ancestor in rel.ancestors().skip(1) {
-            if ancestor.as_os_str().is_empty() {
-                break;
+    }
+    Ok(visible)
+}
+
+/// One directory of the upper tree being compared: its entries still to
+/// look at, and the lower layers (indexes, top first) whose cursors stand
+/// in the same directory, the ones a lookup there would see.
+struct DiffLevel {
+    children: std::vec::IntoIter<Child>,
+    lowers: Vec<usize>,
+    /// Everything below is new (a new or opaque directory above).
+    all_added: bool,
+}
+
+/// List the changes recorded in the overlay upper directory `upper` as
+/// `docker diff` does, calling `each` with every one: each directory
+/// before what is in it, names in byte order. `lowers` (top first) tell an
+/// added path (in no lower) from a changed one. An opaque directory that
+/// replaced a lower one is `C`, its contents `A`; a whiteout is `D`.
+///
+/// The upper tree and every lower layer are walked side by side, a cursor
+/// each, as overlayfs looks names up: the first lower with the name
+/// decides, a whiteout or a file hides the lowers below it, an opaque
+/// directory too. Depth costs neither descriptors nor memory.
+pub fn diff_each(
+    upper: &Path,
+    lowers: &[PathBuf],
+    mut each: impl FnMut(Change),
+) -> Result<(), CommitError> {
+    let lowers = visible_lowers(lowers)?;
+    let mut cursors = lowers
+        .iter()
+        .map(|l| DirCursor::open(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut upper_cursor = DirCursor::open(upper)?;
+    let mut rel = PathBuf::from("/");
+    let mut stack = vec![DiffLevel {
+        children: children(upper_cursor.fd(), Path::new(""))?.into_iter(),
+        lowers: (0..cursors.len()).collect(),
+        all_added: false,
+    }];
+    while let Some(level) = stack.last_mut() {
+        let Some(child) = level.children.next() else {
+            let done = stack.pop().map(|l| l.lowers).unwrap_or_default();
+            if !stack.is_empty() {
+                for i in done {
+                    cursors[i].up()?;
+                }
+                upper_cursor.up()?;
+                rel.pop();
             }
-            let dir = lower.join(ancestor);
-            match fs::symlink_metadata(&dir) {
-                Ok(meta) if is_whiteout(&meta) || !meta.is_dir() => return Ok(false),
-                Ok(_) if is_opaque(&dir)? => return Ok(false),
-                _ => {}
+            continue;
+        };
+        let path = rel.join(&child.name);
+        let err = |e: nix::Error| read_err(&path)(e.into());
+        // ANCHOR: diff
+        // 1. Was it there before? The first lower that has the name says.
+        let existed =
+            !level.all_added && existed_before(&cursors, &level.lowers, &child.name, &path)?;
+        let kind = if existed {
+            ChangeKind::Changed
+        } else {
+            ChangeKind::Added
+        };
+        match child.kind {
+            // A whiteout of something no lower has deletes nothing.
+            Kind::Whiteout if existed => each(Change {
+                kind: ChangeKind::Deleted,
+                path,
+            }),
+            Kind::Whiteout => {}
+            Kind::Other => each(Change { kind, path }),
+            Kind::Dir { opaque } => {
+                // 2. A directory: the lowers a lookup below it would see,
+                //    their cursors moved down beside the upper's.
+                let all_added = level.all_added || opaque || !existed;
+                let below = if all_added {
+                    Vec::new()
+                } else {
+                    lowers_below(&mut cursors, &level.lowers, &child.name, &path)?
+                };
+                upper_cursor.down(&child.name).map_err(err)?;
+                let children = children(upper_cursor.fd(), &path)?.into_iter();
+                each(Change {
+                    kind,
+                    path: path.clone(),
+                });
+                rel = path;
+                stack.push(DiffLevel {
+                    children,
+                    lowers: below,
+                    all_added,
+                });
             }
+        }
+        // ANCHOR_END: diff
+    }
+    Ok(())
+}
+
+// ANCHOR: diff_lookup
+/// Whether `name` existed before the container: the first of `lowers`
+/// (top first) that has the name decides, and a whiteout there means it
+/// had been deleted already.
+fn existed_before(
+    cursors: &[DirCursor],
+    lowers: &[usize],
+    name: &OsStr,
+    path: &Path,
+) -> Result<bool, CommitError> {
+    for &i in lowers {
+        let found = stat_at(cursors[i].fd(), name).map_err(|e| read_err(path)(e.into()))?;
+        if let Some(st) = found {
+            return Ok(!is_whiteout(&st));
         }
     }
     Ok(false)
 }
 
-fn diff_dir(
-    dir: &Path,
-    rel: &Path,
-    lowers: &[PathBuf],
-    all_added: bool,
-    out: &mut Vec<Change>,
-) -> Result<(), CommitError> {
-    for child in children(dir)? {
-        let path = dir.join(&child.name);
-        let child_rel = rel.join(&child.name);
-        let shown = format!("/{}", child_rel.to_string_lossy());
-        let existed = !all_added && in_lowers(lowers, &child_rel)?;
-        match child.kind {
-            Kind::Whiteout => {
-                // A whiteout of something no lower has deletes nothing.
-                if existed {
-                    out.push(Change {
-                        kind: ChangeKind::Deleted,
-                        path: shown,
-                    });
-                }
-            }
-            Kind::Dir { opaque } => {
-                let kind = if existed {
-                    ChangeKind::Changed
-                } else {
-                    ChangeKind::Added
-                };
-                out.push(Change { kind, path: shown });
-                // Below an opaque or new directory, everything is new.
-                diff_dir(
-                    &path,
-                    &child_rel,
-                    lowers,
-                    all_added || opaque || !existed,
-                    out,
-                )?;
-            }
-            Kind::Other => {
-                let kind = if existed {
-                    ChangeKind::Changed
-                } else {
-                    ChangeKind::Added
-                };
-                out.push(Change { kind, path: shown });
-            }
+/// The lowers a lookup below the directory `name` sees, their cursors
+/// moved down into it: those that have `name` as a directory, down to the
+/// first where it is opaque; a whiteout or a file hides the rest.
+fn lowers_below(
+    cursors: &mut [DirCursor],
+    lowers: &[usize],
+    name: &OsStr,
+    path: &Path,
+) -> Result<Vec<usize>, CommitError> {
+    let err = |e: nix::Error| read_err(path)(e.into());
+    let mut below = Vec::new();
+    for &i in lowers {
+        let Some(st) = stat_at(cursors[i].fd(), name).map_err(err)? else {
+            continue;
+        };
+        if !kind_of_dir(&st) {
+            break;
+        }
+        cursors[i].down(name).map_err(err)?;
+        below.push(i);
+        let dir = cursors[i]
+            .fd()
+            .try_clone_to_owned()
+            .map_err(read_err(path))?;
+        if is_opaque_dir(&File::from(dir)).map_err(read_err(path))? {
+            break;
         }
     }
-    Ok(())
+    Ok(below)
+}
+// ANCHOR_END: diff_lookup
+
+fn kind_of_dir(st: &FileStat) -> bool {
+    kind(st) == SFlag::S_IFDIR
 }
 
-/// List the changes recorded in the overlay upper directory `upper` as
-/// `docker diff` does, sorted by path. `lowers` (top first) tell an added
-/// path (in no lower) from a changed one. An opaque directory that replaced
-/// a lower one is `C`, its contents `A`; a whiteout is `D`.
+/// [`diff_each`], collected.
 pub fn diff(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, CommitError> {
     let mut out = Vec::new();
-    diff_dir(upper, Path::new(""), lowers, false, &mut out)?;
-    out.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    diff_each(upper, lowers, |change| out.push(change))?;
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::ffi::CString;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
-    use nix::sys::stat::{Mode, SFlag, mknod};
+    use nix::sys::stat::{Mode, mknod};
     use nix::unistd::{Uid, mkfifo};
     use tempfile::TempDir;
 
@@ -965,5 +1074,95 @@ mod tests {
         let lowers = [top.path().to_path_buf(), bottom.path().to_path_buf()];
         let got = diff(upper.path(), &lowers).unwrap();
         assert_eq!(got[0].to_string(), "A /f");
+    }
+
+    #[test]
+    fn names_a_layer_reserves_are_refused() {
+        for name in [".wh..", ".wh.passwd", ".wh..wh..opq"] {
+            let dir = TempDir::new().unwrap();
+            fs::create_dir(dir.path().join("etc")).unwrap();
+            fs::write(dir.path().join("etc").join(name), "x").unwrap();
+            let err = commit_layer(dir.path(), io::sink(), &CommitOptions::default()).unwrap_err();
+            assert!(
+                matches!(&err, CommitError::ReservedName { path } if path == &Path::new("etc").join(name)),
+                "{err}"
+            );
+            assert!(err.to_string().contains("rename it"), "{err}");
+        }
+    }
+
+    /// `depth` nested directories `d/d/...` in `dir`, with `leaf` (a file)
+    /// at the bottom, made with a cursor: the full path is too long for
+    /// the path-based calls.
+    fn nest(dir: &Path, depth: usize, leaf: &str) {
+        use nix::sys::stat::mkdirat;
+        let mut cursor = DirCursor::open(dir).unwrap();
+        for _ in 0..depth {
+            match mkdirat(cursor.fd(), "d", Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => panic!("mkdirat: {e}"),
+            }
+            cursor.down(OsStr::new("d")).unwrap();
+        }
+        let fd = openat(
+            cursor.fd(),
+            leaf,
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        drop(fd);
+    }
+
+    #[test]
+    fn deep_trees_are_committed_and_diffed() {
+        // 3,000 levels: a path of 6,000 bytes, over PATH_MAX.
+        let lower = TempDir::new().unwrap();
+        nest(lower.path(), 3000, "old");
+        let upper = TempDir::new().unwrap();
+        nest(upper.path(), 3000, "new");
+        let (tar, _) = commit(upper.path(), CommitOptions::default());
+        let names = names(&tar);
+        assert_eq!(names.len(), 3001);
+        assert_eq!(names[2999], format!("{}/", vec!["d"; 3000].join("/")));
+        assert_eq!(names[3000], format!("{}/new", vec!["d"; 3000].join("/")));
+        let changes = diff(upper.path(), &[lower.path().to_path_buf()]).unwrap();
+        assert_eq!(changes.len(), 3001);
+        assert!(
+            changes[..3000]
+                .iter()
+                .all(|c| c.kind == ChangeKind::Changed)
+        );
+        assert_eq!(changes[3000].kind, ChangeKind::Added);
+        assert_eq!(
+            changes[3000].path,
+            Path::new(&format!("/{}/new", vec!["d"; 3000].join("/")))
+        );
+    }
+
+    #[test]
+    fn diff_prints_names_escaped() {
+        let upper = TempDir::new().unwrap();
+        fs::write(upper.path().join("x\n\u{1b}]0;pwned\u{7}"), "").unwrap();
+        let got = diff(upper.path(), &[]).unwrap();
+        assert_eq!(got[0].to_string(), "A /x\\n\\x1b]0;pwned\\x07");
+    }
+
+    #[test]
+    fn a_lower_with_an_opaque_root_hides_the_lowers_below_it() {
+        if !is_root() {
+            eprintln!("skipped: trusted.* xattrs need root");
+            return;
+        }
+        let bottom = TempDir::new().unwrap();
+        fs::write(bottom.path().join("base-file"), "x").unwrap();
+        let top = TempDir::new().unwrap();
+        set_opaque(top.path());
+        let upper = TempDir::new().unwrap();
+        fs::write(upper.path().join("base-file"), "y").unwrap();
+        let lowers = [top.path().to_path_buf(), bottom.path().to_path_buf()];
+        assert_eq!(visible_lowers(&lowers).unwrap(), [top.path().to_path_buf()]);
+        let got = diff(upper.path(), &lowers).unwrap();
+        assert_eq!(got[0].to_string(), "A /base-file");
     }
 }

@@ -1,15 +1,15 @@
 //! `ch04-overlay`: chapter 3's engine on a filesystem of layers.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use ch02_namespaces::cli::{self, NamespaceArgs, ProcessArgs, container_config};
-use ch03_cgroups::cli::LimitArgs;
+use ch03_cgroups::cli::{LimitArgs, default_capabilities};
 use ch04_overlay::cli::{LayerRun, run_on_layers};
-use ch04_overlay::commit::{CommitOptions, commit_layer, diff};
+use ch04_overlay::commit::{CommitOptions, commit_layer, diff_each};
 use ch04_overlay::state::{self, StorageDriver, default_root};
 use clap::{Args, Parser, Subcommand};
 
@@ -89,6 +89,8 @@ struct RunCmd {
 }
 
 fn main() -> ExitCode {
+    // `... | head`: end quietly when the reader goes, as coreutils do.
+    ch01_chroot::sigpipe::die_quietly_when_stdout_closes();
     let cli = Cli::parse();
     let root = cli.root.unwrap_or_else(default_root);
     match dispatch(&root, cli.command) {
@@ -102,8 +104,13 @@ fn main() -> ExitCode {
 
 fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
     match command {
-        Command::Run(cmd) => run(root, *cmd),
+        Command::Run(cmd) => {
+            // Before a container exists: run from a binary it cannot write.
+            ch02_namespaces::sealed_exe::ensure_sealed()?;
+            run(root, *cmd)
+        }
         Command::Diff { name } => {
+            state::check_root(root)?;
             let (dir, state) = state::load(root, &name)?;
             if state.driver != StorageDriver::Overlay {
                 bail!(
@@ -111,9 +118,15 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
                 );
             }
             let lowers: Vec<PathBuf> = state.layers.iter().rev().cloned().collect();
-            for change in diff(&dir.upper(), &lowers)? {
-                println!("{change}");
-            }
+            // Printed as found: a deep tree's list is long.
+            let mut out = std::io::stdout().lock();
+            let mut written = Ok(());
+            diff_each(&dir.upper(), &lowers, |change| {
+                if written.is_ok() {
+                    written = writeln!(out, "{change}");
+                }
+            })?;
+            written.context("write to stdout")?;
             Ok(0)
         }
         Command::Commit {
@@ -122,6 +135,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             gzip,
             keep_times,
         } => {
+            state::check_root(root)?;
             let (dir, state) = state::load(root, &name)?;
             if state.driver != StorageDriver::Overlay {
                 bail!(
@@ -158,6 +172,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Ps => {
+            state::check_root(root)?;
             println!("NAME\tDRIVER\tLAYERS");
             for c in state::list(root)? {
                 let layers: Vec<String> =
@@ -182,7 +197,10 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
         driver: cmd.storage_driver,
         rm: cmd.rm,
     };
-    let (namespaces, process, args) = (cmd.namespaces, cmd.process, cmd.cmd);
+    let (mut namespaces, process, args) = (cmd.namespaces, cmd.process, cmd.cmd);
+    // Docker's whole capability set when chapter 3's devices cgroup guards
+    // the device nodes.
+    namespaces.security.defaults = Some(default_capabilities(&cmd.limits));
     run_on_layers(
         "ch04-overlay",
         root,

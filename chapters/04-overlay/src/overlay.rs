@@ -230,6 +230,14 @@ impl OverlayMount {
         &self.merged
     }
 
+    /// Keep the mount after this value goes, and return where it is: for
+    /// an engine whose containers outlive the command that mounted their
+    /// filesystem (chapter 7). Whoever keeps it unmounts it later.
+    pub fn persist(mut self) -> PathBuf {
+        self.mounted = false;
+        self.merged.clone()
+    }
+
     /// Unmount now, reporting errors (Drop does it silently otherwise).
     pub fn unmount(mut self) -> Result<(), OverlayError> {
         self.mounted = false;

@@ -55,7 +55,10 @@ use std::path::{Component, Path, PathBuf};
 use ch04_overlay::apply::{ApplyError, ApplyOptions, WhiteoutMode, apply_layer};
 use serde::{Deserialize, Serialize};
 
+use ch04_overlay::escape::shown;
+
 use crate::digest::{Algorithm, Digest, Verifier};
+use crate::gc::{self, GcError};
 use crate::image::{Image, ImageError, import_rootfs, load_image};
 use crate::oci::{
     self, Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, OciError, Platform,
@@ -89,32 +92,30 @@ pub enum ArchiveFormat {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("{what}: {cause}")]
+    #[error("{}: {cause}", shown(.what))]
     Io { what: String, cause: io::Error },
-    #[error("{file}: path {path:?} {why}: refusing it")]
+    #[error("{}: path {path:?} {why}: refusing it", shown(.file))]
     UnsafePath {
         file: String,
         path: String,
         why: &'static str,
     },
-    #[error("the archive has no {path} ({what}): it is incomplete")]
+    #[error("the archive has no {} ({}): it is incomplete", shown(.path), shown(.what))]
     Missing { path: String, what: String },
-    #[error("{path} ({what}) is not a regular file")]
+    #[error("{} ({}) is not a regular file", shown(.path), shown(.what))]
     NotAFile { path: String, what: String },
-    #[error(
-        "{path} is {size} bytes, over the {limit}-byte limit for a JSON document: refusing to read it"
-    )]
+    #[error("{} is {size} bytes, over the {limit}-byte limit for a JSON document: refusing to read it", shown(.path))]
     TooLarge {
         path: String,
         size: u64,
         limit: usize,
     },
-    #[error("{path}: not valid JSON: {cause}")]
+    #[error("{}: not valid JSON: {cause}", shown(.path))]
     Json {
         path: String,
         cause: serde_json::Error,
     },
-    #[error("{path}: {cause}")]
+    #[error("{}: {cause}", shown(.path))]
     Manifest { path: String, cause: OciError },
     #[error(
         "{0}: neither an OCI image layout (oci-layout and index.json) nor a docker archive (manifest.json)"
@@ -122,30 +123,26 @@ pub enum ArchiveError {
     Unrecognized(String),
     #[error("oci-layout says imageLayoutVersion {0:?}: only 1.0.0 is known")]
     LayoutVersion(String),
-    #[error("{what} is compressed with {kind}: only gzip and zstd are read; decompress it first")]
+    #[error("{} is compressed with {kind}: only gzip and zstd are read; decompress it first", shown(.what))]
     Compressed { what: String, kind: &'static str },
-    #[error("{path}: {cause}")]
+    #[error("{}: {cause}", shown(.path))]
     Blob {
         path: String,
         cause: Box<StoreError>,
     },
-    #[error("{path} hashes to {actual}, but its name says {expected}: the archive is corrupt")]
+    #[error("{} hashes to {actual}, but its name says {expected}: the archive is corrupt", shown(.path))]
     Mismatch {
         path: String,
         expected: String,
         actual: String,
     },
-    #[error(
-        "layer {path}: its uncompressed content has digest {actual}, but the config's diff_id is {expected}: the archive is corrupt"
-    )]
+    #[error("layer {}: its uncompressed content has digest {actual}, but the config's diff_id is {expected}: the archive is corrupt", shown(.path))]
     DiffId {
         path: String,
         expected: String,
         actual: String,
     },
-    #[error(
-        "uncompressed layer {path}: its name says {named}, but the config's diff_id for it is {diff_id}: the archive is corrupt"
-    )]
+    #[error("uncompressed layer {}: its name says {named}, but the config's diff_id for it is {diff_id}: the archive is corrupt", shown(.path))]
     NameNotDiffId {
         path: String,
         named: String,
@@ -161,7 +158,7 @@ pub enum ArchiveError {
     TooDeep(String),
     #[error("{0}: the archive lists no images")]
     Empty(String),
-    #[error("image name {name:?} in {file}: {cause}")]
+    #[error("image name {name:?} in {}: {cause}", shown(.file))]
     Name {
         file: String,
         name: String,
@@ -179,10 +176,22 @@ pub enum ArchiveError {
     OutputExists(PathBuf),
     #[error("unpack the root filesystem tarball: {0}")]
     Apply(ApplyError),
+    #[error("{}: {cause}", shown(.what))]
+    Layer {
+        what: String,
+        cause: Box<StoreError>,
+    },
+    #[error("{error} (undoing the load failed too: {undo}; `prune` removes what it left)")]
+    NotUndone {
+        error: Box<ArchiveError>,
+        undo: Box<GcError>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Gc(#[from] GcError),
 }
 
 type Result<T, E = ArchiveError> = std::result::Result<T, E>;
@@ -594,24 +603,21 @@ impl Source {
 
     /// Read a JSON document of at most [`oci::MAX_MANIFEST_BYTES`].
     fn read_json(&self, found: &Found) -> Result<Vec<u8>> {
-        let limit = oci::MAX_MANIFEST_BYTES;
         let too_large = |size| ArchiveError::TooLarge {
             path: found.path.display().to_string(),
             size,
-            limit,
+            limit: oci::MAX_MANIFEST_BYTES,
         };
-        if found.size > limit as u64 {
+        if found.size > oci::MAX_MANIFEST_BYTES as u64 {
             return Err(too_large(found.size));
         }
-        let mut bytes = Vec::new();
-        self.open(found)?
-            .take(limit as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io(format!("read {}", found.path.display())))?;
-        if bytes.len() > limit {
-            return Err(too_large(bytes.len() as u64));
-        }
-        Ok(bytes)
+        oci::read_document(self.open(found)?).map_err(|e| match e {
+            oci::DocumentError::Read(cause) => ArchiveError::Io {
+                what: format!("read {}", found.path.display()),
+                cause,
+            },
+            oci::DocumentError::TooLarge => too_large(found.size),
+        })
     }
 }
 
@@ -664,27 +670,59 @@ pub fn load_reader<R: Read>(store: &Store, reader: R, name: &str) -> Result<Vec<
         "create a temporary file in {}",
         store.root().display()
     )))?;
-    io::copy(&mut tar, &mut spool).map_err(io(format!("read {name}")))?;
+    spool_to(&mut tar, &mut spool, name, store)?;
     load_source(store, &Source::index_tar(spool, name)?, name)
+}
+
+/// Copy the stream `name` into the spool file, telling a read error (the
+/// stream's) from a write error (the store's disk: full, most likely).
+fn spool_to(from: &mut impl Read, spool: &mut File, name: &str, store: &Store) -> Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(cause) => return Err(io(format!("read {name}"))(cause)),
+        };
+        let what = format!("a temporary copy of {name}");
+        spool
+            .write_all(&buf[..n])
+            .map_err(|cause| store.write_error(Path::new(&what), cause))?;
+    }
 }
 
 // ANCHOR: load_source
 fn load_source(store: &Store, source: &Source, name: &str) -> Result<Vec<Loaded>> {
     // 1. The store lock, shared, until the names are set: garbage
     //    collection waits rather than take our unnamed blobs for garbage.
-    let _lock = store.lock_shared()?;
+    //    And what the store holds now, to undo a load that fails.
+    let lock = store.lock_shared()?;
+    let before = gc::contents(store)?;
     // 2. Which format: an OCI layout (which docker 25 archives also are)
     //    keeps every manifest as it was, so it wins over manifest.json.
-    let loaded = if source.has(OCI_LAYOUT_FILE)? && source.has("index.json")? {
-        load_oci_layout(store, source)?
-    } else if source.has("manifest.json")? {
-        load_docker_archive(store, source)?
-    } else {
-        return Err(ArchiveError::Unrecognized(name.to_string()));
+    //    Every layer is unpacked on the way, so a bad one is refused now.
+    let loaded = (|| {
+        let loaded = if source.has(OCI_LAYOUT_FILE)? && source.has("index.json")? {
+            load_oci_layout(store, source)?
+        } else if source.has("manifest.json")? {
+            load_docker_archive(store, source)?
+        } else {
+            return Err(ArchiveError::Unrecognized(name.to_string()));
+        };
+        if loaded.is_empty() {
+            return Err(ArchiveError::Empty(name.to_string()));
+        }
+        Ok(loaded)
+    })();
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            // Bad input leaves the store as it was.
+            drop(lock);
+            return Err(undo(store, &before, error));
+        }
     };
-    if loaded.is_empty() {
-        return Err(ArchiveError::Empty(name.to_string()));
-    }
     // 3. Names last, once every blob of every image is verified and stored:
     //    a load that fails names nothing.
     for image in &loaded {
@@ -695,6 +733,19 @@ fn load_source(store: &Store, source: &Source, name: &str) -> Result<Vec<Loaded>
     Ok(loaded)
 }
 // ANCHOR_END: load_source
+
+/// After `error`, remove what the failed writer added since `before`
+/// (with the store lock exclusive); `error` is returned, with the undo's
+/// own failure if it had one.
+pub(crate) fn undo(store: &Store, before: &gc::Marks, error: ArchiveError) -> ArchiveError {
+    match gc::undo_added(store, before) {
+        Ok(_) => error,
+        Err(undo) => ArchiveError::NotUndone {
+            error: Box::new(error),
+            undo: Box::new(undo),
+        },
+    }
+}
 
 fn parse_name(name: &str, file: &str) -> Result<Reference> {
     Reference::parse(name).map_err(|source| ArchiveError::Name {
@@ -851,8 +902,15 @@ fn load_layout_image(
     let config_bytes = read_layout_json(source, &manifest.config, &config_what)?;
     let config: ImageConfig = from_json(&config_bytes, &blob_path(&manifest.config.digest))?;
     check_layer_count(&config, manifest.layers.len(), label)?;
-    for (i, layer) in manifest.layers.iter().enumerate() {
-        put_layout_blob(store, source, layer, &format!("layer {i} of {label}"))?;
+    for (i, (layer, diff_id)) in manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .enumerate()
+    {
+        let what = format!("layer {i} of {label}");
+        put_layout_blob(store, source, layer, &what)?;
+        unpack_checked(store, &layer.digest, diff_id, &layer.media_type, &what)?;
     }
     // Config and manifest last: a manifest in the store has all its parts.
     store.put_blob(
@@ -862,6 +920,25 @@ fn load_layout_image(
     )?;
     store.put_blob(&descriptor.digest, Some(descriptor.size), bytes.as_slice())?;
     Ok((descriptor.digest.clone(), manifest.config.digest))
+}
+
+/// Unpack a layer as `run` would, now: its content must hash to `diff_id`
+/// and every path in it must stay inside it, or the load is refused here,
+/// not at the first run.
+fn unpack_checked(
+    store: &Store,
+    digest: &str,
+    diff_id: &str,
+    media_type: &str,
+    what: &str,
+) -> Result<()> {
+    store
+        .unpack_layer(digest, diff_id, Compression::of_media_type(media_type))
+        .map_err(|cause| ArchiveError::Layer {
+            what: what.to_string(),
+            cause: Box::new(cause),
+        })?;
+    Ok(())
 }
 
 // ANCHOR: load_layout_index
@@ -1014,8 +1091,11 @@ fn load_docker_archive(store: &Store, source: &Source) -> Result<Vec<Loaded>> {
         check_layer_count(&config, entry.layers.len(), &label)?;
         // 2. The layers, each checked against its diff_id.
         let mut layers = Vec::new();
-        for (path, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
-            layers.push(load_docker_layer(store, source, path, diff_id, &label)?);
+        for (i, (path, diff_id)) in entry.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
+            let layer = load_docker_layer(store, source, path, diff_id, &label)?;
+            let what = format!("layer {i} of {label}");
+            unpack_checked(store, &layer.digest, diff_id, &layer.media_type, &what)?;
+            layers.push(layer);
         }
         // 3. Config and manifest: docker archives have no manifest, so we
         //    write the OCI one that describes what we stored.
@@ -1215,19 +1295,7 @@ fn add_tree(
     if depth > MAX_NESTING {
         return Err(ArchiveError::TooDeep(digest.to_string()));
     }
-    let mut bytes = Vec::new();
-    store
-        .open_blob(digest)?
-        .take(oci::MAX_MANIFEST_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io(format!("read blob {digest}")))?;
-    if bytes.len() > oci::MAX_MANIFEST_BYTES {
-        return Err(ArchiveError::TooLarge {
-            path: blob_path(digest),
-            size: bytes.len() as u64,
-            limit: oci::MAX_MANIFEST_BYTES,
-        });
-    }
+    let bytes = store.read_blob(digest)?;
     // Any manifest's parts, read as plain JSON: an attestation's layers are
     // not filesystems, but go along all the same.
     #[derive(Deserialize)]
@@ -1496,34 +1564,19 @@ pub fn save_docker_archive_file(store: &Store, refs: &[Reference], path: &Path) 
 
 // ----- import a root filesystem tarball -----
 
-/// A scratch directory, removed on drop even when it holds read-only
-/// directories (a root filesystem has some, and only root ignores modes).
-struct Scratch(Option<tempfile::TempDir>);
+/// A scratch directory, removed on drop however deep it nests and even
+/// when it holds read-only directories (chapter 4's `remove_tree`).
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn path(&self) -> &Path {
-        self.0.as_ref().map_or(Path::new(""), |d| d.path())
+        self.0.path()
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            let path = dir.path().to_path_buf();
-            if dir.close().is_err() {
-                make_writable(&path);
-                let _ = fs::remove_dir_all(&path);
-            }
-        }
-    }
-}
-
-fn make_writable(dir: &Path) {
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            make_writable(&entry.path());
-        }
+        let _ = ch04_overlay::walk::remove_tree(self.0.path());
     }
 }
 
@@ -1550,7 +1603,7 @@ pub fn import_tarball<R: Read>(
     // 2. A scratch directory where the store unpacks layers (so a crash
     //    leaves it where `clean_temp` looks), removed in every case.
     let tmp = store.root().join("layers/tmp");
-    let scratch = Scratch(Some(
+    let scratch = Scratch(
         tempfile::Builder::new()
             .prefix("import-")
             .tempdir_in(&tmp)
@@ -1558,7 +1611,7 @@ pub fn import_tarball<R: Read>(
                 "create a temporary directory in {}",
                 tmp.display()
             )))?,
-    ));
+    );
     // 3. Unpacked safely, whiteouts applied as deletions (a flat tree).
     let opts = ApplyOptions::for_current_user(WhiteoutMode::Delete);
     apply_layer(tar, scratch.path(), &opts).map_err(ArchiveError::Apply)?;

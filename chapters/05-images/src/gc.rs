@@ -52,7 +52,7 @@
 //! the same graph.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use ch04_overlay::state::{self, StateError};
@@ -64,10 +64,6 @@ use crate::store::{CleanReport, Store, StoreError, StoreLock};
 /// The file in a container's state directory that names the manifest it
 /// was made from.
 pub const IMAGE_FILE: &str = "image";
-
-/// Manifests and configs bigger than this are not JSON documents the store
-/// wrote: refuse to trace them rather than read them whole.
-pub const MAX_DOCUMENT_BYTES: u64 = 32 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
@@ -217,20 +213,14 @@ fn read_document(
         digest: digest.to_string(),
         cause,
     };
-    let file = match store.open_blob(digest) {
-        Ok(file) => file,
+    let bytes = match store.read_blob(digest) {
+        Ok(bytes) => bytes,
         Err(StoreError::BlobNotFound { .. }) => return Ok(None),
+        Err(e @ (StoreError::TooLarge { .. } | StoreError::Read { .. })) => {
+            return Err(unreadable(e.to_string()));
+        }
         Err(e) => return Err(e.into()),
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_DOCUMENT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| unreadable(format!("read: {e}")))?;
-    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(unreadable(format!(
-            "over {MAX_DOCUMENT_BYTES} bytes, not a manifest or config"
-        )));
-    }
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| unreadable(format!("not JSON: {e}")))
@@ -354,7 +344,7 @@ pub fn sweep(store: &Store, marks: &Marks) -> Result<GcReport, GcError> {
 // ANCHOR_END: sweep
 
 /// Collect garbage: mark, then sweep, then remove the temporary files that
-/// crashed writers left (those idle for [`crate::store::TEMP_MAX_AGE`]).
+/// killed writers left (all of them: no writer runs meanwhile).
 /// `lock` must be the store lock held exclusive.
 pub fn collect_garbage(store: &Store, lock: &StoreLock) -> Result<GcReport, GcError> {
     if !lock.is_exclusive() {
@@ -363,8 +353,45 @@ pub fn collect_garbage(store: &Store, lock: &StoreLock) -> Result<GcReport, GcEr
     let containers = container_uses(store.root())?;
     let marks = mark(store, &containers)?;
     let mut report = sweep(store, &marks)?;
-    report.leftovers = store.clean_temp()?;
+    // With the lock exclusive no writer is running: every temporary file
+    // or directory was left by one that was killed.
+    report.leftovers = store.clean_temp_older_than(std::time::Duration::ZERO)?;
     Ok(report)
+}
+
+// ----- undoing a failed writer -----
+
+/// Every blob and unpacked layer in the store now, as [`Marks`]: taken
+/// before a load or pull, to undo it if it fails.
+pub fn contents(store: &Store) -> Result<Marks, GcError> {
+    Ok(Marks {
+        blobs: store.blob_digests()?.into_iter().collect(),
+        layers: store.layer_diff_ids()?.into_iter().collect(),
+    })
+}
+
+// ANCHOR: remove_added
+/// Undo a load or pull that failed: remove the blobs and layers it added
+/// (in the store now, not in `before`), so that bad input leaves the store
+/// as it was. `lock` must be the store lock held exclusive, so no writer
+/// runs; what another writer added meanwhile and named is reachable, and
+/// stays.
+pub fn remove_added(store: &Store, lock: &StoreLock, before: &Marks) -> Result<GcReport, GcError> {
+    if !lock.is_exclusive() {
+        return Err(GcError::NotExclusive);
+    }
+    let mut keep = mark(store, &container_uses(store.root())?)?;
+    keep.blobs.extend(before.blobs.iter().cloned());
+    keep.layers.extend(before.layers.iter().cloned());
+    sweep(store, &keep)
+}
+// ANCHOR_END: remove_added
+
+/// [`remove_added`] with the store lock taken exclusive here (the failed
+/// writer must have dropped its shared one).
+pub fn undo_added(store: &Store, before: &Marks) -> Result<GcReport, GcError> {
+    let lock = store.lock_exclusive()?;
+    remove_added(store, &lock, before)
 }
 
 // ----- rmi -----

@@ -1,4 +1,4 @@
-//! # Chapter 5: images (being written)
+//! # Chapter 5: images
 //!
 //! An image is a read-only template: an ordered list of layers (tarballs,
 //! named by their sha256 digest) plus a configuration, described by a

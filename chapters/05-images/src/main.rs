@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use ch02_namespaces::cli::{self, NamespaceArgs, ProcessArgs, container_config, random_id};
-use ch03_cgroups::cli::LimitArgs;
+use ch03_cgroups::cli::{LimitArgs, default_capabilities};
 use ch04_overlay::cli::{LayerRun, run_on_layers};
 use ch04_overlay::state::{StorageDriver, default_root};
 use ch05_images::archive::{self, ArchiveFormat};
@@ -16,7 +16,7 @@ use ch05_images::pull::{LayerOutcome, PullOptions};
 use ch05_images::reference::Reference;
 use ch05_images::registry::{ClientOptions, Credentials, Registry};
 use ch05_images::store::{Store, StoreLock};
-use ch05_images::user::{ExecUser, resolve_user_in_layers};
+use ch05_images::user::{ExecUser, apply_image_env, resolve_user_in_layers};
 use clap::{Args, Parser, Subcommand};
 
 /// Chapter 5 of Berth: a container runs an image, a stack of layers and a
@@ -235,6 +235,8 @@ struct RunCmd {
 }
 
 fn main() -> ExitCode {
+    // `... | head`: end quietly when the reader goes, as coreutils do.
+    ch01_chroot::sigpipe::die_quietly_when_stdout_closes();
     let cli = Cli::parse();
     let root = cli.root.unwrap_or_else(default_root);
     // `run` exits as docker run does (125 when the engine fails, else the
@@ -255,8 +257,10 @@ fn reference(text: &str) -> anyhow::Result<Reference> {
 }
 
 fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
+    // pull, load and import make a store; every other command needs one.
     let store =
         || Store::open(root).with_context(|| format!("open the store in {}", root.display()));
+    let existing = || Store::open_existing(root).context("open the store");
     match command {
         Command::Import { dir, name, config } => {
             let name = reference(&name)?;
@@ -281,11 +285,11 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             format,
             output,
             images,
-        } => save(&store()?, format, &output, &images),
+        } => save(&existing()?, format, &output, &images),
         Command::Load { input } => load(&store()?, &input),
         Command::Pull(cmd) => pull(&store()?, &cmd),
         Command::Images => {
-            let store = store()?;
+            let store = existing()?;
             println!("REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE");
             let now = std::time::SystemTime::now();
             for name in store.names()?.keys() {
@@ -305,7 +309,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Inspect { image } => {
-            let image = load_image(&store()?, &reference(&image)?)?;
+            let image = load_image(&existing()?, &reference(&image)?)?;
             let mut both = serde_json::json!({
                 "Digest": image.digest,
                 "Manifest": image.manifest,
@@ -319,7 +323,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Tag { source, target } => {
-            let store = store()?;
+            let store = existing()?;
             // No collection between reading the digest and naming it again.
             let _lock = store.lock_shared()?;
             let source = reference(&source)?;
@@ -328,7 +332,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Rmi { image, force } => {
-            let store = store()?;
+            let store = existing()?;
             let lock = lock_exclusive(&store)?;
             let removal = gc::remove_image(&store, &lock, &image, force)?;
             for (name, digest) in &removal.untagged {
@@ -340,7 +344,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Prune => {
-            let store = store()?;
+            let store = existing()?;
             let lock = lock_exclusive(&store)?;
             for line in gc::collect_garbage(&store, &lock)?.lines() {
                 println!("{line}");
@@ -348,7 +352,13 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Ps => {
-            let names = store()?.names()?;
+            // Containers of chapter 4's run may live in a root with no
+            // image store: then no image has a name.
+            ch04_overlay::state::check_root(root)?;
+            let names = match Store::open_existing(root) {
+                Ok(store) => store.names()?,
+                Err(_) => Default::default(),
+            };
             println!("NAME\tIMAGE");
             for c in gc::container_uses(root)? {
                 let image = match &c.image {
@@ -367,7 +377,11 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             println!("{name}: removed");
             Ok(0)
         }
-        Command::Run(cmd) => run(root, *cmd),
+        Command::Run(cmd) => {
+            // Before a container exists: run from a binary it cannot write.
+            ch02_namespaces::sealed_exe::ensure_sealed()?;
+            run(root, *cmd)
+        }
         Command::Mkrootfs(args) => cli::mkrootfs_command(&args),
     }
 }
@@ -456,7 +470,8 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
         driver: cmd.storage_driver,
         rm: cmd.rm,
     };
-    let (namespaces, limits) = (cmd.namespaces, cmd.limits);
+    let (mut namespaces, limits) = (cmd.namespaces, cmd.limits);
+    namespaces.security.defaults = Some(default_capabilities(&limits));
     // 5. Chapter 4's run.
     run_on_layers(
         "ch05-images",
@@ -476,23 +491,8 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
             let mut container = container_config(namespaces, process, merged, args)?;
             // 7. The image's Env over the minimal environment, and the user's
             //    home as HOME unless the image sets one.
-            let env = &mut container.process.env;
-            for kv in config.env.iter().flatten() {
-                let key = kv.split('=').next().unwrap_or_default();
-                env.retain(|e| e.split('=').next() != Some(key));
-                env.push(kv.clone());
-            }
-            let image_home = config
-                .env
-                .iter()
-                .flatten()
-                .any(|kv| kv.starts_with("HOME="));
-            if let Some(user) = &user
-                && !image_home
-            {
-                env.retain(|e| !e.starts_with("HOME="));
-                env.push(format!("HOME={}", user.home));
-            }
+            let image_env = config.env.as_deref().unwrap_or_default();
+            apply_image_env(&mut container.process.env, image_env, user.as_ref());
             Ok(container)
         },
     )

@@ -66,8 +66,42 @@ pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
 /// Registries refuse manifests over 4 MiB, so a bigger one is not a manifest
-/// (or is an attack): refuse it before parsing.
+/// (or is an attack): refuse it before parsing. Image configs are held to
+/// the same limit (docker's own are a few KiB; `load` always refused bigger
+/// ones), so every JSON document of an image is read through
+/// [`read_document`] with one cap.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why [`read_document`] gave no document.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error(
+        "more than {MAX_MANIFEST_BYTES} bytes, the limit for a manifest or config: refusing to read it"
+    )]
+    TooLarge,
+}
+
+// ANCHOR: read_document
+/// Read a manifest, index or config from `reader`, refusing it as soon as
+/// it passes [`MAX_MANIFEST_BYTES`]: never more than one byte past the
+/// limit is read, so an oversized document costs neither memory nor time.
+/// The one way this chapter reads a JSON document of an image, from a
+/// registry, an archive or the store.
+pub fn read_document(reader: impl std::io::Read) -> Result<Vec<u8>, DocumentError> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_MANIFEST_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(DocumentError::Read)?;
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(DocumentError::TooLarge);
+    }
+    Ok(bytes)
+}
+// ANCHOR_END: read_document
 
 /// Every media type a registry may be asked for in an `Accept` header, best first.
 pub const ACCEPTED_MANIFEST_TYPES: [&str; 4] = [
@@ -92,7 +126,7 @@ pub enum OciError {
     )]
     UnsupportedMediaType(String),
     #[error("not a valid manifest: {0}")]
-    Json(#[source] serde_json::Error),
+    Json(serde_json::Error),
     #[error("manifest has schemaVersion {0}: only schemaVersion 2 is supported")]
     SchemaVersion(i64),
     #[error(

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::gc;
 use crate::oci::{self, Descriptor, ImageConfig, ImageManifest, Manifest, Platform};
 use crate::reference::Reference;
 use crate::registry::{ATTEMPTS, FetchedManifest, Registry, RegistryError};
@@ -41,6 +42,13 @@ pub enum PullError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Oci(#[from] oci::OciError),
+    #[error(transparent)]
+    Gc(#[from] gc::GcError),
+    #[error("{error} (undoing the pull failed too: {undo}; `prune` removes what it left)")]
+    NotUndone {
+        error: Box<PullError>,
+        undo: Box<gc::GcError>,
+    },
     #[error(
         "{reference}: the index entry for {platform} is itself an index: refused (nested indexes are not images)"
     )]
@@ -53,6 +61,11 @@ pub enum PullError {
         wanted: String,
         found: String,
     },
+    #[error(
+        "config {digest}: the manifest says {size} bytes, over the {}-byte limit for a config: refused without downloading it",
+        oci::MAX_MANIFEST_BYTES
+    )]
+    ConfigTooLarge { digest: String, size: u64 },
     #[error("config {digest}: not a valid image config: {cause}")]
     Config {
         digest: String,
@@ -125,60 +138,50 @@ pub fn pull(
     reference: &Reference,
     options: &PullOptions,
 ) -> Result<Pulled, PullError> {
+    // The store lock, shared, until the name is set: garbage collection
+    // (which takes it exclusive) must not sweep blobs that are in but not
+    // yet named. Taking it alone sweeps what killed writers left; with
+    // others, only leftovers idle for an hour go (fresh ones may be
+    // another pull's, running now). What the store holds is noted, and a
+    // pull that fails is undone: bad content leaves the store as it was.
+    let lock = store.lock_shared()?;
+    store.clean_temp()?;
+    let before = gc::contents(store)?;
+    match pull_locked(store, registry, reference, options) {
+        Ok(pulled) => Ok(pulled),
+        Err(error) => {
+            drop(lock);
+            match gc::undo_added(store, &before) {
+                Ok(_) => Err(error),
+                Err(undo) => Err(PullError::NotUndone {
+                    error: Box::new(error),
+                    undo: Box::new(undo),
+                }),
+            }
+        }
+    }
+}
+// ANCHOR_END: pull
+
+/// The pull itself, the store lock held.
+// ANCHOR: pull_locked
+fn pull_locked(
+    store: &Store,
+    registry: &Registry,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<Pulled, PullError> {
     let name = reference.to_string();
     let repository = reference.api_repository();
-    // 0. The store lock, shared, until the name is set: garbage collection
-    //    (which takes it exclusive) must not sweep blobs that are in but
-    //    not yet named. Then leftovers of pulls killed long ago go; fresh
-    //    ones may be another pull's, running now, and stay.
-    let _lock = store.lock_shared()?;
-    store.clean_temp()?;
 
-    // 1. The tag or digest → a manifest. A digest wins over a tag: it
-    //    names exactly one content.
-    let top = match (&reference.digest, &reference.tag) {
-        (Some(digest), _) => registry.fetch_manifest(repository, &digest.to_string())?,
-        (None, Some(tag)) => registry.fetch_manifest(repository, tag)?,
-        (None, None) => registry.fetch_manifest(repository, crate::reference::DEFAULT_TAG)?,
-    };
-
-    // 2. An index → our platform's manifest, fetched by its digest (so the
-    //    registry cannot swap it).
-    let image: FetchedManifest = match &top.manifest {
-        Manifest::Image(_) => top.clone(),
-        Manifest::Index(index) => {
-            let entry = oci::choose_platform(index, &options.platform)?;
-            let child = registry.fetch_manifest(repository, &entry.digest)?;
-            if matches!(child.manifest, Manifest::Index(_)) {
-                return Err(PullError::NestedIndex {
-                    reference: name,
-                    platform: options.platform.to_string(),
-                });
-            }
-            child
-        }
-    };
+    // 1-2. The tag or digest → a manifest; an index → our platform's.
+    let (top, image) = resolve_manifest(registry, reference, options)?;
     let Manifest::Image(manifest) = &image.manifest else {
-        unreachable!("an index was resolved to its child above");
+        unreachable!("an index was resolved to its child");
     };
 
-    // 3. The config: small, and needed to check the layers against.
-    download_blob(
-        store,
-        registry,
-        repository,
-        &manifest.config,
-        &|_| {},
-        &NEVER,
-    )?;
-    let config = read_config(store, &manifest.config.digest)?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(PullError::DiffIds {
-            digest: manifest.config.digest.clone(),
-            diff_ids: config.rootfs.diff_ids.len(),
-            layers: manifest.layers.len(),
-        });
-    }
+    // 3. The config: needed to check the layers against.
+    let config = fetch_config(store, registry, repository, manifest)?;
     check_platform(&name, &config, options)?;
 
     // 4. The layers, in parallel: download, verify, unpack.
@@ -198,7 +201,74 @@ pub fn pull(
         up_to_date: previous.as_deref() == Some(image.digest.as_str()),
     })
 }
-// ANCHOR_END: pull
+// ANCHOR_END: pull_locked
+
+// ANCHOR: resolve_manifest
+/// Steps 1 and 2: the manifest `reference` names (a digest wins over a
+/// tag: it names exactly one content), and if that is an index, the
+/// manifest for our platform, fetched by its digest so the registry
+/// cannot swap it. Returns both: the first, whose digest the tag named,
+/// and the image manifest.
+fn resolve_manifest(
+    registry: &Registry,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<(FetchedManifest, FetchedManifest), PullError> {
+    let repository = reference.api_repository();
+    let top = match (&reference.digest, &reference.tag) {
+        (Some(digest), _) => registry.fetch_manifest(repository, &digest.to_string())?,
+        (None, Some(tag)) => registry.fetch_manifest(repository, tag)?,
+        (None, None) => registry.fetch_manifest(repository, crate::reference::DEFAULT_TAG)?,
+    };
+    let Manifest::Index(index) = &top.manifest else {
+        return Ok((top.clone(), top));
+    };
+    let entry = oci::choose_platform(index, &options.platform)?;
+    let child = registry.fetch_manifest(repository, &entry.digest)?;
+    if matches!(child.manifest, Manifest::Index(_)) {
+        return Err(PullError::NestedIndex {
+            reference: reference.to_string(),
+            platform: options.platform.to_string(),
+        });
+    }
+    Ok((top, child))
+}
+// ANCHOR_END: resolve_manifest
+
+// ANCHOR: fetch_config
+/// Step 3: the config blob, small (refused unread if the manifest says it
+/// is not), into the store and parsed; it must name one diff_id per layer.
+fn fetch_config(
+    store: &Store,
+    registry: &Registry,
+    repository: &str,
+    manifest: &ImageManifest,
+) -> Result<ImageConfig, PullError> {
+    if manifest.config.size > oci::MAX_MANIFEST_BYTES as u64 {
+        return Err(PullError::ConfigTooLarge {
+            digest: manifest.config.digest.clone(),
+            size: manifest.config.size,
+        });
+    }
+    download_blob(
+        store,
+        registry,
+        repository,
+        &manifest.config,
+        &|_| {},
+        &NEVER,
+    )?;
+    let config = read_config(store, &manifest.config.digest)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(PullError::DiffIds {
+            digest: manifest.config.digest.clone(),
+            diff_ids: config.rootfs.diff_ids.len(),
+            layers: manifest.layers.len(),
+        });
+    }
+    Ok(config)
+}
+// ANCHOR_END: fetch_config
 
 fn read_config(store: &Store, digest: &str) -> Result<ImageConfig, PullError> {
     serde_json::from_slice(&store.read_blob(digest)?).map_err(|cause| PullError::Config {

@@ -554,20 +554,19 @@ impl Registry {
         }
         let media_type = header(&response, "content-type").unwrap_or_default();
         let stated = header(&response, "docker-content-digest");
-        let mut bytes = Vec::new();
-        response
-            .body_mut()
-            .as_reader()
-            .take(oci::MAX_MANIFEST_BYTES as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|cause| RegistryError::Read {
-                what: "manifest".into(),
-                url: call.url.clone(),
-                cause,
-            })?;
-        if bytes.len() > oci::MAX_MANIFEST_BYTES {
-            return Err(RegistryError::ManifestTooLarge { reference: name });
-        }
+        let bytes = match oci::read_document(response.body_mut().as_reader()) {
+            Ok(bytes) => bytes,
+            Err(oci::DocumentError::TooLarge) => {
+                return Err(RegistryError::ManifestTooLarge { reference: name });
+            }
+            Err(oci::DocumentError::Read(cause)) => {
+                return Err(RegistryError::Read {
+                    what: "manifest".into(),
+                    url: call.url.clone(),
+                    cause,
+                });
+            }
+        };
         let expected = match Digest::parse(reference) {
             Ok(d) => Some(d),
             Err(_) => stated.as_deref().and_then(|s| Digest::parse(s).ok()),

@@ -22,6 +22,17 @@
 //! trust. Two pulls of the same content race harmlessly: both write their
 //! own temporary copy and the last rename wins with identical bytes.
 //!
+//! **Only the engine's user looks inside.** An unpacked layer holds the
+//! image's files as the image says: setuid-root programs, device nodes,
+//! world-writable directories. Open to the host's users, a setuid shell
+//! from an image is root for anyone, and a 1777 directory lets anyone plant
+//! files every later container sees. So `blobs/` and `layers/` are mode
+//! 0700, `index.json` and the lock files 0600, and ROOT itself is closed as
+//! chapter 4 closes it (0711 as root: a user namespace's root must cross it
+//! to its container's directory; 0700 rootless): the content is reachable
+//! only through a container. [`Store::open`] makes an existing store that
+//! was open private, or says why it cannot.
+//!
 //! Blobs are written before the name that makes them reachable, so garbage
 //! collection (`gc.rs`) could take a pull's fresh blobs for garbage.
 //! The store lock prevents that: everything that writes blobs or layers and
@@ -31,7 +42,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -85,14 +96,20 @@ pub enum StoreError {
     #[error("read content for {digest}: {cause}")]
     Read { digest: String, cause: io::Error },
 
+    #[error(
+        "blob {digest} is over {} bytes, the limit for a manifest or config: refusing to read it (remove the image that names it with rmi)",
+        crate::oci::MAX_MANIFEST_BYTES
+    )]
+    TooLarge { digest: String },
+
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: io::Error },
 
-    #[error("unpack layer {blob} into {path}: {source}")]
+    #[error("unpack layer {blob} into {path}: {cause}")]
     Apply {
         blob: String,
         path: PathBuf,
-        source: ApplyError,
+        cause: ApplyError,
     },
 
     #[error("lock {path}: {errno}")]
@@ -108,6 +125,17 @@ pub enum StoreError {
         "invalid image name {0:?}: a name must be non-empty and hold no whitespace or control characters"
     )]
     BadName(String),
+
+    #[error(
+        "no space left on the disk that holds the store {root} (writing {path}): free space there (`prune` removes what no image uses), or give --root a store on another disk"
+    )]
+    NoSpace { root: PathBuf, path: PathBuf },
+
+    #[error("no image store at {0}: check --root (pull, load and import make one)")]
+    NoStore(PathBuf),
+
+    #[error(transparent)]
+    State(#[from] ch04_overlay::state::StateError),
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -155,34 +183,18 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io_err(dir))
 }
 
-/// Remove a file or a whole tree, making read-only directories writable
-/// first if that is what stops us (a layer may hold `dr-xr-xr-x` dirs, which
-/// only root can empty as they are).
+/// Remove a file or a whole tree, however deep, making read-only
+/// directories writable first if that is what stops us (a layer may hold
+/// `dr-xr-xr-x` dirs, which only root can empty as they are): chapter 4's
+/// [`remove_tree`](ch04_overlay::walk::remove_tree).
 fn remove_tree(path: &Path) -> io::Result<()> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if !meta.is_dir() {
-        return fs::remove_file(path);
-    }
-    if fs::remove_dir_all(path).is_ok() {
-        return Ok(());
-    }
-    make_writable(path);
-    fs::remove_dir_all(path)
-}
-
-fn make_writable(dir: &Path) {
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                make_writable(&entry.path());
-            }
-        }
-    }
+    ch04_overlay::walk::remove_tree(path).map_err(|e| {
+        let kind = match &e {
+            ch04_overlay::walk::WalkError::Syscall { errno, .. } => io::Error::from(*errno).kind(),
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e.to_string())
+    })
 }
 
 /// A temporary file or directory, removed when dropped unless
@@ -282,9 +294,18 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open the store at `root`, creating its directories if needed.
+    /// Open the store at `root`, creating it if needed (`pull`, `load`,
+    /// `import`), private to its user.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let store = Store { root: root.into() };
+        ch04_overlay::state::prepare_root(&store.root)?;
+        for dir in [store.root.join("blobs"), store.root.join("layers")] {
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(cause) => return Err(StoreError::Io { path: dir, cause }),
+            }
+        }
         for dir in [
             store.blob_dir(),
             store.blob_tmp_dir(),
@@ -293,12 +314,59 @@ impl Store {
         ] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
+        store.make_private()?;
         Ok(store)
+    }
+
+    /// Open the store at `root`, which must exist: for commands that only
+    /// read (or remove), so that a mistyped `--root` is an error, not a new
+    /// empty store.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        if !root.join("blobs").is_dir() {
+            return Err(StoreError::NoStore(root));
+        }
+        Store::open(root)
+    }
+
+    /// Close what a store made before stores were private left open:
+    /// `blobs/` and `layers/` to 0700, the files in ROOT to 0600.
+    fn make_private(&self) -> Result<()> {
+        use ch04_overlay::state::make_private;
+        for dir in [self.root.join("blobs"), self.root.join("layers")] {
+            make_private(&dir, 0o700)?;
+        }
+        for file in ["index.json", "index.lock", "store.lock"] {
+            let path = self.root.join(file);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o077 != 0 => {
+                    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                        .map_err(io_err(&path))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// A failed write to `path` in the store: a full disk (or quota) is
+    /// named as the store's, the rest as they are.
+    pub fn write_error(&self, path: &Path, cause: io::Error) -> StoreError {
+        match cause.raw_os_error() {
+            Some(nix::libc::ENOSPC | nix::libc::EDQUOT) => StoreError::NoSpace {
+                root: self.root.clone(),
+                path: path.to_path_buf(),
+            },
+            _ => StoreError::Io {
+                path: path.to_path_buf(),
+                cause,
+            },
+        }
     }
 
     fn blob_dir(&self) -> PathBuf {
@@ -353,17 +421,20 @@ impl Store {
         })
     }
 
-    /// The whole of the blob `digest`: for manifests and configs, which
-    /// are small and read as JSON.
+    /// The whole of the blob `digest`, a manifest, index or config, read
+    /// through [`crate::oci::read_document`]: one over the limit is refused
+    /// after reading one byte more than it (a store filled by an older pull
+    /// may hold a 300 MiB "config").
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        self.open_blob(digest)?
-            .read_to_end(&mut bytes)
-            .map_err(|cause| StoreError::Read {
+        crate::oci::read_document(self.open_blob(digest)?).map_err(|e| match e {
+            crate::oci::DocumentError::Read(cause) => StoreError::Read {
                 digest: digest.to_string(),
                 cause,
-            })?;
-        Ok(bytes)
+            },
+            crate::oci::DocumentError::TooLarge => StoreError::TooLarge {
+                digest: digest.to_string(),
+            },
+        })
     }
 
     /// Delete the blob `digest`; `Ok(false)` if it was not there.
@@ -433,7 +504,8 @@ impl Store {
                 });
             }
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(io_err(&temp.path))?;
+            file.write_all(&buf[..n])
+                .map_err(|cause| self.write_error(&temp.path, cause))?;
         }
         if let Some(expected) = expected_size.filter(|&e| count != e) {
             return Err(StoreError::SizeMismatch {
@@ -451,7 +523,8 @@ impl Store {
             });
         }
 
-        file.sync_all().map_err(io_err(&temp.path))?;
+        file.sync_all()
+            .map_err(|cause| self.write_error(&temp.path, cause))?;
         drop(file);
         fs::rename(&temp.path, &final_path).map_err(io_err(&final_path))?;
         temp.keep();
@@ -552,10 +625,13 @@ impl Store {
 
         let temp = self.create_temp_dir()?;
         let opts = ApplyOptions::for_current_user(WhiteoutMode::Overlay);
-        apply_layer(&mut reader, &temp.path, &opts).map_err(|source| StoreError::Apply {
-            blob: blob_digest.to_string(),
-            path: final_path.clone(),
-            source,
+        apply_layer(&mut reader, &temp.path, &opts).map_err(|cause| match cause {
+            ApplyError::Write { path, cause } => self.write_error(&temp.path.join(path), cause),
+            cause => StoreError::Apply {
+                blob: blob_digest.to_string(),
+                path: final_path.clone(),
+                cause,
+            },
         })?;
         // The tar reader stops at the end-of-archive marker; the padding
         // after it (and the gzip trailer, checked by the decoder) is part of
@@ -634,7 +710,22 @@ impl Store {
     /// not yet named, and never deletes it. Any number of shared holders
     /// run at once. Released when the guard is dropped (or the process
     /// dies: flock(2) locks belong to the open file).
+    ///
+    /// Taking it, a writer that finds itself alone (the lock free) knows no
+    /// other writer is running: whatever is in `blobs/tmp/` and
+    /// `layers/tmp/` was left by one that was killed, and is swept now.
     pub fn lock_shared(&self) -> Result<StoreLock> {
+        if let Some(lock) = self.try_lock_exclusive()? {
+            self.clean_temp_older_than(Duration::ZERO)?;
+            let path = self.root.join("store.lock");
+            lock._flock
+                .relock(FlockArg::LockShared)
+                .map_err(|errno| StoreError::Lock { path, errno })?;
+            return Ok(StoreLock {
+                _flock: lock._flock,
+                exclusive: false,
+            });
+        }
         self.lock(FlockArg::LockShared)
     }
 
@@ -644,6 +735,9 @@ impl Store {
         self.lock(FlockArg::LockExclusive)
     }
 
+    // ANCHOR_END: store_lock
+
+    // ANCHOR: flock
     /// [`Store::lock_exclusive`] without waiting: `None` while a pull, load
     /// or import holds the lock shared (the caller may say so, then wait).
     pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>> {
@@ -663,6 +757,7 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io_err(&path))?;
         let exclusive = !matches!(how, FlockArg::LockShared | FlockArg::LockSharedNonblock);
@@ -673,7 +768,7 @@ impl Store {
             exclusive,
         })
     }
-    // ANCHOR_END: store_lock
+    // ANCHOR_END: flock
 
     // ----- temporary leftovers -----
 
@@ -759,6 +854,7 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
         let _lock =
@@ -781,7 +877,13 @@ impl Store {
             path: tmp_path,
             armed: true,
         };
-        let mut file = File::create(&tmp.path).map_err(io_err(&tmp.path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp.path)
+            .map_err(io_err(&tmp.path))?;
         file.write_all(json.as_bytes())
             .and_then(|()| file.sync_all())
             .map_err(io_err(&tmp.path))?;
@@ -1115,7 +1217,7 @@ mod tests {
                     matches!(
                         err,
                         StoreError::Apply {
-                            source: ApplyError::WhiteoutRefused { .. },
+                            cause: ApplyError::WhiteoutRefused { .. },
                             ..
                         }
                     ),

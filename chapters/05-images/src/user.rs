@@ -255,6 +255,29 @@ pub fn resolve_user(
 }
 // ANCHOR_END: resolve_user
 
+// ANCHOR: apply_image_env
+/// The environment of a container's process: the image's `Env` over
+/// `env`, then the user's home directory as `HOME` unless the image's `Env`
+/// sets one. An image entry replaces the entry of `env` with the same name
+/// where it stands, or is appended (docker's rule, so `PATH` stays first).
+pub fn apply_image_env(env: &mut Vec<String>, image_env: &[String], user: Option<&ExecUser>) {
+    let name = |kv: &str| kv.split('=').next().unwrap_or_default().to_string();
+    for kv in image_env {
+        match env.iter_mut().find(|e| name(e) == name(kv)) {
+            Some(entry) => *entry = kv.clone(),
+            None => env.push(kv.clone()),
+        }
+    }
+    let image_home = image_env.iter().any(|kv| name(kv) == "HOME");
+    if let Some(user) = user
+        && !image_home
+    {
+        env.retain(|e| name(e) != "HOME");
+        env.push(format!("HOME={}", user.home));
+    }
+}
+// ANCHOR_END: apply_image_env
+
 /// Resolve `spec` with the `/etc/passwd` and `/etc/group` of the image
 /// whose unpacked layers are `layers` (bottom first). A missing file counts
 /// as an empty one.
@@ -517,6 +540,27 @@ impl ImageFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_env_replaces_in_place_appends_and_sets_home() {
+        let alice = ExecUser {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![],
+            home: "/home/alice".into(),
+        };
+        let mut env = vec!["PATH=/bin".to_string(), "HOME=/root".to_string()];
+        let image = ["PATH=/usr/bin".to_string(), "LANG=C".to_string()];
+        apply_image_env(&mut env, &image, Some(&alice));
+        assert_eq!(env, ["PATH=/usr/bin", "LANG=C", "HOME=/home/alice"]);
+        // An image that sets HOME keeps it, whoever runs.
+        let mut env = vec!["HOME=/root".to_string()];
+        apply_image_env(&mut env, &["HOME=/srv".to_string()], Some(&alice));
+        assert_eq!(env, ["HOME=/srv"]);
+        let mut env = vec!["HOME=/root".to_string()];
+        apply_image_env(&mut env, &[], None);
+        assert_eq!(env, ["HOME=/root"]);
+    }
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::path::Path;

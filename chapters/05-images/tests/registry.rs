@@ -427,6 +427,8 @@ fn a_corrupted_blob_is_refused_and_nothing_is_kept() {
         !kept.contains(&layer.trim_start_matches("sha256:").to_string()),
         "the bad layer is not kept"
     );
+    // Nor the config that came before it: a failed pull is undone.
+    assert_eq!(kept, Vec::<String>::new());
     assert!(
         temp_leftovers(s.root()).is_empty(),
         "{:?}",
@@ -709,4 +711,91 @@ fn progress_bars_on_a_terminal() {
         "no plain progress lines on a terminal: {drawn}"
     );
     assert!(drawn.contains("Status: Downloaded newer image"), "{drawn}");
+}
+
+#[test]
+fn a_config_over_the_limit_is_refused_without_downloading_it() {
+    let Some(s) = Setup::new("a_config_over_the_limit_is_refused_without_downloading_it") else {
+        return;
+    };
+    let layout = s.push(&s.base.path, "berth/probe:1");
+    // The same image with a 5 MiB config (a padded field), as a layout.
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let read = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let put = |bytes: &[u8]| {
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(bytes));
+        std::fs::write(blob(&digest), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let index = read(layout.join("index.json"));
+    let mut manifest = read(blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let mut config = read(blob(manifest["config"]["digest"].as_str().unwrap()));
+    config["padding"] = "x".repeat(5 << 20).into();
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = config_digest.clone().into();
+    manifest["config"]["size"] = config_size.into();
+    let (digest_of_manifest, _) = put(&serde_json::to_vec(&manifest).unwrap());
+    let _ = index;
+    // skopeo refuses such a config itself: upload by hand (POST a session,
+    // PUT the blob to it with its digest), then the manifest.
+    let base = format!("http://{}/v2/berth/huge", s.registry.addr);
+    let agent = ureq::Agent::new_with_defaults();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for d in [&layer, &config_digest] {
+        let session = agent
+            .post(&format!("{base}/blobs/uploads/"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(session.status(), 202);
+        let location = session.headers()["location"].to_str().unwrap().to_string();
+        let location = if location.starts_with('/') {
+            format!("http://{}{location}", s.registry.addr)
+        } else {
+            location
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let sent = agent
+            .put(&format!("{location}{sep}digest={d}"))
+            .header("Content-Type", "application/octet-stream")
+            .send(&std::fs::read(blob(d)).unwrap()[..])
+            .unwrap();
+        assert_eq!(sent.status(), 201);
+    }
+    let sent = agent
+        .put(&format!("{base}/manifests/1"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&std::fs::read(blob(&digest_of_manifest)).unwrap()[..])
+        .unwrap();
+    assert_eq!(sent.status(), 201);
+
+    let pull = s.ch05(&["pull", &s.image_ref("berth/huge:1")]);
+    assert_eq!(pull.code(), Some(1), "{}", pull.transcript());
+    assert!(
+        pull.stderr()
+            .contains("over the 4194304-byte limit for a config: refused without downloading it"),
+        "{}",
+        pull.transcript()
+    );
+    assert_eq!(final_blobs(s.root()), Vec::<String>::new());
+    assert!(temp_leftovers(s.root()).is_empty());
+    let hex = config_digest.trim_start_matches("sha256:");
+    let log = s.registry.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("GET") && l.contains("/v2/berth/huge/manifests/1")),
+        "the log shows the requests: {log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.contains("GET") && l.contains(hex)),
+        "the config was downloaded"
+    );
 }

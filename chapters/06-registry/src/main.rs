@@ -14,7 +14,7 @@ use ch05_images::store::Store;
 use ch06_registry::auth::{Auth, Htpasswd};
 use ch06_registry::gc::{GcOptions, collect};
 use ch06_registry::push::{BlobOutcome, Destination, Progress, PushOptions, push};
-use ch06_registry::server::{ServeOptions, serve};
+use ch06_registry::server::{ServeOptions, Timeouts, serve};
 use ch06_registry::storage::Storage;
 use ch06_registry::token::Tokens;
 use clap::{Parser, Subcommand};
@@ -61,6 +61,16 @@ enum Command {
         /// Tokens to pull only for users of --htpasswd, not for anyone.
         #[arg(long, requires = "token_realm")]
         no_anonymous_pull: bool,
+        /// How long a request's headers may take to arrive, and a
+        /// kept-alive connection may sit idle, before it is closed.
+        #[arg(long, value_name = "DURATION", default_value = "30s",
+              value_parser = humantime::parse_duration)]
+        header_timeout: Duration,
+        /// How long nothing may move on a connection during a request (a
+        /// stalled upload, a client that stopped reading) before it is closed.
+        #[arg(long, value_name = "DURATION", default_value = "5m",
+              value_parser = humantime::parse_duration)]
+        idle_timeout: Duration,
     },
     /// Push an image from the engine's store (chapter 5's) to a registry.
     Push {
@@ -108,6 +118,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `... | head`: end quietly when the reader goes, as coreutils do.
+    ch01_chroot::sigpipe::die_quietly_when_stdout_closes();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,6 +160,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             token_realm,
             token_ttl,
             no_anonymous_pull,
+            header_timeout,
+            idle_timeout,
         } => {
             let htpasswd = match htpasswd {
                 Some(path) => Some(Htpasswd::load(&path)?),
@@ -174,10 +188,17 @@ fn run(command: Command) -> anyhow::Result<()> {
                     .context("draw a random key to sign tokens with")?;
                 auth = auth.with_tokens(tokens);
             }
+            if header_timeout.is_zero() || idle_timeout.is_zero() {
+                bail!("--header-timeout and --idle-timeout must be more than 0");
+            }
             runtime()?.block_on(serve(ServeOptions {
                 addr,
                 root: registry_root(root),
                 auth,
+                timeouts: Timeouts {
+                    header: header_timeout,
+                    idle: idle_timeout,
+                },
             }))
         }
         Command::Push {
@@ -320,8 +341,8 @@ fn push_command(
         Some(d) => Reference::parse(d)?,
         None => source.clone(),
     };
-    let store =
-        Store::open(root).with_context(|| format!("open the store in {}", root.display()))?;
+    // push only reads the store: a mistyped --root must not make one.
+    let store = Store::open_existing(root).context("open the store")?;
     // 1. What the name means here.
     let digest = match &source.digest {
         Some(d) => d.to_string(),

@@ -458,14 +458,22 @@ impl Uploads {
                         format!("Content-Range {text:?} is not START-END (inclusive byte offsets)"),
                     ));
                 };
-                // Chunks come in order: this one starts where the last ended.
-                if start != session.size || end < start {
+                // Chunks come in order: this one starts where the last ended,
+                // and its length (END - START + 1) must be a number: with
+                // END = 2^64 - 1 it would wrap around to 0.
+                let length = end.checked_sub(start).and_then(|n| n.checked_add(1));
+                if start != session.size || length.is_none() {
+                    let why = if start != session.size {
+                        "is out of order"
+                    } else {
+                        "ends before it starts, or past the last byte there can be"
+                    };
                     let mut err = ApiError::new(
                         StatusCode::RANGE_NOT_SATISFIABLE,
                         ErrorCode::BlobUploadInvalid,
                         format!(
-                            "chunk {start}-{end} is out of order: the upload has {} bytes, so \
-                             the next chunk starts at {}",
+                            "chunk {start}-{end} {why}: the upload has {} bytes, so the next \
+                             chunk starts at {}",
                             session.size, session.size
                         ),
                     );
@@ -474,7 +482,7 @@ impl Uploads {
                     }
                     return Err(err);
                 }
-                Some(end - start + 1)
+                length
             }
         };
         if let (Some(expected), Some(declared)) = (range, content_length(headers))

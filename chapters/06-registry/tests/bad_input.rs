@@ -272,6 +272,32 @@ fn an_out_of_order_chunk_is_416_and_stores_nothing() {
 }
 
 #[test]
+fn a_content_range_whose_length_wraps_around_is_416() {
+    let server = Server::start();
+    let start = request("POST", &server.url("/v2/a/blobs/uploads/"), &[], None);
+    let location = start.header("location").unwrap().to_string();
+    let before = request("GET", &server.url(&location), &[], None);
+    stores_nothing(&server, || {
+        // END - START + 1 is 2^64: it must not wrap to 0 and let an empty
+        // body through as the whole chunk.
+        request(
+            "PATCH",
+            &server.url(&location),
+            &[("content-range", "0-18446744073709551615")],
+            Some(&[]),
+        )
+        .assert_error(416, "BLOB_UPLOAD_INVALID");
+    });
+    let after = request("GET", &server.url(&location), &[], None);
+    assert_eq!(after.status, 204);
+    assert_eq!(
+        after.header("range"),
+        before.header("range"),
+        "the upload moved"
+    );
+}
+
+#[test]
 fn a_wrong_digest_on_the_closing_put_stores_nothing() {
     let server = Server::start();
     let before = server.files();

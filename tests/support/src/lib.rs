@@ -4,11 +4,15 @@
 //!   read-only; [`fresh_rootfs`] for a test that writes into one.
 //! - [`require_root`] and [`skip`]: the privilege probe. A test that cannot
 //!   run prints `SKIPPED <test>: <why>` and returns — unless `BERTH_STRICT=1`
-//!   (CI), where a skip is a failure, so CI can never pass by skipping.
+//!   (CI), where a skip is a failure, so CI can never pass by skipping, or
+//!   the test is an exercise's check run by `cargo xtask exercise`, where a
+//!   skip is a failure too (the xtask then says what to do).
 //! - [`Run`]: run a chapter binary in a fixed environment and render what it
 //!   did (command, exit code, stdout, stderr) as a stable transcript for insta.
 //! - [`snapshot_settings`]: insta filters for what must vary (paths, hostname).
 //! - [`ChildGuard`]: kills and reaps a background child when a test ends.
+//! - [`test_host::in_test_host`]: run a network test in a throwaway
+//!   network namespace that plays the host.
 
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
@@ -20,17 +24,48 @@ use ch01_chroot::rootfs::{Source, mkrootfs};
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::Uid;
 
+pub mod attacks;
 pub mod layout;
 pub mod probe;
 pub mod registry;
+pub mod test_host;
 
 /// True when skips must fail (CI sets `BERTH_STRICT=1`).
 pub fn strict() -> bool {
     std::env::var("BERTH_STRICT").is_ok_and(|v| v == "1")
 }
 
-/// Skip `test` because of `why`: print `SKIPPED`, or panic under BERTH_STRICT.
+/// Why [`require_root`] skips. `cargo xtask exercise` recognises it and
+/// prints the exact `sudo` command that runs the check as root.
+pub const NEEDS_ROOT: &str = "needs root";
+
+/// Set by `cargo xtask exercise` (to `mine` or `solution`): this test binary
+/// is an exercise's check.
+pub const EXERCISE_ENV: &str = "BERTH_EXERCISE";
+
+/// Set by `cargo xtask exercise`: a file where a check that could not run
+/// writes why, one line per skipped test, so the xtask can say what to do.
+pub const NOT_CHECKED_ENV: &str = "BERTH_NOT_CHECKED";
+
+/// Skip `test` because of `why`: print `SKIPPED` and return, so that a
+/// plain `cargo test` without root still runs everything else. Two cases
+/// turn the skip into a failure instead: `BERTH_STRICT=1` (CI can never be
+/// green by skipping), and an exercise check run by `cargo xtask exercise`,
+/// where a learner must never read "passed" for work that was not checked.
 pub fn skip(test: &str, why: &str) {
+    if std::env::var_os(EXERCISE_ENV).is_some() {
+        if let Some(report) = std::env::var_os(NOT_CHECKED_ENV) {
+            use std::io::Write;
+            // Appended, one line per test: several tests of one check
+            // may each find something missing.
+            let _ = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(report)
+                .and_then(|mut file| writeln!(file, "{why}"));
+        }
+        panic!("{test} was not checked, so it cannot pass: {why}");
+    }
     if strict() {
         panic!("{test} cannot run here and BERTH_STRICT=1 forbids skipping: {why}");
     }
@@ -45,7 +80,10 @@ pub fn require_root(test: &str) -> bool {
     if Uid::effective().is_root() {
         return true;
     }
-    skip(test, "needs root (run the tests with sudo, as CI does)");
+    skip(
+        test,
+        &format!("{NEEDS_ROOT} (run the tests with sudo, as CI does)"),
+    );
     false
 }
 
@@ -122,6 +160,28 @@ pub fn sigterm_round_trip(mut engine: Command) -> (String, Option<i32>) {
     (rest, code)
 }
 
+/// The descriptor number [`leak_fd`] gives the engine: what a shell's
+/// `exec 7</some/dir` would leave open.
+pub const LEAKED_FD: i32 = 7;
+
+/// Start `cmd` with `file` open at descriptor [`LEAKED_FD`], *not* marked
+/// close-on-exec: the engine inherits it the way it would from a careless
+/// parent. The engine must not hand it on to the container.
+pub fn leak_fd(cmd: &mut Command, file: std::fs::File) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes one dup2(2) call (which
+    // clears close-on-exec on the copy) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::dup2(file.as_raw_fd(), LEAKED_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A rootfs of the test's own, removed when the returned guard drops.
 pub fn fresh_rootfs(source: Source) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -144,6 +204,23 @@ pub fn bin_path(compiled: &str) -> PathBuf {
         Some(dir) => Path::new(&dir).join(Path::new(compiled).file_name().expect("a binary name")),
         None => PathBuf::from(compiled),
     }
+}
+
+/// Run `cmd` with its standard output a pipe whose reader has already
+/// gone (what `cmd | head` meets once head has read enough); return how it
+/// ended and what it wrote to stderr.
+pub fn run_into_closed_pipe(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    let output = cmd
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("run {:?}: {e}", cmd.get_program()));
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A chapter binary run in a fixed environment, and what it did.
@@ -368,4 +445,48 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Run `cmd` with at most `n` open file descriptors (RLIMIT_NOFILE, soft and
+/// hard, set in the child before exec): the way `ulimit -n N` would. Only
+/// lowers the limit, which needs no privilege.
+pub fn limit_descriptors(cmd: &mut Command, n: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit(2) is async-signal-safe, and the closure touches
+    // nothing but its own copy of `n`.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)?;
+            Ok(())
+        })
+    }
+}
+
+/// The directories of the cgroup named `id` that exist on this host: one
+/// per v1 hierarchy, or one on v2 (the engines put theirs under `berth/`).
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut candidates = vec![Path::new("/sys/fs/cgroup/berth").join(id)];
+    for entry in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        candidates.push(entry.path().join("berth").join(id));
+    }
+    for dir in candidates {
+        if dir.is_dir() {
+            found.push(dir);
+        }
+    }
+    found
+}
+
+/// Whether process `pid` exists (a zombie counts as gone).
+pub fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|s| !s.trim_start().starts_with('Z'))
+    })
 }

@@ -81,13 +81,34 @@ fn target_dir() -> PathBuf {
 }
 
 fn build_probe() -> PathBuf {
-    let probe_dir = target_dir().join("probe");
-    std::fs::create_dir_all(&probe_dir)
-        .unwrap_or_else(|e| panic!("create {}: {e}", probe_dir.display()));
-    let _lock = crate::lock_file(&probe_dir.join("berth-probe.lock"));
+    build_static("berth-probe", &target_dir().join("probe"))
+}
+
+/// Chapter 7's `berth-init`, the init `run --init` mounts into containers:
+/// `BERTH_INIT` if set, else built static as the probe is, into
+/// `target/static` (where `cargo xtask berth-init` builds it and where
+/// `berth` looks for it).
+pub fn init_binary() -> &'static Path {
+    static INIT: OnceLock<PathBuf> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let init = match std::env::var_os("BERTH_INIT") {
+            Some(path) => PathBuf::from(path),
+            None => build_static("berth-init", &target_dir().join("static")),
+        };
+        check_static(&init);
+        init
+    })
+}
+
+/// Build `package`'s binary of the same name as a static program into
+/// `dir` (a target directory of its own, so the nested cargo never waits
+/// for the outer one's lock), once per test run.
+fn build_static(package: &str, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let _lock = crate::lock_file(&dir.join(format!("{package}.lock")));
 
     let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let binary = probe_dir.join(&triple).join("release").join("berth-probe");
+    let binary = dir.join(&triple).join("release").join(package);
     // `cargo test` tells its test binaries which cargo it is.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // The workspace's manifest, two levels above tests/support.
@@ -97,41 +118,42 @@ fn build_probe() -> PathBuf {
         .expect("tests/support sits two levels below the workspace")
         .join("Cargo.toml");
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--quiet", "-p", "berth-probe", "--release"])
+    cmd.args(["build", "--quiet", "-p", package, "--release"])
         .args(["--target", &triple])
         .arg("--manifest-path")
         .arg(&manifest)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         // It would win over RUSTFLAGS.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env("CARGO_TARGET_DIR", &probe_dir)
+        .env("CARGO_TARGET_DIR", dir)
         .stdin(Stdio::null());
     let shown = format!(
-        "RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR={} {} build -p berth-probe \
+        "RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR={} {} build -p {package} \
          --release --target {triple} --manifest-path {}",
-        probe_dir.display(),
+        dir.display(),
         Path::new(&cargo).display(),
         manifest.display()
     );
     match cmd.output() {
         Ok(output) if output.status.success() => {}
         Ok(output) => panic!(
-            "building the probe failed ({}): {shown}\n{}",
+            "building {package} failed ({}): {shown}\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         ),
-        // No cargo here (a test binary run in the VM): use a probe built
+        // No cargo here (a test binary run in the VM): use a build made
         // before, if there is one.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && binary.is_file() => {}
         Err(e) => panic!(
-            "cannot run cargo to build the probe ({e}): {shown}\n\
-             (set BERTH_PROBE to a static berth-probe to use one built elsewhere)"
+            "cannot run cargo to build {package} ({e}): {shown}\n\
+             (set BERTH_PROBE or BERTH_INIT to a static build made elsewhere)"
         ),
     }
     binary
 }
 
-/// Panic unless `probe` is a static ELF program: it must run in any rootfs.
+/// Panic unless `probe` (or any program built here) is a static ELF
+/// program: it must run in any rootfs.
 fn check_static(probe: &Path) {
     let path = std::path::absolute(probe)
         .unwrap_or_else(|e| panic!("the probe's path {}: {e}", probe.display()));

@@ -9,18 +9,30 @@ use std::time::{Duration, Instant};
 
 use crate::skip;
 
-/// Whether `program` is on PATH; if not, skip `test` (a failure under
-/// BERTH_STRICT=1: CI installs it).
+/// Whether `program` is on PATH; if not, skip `test`, naming the package
+/// to install (a failure under BERTH_STRICT=1: CI installs it).
 pub fn require_tool(test: &str, program: &str) -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
     if !found {
         skip(
             test,
-            &format!("{program} is not installed (apt-get install as .ci/run does)"),
+            &format!(
+                "{program} is not installed: sudo apt-get install {}",
+                debian_package(program)
+            ),
         );
     }
     found
+}
+
+/// The Debian package that installs `program`.
+fn debian_package(program: &str) -> &str {
+    match program {
+        "htpasswd" => "apache2-utils",
+        "script" => "bsdutils",
+        other => other,
+    }
 }
 
 /// A `docker-registry serve` on a free loopback port.

@@ -1,7 +1,8 @@
 //! Chapter 1 exercises.
 //!
 //! Your code goes in `src/ex1_leaky_fd.rs` and `src/ex2_proc_sees_all.rs`.
-//! Check it with one command, e.g. `sudo -E cargo xtask exercise ch01/ex1_leaky_fd`.
+//! Check it with one command (as root: Setting up explains the prefix), e.g.
+//! `sudo -E env "PATH=$PATH" CARGO_TARGET_DIR=target/root cargo xtask exercise ch01/ex1_leaky_fd`.
 //! The reference solutions are in `solutions/`: try first, then compare.
 //!
 //! The checks in `tests/` run your code when `BERTH_EXERCISE=mine` (what

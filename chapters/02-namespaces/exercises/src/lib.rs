@@ -1,7 +1,8 @@
 //! Chapter 2 exercises.
 //!
 //! Your code goes in `src/ex1_own_hostname.rs` and `src/ex2_nsenter_uts.rs`.
-//! Check it with one command, e.g. `sudo -E cargo xtask exercise ch02/ex1_own_hostname`.
+//! Check it with one command (as root: Setting up explains the prefix), e.g.
+//! `sudo -E env "PATH=$PATH" CARGO_TARGET_DIR=target/root cargo xtask exercise ch02/ex1_own_hostname`.
 //! The reference solutions are in `solutions/`: try first, then compare.
 //!
 //! The checks in `tests/` run your code when `BERTH_EXERCISE=mine` (what

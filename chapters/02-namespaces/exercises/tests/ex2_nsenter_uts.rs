@@ -28,6 +28,7 @@ fn ex2_nsenter_uts() {
         gid_mappings: vec![],
         deny_setgroups: false,
         init: true,
+        security: Default::default(),
     };
     let (tx, rx) = mpsc::channel();
     let container = std::thread::spawn(move || {

@@ -1,7 +1,8 @@
 //! Chapter 3 exercises.
 //!
 //! Your code goes in `src/ex1_pids_by_hand.rs` and `src/ex2_oom_detective.rs`.
-//! Check it with one command, e.g. `sudo -E cargo xtask exercise ch03/ex1_pids_by_hand`.
+//! Check it with one command (as root: Setting up explains the prefix), e.g.
+//! `sudo -E env "PATH=$PATH" CARGO_TARGET_DIR=target/root cargo xtask exercise ch03/ex1_pids_by_hand`.
 //! The reference solutions are in `solutions/`: try first, then compare.
 //!
 //! The checks in `tests/` run your code when `BERTH_EXERCISE=mine` (what

@@ -1,7 +1,8 @@
 //! Chapter 4 exercises.
 //!
 //! Your code goes in `src/ex1_find_the_whiteouts.rs` and `src/ex2_copy_up_costs.rs`.
-//! Check it with one command, e.g. `sudo -E cargo xtask exercise ch04/ex1_find_the_whiteouts`.
+//! Check it with one command (as root: Setting up explains the prefix), e.g.
+//! `sudo -E env "PATH=$PATH" CARGO_TARGET_DIR=target/root cargo xtask exercise ch04/ex1_find_the_whiteouts`.
 //! The reference solutions are in `solutions/`: try first, then compare.
 //!
 //! The checks in `tests/` run your code when `BERTH_EXERCISE=mine` (what

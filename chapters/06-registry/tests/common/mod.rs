@@ -45,16 +45,22 @@ impl Server {
 
     /// A server on `root`, with extra `serve` arguments.
     pub fn start_in(root: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(bin())
-            .args(["serve", "--addr", "127.0.0.1:0", "--root"])
+        Server::start_with(root, extra, |_| {})
+    }
+
+    /// [`Server::start_in`], its command changed by `configure` first (a
+    /// resource limit, say).
+    pub fn start_with(root: &Path, extra: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra)
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ch06-registry");
+            .stderr(Stdio::piped());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("start ch06-registry");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();

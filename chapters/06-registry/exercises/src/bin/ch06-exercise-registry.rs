@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         addr: "127.0.0.1:0".into(),
         root: root.into(),
         auth: Auth::new(None, false),
+        timeouts: Default::default(),
     };
     match runtime.block_on(serve(options)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,291 @@
+//! What the container sees of its cgroup: `/sys/fs/cgroup`, read-only.
+//!
+//! Kernel feature: a cgroup filesystem mounted inside a cgroup namespace
+//! shows the namespace's root as its own root. The container's child
+//! unshares its cgroup namespace once it is in its cgroup (chapter 2), so a
+//! cgroupfs it mounts afterwards shows exactly its own cgroup: its limits
+//! (`memory.max`, `pids.max`) and its usage, which programs read to size
+//! themselves (a JVM's heap, a Go runtime's GOMAXPROCS), and nothing of the
+//! host's tree. Docker mounts it read-only, and so do we: the container
+//! may read its limits and never write them.
+//!
+//! What to mount follows the host's layout, as runc does:
+//!
+//! - **v2**: one `cgroup2` mount, read-only.
+//! - **v1** (and hybrid): a small tmpfs, in which each of the host's v1
+//!   hierarchies gets a directory named as on the host (`memory`,
+//!   `cpu,cpuacct`, `systemd`) with that hierarchy mounted in it,
+//!   read-only, plus a symlink per controller of a combined hierarchy
+//!   (`cpu -> cpu,cpuacct`); then the tmpfs itself is made read-only.
+//!
+//! The parent works all of that out ([`CgroupfsView::plan`]); the child,
+//! which must not allocate, only makes the system calls
+//! ([`CgroupfsView::mount`]), after pivot_root, with `/` its new root.
+//!
+//! Read-only holds only while the container cannot remount it: a root
+//! container has no `CAP_SYS_ADMIN` (chapter 2). In a user namespace the
+//! container's root may remount what it mounted, but there it can only
+//! reach cgroups its user owns anyway.
+//!
+//! Man pages: cgroup_namespaces(7), mount(2) (`MS_RDONLY`, `MS_REMOUNT`,
+//! `MS_BIND`), cgroups(7) ("Mounting v1 controllers").
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::path::Path;
+
+use ch02_namespaces::mounts::StepResult;
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::Mode;
+use nix::unistd::{mkdir, symlinkat};
+
+use crate::detect::{Layout, parse_mountinfo};
+use crate::error::{CgroupError, errno_of};
+
+/// Where the container sees its cgroups, relative to its root.
+pub const MOUNT_POINT: &str = "sys/fs/cgroup";
+
+/// One system call of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// mount(2) a filesystem.
+    Mount {
+        source: CString,
+        target: CString,
+        fstype: CString,
+        flags: MsFlags,
+        data: Option<CString>,
+    },
+    /// mkdir(2) a mount point in the tmpfs.
+    Mkdir(CString),
+    /// symlink(2) `link` -> `target`.
+    Symlink { target: CString, link: CString },
+    /// Make the mount at `target` read-only.
+    RemountReadOnly(CString),
+}
+
+/// The steps that mount the container's view of its cgroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupfsView {
+    pub steps: Vec<Step>,
+}
+
+/// nosuid, nodev, noexec: nothing in a cgroupfs is a program or a device.
+const SAFE: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+fn cstring(text: String) -> CString {
+    // Paths and options from mountinfo hold no NUL (the kernel escapes
+    // nothing into one); a name that did would just be left out.
+    CString::new(text).unwrap_or_default()
+}
+
+impl CgroupfsView {
+    /// Work out the mounts for this host's `layout`; the v1 hierarchies
+    /// (and their controllers) are read from `proc_root`/self/mountinfo.
+    // ANCHOR: plan
+    pub fn plan(layout: &Layout, proc_root: &Path) -> Result<CgroupfsView, CgroupError> {
+        let at = |rel: &str| cstring(format!("{MOUNT_POINT}{rel}"));
+        let steps = match layout {
+            Layout::V2 { .. } => vec![Step::Mount {
+                source: c"cgroup2".into(),
+                target: at(""),
+                fstype: c"cgroup2".into(),
+                flags: SAFE | MsFlags::MS_RDONLY,
+                data: None,
+            }],
+            Layout::V1 { controllers } => {
+                let mut steps = vec![Step::Mount {
+                    source: c"tmpfs".into(),
+                    target: at(""),
+                    fstype: c"tmpfs".into(),
+                    flags: SAFE,
+                    data: Some(c"mode=755".into()),
+                }];
+                let mut links = Vec::new();
+                for (name, options) in v1_hierarchies(controllers, proc_root)? {
+                    steps.push(Step::Mkdir(at(&format!("/{name}"))));
+                    steps.push(Step::Mount {
+                        source: c"cgroup".into(),
+                        target: at(&format!("/{name}")),
+                        fstype: c"cgroup".into(),
+                        flags: SAFE | MsFlags::MS_RDONLY,
+                        data: Some(cstring(options.join(","))),
+                    });
+                    // cpu -> cpu,cpuacct: each controller under its own name.
+                    for controller in options.iter().filter(|o| !o.starts_with("name=")) {
+                        if *controller != name {
+                            links.push(Step::Symlink {
+                                target: cstring(name.clone()),
+                                link: at(&format!("/{controller}")),
+                            });
+                        }
+                    }
+                }
+                steps.extend(links);
+                steps.push(Step::RemountReadOnly(at("")));
+                steps
+            }
+        };
+        Ok(CgroupfsView { steps })
+    }
+    // ANCHOR_END: plan
+
+    /// Run the plan, in the child, relative to its current directory (its
+    /// new root). Makes system calls only.
+    pub fn mount(&self) -> StepResult {
+        for step in &self.steps {
+            match step {
+                Step::Mount {
+                    source,
+                    target,
+                    fstype,
+                    flags,
+                    data,
+                } => mount(
+                    Some(source.as_c_str()),
+                    target.as_c_str(),
+                    Some(fstype.as_c_str()),
+                    *flags,
+                    data.as_deref(),
+                )
+                .map_err(|e| ("mount /sys/fs/cgroup (read-only)", e))?,
+                Step::Mkdir(path) => mkdir(path.as_c_str(), Mode::from_bits_truncate(0o755))
+                    .map_err(|e| ("mkdir in /sys/fs/cgroup", e))?,
+                Step::Symlink { target, link } => {
+                    symlinkat(target.as_c_str(), nix::fcntl::AT_FDCWD, link.as_c_str())
+                        .map_err(|e| ("symlink in /sys/fs/cgroup", e))?
+                }
+                Step::RemountReadOnly(target) => mount(
+                    None::<&str>,
+                    target.as_c_str(),
+                    None::<&str>,
+                    MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | SAFE,
+                    None::<&str>,
+                )
+                .map_err(|e| ("remount /sys/fs/cgroup read-only", e))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The host's v1 hierarchies, once each: the directory name (the last part
+/// of its mount point) and the options that name it to mount(2) — its
+/// controllers, and `name=...` for a named one like systemd's.
+fn v1_hierarchies(
+    controllers: &std::collections::BTreeMap<String, std::path::PathBuf>,
+    proc_root: &Path,
+) -> Result<Vec<(String, Vec<String>)>, CgroupError> {
+    let path = proc_root.join("self/mountinfo");
+    let mountinfo = std::fs::read_to_string(&path).map_err(|e| CgroupError::Read {
+        path: path.clone(),
+        errno: errno_of(&e),
+    })?;
+    let mut names = BTreeSet::new();
+    let mut hierarchies = Vec::new();
+    for mount in parse_mountinfo(&mountinfo) {
+        if mount.fs_type != "cgroup" || mount.root != "/" {
+            continue;
+        }
+        let options: Vec<String> = mount
+            .super_options
+            .iter()
+            .filter(|o| o.starts_with("name=") || controllers.get(*o) == Some(&mount.mount_point))
+            .cloned()
+            .collect();
+        let Some(name) = mount.mount_point.file_name() else {
+            continue;
+        };
+        let name = name.to_string_lossy().into_owned();
+        if options.is_empty() || name.contains('\0') || !names.insert(name.clone()) {
+            continue;
+        }
+        hierarchies.push((name, options));
+    }
+    Ok(hierarchies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    fn shown(view: &CgroupfsView) -> Vec<String> {
+        view.steps
+            .iter()
+            .map(|step| match step {
+                Step::Mount {
+                    target,
+                    fstype,
+                    flags,
+                    data,
+                    ..
+                } => format!(
+                    "mount {fstype:?} {target:?} {} {data:?}",
+                    if flags.contains(MsFlags::MS_RDONLY) {
+                        "ro"
+                    } else {
+                        "rw"
+                    }
+                ),
+                Step::Mkdir(path) => format!("mkdir {path:?}"),
+                Step::Symlink { target, link } => format!("symlink {link:?} -> {target:?}"),
+                Step::RemountReadOnly(target) => format!("remount ro {target:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn v2_is_one_read_only_mount() {
+        let layout = Layout::V2 {
+            mount: "/sys/fs/cgroup".into(),
+        };
+        let view = CgroupfsView::plan(&layout, Path::new("/nonexistent")).unwrap();
+        assert_eq!(shown(&view), [r#"mount "cgroup2" "sys/fs/cgroup" ro None"#]);
+    }
+
+    #[test]
+    fn v1_mounts_each_hierarchy_in_a_tmpfs_then_makes_it_read_only() {
+        let proc_root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(proc_root.path().join("self")).unwrap();
+        std::fs::write(
+            proc_root.path().join("self/mountinfo"),
+            "\
+25 18 0:21 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:22 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+29 25 0:25 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+32 25 0:27 /berth /mnt/memory-again rw - cgroup cgroup rw,memory
+33 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+",
+        )
+        .unwrap();
+        let controllers: BTreeMap<String, PathBuf> = [
+            ("cpu", "/sys/fs/cgroup/cpu,cpuacct"),
+            ("cpuacct", "/sys/fs/cgroup/cpu,cpuacct"),
+            ("memory", "/sys/fs/cgroup/memory"),
+        ]
+        .iter()
+        .map(|(c, p)| (c.to_string(), PathBuf::from(p)))
+        .collect();
+        let view = CgroupfsView::plan(&Layout::V1 { controllers }, proc_root.path()).unwrap();
+        assert_eq!(
+            shown(&view),
+            [
+                r#"mount "tmpfs" "sys/fs/cgroup" rw Some("mode=755")"#,
+                r#"mkdir "sys/fs/cgroup/systemd""#,
+                r#"mount "cgroup" "sys/fs/cgroup/systemd" ro Some("name=systemd")"#,
+                r#"mkdir "sys/fs/cgroup/cpu,cpuacct""#,
+                r#"mount "cgroup" "sys/fs/cgroup/cpu,cpuacct" ro Some("cpu,cpuacct")"#,
+                r#"mkdir "sys/fs/cgroup/memory""#,
+                r#"mount "cgroup" "sys/fs/cgroup/memory" ro Some("memory")"#,
+                r#"symlink "sys/fs/cgroup/cpu" -> "cpu,cpuacct""#,
+                r#"symlink "sys/fs/cgroup/cpuacct" -> "cpu,cpuacct""#,
+                r#"remount ro "sys/fs/cgroup""#,
+            ]
+        );
+    }
+}
