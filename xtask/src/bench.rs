@@ -8,6 +8,7 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,29 +74,79 @@ pub struct Measurement {
     pub max: Duration,
     /// `median / baseline median`; 1.0 for the baseline itself.
     pub ratio: f64,
-    /// The largest resident set any run reached (the command and the
-    /// children it waited for), in KiB.
-    pub peak_rss_kib: u64,
+    /// The largest resident set the command (and the children it waited
+    /// for) reached, from untimed runs through `berth-peak-rss`; `None`
+    /// when not measured.
+    pub peak_rss: Option<PeakRss>,
 }
 
+/// A command's peak resident set, as `berth-peak-rss` reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PeakRss {
+    /// The largest `ru_maxrss` of the runs, in KiB.
+    pub kib: u64,
+    /// `berth-peak-rss`'s own peak, which a command inherits at exec: a
+    /// figure at or below it says only "at most this much".
+    pub floor_kib: u64,
+}
+
+impl PeakRss {
+    /// `PEAK_KIB FLOOR_KIB`, as berth-peak-rss writes it.
+    fn parse(text: &str) -> Option<PeakRss> {
+        let mut fields = text.split_whitespace().map(str::parse::<u64>);
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some(Ok(kib)), Some(Ok(floor_kib)), None) => Some(PeakRss { kib, floor_kib }),
+            _ => None,
+        }
+    }
+
+    /// True when the figure is the command's own, above the floor.
+    pub fn above_floor(&self) -> bool {
+        self.kib > self.floor_kib
+    }
+
+    /// `12.3 MiB`, or `≤ 1.3 MiB` at the floor.
+    pub fn render(&self) -> String {
+        if self.above_floor() {
+            format!("{:.1} MiB", self.kib as f64 / 1024.0)
+        } else {
+            format!("≤ {:.1} MiB", self.floor_kib as f64 / 1024.0)
+        }
+    }
+}
+
+/// Untimed runs of each command through `berth-peak-rss`, after the timed
+/// ones: its peak is the largest.
+pub const PEAK_RSS_RUNS: usize = 3;
+
 /// Runs every command `runs` times, interleaved, and summarises each; the first
-/// command is the baseline the ratios are relative to.
-pub fn compare(benches: &[Bench], runs: usize) -> Result<Vec<Measurement>> {
+/// command is the baseline the ratios are relative to. With `peak_rss_tool`
+/// (the `berth-peak-rss` binary), each command then runs [`PEAK_RSS_RUNS`]
+/// more times through it, untimed, for its peak resident set.
+pub fn compare(
+    benches: &[Bench],
+    runs: usize,
+    peak_rss_tool: Option<&Path>,
+) -> Result<Vec<Measurement>> {
     if benches.is_empty() || runs == 0 {
         bail!("nothing to measure: give at least one command and one run");
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); benches.len()];
-    let mut peaks = vec![0u64; benches.len()];
     for round in 0..WARMUP_RUNS + runs {
-        for ((bench, samples), peak) in benches.iter().zip(&mut samples).zip(&mut peaks) {
+        for (bench, samples) in benches.iter().zip(&mut samples) {
             if let Some(reset) = &bench.reset {
                 run_untimed(reset)?;
             }
-            let (elapsed, rss) = time_once(bench)?;
+            let elapsed = time_once(bench)?;
             if round >= WARMUP_RUNS {
                 samples.push(elapsed);
-                *peak = (*peak).max(rss);
             }
+        }
+    }
+    let mut peaks = vec![None; benches.len()];
+    if let Some(tool) = peak_rss_tool {
+        for (bench, peak) in benches.iter().zip(&mut peaks) {
+            *peak = Some(peak_rss(tool, bench)?);
         }
     }
 
@@ -104,7 +155,7 @@ pub fn compare(benches: &[Bench], runs: usize) -> Result<Vec<Measurement>> {
         .iter()
         .zip(samples)
         .zip(peaks)
-        .map(|((bench, samples), peak_rss_kib)| {
+        .map(|((bench, samples), peak_rss)| {
             let median = median(&samples);
             Measurement {
                 label: bench.label.clone(),
@@ -113,11 +164,49 @@ pub fn compare(benches: &[Bench], runs: usize) -> Result<Vec<Measurement>> {
                 min: *samples.iter().min().expect("runs > 0"),
                 max: *samples.iter().max().expect("runs > 0"),
                 ratio: median.as_secs_f64() / baseline.as_secs_f64(),
-                peak_rss_kib,
+                peak_rss,
                 samples,
             }
         })
         .collect())
+}
+
+/// The largest peak resident set of [`PEAK_RSS_RUNS`] runs of `bench`
+/// through `berth-peak-rss` (its module header says why not our own wait4).
+fn peak_rss(tool: &Path, bench: &Bench) -> Result<PeakRss> {
+    let out = tempfile::NamedTempFile::new().context("cannot create a temp file")?;
+    let mut peak: Option<PeakRss> = None;
+    for _ in 0..PEAK_RSS_RUNS {
+        if let Some(reset) = &bench.reset {
+            run_untimed(reset)?;
+        }
+        let status = Command::new(tool)
+            .arg(out.path())
+            .args(&bench.argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .with_context(|| format!("cannot start {}", tool.display()))?;
+        if !status.success() {
+            bail!(
+                "`{}` failed under {} ({status}); run it by hand to see why",
+                bench.command_line(),
+                tool.display()
+            );
+        }
+        let text = std::fs::read_to_string(out.path()).context("read berth-peak-rss's result")?;
+        let run = PeakRss::parse(&text)
+            .with_context(|| format!("berth-peak-rss wrote {text:?}, not `PEAK FLOOR`"))?;
+        peak = Some(match peak {
+            Some(p) => PeakRss {
+                kib: p.kib.max(run.kib),
+                floor_kib: p.floor_kib.max(run.floor_kib),
+            },
+            None => run,
+        });
+    }
+    peak.context("no runs")
 }
 
 /// Run a reset command, untimed; it must succeed.
@@ -139,11 +228,8 @@ fn run_untimed(argv: &[OsString]) -> Result<()> {
 }
 
 /// Wall time from just before spawn to just after the command has been
-/// reaped, and its peak resident set in KiB (from wait4's rusage, which
-/// covers the children it waited for too). std spawns with vfork, so the
-/// figure never goes below this process's own peak at the time: keep it
-/// small (a few MiB) before measuring.
-fn time_once(bench: &Bench) -> Result<(Duration, u64)> {
+/// reaped.
+fn time_once(bench: &Bench) -> Result<Duration> {
     let (program, args) = bench
         .argv
         .split_first()
@@ -156,42 +242,19 @@ fn time_once(bench: &Bench) -> Result<(Duration, u64)> {
         .stderr(Stdio::null());
 
     let start = Instant::now();
-    let child = command
-        .spawn()
+    let status = command
+        .status()
         .with_context(|| format!("cannot start `{}`", bench.command_line()))?;
-    let (status, rss) = wait4(child.id() as libc::pid_t)
-        .with_context(|| format!("wait for `{}`", bench.command_line()))?;
     let elapsed = start.elapsed();
 
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+    if !status.success() {
         bail!(
-            "`{}` failed (wait status {status:#x}); its output is discarded while benchmarking, \
+            "`{}` failed ({status}); its output is discarded while benchmarking, \
              so run it by hand to see why",
             bench.command_line()
         );
     }
-    Ok((elapsed, rss))
-}
-
-/// wait4(2): reap `pid` and return its wait status and ru_maxrss (KiB).
-/// std's Child::wait has no rusage, and nix wraps wait4 without it.
-fn wait4(pid: libc::pid_t) -> std::io::Result<(i32, u64)> {
-    let mut status = 0;
-    // SAFETY: all-zero bytes are a valid `rusage` (plain integers).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `status` and `usage` are valid, writable and live for the
-        // call; `pid` is our own child, not yet reaped (std never waits on
-        // a Child we don't ask it to).
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            return Ok((status, u64::try_from(usage.ru_maxrss).unwrap_or(0)));
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    Ok(elapsed)
 }
 
 /// The middle sample (the mean of the two middle ones for an even count).
@@ -225,15 +288,16 @@ pub fn render(results: &[Measurement], runs: usize) -> String {
         "command", "median ms", "min ms", "max ms", "ratio", "peak RSS"
     );
     for m in results {
+        let rss = m.peak_rss.map_or("-".to_string(), |p| p.render());
         let _ = writeln!(
             out,
-            "{:<width$}  {:>10.3}  {:>10.3}  {:>10.3}  {:>5.2}×  {:>5.1} MiB",
+            "{:<width$}  {:>10.3}  {:>10.3}  {:>10.3}  {:>5.2}×  {:>9}",
             m.label,
             ms(m.median),
             ms(m.min),
             ms(m.max),
             m.ratio,
-            m.peak_rss_kib as f64 / 1024.0
+            rss
         );
     }
     let _ = writeln!(
@@ -241,6 +305,13 @@ pub fn render(results: &[Measurement], runs: usize) -> String {
         "({runs} runs each, interleaved, after {WARMUP_RUNS} warm-up runs each; ratio = median / median of {})",
         results.first().map_or("", |m| m.label.as_str())
     );
+    if results.iter().any(|m| m.peak_rss.is_some()) {
+        let _ = writeln!(
+            out,
+            "(peak RSS: the largest of {PEAK_RSS_RUNS} more runs each, started through berth-peak-rss; \
+             ≤ means at most its floor)"
+        );
+    }
     let _ = writeln!(out, "commands run:");
     for m in results {
         let _ = writeln!(out, "  {}", m.command_line);
@@ -262,7 +333,8 @@ pub fn to_json(results: &[Measurement]) -> serde_json::Value {
                 "min_ms": ms(m.min),
                 "max_ms": ms(m.max),
                 "ratio": (m.ratio * 10000.0).round() / 10000.0,
-                "peak_rss_kib": m.peak_rss_kib,
+                "peak_rss_kib": m.peak_rss.map(|p| p.kib),
+                "peak_rss_floor_kib": m.peak_rss.map(|p| p.floor_kib),
                 "samples_ms": m.samples.iter().copied().map(ms).collect::<Vec<_>>(),
             })
         })
@@ -286,26 +358,43 @@ mod tests {
     #[test]
     fn compare_runs_commands_and_fails_on_nonzero_exit() {
         let ok = [Bench::new("true", ["true"]), Bench::new("again", ["true"])];
-        let results = compare(&ok, 3).unwrap();
+        let results = compare(&ok, 3, None).unwrap();
         assert_eq!(results.len(), 2);
         assert_eq!(results[0].samples.len(), 3);
         assert_eq!(results[0].ratio, 1.0);
         assert!(render(&results, 3).contains("commands run:\n  true\n  true\n"));
 
-        let err = compare(&[Bench::new("false", ["false"])], 1).unwrap_err();
+        let err = compare(&[Bench::new("false", ["false"])], 1, None).unwrap_err();
         assert!(err.to_string().contains("`false` failed"), "{err}");
     }
 
     #[test]
-    fn the_reset_runs_before_every_run_and_rss_is_measured() {
+    fn the_reset_runs_before_every_run() {
         // `rm` fails without the file, which only the reset makes.
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("made-by-reset");
         let bench = Bench::new("rm", [OsString::from("rm"), marker.clone().into()])
             .with_reset([OsString::from("touch"), marker.into()]);
-        let results = compare(&[bench], 3).unwrap();
+        let results = compare(&[bench], 3, None).unwrap();
         assert_eq!(results[0].samples.len(), 3);
-        assert!(results[0].peak_rss_kib > 0, "rm has a resident set");
+        assert_eq!(results[0].peak_rss, None);
+    }
+
+    #[test]
+    fn peak_rss_reads_and_renders() {
+        let p = PeakRss::parse("2048 1300\n").unwrap();
+        assert_eq!(
+            p,
+            PeakRss {
+                kib: 2048,
+                floor_kib: 1300
+            }
+        );
+        assert_eq!(p.render(), "2.0 MiB");
+        let at_floor = PeakRss::parse("1100 1300").unwrap();
+        assert_eq!(at_floor.render(), "≤ 1.3 MiB");
+        assert_eq!(PeakRss::parse("1 2 3"), None);
+        assert_eq!(PeakRss::parse("x 2"), None);
     }
 
     #[test]

@@ -3,11 +3,16 @@
 //! The book shows real program output, copied from the insta snapshot files
 //! ([`outputs`]), and real code, included from the sources by anchor ([`includes`]).
 //! `book-check` fails when a copied output is out of date, an include points at
-//! nothing, or a link or SUMMARY.md entry names a missing file ([`links`]), so the
-//! book cannot silently drift from the code.
+//! nothing, a link or SUMMARY.md entry names a missing file ([`links`]), an
+//! anchor is shown by no page or a listing is too long ([`listings`]), or a
+//! benchmark's table or plot differs from its JSON record ([`benchmarks`]),
+//! so the book cannot silently drift from the code.
 
+mod benchmarks;
+mod figures;
 mod includes;
 mod links;
+mod listings;
 mod outputs;
 
 use std::fmt;
@@ -48,6 +53,9 @@ pub fn sync(root: &Path) -> Result<ExitCode> {
     for path in &report.removed {
         println!("removed {}", display_path(root, path));
     }
+    for path in benchmarks::sync(root)? {
+        println!("wrote {}", display_path(root, path.as_path()));
+    }
     println!(
         "book-sync: {} written, {} removed, {} unchanged",
         report.written.len(),
@@ -63,6 +71,8 @@ pub fn check(root: &Path) -> Result<ExitCode> {
     let mut problems = Vec::new();
 
     let outputs = outputs::check(root, &mut problems)?;
+    let records = benchmarks::check(root, &mut problems)?;
+    let figures = figures::check(root, &src, &mut problems);
     let pages = markdown_files(&src)?;
     let mut include_count = 0;
     let mut link_count = 0;
@@ -80,11 +90,21 @@ pub fn check(root: &Path) -> Result<ExitCode> {
         link_count += links::check(page, &name, &text, &src, summary.as_ref(), &mut problems);
     }
 
+    let listings = listings::check(root, &src, &pages, &mut problems)?;
+
     for problem in &problems {
         println!("{problem}");
     }
     if problems.is_empty() {
-        println!("book-check: {include_count} includes, {link_count} links, {outputs} outputs ok");
+        println!(
+            "book-check: {include_count} includes, {link_count} links, {outputs} outputs, \
+             {records} benchmark records, {figures} figures, {} listings (at most {} lines) and {} anchors ok \
+             ({} allowed for now)",
+            listings.listings,
+            listings::MAX_LISTING_LINES,
+            listings.anchors,
+            listings.allowed
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("book-check: {} problem(s)", problems.len());

@@ -3,7 +3,9 @@
 //!
 //! These machines run cgroup v1 (hybrid). `../shared/cg2vm/run-in-cg2vm.sh`
 //! boots a stock Debian kernel under qemu with cgroup v2 as the only
-//! hierarchy and runs one static program in it. So this task:
+//! hierarchy and runs one static program in it (`$BERTH_CG2VM` names the
+//! script if it lives elsewhere; without it, the task says what is missing
+//! and what to do instead). So this task:
 //!
 //! 1. builds the package's test binaries, its binaries and the probe as
 //!    static executables (`-C target-feature=+crt-static` with an explicit
@@ -24,11 +26,12 @@ use anyhow::{Context, Result, bail, ensure};
 const GUEST_SHARE: &str = "/mnt/host";
 
 pub fn run(root: &Path, package: &str, test: Option<&str>) -> Result<ExitCode> {
-    let script = root.join("../shared/cg2vm/run-in-cg2vm.sh");
+    let script = find_script(root)?;
     ensure!(
-        script.exists(),
-        "{} not found: the cg2vm tool lives in ../shared beside the repository",
-        script.display()
+        nix::unistd::Uid::effective().is_root(),
+        "cargo xtask cg2vm needs root (the tests inside run as root, and the \
+         tool's first run fetches qemu and kernels with apt-get): run it with \
+         sudo -E env \"PATH=$PATH\" CARGO_TARGET_DIR=target/root cargo xtask cg2vm -p {package}"
     );
     let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let target_dir = root.join("target/cg2vm");
@@ -123,8 +126,41 @@ pub fn run(root: &Path, package: &str, test: Option<&str>) -> Result<ExitCode> {
     }
 }
 
+/// Where the tool is: `$BERTH_CG2VM`, else `../shared/cg2vm/run-in-cg2vm.sh`
+/// beside the repository (the workshop's machines). Not found: say what it
+/// is and what to do without it.
+fn find_script(root: &Path) -> Result<PathBuf> {
+    let (script, from_env) = match std::env::var_os("BERTH_CG2VM") {
+        Some(path) => (PathBuf::from(path), true),
+        None => (root.join("../shared/cg2vm/run-in-cg2vm.sh"), false),
+    };
+    if script.is_file() {
+        return Ok(script);
+    }
+    let looked = if from_env {
+        format!(
+            "BERTH_CG2VM names {}, which does not exist",
+            script.display()
+        )
+    } else {
+        format!(
+            "it is not part of this repository: the workshop's machines keep it \
+             beside it, in ../shared/cg2vm/run-in-cg2vm.sh, and there is none at {}",
+            script.display()
+        )
+    };
+    bail!(
+        "cargo xtask cg2vm needs the cg2vm tool (a script that boots a cgroup-v2 \
+         kernel under qemu and runs one static program in it), and {looked}. \
+         If you have the tool elsewhere, set BERTH_CG2VM to its run-in-cg2vm.sh. \
+         Without it, run the tests on a machine that boots with cgroup v2 (most \
+         current distributions do): chapter 3's tests use whichever version the \
+         machine has, so `cargo test -p ch03-cgroups` as root tests v2 there."
+    )
+}
+
 /// The test executables in cargo's JSON messages.
-fn test_executables(messages: &str) -> Result<Vec<PathBuf>> {
+pub fn test_executables(messages: &str) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for line in messages.lines().filter(|l| l.starts_with('{')) {
         let message: serde_json::Value =
@@ -138,4 +174,33 @@ fn test_executables(messages: &str) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("berth");
+        std::fs::create_dir(&root).unwrap();
+        let err = find_script(&root).unwrap_err().to_string();
+        for part in [
+            "needs the cg2vm tool",
+            "not part of this repository",
+            "../shared/cg2vm/run-in-cg2vm.sh",
+            "set BERTH_CG2VM",
+            "cargo test -p ch03-cgroups",
+        ] {
+            assert!(err.contains(part), "{part:?} missing from: {err}");
+        }
+        let script = dir.path().join("shared/cg2vm/run-in-cg2vm.sh");
+        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        assert_eq!(
+            find_script(&root).unwrap(),
+            root.join("../shared/cg2vm/run-in-cg2vm.sh")
+        );
+    }
 }

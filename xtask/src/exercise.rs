@@ -5,12 +5,22 @@
 //! reads `BERTH_EXERCISE` to know whether to test the learner's code (`mine`) or the
 //! reference solution (`solution`). So `cargo xtask exercise ch01/ex1_leaky_fd` is
 //! `BERTH_EXERCISE=mine cargo test -p ch01-exercises --test ex1_leaky_fd`.
+//!
+//! A check that cannot run here (it needs root, or a tool such as skopeo is
+//! missing) must never read as a pass: under `BERTH_EXERCISE`, the test
+//! support's `skip` fails the test and writes why to the file named by
+//! `BERTH_NOT_CHECKED`, and this task turns that into one line saying what to
+//! do (the exact `sudo` command, or the package to install).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use berth_test_support::{EXERCISE_ENV, NEEDS_ROOT, NOT_CHECKED_ENV};
+
+use crate::cg2vm::test_executables;
 use crate::display_path;
 
 /// One exercise, found on disk.
@@ -21,6 +31,8 @@ struct Exercise {
     name: String,
     /// The exercises crate's package name, e.g. `ch01-exercises`.
     package: String,
+    /// The exercises crate, relative to the root: `chapters/01-chroot/exercises`.
+    crate_dir: PathBuf,
 }
 
 impl Exercise {
@@ -55,6 +67,10 @@ fn discover(root: &Path) -> Result<Vec<Exercise>> {
                     chapter: chapter.clone(),
                     name: name.into_owned(),
                     package: package.clone(),
+                    crate_dir: crate_dir
+                        .strip_prefix(root)
+                        .unwrap_or(&crate_dir)
+                        .to_path_buf(),
                 });
             }
         }
@@ -100,9 +116,11 @@ pub fn list(root: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cargo xtask exercise NAME [--solution]`: runs one exercise's check, or all of a
-/// chapter's; the exit status is the (first failing) check's.
-pub fn run(root: &Path, name: &str, solution: bool) -> Result<ExitCode> {
+/// `cargo xtask exercise NAME [--solution] [--as-user USER]`: runs one
+/// exercise's check, or all of a chapter's; the exit status is the (first
+/// failing) check's. A check that could not run (no root, a missing tool) is
+/// a failure that says what to do, never a pass.
+pub fn run(root: &Path, name: &str, solution: bool, as_user: Option<&str>) -> Result<ExitCode> {
     let all = discover(root)?;
     let chosen: Vec<&Exercise> = all
         .iter()
@@ -118,47 +136,176 @@ pub fn run(root: &Path, name: &str, solution: bool) -> Result<ExitCode> {
             "no exercise `{name}`: give `chNN/NAME` or `chNN`; `cargo xtask exercise --list` lists them"
         );
     }
+    let user = as_user.map(RunAs::lookup).transpose()?;
 
     let mode = if solution { "solution" } else { "mine" };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut outcomes = Vec::new();
     for exercise in &chosen {
         eprintln!(
-            "exercise {}: BERTH_EXERCISE={mode} cargo test -p {} --test {}",
+            "exercise {}: checking with the test {} of {} (BERTH_EXERCISE={mode})",
             exercise.id(),
+            exercise.name,
             exercise.package,
-            exercise.name
         );
-        let status = Command::new(&cargo)
-            .args(["test", "-p", &exercise.package, "--test", &exercise.name])
-            .env("BERTH_EXERCISE", mode)
-            .current_dir(root)
+        let exe = build_check(root, exercise)?;
+        // Where the check writes why it could not run, if it could not.
+        let report = tempfile::Builder::new()
+            .prefix("berth-not-checked-")
+            .tempfile()
+            .context("cannot create a temp file")?;
+        let env = [
+            (EXERCISE_ENV, mode.into()),
+            (NOT_CHECKED_ENV, report.path().as_os_str().to_owned()),
+        ];
+        let mut cmd = match &user {
+            Some(user) => user.command(&exe, &env, report.path())?,
+            None => {
+                let mut cmd = Command::new(&exe);
+                cmd.envs(env);
+                cmd
+            }
+        };
+        let status = cmd
+            .current_dir(root.join(&exercise.crate_dir))
             .status()
-            .context("cannot run cargo")?;
-        outcomes.push((exercise, status));
+            .with_context(|| format!("cannot run {}", exe.display()))?;
+        let not_checked = std::fs::read_to_string(report.path()).unwrap_or_default();
+        outcomes.push((exercise, status, not_checked));
     }
 
     let mut code = ExitCode::SUCCESS;
-    for (exercise, status) in &outcomes {
-        let what = if solution { " (solution)" } else { "" };
-        if status.success() {
-            println!("exercise {}{what}: passed", exercise.id());
-        } else {
-            println!(
-                "exercise {}{what}: not yet: read the failure above, then the hints in {}",
-                exercise.id(),
+    for (exercise, status, not_checked) in &outcomes {
+        let passed = status.success() && not_checked.trim().is_empty();
+        println!(
+            "{}",
+            verdict(exercise, solution, passed, not_checked, || {
                 hints_page(root, &exercise.name)
-            );
-            if code == ExitCode::SUCCESS {
-                code = status
-                    .code()
-                    .and_then(|c| u8::try_from(c).ok())
-                    .filter(|c| *c != 0)
-                    .map_or(ExitCode::FAILURE, ExitCode::from);
-            }
+            })
+        );
+        if !passed && code == ExitCode::SUCCESS {
+            code = status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .filter(|c| *c != 0)
+                .map_or(ExitCode::FAILURE, ExitCode::from);
         }
     }
     Ok(code)
+}
+
+/// The last line (or two) of a check: passed, not yet, or not checked and
+/// what to do about it.
+fn verdict(
+    exercise: &Exercise,
+    solution: bool,
+    passed: bool,
+    not_checked: &str,
+    hints: impl FnOnce() -> String,
+) -> String {
+    let what = if solution { " (solution)" } else { "" };
+    let id = exercise.id();
+    if !not_checked.trim().is_empty() {
+        let todo = what_to_do(exercise, solution, not_checked);
+        format!("exercise {id}{what}: NOT CHECKED, so not passed: {todo}")
+    } else if passed {
+        format!("exercise {id}{what}: passed")
+    } else {
+        let hints = hints();
+        format!("exercise {id}{what}: not yet: read the failure above, then the hints in {hints}")
+    }
+}
+
+/// Builds an exercise's check (`cargo test --no-run`) and returns its test
+/// executable. Compiler errors in the learner's code go to stderr, as with
+/// `cargo test`.
+fn build_check(root: &Path, exercise: &Exercise) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args([
+            "test",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(["-p", &exercise.package, "--test", &exercise.name])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!(
+            "exercise {}: your code does not build yet: read cargo's errors above",
+            exercise.id()
+        );
+    }
+    test_executables(&String::from_utf8_lossy(&output.stdout))?
+        .into_iter()
+        .next()
+        .with_context(|| format!("cargo built no test executable for {}", exercise.id()))
+}
+
+/// The one line that says what to do about a check that could not run.
+/// `not_checked` is what the check reported, one reason per line.
+fn what_to_do(exercise: &Exercise, solution: bool, not_checked: &str) -> String {
+    let mut reasons: Vec<&str> = not_checked.lines().map(str::trim).collect();
+    reasons.retain(|line| !line.is_empty());
+    reasons.dedup();
+    if reasons.iter().any(|r| r.starts_with(NEEDS_ROOT)) {
+        let flag = if solution { " --solution" } else { "" };
+        // Root's build goes to a target directory of its own, so that
+        // target/debug stays the learner's (see Setting up).
+        return format!(
+            "it needs root. Run it as root, from the repository's top directory:\n    \
+             sudo -E env \"PATH=$PATH\" CARGO_TARGET_DIR=target/root cargo xtask exercise {}{flag}",
+            exercise.id()
+        );
+    }
+    format!("{}; then run the check again", reasons.join("; "))
+}
+
+/// A user to run the checks as (`--as-user`): what a learner without sudo
+/// sees, checked by CI, which runs as root. The check is built as root and
+/// run as the user, with a clean environment.
+struct RunAs {
+    name: String,
+    uid: nix::unistd::Uid,
+    home: PathBuf,
+}
+
+impl RunAs {
+    fn lookup(name: &str) -> Result<RunAs> {
+        if !nix::unistd::Uid::effective().is_root() {
+            bail!("--as-user needs root (it runs the check with runuser)");
+        }
+        let user = nix::unistd::User::from_name(name)
+            .with_context(|| format!("cannot look up user {name}"))?
+            .with_context(|| {
+                format!("no user {name}: create it, e.g. useradd --create-home {name}")
+            })?;
+        Ok(RunAs {
+            name: name.to_string(),
+            uid: user.uid,
+            home: user.dir,
+        })
+    }
+
+    /// `runuser -u USER -- env -i ... EXE`, with `env` added to the clean
+    /// environment; the report file becomes the user's.
+    fn command(&self, exe: &Path, env: &[(&str, OsString)], report: &Path) -> Result<Command> {
+        nix::unistd::chown(report, Some(self.uid), None)
+            .with_context(|| format!("chown {}", report.display()))?;
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", &self.name, "--", "env", "-i"])
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin")
+            .arg(format!("HOME={}", self.home.display()))
+            .args(["LC_ALL=C", "NO_COLOR=1"]);
+        for (key, value) in env {
+            let mut pair = OsString::from(format!("{key}="));
+            pair.push(value);
+            cmd.arg(pair);
+        }
+        cmd.arg(exe);
+        Ok(cmd)
+    }
 }
 
 /// The book page that mentions the exercise (where its hints are), or book/src/.
@@ -219,10 +366,53 @@ mod tests {
         );
     }
 
+    /// What a learner reads after a check that could not run: the book
+    /// shows it (Setting up), from this snapshot.
+    #[test]
+    fn a_check_that_could_not_run_says_what_to_do() {
+        let exercise = Exercise {
+            chapter: "ch01".into(),
+            name: "ex1_leaky_fd".into(),
+            package: "ch01-exercises".into(),
+            crate_dir: "chapters/01-chroot/exercises".into(),
+        };
+        let hints = || unreachable!("no hints for a check that did not run");
+        let root = format!("{NEEDS_ROOT} (run the tests with sudo, as CI does)\n");
+        let mut settings = insta::Settings::clone_current();
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.set_snapshot_path("../tests/snapshots");
+        settings.bind(|| {
+            insta::assert_snapshot!(
+                "xtask_exercise_not_checked",
+                verdict(&exercise, false, false, &root, hints)
+            );
+        });
+        assert!(
+            verdict(&exercise, true, false, &root, hints)
+                .ends_with("exercise ch01/ex1_leaky_fd --solution")
+        );
+        let tools = "skopeo is not installed: sudo apt-get install skopeo\n\
+                     skopeo is not installed: sudo apt-get install skopeo\n";
+        assert_eq!(
+            verdict(&exercise, false, false, tools, hints),
+            "exercise ch01/ex1_leaky_fd: NOT CHECKED, so not passed: skopeo is not installed: \
+             sudo apt-get install skopeo; then run the check again"
+        );
+        assert_eq!(
+            verdict(&exercise, true, true, "", hints),
+            "exercise ch01/ex1_leaky_fd (solution): passed"
+        );
+        assert_eq!(
+            verdict(&exercise, false, false, "", || "book/src/x.md".into()),
+            "exercise ch01/ex1_leaky_fd: not yet: read the failure above, then the hints in book/src/x.md"
+        );
+    }
+
     #[test]
     fn no_exercises_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = run(dir.path(), "ch01/ex1", false).unwrap_err();
+        let err = run(dir.path(), "ch01/ex1", false, None).unwrap_err();
         assert!(
             err.to_string().contains("there are no exercises yet"),
             "{err}"

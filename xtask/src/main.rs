@@ -4,7 +4,11 @@
 //!   (see [`scenarios`] for what each chapter measures, [`bench`] for how).
 //! - `book-sync` copies snapshot bodies into the book; `book-check` checks the book's
 //!   includes, links and copied outputs (see [`book`]).
-//! - `exercise NAME [--solution]` runs an exercise's check (see [`exercise`]).
+//! - `exercise NAME [--solution] [--as-user USER]` runs an exercise's check (see [`exercise`]).
+//! - `rootfs DIR` makes the book's rootfs, with the probe in it (see [`rootfs`]).
+//! - `berth-init` builds chapter 7's container init as a static program, where
+//!   `berth run --init` finds it (`target/static/`).
+//! - `msrv` checks the stated minimum Rust version against Cargo.lock (see [`msrv`]).
 //! - `cg2vm -p PACKAGE` runs a package's tests on a cgroup-v2 kernel (see [`cg2vm`]).
 
 mod bench;
@@ -12,6 +16,8 @@ mod book;
 mod cg2vm;
 mod exercise;
 mod load;
+mod msrv;
+mod rootfs;
 mod scenarios;
 mod servers;
 
@@ -60,7 +66,26 @@ enum Task {
         /// List the exercises instead of running one.
         #[arg(long, conflicts_with_all = ["name", "solution"])]
         list: bool,
+        /// Run the check as this user (from root): what a learner without
+        /// sudo sees. CI uses it to check that a check which cannot run fails.
+        #[arg(long, value_name = "USER", conflicts_with = "list")]
+        as_user: Option<String>,
     },
+    /// Make a rootfs as `ch01-chroot mkrootfs` does (if DIR is new or empty)
+    /// and put the static probe in it, at /usr/local/bin/berth-probe.
+    Rootfs {
+        /// The rootfs directory, e.g. /tmp/berth-rootfs.
+        dir: PathBuf,
+        /// Where to take the programs from (as mkrootfs's --from).
+        #[arg(long, value_enum, default_value_t = ch01_chroot::rootfs::Source::Auto)]
+        from: ch01_chroot::rootfs::Source,
+    },
+    /// Build berth-init (the init `berth run --init` mounts into containers)
+    /// as a static program, into target/static/, where berth looks for it.
+    BerthInit,
+    /// Check that `rust-version` is at least every locked dependency's, and
+    /// that the README and Setting up state it.
+    Msrv,
     /// Run a package's tests on a real cgroup-v2 kernel under qemu (needs root).
     Cg2vm {
         /// The package whose tests to run, e.g. ch03-cgroups.
@@ -90,17 +115,28 @@ fn main() -> ExitCode {
         Task::BookSync => book::sync(&root),
         Task::Cg2vm { package, test } => cg2vm::run(&root, &package, test.as_deref()),
         Task::BookCheck => book::check(&root),
+        Task::Msrv => msrv::run(&root),
+        Task::Rootfs { dir, from } => rootfs::run(&dir, from),
+        Task::BerthInit => {
+            eprintln!(
+                "xtask berth-init: building a static berth-init (the first time takes a minute)"
+            );
+            let init = berth_test_support::probe::init_binary();
+            println!("berth-init: {}", init.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Task::Exercise {
             name,
             solution,
             list,
+            as_user,
         } => {
             if list {
                 exercise::list(&root)
             } else {
                 // clap guarantees a name when --list is absent.
                 let name = name.unwrap_or_default();
-                exercise::run(&root, &name, solution)
+                exercise::run(&root, &name, solution, as_user.as_deref())
             }
         }
     };

@@ -27,6 +27,7 @@ pub enum Scenario {
     Ch04,
     Ch05,
     Ch06,
+    Ch07,
 }
 
 impl Scenario {
@@ -38,6 +39,7 @@ impl Scenario {
             Scenario::Ch04 => "ch04",
             Scenario::Ch05 => "ch05",
             Scenario::Ch06 => "ch06",
+            Scenario::Ch07 => "ch07",
         }
     }
 }
@@ -55,6 +57,8 @@ pub struct Plan {
     pub title: Option<String>,
     /// The bytes each run moves: throughput is printed when known.
     pub content_bytes: Option<u64>,
+    /// More figures the scenario measured, kept in its JSON record.
+    pub extra: Option<serde_json::Value>,
 }
 
 impl Plan {
@@ -71,6 +75,9 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
     // `_keep` holds what the measured commands need running (a registry)
     // until every plan is measured.
     let load_at_start = load_average();
+    // Peak RSS is read through a small static program of its own (see
+    // xtask/peak-rss for why not from our own wait4).
+    let peak_rss_tool = build_release(root, "berth-peak-rss", Linking::Static)?;
     // `after` is measured once the plans are, with what they left running.
     let mut after = None;
     let (plans, _keep): (Vec<Plan>, Option<Box<dyn std::any::Any>>) = match scenario {
@@ -87,10 +94,11 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
             after = Some(setup);
             (plans, None)
         }
+        Scenario::Ch07 => (vec![ch07(root)?], None),
     };
     let mut records = Vec::new();
     for plan in &plans {
-        records.push(measure(scenario, plan, runs)?);
+        records.push(measure(scenario, plan, runs, &peak_rss_tool)?);
     }
     let extra = after.map(|setup| ch06_after(setup, runs)).transpose()?;
     let load_at_end = load_average();
@@ -122,13 +130,19 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
         }
         let text = serde_json::to_string_pretty(&value)? + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        give_to_sudo_user(path);
         eprintln!("bench {}: wrote {}", scenario.name(), path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Measure one plan, print its table, throughput and goal; return its JSON.
-fn measure(scenario: Scenario, plan: &Plan, runs: usize) -> Result<serde_json::Value> {
+fn measure(
+    scenario: Scenario,
+    plan: &Plan,
+    runs: usize,
+    peak_rss_tool: &Path,
+) -> Result<serde_json::Value> {
     if let Some(title) = &plan.title {
         println!("\n## {title}");
     }
@@ -137,7 +151,7 @@ fn measure(scenario: Scenario, plan: &Plan, runs: usize) -> Result<serde_json::V
         scenario.name(),
         plan.benches.len()
     );
-    let results = bench::compare(&plan.benches, runs)?;
+    let results = bench::compare(&plan.benches, runs, Some(peak_rss_tool))?;
     print!("{}", bench::render(&results, runs));
     let mut throughput = serde_json::Map::new();
     if let Some(bytes) = plan.content_bytes {
@@ -164,7 +178,7 @@ fn measure(scenario: Scenario, plan: &Plan, runs: usize) -> Result<serde_json::V
         "goal: {goal}: {} (ratio {ratio:.2})",
         if met { "met" } else { "not met" }
     );
-    Ok(serde_json::json!({
+    let mut record = serde_json::json!({
         "title": plan.title,
         "content_bytes": plan.content_bytes,
         "throughput_mb_s": throughput,
@@ -176,7 +190,11 @@ fn measure(scenario: Scenario, plan: &Plan, runs: usize) -> Result<serde_json::V
             "met": met,
         },
         "results": bench::to_json(&results),
-    }))
+    });
+    for (k, v) in plan.extra.iter().filter_map(|e| e.as_object()).flatten() {
+        record[k] = v.clone();
+    }
+    Ok(record)
 }
 
 /// Chapter 1: `ch01-chroot run ROOTFS /bin/true` against coreutils' `chroot ROOTFS /bin/true`.
@@ -225,6 +243,7 @@ fn ch01(root: &Path) -> Result<Plan> {
         _scratch: Some(scratch),
         title: None,
         content_bytes: None,
+        extra: None,
     })
 }
 
@@ -274,6 +293,7 @@ fn ch02(root: &Path) -> Result<Plan> {
         _scratch: Some(setup.scratch),
         title: None,
         content_bytes: None,
+        extra: None,
     })
 }
 
@@ -317,6 +337,7 @@ fn ch03(root: &Path) -> Result<Plan> {
         _scratch: Some(setup.scratch),
         title: None,
         content_bytes: None,
+        extra: None,
     })
 }
 
@@ -343,6 +364,8 @@ fn ch04(root: &Path) -> Result<Plan> {
     let state = scratch.path().join("state");
 
     // Disk: ten containers with each driver, measured, then removed.
+    let layer_mib = disk_usage(&layer)? as f64 / f64::from(1 << 20);
+    let mut disk = serde_json::Map::new();
     for driver in ["overlay", "vfs"] {
         for n in 0..10 {
             let name = format!("disk-{driver}-{n}");
@@ -364,11 +387,11 @@ fn ch04(root: &Path) -> Result<Plan> {
             )?;
         }
         let used = disk_usage(&state.join("containers"))?;
+        let used_mib = used as f64 / f64::from(1 << 20);
         println!(
-            "disk used by 10 containers on a {} MiB layer, {driver}: {:.1} MiB",
-            disk_usage(&layer)? >> 20,
-            used as f64 / f64::from(1 << 20)
+            "disk used by 10 containers on a {layer_mib:.0} MiB layer, {driver}: {used_mib:.1} MiB"
         );
+        disk.insert(driver.into(), ((used_mib * 10.0).round() / 10.0).into());
         for n in 0..10 {
             let name = format!("disk-{driver}-{n}");
             run_quietly(
@@ -410,6 +433,10 @@ fn ch04(root: &Path) -> Result<Plan> {
         _scratch: Some(scratch),
         title: None,
         content_bytes: None,
+        extra: Some(serde_json::json!({
+            "disk_ten_containers_mib": disk,
+            "layer_mib": (layer_mib * 10.0).round() / 10.0,
+        })),
     })
 }
 
@@ -562,6 +589,7 @@ fn ch05(root: &Path) -> Result<(Vec<Plan>, Ch05Setup)> {
             _scratch: None,
             title: Some(format!("pull + unpack {what}")),
             content_bytes: Some(CH05_IMAGE_BYTES),
+            extra: None,
         });
     }
     Ok((
@@ -866,6 +894,7 @@ fn ch06(root: &Path) -> Result<(Vec<Plan>, Ch06Setup)> {
             _scratch: None,
             title: Some(title.into()),
             content_bytes: Some(bytes),
+            extra: None,
         });
     }
     // The server alone: the layer's bytes to /dev/null with curl, a client
@@ -901,6 +930,7 @@ fn ch06(root: &Path) -> Result<(Vec<Plan>, Ch06Setup)> {
             _scratch: None,
             title: Some("GET the 200 MiB layer with curl (to /dev/null)".into()),
             content_bytes: Some(layer_bytes),
+            extra: None,
         },
     );
     Ok((
@@ -1006,9 +1036,7 @@ fn ch06_after(setup: Ch06Setup, runs: usize) -> Result<serde_json::Value> {
 }
 
 /// A file of `bytes` pseudo-random (incompressible) bytes, different for
-/// each `seed`. Written 1 MiB at a time: the measured commands are spawned
-/// with vfork, and at exec a child's ru_maxrss starts from this process's
-/// own peak, which must stay small for the RSS column to mean anything.
+/// each `seed`, written 1 MiB at a time.
 fn write_noise(path: &Path, bytes: u64, seed: u64) -> Result<()> {
     use std::io::Write as _;
     let mut noise = std::io::BufWriter::new(
@@ -1052,6 +1080,197 @@ fn disk_usage(dir: &Path) -> Result<u64> {
 /// What a scenario compared with crun needs: crun itself, and a rootfs
 /// (made by chapter 1's mkrootfs) with an OCI bundle around it, in a scratch
 /// directory removed when the plan is dropped.
+/// Chapter 7: `berth run --rm IMAGE /bin/true` (with crun and runc under
+/// it) against `podman run --rm` of the same image, interleaved; and the
+/// peak RSS of a monitor (`berth-monitor`), which runs as long as its
+/// container: one per container.
+fn ch07(root: &Path) -> Result<Plan> {
+    require_root("bench ch07", "containers need root here")?;
+    for tool in ["podman", "runc", "crun"] {
+        which(tool).with_context(|| format!("{tool} not found: apt-get install it (a peer)"))?;
+    }
+    // berth and berth-monitor, as cargo builds them (dynamic).
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "ch07-full-engine",
+            "--bin",
+            "berth",
+        ])
+        .args(["--bin", "berth-monitor"])
+        .current_dir(root);
+    eprintln!("bench: {build:?}");
+    ensure!(build.status()?.success(), "cargo build of berth failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let berth = target.join("release").join("berth");
+    let ch05 = build_release(root, "ch05-images", Linking::Dynamic)?;
+    let (scratch, rootfs) = scratch_rootfs(root, "ch07")?;
+    // crun refuses this host's hybrid layout unless hidden; every command
+    // runs in the same mount namespace, so all see the same.
+    hide_unified_cgroup_controllers()?;
+    let dir = scratch.path();
+    let (berth_root, berth_run) = (dir.join("berth-root"), dir.join("berth-run"));
+    run_quietly(
+        Command::new(&ch05)
+            .arg("--root")
+            .arg(&berth_root)
+            .args(["import"])
+            .arg(&rootfs)
+            .arg("bench/ch07"),
+        "import the image into berth's store",
+    )?;
+    let (podman_root, podman_run) = (dir.join("podman-root"), dir.join("podman-run"));
+    let podman = |args: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut argv: Vec<std::ffi::OsString> = vec!["podman".into(), "--root".into()];
+        argv.push(podman_root.clone().into());
+        argv.push("--runroot".into());
+        argv.push(podman_run.clone().into());
+        argv.extend(
+            [
+                "--cgroup-manager=cgroupfs",
+                "--events-backend=file",
+                "--storage-driver=overlay",
+            ]
+            .map(Into::into),
+        );
+        argv.extend(args.iter().map(Into::into));
+        argv
+    };
+    let tarball = dir.join("rootfs.tar");
+    run_quietly(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+        "tar the rootfs for podman",
+    )?;
+    let import = podman(&["import", "-q", &tarball.display().to_string(), "bench/ch07"]);
+    run_quietly(
+        Command::new(&import[0]).args(&import[1..]),
+        "import the image into podman's store",
+    )?;
+    let berth_run_argv = |runtime: &str| -> Vec<std::ffi::OsString> {
+        let mut argv: Vec<std::ffi::OsString> = vec![berth.clone().into(), "--root".into()];
+        argv.push(berth_root.clone().into());
+        argv.push("--run-root".into());
+        argv.push(berth_run.clone().into());
+        argv.extend(
+            [
+                "run",
+                "--rm",
+                "--runtime",
+                runtime,
+                "bench/ch07",
+                "/bin/true",
+            ]
+            .map(Into::into),
+        );
+        argv
+    };
+    let monitor_rss = monitor_peak_rss(&berth, &berth_root, &berth_run)?;
+    println!("berth-monitor peak RSS: {monitor_rss} KiB (goal: under 2048 KiB)");
+    Ok(Plan {
+        benches: vec![
+            Bench::new(
+                "podman run --rm",
+                podman(&[
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--ulimit",
+                    "nofile=1024:1024",
+                    "--ulimit",
+                    "nproc=1024:1024",
+                    "localhost/bench/ch07",
+                    "/bin/true",
+                ]),
+            ),
+            Bench::new("berth run --rm (crun)", berth_run_argv("crun")),
+            Bench::new("berth run --rm (runc)", berth_run_argv("runc")),
+        ],
+        goal_label: "berth run --rm (crun)".into(),
+        goal_max_ratio: 0.15,
+        _scratch: Some(scratch),
+        title: None,
+        content_bytes: None,
+        extra: Some(serde_json::json!({
+            "monitor_peak_rss_kib": monitor_rss,
+            "monitor_goal": "under 2048 KiB",
+        })),
+    })
+}
+
+/// The highest VmHWM of a monitor through a container's life: output
+/// logged, an attached client, five restarts.
+fn monitor_peak_rss(berth: &Path, root: &Path, run: &Path) -> Result<u64> {
+    let berth_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(berth);
+        cmd.arg("--root")
+            .arg(root)
+            .arg("--run-root")
+            .arg(run)
+            .args(args);
+        cmd
+    };
+    let output = berth_cmd(&[
+        "run",
+        "-d",
+        "--runtime",
+        "crun",
+        "--restart",
+        "always",
+        "bench/ch07",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done; sleep 0.3; exit 1",
+    ])
+    .output()?;
+    ensure!(
+        output.status.success(),
+        "berth run -d failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let id = String::from_utf8(output.stdout)?.trim().to_string();
+    let pid_file = run.join(&id).join("monitor.pid");
+    let text = std::fs::read_to_string(&pid_file)?;
+    let monitor: i32 = text.split_whitespace().next().unwrap_or("0").parse()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut peak = 0;
+    loop {
+        let restarts = berth_cmd(&["inspect", "-f", "{{.RestartCount}}", &id]).output()?;
+        let restarts: u32 = String::from_utf8_lossy(&restarts.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{monitor}/status")).unwrap_or_default();
+        if let Some(kib) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if restarts >= 5 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run_quietly(
+        &mut berth_cmd(&["rm", "-f", &id]),
+        "remove the monitor's container",
+    )?;
+    Ok(peak)
+}
+
 struct CrunSetup {
     crun: PathBuf,
     scratch: TempDir,
@@ -1222,6 +1441,21 @@ fn run_quietly(command: &mut Command, what: &str) -> Result<()> {
         bail!("{what} failed ({}): see its output above", output.status);
     }
     Ok(())
+}
+
+/// Run with sudo, the record (kept in the book) goes to the user who ran
+/// sudo, not to root, so that their own edits and book-sync can rewrite it.
+fn give_to_sudo_user(path: &Path) {
+    let id = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<u32>().ok());
+    if let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID"))
+        && let Err(err) = nix::unistd::chown(
+            path,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+    {
+        eprintln!("bench: cannot give {} to uid {uid}: {err}", path.display());
+    }
 }
 
 /// The first three fields of /proc/loadavg (1, 5 and 15 minute averages).

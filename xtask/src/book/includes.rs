@@ -89,7 +89,7 @@ fn parse_selection(selector: &str) -> Selection {
 
 /// The name in a marker such as `// ANCHOR: name`, if `line` has `marker` (`ANCHOR:`
 /// or `ANCHOR_END:`) in it.
-fn marker_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+pub fn marker_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
     let after = &line[line.find(marker)? + marker.len()..];
     let after = after.trim_start();
     let len = after

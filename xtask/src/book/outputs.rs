@@ -17,7 +17,11 @@ use crate::display_path;
 /// Where snapshots live: the root package's cross-chapter tests, and each
 /// chapter's own tests (and, later, its exercises).
 fn snapshot_dirs(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut dirs = vec![root.join("tests/snapshots")];
+    // The root package's and the xtask's own (what `cargo xtask` prints).
+    let mut dirs = vec![
+        root.join("tests/snapshots"),
+        root.join("xtask/tests/snapshots"),
+    ];
     let mut chapters: Vec<PathBuf> = std::fs::read_dir(root.join("chapters"))
         .into_iter()
         .flatten()
