@@ -57,6 +57,7 @@ fn pivot_root_in_a_mount_namespace_stops_the_same_escape() {
         gid_mappings: vec![],
         deny_setgroups: false,
         init: true,
+        security: Default::default(),
     };
     // The very same breakout, run inside the container just before exec.
     let hooks = Hooks {

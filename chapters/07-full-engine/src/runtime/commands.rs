@@ -1,0 +1,1102 @@
+//! What each command does, on top of the state directory and chapter 3.
+//!
+//! Every command that names a container locks its directory, reads its
+//! state, and asks the kernel for its status (see [`super::state`]). The
+//! commands that act on a live container use chapter 3's cgroup API:
+//! `Cgroup::open` to find it, `freeze`/`thaw` for pause and resume,
+//! `stats` and `oom_kills` for events, `kill_all` and the cgroup's
+//! processes for `kill --all` and `ps`, `remove` for delete.
+//!
+//! `create`, `run`, `start`'s container side, `exec` and `update` need the
+//! start sequence of chapter 2 split in two, and chapter 3's `update`:
+//! today they check everything they are given (bundle, process, resources,
+//! seccomp profile) and then say plainly that running containers comes
+//! next (issue 13, phase 2).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ch03_cgroups::{Cgroup, CgroupError, Layout};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, Uid};
+use oci_spec::runtime::{LinuxResources, Process};
+
+use super::cli::{
+    Cli, Command, CreateArgs, DeleteArgs, EventsArgs, ExecArgs, Format, KillArgs, ListArgs, PsArgs,
+    Rootless, SpecArgs, UpdateArgs,
+};
+use super::config::{self, CONFIG_FILE, io_reason, load_bundle, parse_json};
+use super::log::Logger;
+use super::state::{
+    ContainerDir, EXEC_FIFO, Root, State, StateError, Status, check_id, init_alive, spec_state,
+    user_name,
+};
+use super::validate::{Host, validate, validate_process};
+use super::{features, hooks, resources, seccomp, signals, spec};
+
+/// Write to stdout; a reader that went away (`| head`) is not an error
+/// worth a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `exec` failed: runc exits 255 then, so an engine can tell the runtime's
+/// failure from the program's own exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("exec failed: {0:#}")]
+pub struct ExecFailed(anyhow::Error);
+
+/// The exit status for an error.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.is::<ExecFailed>() { 255 } else { 1 }
+}
+
+/// Where the kernel's views are: /proc and /sys (parameters for tests).
+struct Runtime<'a> {
+    root: Root,
+    logger: &'a Logger,
+    proc_root: PathBuf,
+    rootless: bool,
+}
+
+/// Dispatch the parsed command line; the exit status on success.
+pub fn run(cli: &Cli, logger: &Logger) -> Result<i32> {
+    if cli.version {
+        out!("{}", version());
+        return Ok(0);
+    }
+    if cli.systemd_cgroup {
+        bail!(
+            "--systemd-cgroup: berth-runtime manages cgroups through the cgroup filesystem only, not through systemd: leave the flag out (podman: --cgroup-manager=cgroupfs; containerd: SystemdCgroup = false)"
+        );
+    }
+    let Some(command) = &cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        return Ok(0);
+    };
+    let euid_root = Uid::effective().is_root();
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(|| Root::default_path(euid_root, xdg.as_deref()));
+    let cx = Runtime {
+        root: Root::new(root),
+        logger,
+        proc_root: PathBuf::from("/proc"),
+        rootless: match cli.rootless {
+            Rootless::Auto => !euid_root,
+            Rootless::True => true,
+            Rootless::False => false,
+        },
+    };
+    logger.debug(&format!(
+        "root {}, rootless {}",
+        cx.root.path.display(),
+        cx.rootless
+    ));
+    match command {
+        Command::Create(args) => create(&cx, args, "create"),
+        Command::Run(args) => create(&cx, &args.create, "run"),
+        Command::Start(args) => start(&cx, &args.id),
+        Command::State(args) => state(&cx, &args.id),
+        Command::List(args) => list(&cx, args),
+        Command::Kill(args) => kill_command(&cx, args),
+        Command::Delete(args) => delete(&cx, args),
+        Command::Exec(args) => exec(&cx, args).map_err(|e| ExecFailed(e).into()),
+        Command::Ps(args) => ps(&cx, args),
+        Command::Pause(args) => pause(&cx, &args.id, true),
+        Command::Resume(args) => pause(&cx, &args.id, false),
+        Command::Update(args) => update(&cx, args),
+        Command::Events(args) => events(&cx, args),
+        Command::Spec(args) => spec_command(args),
+        Command::Features => {
+            outln!("{}", serde_json::to_string_pretty(&features::features())?);
+            Ok(0)
+        }
+    }
+}
+
+/// `--version`: ours, the spec's and libseccomp's, as runc lists them.
+pub fn version() -> String {
+    let libseccomp = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "berth-runtime version {}\nspec: {}\nlibseccomp: {libseccomp}\n",
+        env!("CARGO_PKG_VERSION"),
+        spec::OCI_VERSION
+    )
+}
+
+/// The container's cgroup, if it has one (chapter 3 names it by id).
+fn container_cgroup(cx: &Runtime, id: &str) -> Result<Option<(Cgroup, Layout)>> {
+    let layout = ch03_cgroups::detect(&cx.proc_root)?;
+    match Cgroup::open(&layout, &cx.proc_root, id) {
+        Ok(cgroup) => Ok(Some((cgroup, layout))),
+        // No cgroup by that name, or none we could reach (v1 without root).
+        Err(CgroupError::NotFound { .. } | CgroupError::InvalidId(_) | CgroupError::RootlessV1) => {
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Is the cgroup frozen? v2: `cgroup.events` says `frozen 1`; v1: the
+/// freezer hierarchy's `freezer.state` says FROZEN.
+fn is_frozen(cgroup: &Cgroup, layout: &Layout) -> bool {
+    use ch03_cgroups::{cgroupfs, mapping};
+    cgroup.paths().iter().any(|dir| match layout {
+        Layout::V2 { .. } => {
+            let key = mapping::FROZEN.v2.key.unwrap_or("frozen");
+            cgroupfs::read_keyed(&dir.join(mapping::FROZEN.v2.name), key)
+                .ok()
+                .flatten()
+                == Some(1)
+        }
+        Layout::V1 { .. } => cgroupfs::read_value(&dir.join(mapping::FREEZE.v1.name))
+            .is_ok_and(|s| s == mapping::freezer_state(1, true)),
+    })
+}
+
+/// Lock the container and read its state and status.
+fn open(cx: &Runtime, id: &str) -> Result<(ContainerDir, State, Status)> {
+    let dir = cx.root.open_dir(id)?;
+    let state = dir.read_state()?;
+    let cgroup = container_cgroup(cx, id).ok().flatten();
+    let status = dir.status(&state, &cx.proc_root, || {
+        cgroup.as_ref().is_some_and(|(c, l)| is_frozen(c, l))
+    });
+    Ok((dir, state, status))
+}
+
+// ANCHOR: create
+fn create(cx: &Runtime, args: &CreateArgs, verb: &str) -> Result<i32> {
+    check_id(&args.id)?;
+    if cx.root.path.join(&args.id).exists() {
+        return Err(StateError::Exists(args.id.clone()).into());
+    }
+    let bundle = load_bundle(&args.bundle)?;
+    let accepted = validate(&bundle.spec, Host::detect(Path::new("/sys")))?;
+    for warning in &accepted.warnings {
+        cx.logger.warn(warning);
+    }
+    if bundle.spec.process().is_none() {
+        bail!("config.json: process: missing: {verb} needs the process to run");
+    }
+    if let Some(profile) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        seccomp::compile(profile)?;
+    }
+    bail!(
+        "{verb} {}: the bundle is valid, but starting containers is not implemented yet (issue 13, phase 2: chapter 2's start sequence split into create and start)",
+        args.id
+    )
+}
+// ANCHOR_END: create
+
+/// `start`: let the created container's init go on to the user's program.
+/// The init is blocked opening `exec.fifo` for writing; opening it for
+/// reading releases it, and it writes one byte before it execs.
+// ANCHOR: start
+fn start(cx: &Runtime, id: &str) -> Result<i32> {
+    let (dir, state, status) = open(cx, id)?;
+    match status {
+        Status::Created => {}
+        Status::Stopped => bail!("cannot start container {id}: it has stopped"),
+        Status::Running | Status::Paused => {
+            bail!("cannot start container {id}: it is already running")
+        }
+    }
+    let fifo = dir.path.join(EXEC_FIFO);
+    // Non-blocking, so a dead init cannot leave us waiting forever.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .with_context(|| format!("open {}", fifo.display()))?;
+    let mut file = file;
+    let mut byte = [0u8; 1];
+    loop {
+        match file.read(&mut byte) {
+            Ok(1) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e).with_context(|| format!("read {}", fifo.display())),
+        }
+        if !init_alive(&cx.proc_root, &state) {
+            bail!("cannot start container {id}: its init exited before it was released");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::remove_file(&fifo).with_context(|| format!("remove {}", fifo.display()))?;
+    let running = serde_json::to_vec(&spec_state(&state, Status::Running))?;
+    let poststart = state.hooks.as_ref().and_then(|h| h.poststart().as_ref());
+    if let Err(err) = hooks::run_hooks("poststart", poststart, &running) {
+        // runtime-spec: a failed poststart hook is a warning.
+        cx.logger.warn(&err.to_string());
+    }
+    Ok(0)
+}
+// ANCHOR_END: start
+
+/// The spec's state with runc's extra fields, as `state` prints it.
+fn state_view(state: &State, status: Status, owner: &str) -> serde_json::Value {
+    let mut view = spec_state(state, status);
+    view["rootfs"] = serde_json::json!(state.rootfs);
+    view["created"] = serde_json::json!(state.created);
+    view["owner"] = serde_json::json!(owner);
+    view
+}
+
+fn state(cx: &Runtime, id: &str) -> Result<i32> {
+    let (_dir, state, status) = open(cx, id)?;
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&state_view(&state, status, ""))?
+    );
+    Ok(0)
+}
+
+fn list(cx: &Runtime, args: &ListArgs) -> Result<i32> {
+    let mut rows = Vec::new();
+    for id in cx.root.ids()? {
+        let (dir, state, status) = match open(cx, &id) {
+            Ok(found) => found,
+            // Deleted meanwhile, or a create killed before its state.
+            Err(err) if matches!(err.downcast_ref(), Some(StateError::NotExist(_))) => continue,
+            Err(err) => return Err(err),
+        };
+        let owner = dir
+            .owner_uid()
+            .map(|uid| user_name(Path::new("/"), uid))
+            .unwrap_or_default();
+        rows.push(state_view(&state, status, &owner));
+    }
+    if args.quiet {
+        for row in &rows {
+            outln!("{}", row["id"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    match args.format {
+        // runc prints `null` for no containers.
+        Format::Json if rows.is_empty() => outln!("null"),
+        Format::Json => outln!("{}", serde_json::to_string(&rows)?),
+        Format::Table => out!("{}", table(&rows)),
+    }
+    Ok(0)
+}
+
+/// runc's table: columns padded to at least 12, 3 spaces apart (Go's
+/// tabwriter with minwidth 12 and padding 3); the last one unpadded.
+fn table(rows: &[serde_json::Value]) -> String {
+    let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
+    let keys = ["id", "pid", "status", "bundle", "created", "owner"];
+    let cells: Vec<Vec<String>> = std::iter::once(header.map(String::from).to_vec())
+        .chain(rows.iter().map(|row| {
+            keys.iter()
+                .map(|k| match &row[*k] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        }))
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|col| {
+            cells
+                .iter()
+                .map(|r| r[col].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &cells {
+        for (col, cell) in row.iter().enumerate() {
+            if col + 1 == row.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}", width = widths[col]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+// ANCHOR: kill
+fn kill_command(cx: &Runtime, args: &KillArgs) -> Result<i32> {
+    let signal = signals::parse_signal(&args.signal).map_err(anyhow::Error::msg)?;
+    let (_dir, state, status) = open(cx, &args.id)?;
+    if status == Status::Stopped {
+        // containerd reads "container not running" as "already exited".
+        bail!("cannot kill {}: container not running", args.id);
+    }
+    if args.all {
+        let Some((cgroup, layout)) = container_cgroup(cx, &args.id)? else {
+            bail!(
+                "kill --all {}: the container has no cgroup to find its processes in",
+                args.id
+            );
+        };
+        if signal == Signal::SIGKILL as i32 {
+            cgroup.kill_all()?;
+            return Ok(0);
+        }
+        // Frozen, no process can fork past the list we signal.
+        let was_frozen = is_frozen(&cgroup, &layout);
+        cgroup.freeze()?;
+        let dir = &cgroup.paths()[0];
+        let sent = ch03_cgroups::cgroupfs::procs_in_subtree(dir).map(|pids| {
+            for pid in pids {
+                // SAFETY: kill(2) with a pid from the cgroup and a signal
+                // number checked by parse_signal.
+                unsafe { libc::kill(pid.as_raw(), signal) };
+            }
+        });
+        if !was_frozen {
+            cgroup.thaw()?;
+        }
+        sent?;
+        return Ok(0);
+    }
+    // SAFETY: kill(2) of the init, whose pid and start time `open` checked;
+    // the signal number was checked by parse_signal.
+    if unsafe { libc::kill(state.init_process_pid, signal) } != 0 {
+        let errno = nix::errno::Errno::last();
+        bail!(
+            "kill {} (pid {}): {}",
+            args.id,
+            state.init_process_pid,
+            errno.desc().to_lowercase()
+        );
+    }
+    Ok(0)
+}
+// ANCHOR_END: kill
+
+/// Kill the container's processes and wait until its init is gone.
+fn kill_container(cx: &Runtime, id: &str, state: &State) -> Result<()> {
+    if let Some((cgroup, _)) = container_cgroup(cx, id)? {
+        cgroup.kill_all()?;
+    } else if init_alive(&cx.proc_root, state) {
+        let _ = kill(Pid::from_raw(state.init_process_pid), Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while init_alive(&cx.proc_root, state) {
+        if Instant::now() > deadline {
+            bail!(
+                "container {id}: its init (pid {}) survived SIGKILL for 10 s",
+                state.init_process_pid
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+// ANCHOR: delete
+fn delete(cx: &Runtime, args: &DeleteArgs) -> Result<i32> {
+    let id = &args.id;
+    let opened = cx
+        .root
+        .open_dir(id)
+        .and_then(|dir| dir.read_state().map(|s| (dir, s)));
+    let (dir, state) = match opened {
+        Ok(found) => found,
+        Err(StateError::NotExist(_)) if args.force => {
+            // A create killed before it wrote its state leaves a directory
+            // (and perhaps a cgroup): --force cleans up what is there.
+            check_id(id)?;
+            if let Some((cgroup, _)) = container_cgroup(cx, id)? {
+                cgroup.remove()?;
+            }
+            match std::fs::remove_dir_all(cx.root.path.join(id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => bail!(
+                    "remove {}: {}",
+                    cx.root.path.join(id).display(),
+                    io_reason(&e)
+                ),
+            }
+            return Ok(0);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let cgroup = container_cgroup(cx, id)?;
+    let status = dir.status(&state, &cx.proc_root, || {
+        cgroup.as_ref().is_some_and(|(c, l)| is_frozen(c, l))
+    });
+    match status {
+        Status::Stopped => {}
+        // A created container has not run anything yet: runc deletes it.
+        Status::Created => kill_container(cx, id, &state)?,
+        Status::Running | Status::Paused if args.force => kill_container(cx, id, &state)?,
+        Status::Running | Status::Paused => bail!(
+            "cannot delete container {id} that is not stopped: {status} (stop it first, or use --force)"
+        ),
+    }
+    if let Some((cgroup, _)) = cgroup {
+        cgroup.remove()?;
+    }
+    dir.remove()?;
+    // runtime-spec: poststop hooks run after the container is deleted; a
+    // failure is a warning.
+    let stopped = serde_json::to_vec(&spec_state(&state, Status::Stopped))?;
+    let poststop = state.hooks.as_ref().and_then(|h| h.poststop().as_ref());
+    if let Err(err) = hooks::run_hooks("poststop", poststop, &stopped) {
+        cx.logger.warn(&err.to_string());
+    }
+    Ok(0)
+}
+// ANCHOR_END: delete
+
+fn pause(cx: &Runtime, id: &str, freeze: bool) -> Result<i32> {
+    let (_dir, _state, status) = open(cx, id)?;
+    let Some((cgroup, _)) = container_cgroup(cx, id)? else {
+        bail!("container {id} has no cgroup: nothing to freeze");
+    };
+    if freeze {
+        if !matches!(status, Status::Running | Status::Created) {
+            bail!("cannot pause {id}: container not running ({status})");
+        }
+        cgroup.freeze()?;
+    } else {
+        if status != Status::Paused {
+            bail!("cannot resume {id}: container not paused ({status})");
+        }
+        cgroup.thaw()?;
+    }
+    Ok(0)
+}
+
+// ANCHOR: ps
+fn ps(cx: &Runtime, args: &PsArgs) -> Result<i32> {
+    let (_dir, _state, _status) = open(cx, &args.id)?;
+    let Some((cgroup, _)) = container_cgroup(cx, &args.id)? else {
+        bail!("container {} has no cgroup to list processes from", args.id);
+    };
+    let pids: Vec<i32> = ch03_cgroups::cgroupfs::procs_in_subtree(&cgroup.paths()[0])?
+        .iter()
+        .map(|p| p.as_raw())
+        .collect();
+    if args.format == Format::Json {
+        outln!("{}", serde_json::to_string(&pids)?);
+        return Ok(0);
+    }
+    let ps_args: Vec<&str> = if args.ps_args.is_empty() {
+        vec!["-ef"]
+    } else {
+        args.ps_args.iter().map(String::as_str).collect()
+    };
+    let output = std::process::Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .context("run ps")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "ps {}: {}: {}",
+            ps_args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    out!("{}", filter_ps(&text, &pids)?);
+    Ok(0)
+}
+// ANCHOR_END: ps
+
+/// Keep ps's header and the lines whose PID column is one of `pids`.
+fn filter_ps(text: &str, pids: &[i32]) -> Result<String> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let Some(column) = header.split_whitespace().position(|f| f == "PID") else {
+        bail!("ps: no PID column in its output: add pid to its -o fields");
+    };
+    let mut out = format!("{header}\n");
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// One `stats` event, with runc's field names for what chapter 3 reads.
+fn stats_event(id: &str, cgroup: &Cgroup) -> Result<serde_json::Value> {
+    let stats = cgroup.stats()?;
+    let mut usage = serde_json::json!({"usage": stats.memory_current});
+    if let Some(peak) = stats.memory_peak {
+        usage["max"] = peak.into();
+    }
+    if let Some(limit) = cgroup.memory_limit() {
+        usage["limit"] = limit.into();
+    }
+    let mut cpu = serde_json::json!({"usage": {"total": stats.cpu_usage.as_nanos() as u64}});
+    if let Some(throttled) = stats.nr_throttled {
+        cpu["throttling"] = serde_json::json!({"throttled_periods": throttled});
+    }
+    Ok(serde_json::json!({
+        "type": "stats",
+        "id": id,
+        "data": {"cpu": cpu, "memory": {"usage": usage}, "pids": {"current": stats.pids_current}}
+    }))
+}
+
+fn events(cx: &Runtime, args: &EventsArgs) -> Result<i32> {
+    let (dir, state, _status) = open(cx, &args.id)?;
+    // The lock is for reading the state: events runs for a long time.
+    drop(dir);
+    let Some((cgroup, _)) = container_cgroup(cx, &args.id)? else {
+        bail!(
+            "container {} has no cgroup to read statistics from",
+            args.id
+        );
+    };
+    if args.stats {
+        outln!("{}", stats_event(&args.id, &cgroup)?);
+        return Ok(0);
+    }
+    let mut ooms = cgroup.oom_kills().unwrap_or(0);
+    let mut next = Instant::now();
+    while init_alive(&cx.proc_root, &state) {
+        if Instant::now() >= next {
+            outln!("{}", stats_event(&args.id, &cgroup)?);
+            next += args.interval;
+        }
+        let now = cgroup.oom_kills().unwrap_or(ooms);
+        if now > ooms {
+            outln!("{}", serde_json::json!({"type": "oom", "id": args.id}));
+            ooms = now;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(args.interval));
+    }
+    Ok(0)
+}
+
+/// `exec`'s process: `--process` as it is, or the argv form built on the
+/// container's own process.
+pub fn exec_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> {
+    if let Some(path) = &args.process {
+        let bytes = if path == Path::new("-") {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes)?;
+            bytes
+        } else {
+            std::fs::read(path).with_context(|| format!("read {}", path.display()))?
+        };
+        let process: Process = parse_json(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.to_string().replacen("config.json: ", "process.json: ", 1)
+            )
+        })?;
+        config::check_process(&process, "process").map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.to_string().replacen("config.json: ", "process.json: ", 1)
+            )
+        })?;
+        return Ok(process);
+    }
+    if args.command.is_empty() {
+        bail!("exec {}: give a command to run, or --process FILE", args.id);
+    }
+    let mut process = base.cloned().unwrap_or_default();
+    process.set_args(Some(args.command.clone()));
+    process.set_terminal(Some(args.tty));
+    if let Some(cwd) = &args.cwd {
+        process.set_cwd(cwd.into());
+    }
+    let mut env = process.env().clone().unwrap_or_default();
+    env.extend(args.env.iter().cloned());
+    process.set_env(Some(env));
+    let mut user = process.user().clone();
+    if let Some(text) = &args.user {
+        let (uid, gid) = text.split_once(':').unwrap_or((text, ""));
+        let bad = || anyhow::anyhow!("--user {text:?}: use UID or UID:GID (numbers)");
+        user.set_uid(uid.parse().map_err(|_| bad())?);
+        if !gid.is_empty() {
+            user.set_gid(gid.parse().map_err(|_| bad())?);
+        }
+    }
+    if !args.additional_gids.is_empty() {
+        user.set_additional_gids(Some(args.additional_gids.clone()));
+    }
+    process.set_user(user);
+    if args.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if let Some(profile) = &args.apparmor {
+        process.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &args.process_label {
+        process.set_selinux_label(Some(label.clone()));
+    }
+    if !args.cap.is_empty() {
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        for name in &args.cap {
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::json!(name)).map_err(|_| {
+                    anyhow::anyhow!("--cap {name:?}: not a capability (like CAP_NET_ADMIN)")
+                })?;
+            // runc's --cap: added to every set the process has.
+            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(cap);
+                Some(set)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+            caps.set_ambient(add(caps.ambient()));
+        }
+        process.set_capabilities(Some(caps));
+    }
+    config::check_process(&process, "process").map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(process)
+}
+
+fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
+    let (_dir, state, status) = open(cx, &args.id)?;
+    let process = exec_process(args, state.process.as_ref())?;
+    let mut warnings = Vec::new();
+    validate_process(
+        &process,
+        "process",
+        Host::detect(Path::new("/sys")),
+        &mut warnings,
+    )?;
+    for warning in &warnings {
+        cx.logger.warn(warning);
+    }
+    match status {
+        Status::Running => {}
+        Status::Paused if args.ignore_paused => {}
+        Status::Paused => bail!(
+            "cannot exec in paused container {}: resume it first, or use --ignore-paused",
+            args.id
+        ),
+        Status::Created | Status::Stopped => {
+            bail!(
+                "cannot exec in container {}: it is {status}, not running",
+                args.id
+            )
+        }
+    }
+    bail!(
+        "exec in {}: the process is valid, but joining a container is not implemented yet (issue 13, phase 2)",
+        args.id
+    )
+}
+
+/// `update`'s request: `-r` (a file or `-`), or the flags, as the spec's
+/// `linux.resources`.
+pub fn update_request(args: &UpdateArgs) -> Result<LinuxResources> {
+    let bytes = match &args.resources {
+        Some(path) if path == Path::new("-") => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes)?;
+            bytes
+        }
+        Some(path) => std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
+        None => {
+            if args.l3_cache_schema.is_some() || args.mem_bw_schema.is_some() {
+                bail!("update: Intel RDT schemas are not supported by berth-runtime");
+            }
+            let mut memory = serde_json::Map::new();
+            let mut cpu = serde_json::Map::new();
+            let mut r = serde_json::Map::new();
+            let put = |map: &mut serde_json::Map<String, serde_json::Value>,
+                       key: &str,
+                       value: Option<serde_json::Value>| {
+                if let Some(v) = value {
+                    map.insert(key.to_string(), v);
+                }
+            };
+            put(&mut memory, "limit", args.memory.map(Into::into));
+            put(
+                &mut memory,
+                "reservation",
+                args.memory_reservation.map(Into::into),
+            );
+            put(&mut memory, "swap", args.memory_swap.map(Into::into));
+            put(&mut cpu, "shares", args.cpu_share.map(Into::into));
+            put(&mut cpu, "quota", args.cpu_quota.map(Into::into));
+            put(&mut cpu, "period", args.cpu_period.map(Into::into));
+            put(
+                &mut cpu,
+                "realtimeRuntime",
+                args.cpu_rt_runtime.map(Into::into),
+            );
+            put(
+                &mut cpu,
+                "realtimePeriod",
+                args.cpu_rt_period.map(Into::into),
+            );
+            put(&mut cpu, "cpus", args.cpuset_cpus.clone().map(Into::into));
+            put(&mut cpu, "mems", args.cpuset_mems.clone().map(Into::into));
+            if !memory.is_empty() {
+                r.insert("memory".into(), memory.into());
+            }
+            if !cpu.is_empty() {
+                r.insert("cpu".into(), cpu.into());
+            }
+            put(
+                &mut r,
+                "pids",
+                args.pids_limit.map(|l| serde_json::json!({"limit": l})),
+            );
+            put(
+                &mut r,
+                "blockIO",
+                args.blkio_weight.map(|w| serde_json::json!({"weight": w})),
+            );
+            serde_json::to_vec(&r)?
+        }
+    };
+    parse_json(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}",
+            e.to_string().replacen("config.json: ", "resources: ", 1)
+        )
+    })
+}
+
+fn update(cx: &Runtime, args: &UpdateArgs) -> Result<i32> {
+    let request = update_request(args)?;
+    // Checked now, so a bad request is refused whatever the container's state.
+    resources::cgroup_request(&request, "resources").map_err(|e| {
+        anyhow::anyhow!("{}", e.to_string().replacen("config.json: ", "update: ", 1))
+    })?;
+    let (_dir, _state, status) = open(cx, &args.id)?;
+    if status == Status::Stopped {
+        bail!("cannot update {}: container not running", args.id);
+    }
+    bail!(
+        "update {}: the request is valid, but changing a running container's limits needs chapter 3's Cgroup::update (issue 13, phase 2)",
+        args.id
+    )
+}
+
+// ANCHOR: spec_command
+fn spec_command(args: &SpecArgs) -> Result<i32> {
+    let bundle = args.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+    if !bundle.is_dir() {
+        bail!("bundle {}: no such directory", bundle.display());
+    }
+    let path = bundle.join(CONFIG_FILE);
+    if path.exists() {
+        bail!("{} exists: remove it first", path.display());
+    }
+    let mut spec = spec::default_spec();
+    if args.rootless {
+        let (uid, gid) = (
+            Uid::effective().as_raw(),
+            nix::unistd::Gid::effective().as_raw(),
+        );
+        spec::to_rootless(&mut spec, uid, gid);
+    }
+    let text = spec::to_tabbed_json(&spec::to_stable_json(&spec));
+    std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
+    Ok(0)
+}
+// ANCHOR_END: spec_command
+
+use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth-runtime").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn every_runc_flag_parses() {
+        let cli = parse(&[
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "--log-format",
+            "json",
+            "--debug",
+            "--rootless",
+            "true",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "--console-socket",
+            "/s",
+            "--no-pivot",
+            "--preserve-fds",
+            "2",
+            "--no-new-keyring",
+            "c1",
+        ]);
+        assert!(cli.debug && cli.rootless == Rootless::True);
+        let Some(Command::Create(c)) = cli.command else {
+            panic!()
+        };
+        assert_eq!((c.id.as_str(), c.preserve_fds, c.no_pivot), ("c1", 2, true));
+        let Some(Command::Run(r)) =
+            parse(&["run", "-b", "/b", "-d", "--keep", "--no-subreaper", "c1"]).command
+        else {
+            panic!()
+        };
+        assert!(r.detach && r.keep && r.no_subreaper);
+        let Some(Command::Kill(k)) = parse(&["kill", "-a", "c1", "9"]).command else {
+            panic!()
+        };
+        assert_eq!((k.all, k.signal.as_str()), (true, "9"));
+        let Some(Command::Kill(k)) = parse(&["kill", "c1"]).command else {
+            panic!()
+        };
+        assert_eq!(k.signal, "SIGTERM");
+        let Some(Command::Ps(p)) = parse(&["ps", "c1", "-o", "pid,comm"]).command else {
+            panic!()
+        };
+        assert_eq!(p.ps_args, ["-o", "pid,comm"]);
+        let Some(Command::Ps(p)) = parse(&["ps", "-f", "json", "c1"]).command else {
+            panic!()
+        };
+        assert_eq!(p.format, Format::Json);
+        let Some(Command::Events(e)) = parse(&["events", "--interval", "1s", "c1"]).command else {
+            panic!()
+        };
+        assert_eq!(e.interval, Duration::from_secs(1));
+        for args in [
+            &["delete", "-f", "c1"][..],
+            &["list", "-f", "json", "-q"],
+            &["spec", "--rootless", "--bundle", "/b"],
+            &["features"],
+            &["start", "c1"],
+            &["state", "c1"],
+            &["pause", "c1"],
+            &["resume", "c1"],
+            &["update", "-r", "-", "c1"],
+            &["update", "--cpu-shares", "512", "c1"],
+        ] {
+            parse(args);
+        }
+    }
+
+    #[test]
+    fn exec_builds_the_process_from_its_flags() {
+        let Some(Command::Exec(args)) = parse(&[
+            "exec",
+            "-e",
+            "A=1",
+            "--cwd",
+            "/tmp",
+            "-u",
+            "1000:100",
+            "-g",
+            "5",
+            "--cap",
+            "CAP_NET_ADMIN",
+            "--no-new-privs",
+            "-t",
+            "c1",
+            "sh",
+            "-c",
+            "echo -n hi",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        let base: Process = serde_json::from_value(serde_json::json!({
+            "args": ["init"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}))
+        .unwrap();
+        let p = exec_process(&args, Some(&base)).unwrap();
+        assert_eq!(p.args().as_deref().unwrap(), ["sh", "-c", "echo -n hi"]);
+        assert_eq!(p.env().as_deref().unwrap(), ["PATH=/bin", "A=1"]);
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
+        assert_eq!(p.user().additional_gids().as_deref(), Some(&[5][..]));
+        assert_eq!(p.terminal(), Some(true));
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let caps = p.capabilities().as_ref().unwrap();
+        assert!(
+            caps.bounding()
+                .as_ref()
+                .unwrap()
+                .contains(&oci_spec::runtime::Capability::NetAdmin)
+        );
+
+        let Some(Command::Exec(args)) = parse(&["exec", "-u", "root", "c1", "sh"]).command else {
+            panic!()
+        };
+        assert_eq!(
+            exec_process(&args, None).unwrap_err().to_string(),
+            "--user \"root\": use UID or UID:GID (numbers)"
+        );
+        let Some(Command::Exec(args)) = parse(&["exec", "c1"]).command else {
+            panic!()
+        };
+        assert_eq!(
+            exec_process(&args, None).unwrap_err().to_string(),
+            "exec c1: give a command to run, or --process FILE"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("process.json");
+        std::fs::write(
+            &file,
+            r#"{"args": [], "cwd": "/", "user": {"uid": 0, "gid": 0}}"#,
+        )
+        .unwrap();
+        let Some(Command::Exec(args)) =
+            parse(&["exec", "-p", file.to_str().unwrap(), "c1"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            exec_process(&args, None).unwrap_err().to_string(),
+            "process.json: process.args: empty: name the program to run"
+        );
+        std::fs::write(
+            &file,
+            r#"{"args": ["sh"], "cwd": "/", "user": {"uid": -1}}"#,
+        )
+        .unwrap();
+        assert!(
+            exec_process(&args, None)
+                .unwrap_err()
+                .to_string()
+                .starts_with("process.json: user.uid: invalid value: integer `-1`")
+        );
+    }
+
+    #[test]
+    fn update_flags_become_the_specs_resources() {
+        let Some(Command::Update(args)) = parse(&[
+            "update",
+            "--memory",
+            "67108864",
+            "--memory-swap",
+            "-1",
+            "--cpu-share",
+            "512",
+            "--cpu-quota",
+            "50000",
+            "--cpu-period",
+            "100000",
+            "--cpuset-cpus",
+            "0",
+            "--pids-limit",
+            "64",
+            "--blkio-weight",
+            "300",
+            "c1",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        let r = update_request(&args).unwrap();
+        let checked = resources::cgroup_request(&r, "resources")
+            .unwrap()
+            .resources;
+        assert_eq!(checked.memory_limit(), Some(64 << 20));
+        assert_eq!(checked.memory.unwrap().swap, Some(-1));
+        let cpu = checked.cpu.unwrap();
+        assert_eq!(
+            (cpu.shares, cpu.quota, cpu.period, cpu.cpus.as_deref()),
+            (Some(512), Some(50_000), Some(100_000), Some("0"))
+        );
+        assert_eq!(checked.pids.unwrap().limit, 64);
+        assert_eq!(checked.block_io.unwrap().weight, Some(300));
+        let Some(Command::Update(args)) =
+            parse(&["update", "--memory-reservation", "1048576", "c1"]).command
+        else {
+            panic!()
+        };
+        let err = resources::cgroup_request(&update_request(&args).unwrap(), "resources")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "config.json: resources.memory.reservation: berth-runtime cannot apply"
+            ),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.json");
+        std::fs::write(&file, r#"{"memory": {"limit": "lots"}}"#).unwrap();
+        let Some(Command::Update(args)) =
+            parse(&["update", "-r", file.to_str().unwrap(), "c1"]).command
+        else {
+            panic!()
+        };
+        assert!(
+            update_request(&args)
+                .unwrap_err()
+                .to_string()
+                .starts_with("resources: memory.limit: invalid type")
+        );
+    }
+
+    #[test]
+    fn ps_output_is_filtered_by_the_pid_column() {
+        let text = "UID  PID  PPID CMD\nroot 1 0 init\nroot 42 1 sleep\nroot 420 1 other\n";
+        assert_eq!(
+            filter_ps(text, &[42]).unwrap(),
+            "UID  PID  PPID CMD\nroot 42 1 sleep\n"
+        );
+        assert!(
+            filter_ps("USER CMD\nroot x\n", &[1])
+                .unwrap_err()
+                .to_string()
+                .starts_with("ps: no PID column")
+        );
+    }
+
+    #[test]
+    fn the_list_table_pads_like_gos_tabwriter() {
+        let row = serde_json::json!({"id": "t1", "pid": 30462, "status": "created", "bundle": "/tmp/rt/b",
+            "created": "2026-12-05T13:12:23.454416469Z", "owner": "root"});
+        assert_eq!(
+            table(&[row]),
+            "ID          PID         STATUS      BUNDLE      CREATED                          OWNER\n\
+             t1          30462       created     /tmp/rt/b   2026-12-05T13:12:23.454416469Z   root\n"
+        );
+        assert_eq!(
+            table(&[]),
+            "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n"
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! The console: a terminal for the container, handed to the engine.
+//!
+//! Kernel feature: pseudo-terminals and passing file descriptors. With
+//! `process.terminal: true` the container's program must run on a terminal
+//! of its own: a pty pair, made by opening `/dev/ptmx` (inside the
+//! container, from its own devpts instance). The program gets the *slave*
+//! end as stdin, stdout and stderr and its controlling terminal; whoever
+//! shows it to a user needs the *master* end. But the runtime exits after
+//! `create`, so the master goes to a longer-lived process (conmon, a
+//! containerd shim, our monitor) that listens on a UNIX socket named by
+//! `--console-socket`: the runtime connects and sends the fd in an
+//! `SCM_RIGHTS` control message. runc sends the pty's file name,
+//! `/dev/ptmx`, as the message's bytes; receivers check it is there and
+//! take the one fd.
+//!
+//! `process.consoleSize` sets the terminal's rows and columns before the
+//! program starts (TIOCSWINSZ).
+//!
+//! Man pages: pty(7), pts(4) (`/dev/ptmx`, TIOCSPTLCK, TIOCGPTN),
+//! unix(7) (`SCM_RIGHTS`), sendmsg(2), recvmsg(2), ioctl_tty(2).
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::sys::stat::Mode;
+
+/// The name runc sends with the master: the file it was opened from.
+pub const PTY_NAME: &str = "/dev/ptmx";
+/// The longest name a receiver accepts (runc's `MaxNameLen`).
+pub const MAX_NAME_LEN: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("console socket {}: connect: {reason}", path.display())]
+    Connect { path: PathBuf, reason: String },
+    #[error("{step}: {errno}")]
+    Syscall { step: &'static str, errno: Errno },
+    #[error("console socket: {0}")]
+    Protocol(String),
+}
+
+fn sys(step: &'static str) -> impl FnOnce(Errno) -> ConsoleError {
+    move |errno| ConsoleError::Syscall { step, errno }
+}
+
+/// A new pty from `ptmx` (the container's `/dev/ptmx`): the master, and
+/// the path of its slave.
+// ANCHOR: open_pty
+pub fn open_pty(ptmx: &Path) -> Result<(OwnedFd, PathBuf), ConsoleError> {
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master = open(ptmx, flags, Mode::empty()).map_err(sys("open /dev/ptmx"))?;
+    let mut unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, valid here.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) } < 0 {
+        return Err(sys("unlock the pty (TIOCSPTLCK)")(Errno::last()));
+    }
+    let mut number: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int through the pointer.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut number) } < 0 {
+        return Err(sys("get the pty number (TIOCGPTN)")(Errno::last()));
+    }
+    // The slave lives in the devpts instance beside this ptmx.
+    let pts_dir = ptmx.parent().unwrap_or(Path::new("/dev")).join("pts");
+    Ok((master, pts_dir.join(number.to_string())))
+}
+// ANCHOR_END: open_pty
+
+/// Set the terminal's size (`process.consoleSize`).
+pub fn set_window_size(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), ConsoleError> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize through the pointer.
+    if unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(sys("set the window size (TIOCSWINSZ)")(Errno::last()));
+    }
+    Ok(())
+}
+
+/// Send `fd` with `name` over a connected UNIX socket: runc's `SendFile`.
+// ANCHOR: send_fd
+pub fn send_fd(socket: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> Result<(), ConsoleError> {
+    if name.len() >= MAX_NAME_LEN {
+        return Err(ConsoleError::Protocol(format!("name too long: {name}")));
+    }
+    let fds = [fd.as_raw_fd()];
+    let control = [ControlMessage::ScmRights(&fds)];
+    let data = [IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(socket.as_raw_fd(), &data, &control, MsgFlags::empty(), None)
+        .map_err(sys("sendmsg the console fd"))?;
+    Ok(())
+}
+// ANCHOR_END: send_fd
+
+/// Receive one fd and its name: what conmon or a shim does on its end.
+pub fn recv_fd(socket: BorrowedFd<'_>) -> Result<(String, OwnedFd), ConsoleError> {
+    let mut name = vec![0u8; MAX_NAME_LEN];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(sys("recvmsg the console fd"))?;
+    let mut received = Vec::new();
+    for cmsg in msg.cmsgs().map_err(sys("read the control messages"))? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            received.extend(fds);
+        }
+    }
+    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+    let len = msg.bytes;
+    // Own every fd we got before judging the message, so none leaks.
+    let owned: Vec<OwnedFd> = received
+        .into_iter()
+        // SAFETY: SCM_RIGHTS installed these fds in our table just now;
+        // nothing else owns them.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    if truncated || owned.len() != 1 {
+        return Err(ConsoleError::Protocol(format!(
+            "expected one file descriptor, got {}",
+            owned.len()
+        )));
+    }
+    let name = String::from_utf8_lossy(&name[..len]).into_owned();
+    Ok((name, owned.into_iter().next().expect("one fd")))
+}
+
+/// Connect to `--console-socket` and send the pty master, as runc does.
+pub fn send_console(socket_path: &Path, master: BorrowedFd<'_>) -> Result<(), ConsoleError> {
+    let stream = UnixStream::connect(socket_path).map_err(|e| ConsoleError::Connect {
+        path: socket_path.to_path_buf(),
+        reason: super::config::io_reason(&e),
+    })?;
+    send_fd(stream.as_fd(), PTY_NAME, master)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    use std::io::{Read, Write};
+
+    fn pty() -> (OwnedFd, PathBuf) {
+        open_pty(Path::new("/dev/ptmx")).unwrap()
+    }
+
+    #[test]
+    fn a_pty_master_crosses_a_socket_and_still_talks_to_its_slave() {
+        let (runtime, monitor) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let (master, slave_path) = pty();
+        assert!(
+            slave_path.starts_with("/dev/pts"),
+            "{}",
+            slave_path.display()
+        );
+        send_fd(runtime.as_fd(), PTY_NAME, master.as_fd()).unwrap();
+        let (name, received) = recv_fd(monitor.as_fd()).unwrap();
+        assert_eq!(name, "/dev/ptmx");
+        assert_ne!(received.as_raw_fd(), master.as_raw_fd());
+        drop(master);
+
+        // The program side writes to the slave; the monitor reads the
+        // master it received (the line discipline turns \n into \r\n).
+        let mut slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave_path)
+            .unwrap();
+        slave.write_all(b"hello\n").unwrap();
+        let mut master = std::fs::File::from(received);
+        let mut buf = [0u8; 16];
+        let n = master.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello\r\n");
+        // And the other way: typed on the master, read on the slave.
+        master.write_all(b"ls\n").unwrap();
+        let n = slave.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ls\n");
+
+        set_window_size(master.as_fd(), 40, 120).unwrap();
+        let mut size: libc::winsize = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes one winsize through the pointer.
+        let got = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
+        assert_eq!(got, 0);
+        assert_eq!((size.ws_row, size.ws_col), (40, 120));
+    }
+
+    #[test]
+    fn the_runtime_connects_to_the_console_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            recv_fd(stream.as_fd()).map(|(name, fd)| (name, fd.as_raw_fd() >= 0))
+        });
+        let (master, _) = pty();
+        send_console(&path, master.as_fd()).unwrap();
+        assert_eq!(
+            server.join().unwrap().unwrap(),
+            ("/dev/ptmx".to_string(), true)
+        );
+
+        let err = send_console(&dir.path().join("nosuch.sock"), master.as_fd())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "console socket {}/nosuch.sock: connect: no such file or directory",
+                dir.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_message_without_a_descriptor_is_refused() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let mut a = std::fs::File::from(a);
+        a.write_all(b"/dev/ptmx").unwrap();
+        let err = recv_fd(b.as_fd()).unwrap_err().to_string();
+        assert_eq!(err, "console socket: expected one file descriptor, got 0");
+        // Two descriptors where one is expected: refused, and both closed.
+        let (master, _) = pty();
+        let fds = [master.as_raw_fd(), master.as_raw_fd()];
+        let control = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(
+            a.as_raw_fd(),
+            &[IoSlice::new(b"x")],
+            &control,
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        let err = recv_fd(b.as_fd()).unwrap_err().to_string();
+        assert!(err.contains("expected one file descriptor"), "{err}");
+    }
+}
