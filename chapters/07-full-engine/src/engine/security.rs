@@ -145,11 +145,18 @@ mod tests {
         let only = caps(false, &["KILL".into()], &["ALL".into()]).unwrap();
         assert_eq!(only, ["CAP_KILL"]);
         assert_eq!(caps(true, &none, &none).unwrap(), held.names());
-        assert!(caps(false, &["FLY".into()], &[]).unwrap_err().contains("FLY"));
+        assert!(
+            caps(false, &["FLY".into()], &[])
+                .unwrap_err()
+                .contains("FLY")
+        );
         // What the engine does not hold, it cannot give: an engine run by
         // a user (no capabilities) asked for the default set.
         let refused = capabilities_within(CapabilitySet::EMPTY, false, &none, &none).unwrap_err();
-        assert!(refused.contains("the engine itself does not hold it"), "{refused}");
+        assert!(
+            refused.contains("the engine itself does not hold it"),
+            "{refused}"
+        );
         assert!(default_masked_paths().contains(&"/proc/kcore".to_string()));
         assert!(default_readonly_paths().contains(&"/proc/sys".to_string()));
     }
