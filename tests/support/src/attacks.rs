@@ -7,7 +7,7 @@
 //!
 //! The attacks (issue 11): mount a filesystem; make a block device node of
 //! the host's root disk and read or mount it; remount `/sys` read-write;
-//! write `/proc/sys/kernel/core_pattern`; mount a cgroup hierarchy and raise
+//! write `/proc/sys/kernel/core_pattern` or another read-only path; mount a cgroup hierarchy and raise
 //! the container's own limits; read a host file through a descriptor the
 //! engine inherited; read masked `/proc` paths; rewrite the engine binary
 //! through `/proc/PID/exe` (CVE-2019-5736), through `exec` and through
@@ -258,6 +258,60 @@ pub fn core_pattern_is_not_writable(ch: &Chapter) {
     );
 }
 
+/// The other read-only paths (docker's `linux.readonlyPaths`: /proc/bus,
+/// /proc/fs, /proc/irq, /proc/sys, /proc/sysrq-trigger) are read-only
+/// mounts in the container, and a file in them cannot be opened for
+/// writing (opened only: nothing is written, so a failing engine would
+/// not change the host, whose sysrq-trigger would reboot it).
+pub fn readonly_paths_cannot_be_written(ch: &Chapter) {
+    if !require_root("readonly_paths_cannot_be_written") {
+        return;
+    }
+    let paths: Vec<&str> = [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ]
+    .into_iter()
+    .filter(|p| Path::new(p).exists())
+    .collect();
+    let files: Vec<&str> = ["/proc/sysrq-trigger", "/proc/irq/default_smp_affinity"]
+        .into_iter()
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    assert!(
+        !paths.is_empty(),
+        "the host has none of the read-only paths?"
+    );
+    let r = probe_rootfs();
+    let mut script = format!("{PROBE_IN_CONTAINER} mounts; ");
+    for f in &files {
+        script.push_str(&format!("{PROBE_IN_CONTAINER} write {f}; "));
+    }
+    let run = ch.run_to_end(&r.path, &[], &["sh", "-c", &script]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let out = run.stdout();
+    for p in &paths {
+        let options = values(&out, &format!("mount: {p} proc "));
+        assert!(
+            options
+                .last()
+                .is_some_and(|o| o.split(',').any(|o| o == "ro")),
+            "{p} must be a read-only mount:\n{out}"
+        );
+    }
+    for f in &files {
+        assert_eq!(
+            values(&out, &format!("write {f}: ")),
+            ["EROFS"],
+            "{}",
+            run.transcript()
+        );
+    }
+}
+
 // ---- devices ----
 
 /// A disk of the host's as (major, minor, openable): the first block
@@ -490,14 +544,21 @@ pub fn masked_paths_show_nothing(ch: &Chapter) {
         "/proc/sched_debug",
         "/proc/latency_stats",
         "/proc/kcore",
+        "/proc/timer_stats",
     ]
     .into_iter()
     .filter(|f| Path::new(f).exists())
     .collect();
-    let dirs: Vec<&str> = ["/proc/acpi", "/proc/scsi", "/proc/asound", "/sys/firmware"]
-        .into_iter()
-        .filter(|d| Path::new(d).is_dir())
-        .collect();
+    let dirs: Vec<&str> = [
+        "/proc/acpi",
+        "/proc/scsi",
+        "/proc/asound",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ]
+    .into_iter()
+    .filter(|d| Path::new(d).is_dir())
+    .collect();
     assert!(!files.is_empty(), "the host has none of the masked files?");
     let r = probe_rootfs();
     let mut script = String::new();
@@ -719,6 +780,10 @@ macro_rules! attack_tests {
             #[test]
             fn core_pattern_is_not_writable() {
                 attacks::core_pattern_is_not_writable(&$chapter());
+            }
+            #[test]
+            fn readonly_paths_cannot_be_written() {
+                attacks::readonly_paths_cannot_be_written(&$chapter());
             }
             #[test]
             fn host_disk_is_out_of_reach() {
