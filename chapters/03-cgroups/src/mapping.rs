@@ -78,7 +78,7 @@ pub struct Knob {
     pub v2: CgroupFile,
 }
 
-// ANCHOR: mapping_table
+// ANCHOR: memory_cpu_knobs
 pub const MEMORY_LIMIT: Knob = Knob {
     v1: file("memory", "memory.limit_in_bytes"),
     v2: file("memory", "memory.max"),
@@ -119,6 +119,8 @@ pub const CPUSET_MEMS_ALLOWED: Knob = Knob {
     v1: file("cpuset", "cpuset.mems"),
     v2: file("cpuset", "cpuset.mems.effective"),
 };
+// ANCHOR_END: memory_cpu_knobs
+// ANCHOR: other_knobs
 pub const PIDS_MAX: Knob = Knob {
     v1: file("pids", "pids.max"),
     v2: file("pids", "pids.max"),
@@ -144,6 +146,8 @@ pub const FROZEN: Knob = Knob {
     v1: file("freezer", "freezer.state"),
     v2: core("cgroup.events", Some("frozen")),
 };
+// ANCHOR_END: other_knobs
+// ANCHOR: readings
 pub const MEMORY_CURRENT: Knob = Knob {
     v1: file("memory", "memory.usage_in_bytes"),
     v2: file("memory", "memory.current"),
@@ -179,6 +183,7 @@ pub const V1_FAILCNT: CgroupFile = file("memory", "memory.failcnt");
 pub const V1_UNDER_OOM: CgroupFile = keyed("memory", "memory.oom_control", "under_oom");
 /// v2 before `oom_kill` was counted: OOM events.
 pub const V2_OOM_EVENTS: CgroupFile = keyed("memory", "memory.events", "oom");
+// ANCHOR_END: readings
 
 /// Every row, with what it is, for tables and tests.
 pub const TABLE: [(&str, Knob); 20] = [
@@ -203,7 +208,6 @@ pub const TABLE: [(&str, Knob); 20] = [
     ("OOM kills", OOM_KILLS),
     ("throttled periods", THROTTLED),
 ];
-// ANCHOR_END: mapping_table
 
 /// The v1 hierarchies a container's cgroup is made in, when mounted: the
 /// ones limits, stats and the device rules need.
@@ -215,7 +219,7 @@ pub const V1_CONTROLLERS: [&str; 8] = [
 /// its stats can be read (others only when a limit needs them).
 pub const V2_STATS_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
-// ANCHOR: conversions
+// ANCHOR: unit_conversions
 /// Bytes for v1: -1 means unlimited, and v1 accepts it as such.
 pub fn v1_bytes(bytes: i64) -> String {
     bytes.to_string()
@@ -251,6 +255,9 @@ pub fn cpu_max(quota: Option<i64>, period: Option<u64>) -> String {
     }
 }
 
+// ANCHOR_END: unit_conversions
+
+// ANCHOR: weight_conversions
 /// `cpu.shares` (2..262144, default 1024) to `cpu.weight` (1..10000,
 /// default 100), the linear map runc and crun used since v2 came:
 /// weight = 1 + (shares − 2) × 9999 / 262142.
@@ -291,7 +298,7 @@ pub fn cpu_usage(version: u8, value: u64) -> Duration {
         _ => Duration::from_micros(value),
     }
 }
-// ANCHOR_END: conversions
+// ANCHOR_END: weight_conversions
 
 /// One value the driver writes into one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
