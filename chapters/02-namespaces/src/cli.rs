@@ -170,18 +170,15 @@ pub struct RunArgs {
     pub cmd: Vec<String>,
 }
 
-// ANCHOR: container_config
-/// Turn the flags into a ContainerConfig: which namespaces, which maps.
-pub fn container_config(
-    args: NamespaceArgs,
-    process_args: ProcessArgs,
-    rootfs: PathBuf,
-    cmd: Vec<String>,
-) -> anyhow::Result<ContainerConfig> {
-    let mut namespaces = args.ns;
-    let root = Uid::effective().is_root();
-    let rootless = args.rootless || !root;
-    let (uid_mappings, gid_mappings) = if rootless {
+/// The uid and gid maps the flags ask for, adding the user namespace to
+/// `namespaces` when they need one.
+// ANCHOR: id_mappings
+fn id_mappings(
+    args: &NamespaceArgs,
+    rootless: bool,
+    namespaces: &mut namespaces::Namespaces,
+) -> anyhow::Result<(Vec<IdMapping>, Vec<IdMapping>)> {
+    Ok(if rootless {
         // Rootless: the only IDs we may map are our own.
         namespaces.insert(Namespace::User);
         (
@@ -194,12 +191,12 @@ pub fn container_config(
         let uids = if args.uidmap.is_empty() {
             vec![default]
         } else {
-            args.uidmap
+            args.uidmap.clone()
         };
         let gids = if args.gidmap.is_empty() {
             uids.clone()
         } else {
-            args.gidmap
+            args.gidmap.clone()
         };
         (uids, gids)
     } else {
@@ -208,7 +205,21 @@ pub fn container_config(
             "--uidmap and --gidmap need a user namespace: add --userns"
         );
         (vec![], vec![])
-    };
+    })
+}
+// ANCHOR_END: id_mappings
+
+// ANCHOR: container_config
+/// Turn the flags into a ContainerConfig: which namespaces, which maps.
+pub fn container_config(
+    args: NamespaceArgs,
+    process_args: ProcessArgs,
+    rootfs: PathBuf,
+    cmd: Vec<String>,
+) -> anyhow::Result<ContainerConfig> {
+    let mut namespaces = args.ns.clone();
+    let rootless = args.rootless || !Uid::effective().is_root();
+    let (uid_mappings, gid_mappings) = id_mappings(&args, rootless, &mut namespaces)?;
     let hostname = args.hostname.unwrap_or_else(random_id);
     // HOSTNAME tells the truth: without a UTS namespace, the host's name.
     let seen_hostname = if namespaces.contains(&Namespace::Uts) {

@@ -122,9 +122,17 @@ pub fn run_as_init(plan: &ExecPlan, pipe: &ChildReporter<'_>, identity: Identity
         pipe.fail(step, b"", errno);
     }
 
+    forward_signals(command, &handled)
+}
+// ANCHOR_END: run_as_init
+
+// ANCHOR: forward_signals
+/// Steps 6 and 7 of [`run_as_init`]: pass signals on to the command and
+/// reap zombies until the command is gone, then exit with its status.
+fn forward_signals(command: Pid, handled: &SigSet) -> ! {
     // Step 6: take signals one at a time, for as long as the command lives.
     loop {
-        let (signal, sent_by_kernel) = wait_for_signal(&handled);
+        let (signal, sent_by_kernel) = wait_for_signal(handled);
         match signal {
             Signal::SIGCHLD => {
                 if let Some(code) = reap_zombies(command) {
@@ -146,7 +154,7 @@ pub fn run_as_init(plan: &ExecPlan, pipe: &ChildReporter<'_>, identity: Identity
         }
     }
 }
-// ANCHOR_END: run_as_init
+// ANCHOR_END: forward_signals
 
 /// Reap every child that has exited — the command and any orphan the kernel
 /// gave us — and return the command's exit code if it was among them.

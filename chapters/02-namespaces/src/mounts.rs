@@ -155,6 +155,24 @@ pub fn mount_dev(root: BorrowedFd, opts: MountOptions) -> StepResult {
     for (name, host_path, major, minor) in DEVICES {
         make_device(dev, name, host_path, makedev(major, minor), opts.in_user_ns)?;
     }
+    mount_dev_filesystems(dev, opts)?;
+    for (target, link) in [
+        ("/proc/self/fd", c"fd"),
+        ("/proc/self/fd/0", c"stdin"),
+        ("/proc/self/fd/1", c"stdout"),
+        ("/proc/self/fd/2", c"stderr"),
+    ] {
+        symlink(dev, target, link)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: mount_dev
+
+/// The filesystems under /dev, each private to the container: its own
+/// terminals (devpts), POSIX shared memory (/dev/shm) and, with an IPC
+/// namespace, POSIX message queues (/dev/mqueue).
+// ANCHOR: mount_dev_filesystems
+fn mount_dev_filesystems(dev: BorrowedFd, opts: MountOptions) -> StepResult {
     // A private devpts instance: the container's terminals, not the host's.
     let pts = if opts.in_user_ns {
         "newinstance,ptmxmode=0666,mode=0620"
@@ -196,17 +214,9 @@ pub fn mount_dev(root: BorrowedFd, opts: MountOptions) -> StepResult {
             "mount /dev/mqueue",
         )?;
     }
-    for (target, link) in [
-        ("/proc/self/fd", c"fd"),
-        ("/proc/self/fd/0", c"stdin"),
-        ("/proc/self/fd/1", c"stdout"),
-        ("/proc/self/fd/2", c"stderr"),
-    ] {
-        symlink(dev, target, link)?;
-    }
     Ok(())
 }
-// ANCHOR_END: mount_dev
+// ANCHOR_END: mount_dev_filesystems
 
 /// `name` under `root`, which we have just mounted a tmpfs on: open it again
 /// (symlinks refused) and check it is that tmpfs, not something swapped in.
