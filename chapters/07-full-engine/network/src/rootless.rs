@@ -107,8 +107,24 @@ pub fn pasta_args(request: &PastaRequest) -> Vec<OsString> {
 }
 // ANCHOR_END: pasta_args
 
+/// The device pasta opens in the container's namespace to make its tap
+/// device. udev makes it 0666 (`50-udev-default.rules`); on a machine
+/// without udev it may be left 0600, root's only.
+pub const TUN_DEVICE: &str = "/dev/net/tun";
+
 /// Start pasta for a container; returns its PID once its ports listen.
 pub fn start_pasta(request: &PastaRequest) -> Result<i32> {
+    // pasta's own message ("Failed to open tun socket in namespace") does
+    // not say why: check first, as the user pasta runs as.
+    if let Err(errno) = nix::unistd::access(
+        TUN_DEVICE,
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+    ) {
+        return Err(NetworkError::Invalid(format!(
+            "rootless networking needs {TUN_DEVICE} open to users ({errno}): \
+             as root, `chmod 0666 {TUN_DEVICE}` (what udev does), or run the container with --network none"
+        )));
+    }
     let output = Command::new(request.program)
         .args(pasta_args(request))
         .output()
