@@ -169,6 +169,13 @@ fn rootfs_layer(base: &ProbeRootfs, extra: &[Entry<'_>]) -> Vec<u8> {
 
 /// A directory the test's stores live in, crossable by every user, so the
 /// stores' own modes are all that stands between other users and them.
+/// Import the probe's rootfs into the store at `root` as `name`.
+fn import_probe_rootfs(root: &Path, name: &str) {
+    let base = probe_rootfs();
+    let import = ch05(root, &["import", base.path.to_str().unwrap(), name]);
+    assert_eq!(import.code(), Some(0), "{}", import.transcript());
+}
+
 fn open_parent() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -300,12 +307,7 @@ fn a_user_namespace_container_still_reaches_its_layers() {
     }
     let parent = open_parent();
     let root = parent.path().join("store");
-    let base = probe_rootfs();
-    let import = ch05(
-        &root,
-        &["import", base.path.to_str().unwrap(), "local/base"],
-    );
-    assert_eq!(import.code(), Some(0), "{}", import.transcript());
+    import_probe_rootfs(&root, "local/base");
     // Container root is host uid 100000: it reads a lower layer's file and
     // writes into a lower layer's (1777) directory: a copy-up into its
     // writable layer.
@@ -593,12 +595,7 @@ fn a_full_disk_is_named_as_the_stores() {
     let parent = open_parent();
     // An archive of about 2 MiB, made in a roomy store.
     let roomy = parent.path().join("roomy");
-    let base = probe_rootfs();
-    let import = ch05(
-        &roomy,
-        &["import", base.path.to_str().unwrap(), "local/big"],
-    );
-    assert_eq!(import.code(), Some(0), "{}", import.transcript());
+    import_probe_rootfs(&roomy, "local/big");
     let archive = parent.path().join("big.tar");
     let save = ch05(
         &roomy,
@@ -740,12 +737,7 @@ fn rm_after_the_engine_was_killed_mid_run_frees_the_name() {
     }
     let parent = open_parent();
     let root = parent.path().join("store");
-    let base = probe_rootfs();
-    let import = ch05(
-        &root,
-        &["import", base.path.to_str().unwrap(), "local/base"],
-    );
-    assert_eq!(import.code(), Some(0), "{}", import.transcript());
+    import_probe_rootfs(&root, "local/base");
     let mut engine = BackgroundEngine::start(ch05_cmd(
         &root,
         &["run", "--name", "k9", "local/base", "sleep", "300"],
