@@ -65,8 +65,13 @@ fn start_sleeper(root: &Path, name: &str, layer: &Path) -> BackgroundEngine {
     cmd.arg("--root")
         .arg(root)
         .args(["run", "--name", name, "--layer"]);
-    cmd.arg(layer).args(["sleep", "300"]);
-    BackgroundEngine::start(cmd)
+    cmd.arg(layer).args(["sh", "-c", "echo up; exec sleep 300"]);
+    // Back once the command runs: the "started" line comes before the
+    // setup ends, and an engine killed then takes its half-made child
+    // with it.
+    let mut engine = BackgroundEngine::start(cmd);
+    engine.expect_stdout(b"up\n");
+    engine
 }
 
 #[test]

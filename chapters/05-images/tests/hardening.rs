@@ -740,8 +740,20 @@ fn rm_after_the_engine_was_killed_mid_run_frees_the_name() {
     import_probe_rootfs(&root, "local/base");
     let mut engine = BackgroundEngine::start(ch05_cmd(
         &root,
-        &["run", "--name", "k9", "local/base", "sleep", "300"],
+        &[
+            "run",
+            "--name",
+            "k9",
+            "local/base",
+            "sh",
+            "-c",
+            "echo up; exec sleep 300",
+        ],
     ));
+    // Killed once the command runs: the "started" line comes before the
+    // setup ends, and an engine killed then takes its half-made child with
+    // it (not what this test is about).
+    engine.expect_stdout(b"up\n");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(engine.child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
