@@ -218,7 +218,7 @@ pub fn ps_value(engine: &Engine, c: &Container, args: &PsArgs, now: SystemTime) 
         "RunningFor",
         format!("{} ago", human_duration(since(&c.created, now))),
     );
-    put("Ports", String::new());
+    put("Ports", super::network::ports_text(c));
     put("State", c.state.status.as_str().to_string());
     put("Status", status_text(c, now));
     put("Size", size);
@@ -331,6 +331,11 @@ fn matches_filters(
 pub fn ps(engine: &Engine, args: &PsArgs) -> Outcome {
     let filters = parse_filters(&args.filter)?;
     let all = engine.containers()?;
+    // What a killed engine left on the networks goes, now that each
+    // container's record has been checked.
+    if let Err(err) = engine.reconcile_networks() {
+        eprintln!("berth: warning: reconcile the networks: {err}");
+    }
     let limit = if args.latest { 1 } else { args.last };
     let show_all =
         args.all || limit > 0 || filters.contains_key("status") || filters.contains_key("exited");
