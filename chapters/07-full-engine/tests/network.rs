@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;
 
 use berth_test_support::test_host::in_test_host;
@@ -309,5 +309,51 @@ fn kill_9_of_the_monitor_then_the_next_command_reconciles() {
     env.ok(&["start", "web"]);
     fetch("http://127.0.0.1:8081/").expect("the published port answers again");
     env.ok(&["rm", "-f", "web"]);
+    assert_eq!(network_leftovers(&env), Vec::<String>::new());
+}
+
+#[test]
+fn publish_all_and_udp_ports_reach_the_container() {
+    let test = "publish_all_and_udp_ports_reach_the_container";
+    let Some(env) = engine(test) else { return };
+    // -P: the exposed port on a host port the engine chose.
+    web(&env, &["--name", "web", "--expose", "80", "-P"]);
+    let port = env.ok(&["port", "web", "80/tcp"]);
+    let host_port = port.trim().rsplit(':').next().unwrap_or("").to_string();
+    assert!(host_port.parse::<u16>().is_ok(), "port: {port:?}");
+    fetch(&format!("http://{HOST_ADDRESS}:{host_port}/")).expect("the -P port answers");
+    // UDP: a datagram to the published port lands in the container's
+    // namespace (busybox has no UDP server: a socket of the test's own,
+    // bound in the container's namespace, listens).
+    let id = env.run_d(&["--name", "udp", "-p", "5353:5353/udp", IMAGE, "sleep", "60"]);
+    assert_eq!(env.ok(&["port", "udp"]), "5353/udp -> 0.0.0.0:5353\n");
+    let sandbox = std::path::PathBuf::from(env.inspect("udp", "{{.NetworkSettings.SandboxKey}}"));
+    assert!(sandbox.ends_with(&id));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        ch07_network::netns::run_in_netns(&sandbox, move || {
+            let socket = UdpSocket::bind("0.0.0.0:5353").expect("bind in the container");
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut buf = [0u8; 64];
+            socket
+                .recv_from(&mut buf)
+                .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+        })
+        .expect("enter the container's namespace")
+    });
+    ready_rx.recv().expect("the receiver is ready");
+    let sender = UdpSocket::bind("0.0.0.0:0").unwrap();
+    while !receiver.is_finished() {
+        sender
+            .send_to(b"datagram", (HOST_ADDRESS, 5353))
+            .expect("send a datagram");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let got = receiver.join().expect("the receiver thread");
+    assert_eq!(got.expect("a datagram arrives"), "datagram");
+    env.ok(&["rm", "-f", "web", "udp"]);
     assert_eq!(network_leftovers(&env), Vec::<String>::new());
 }
