@@ -357,3 +357,56 @@ fn publish_all_and_udp_ports_reach_the_container() {
     env.ok(&["rm", "-f", "web", "udp"]);
     assert_eq!(network_leftovers(&env), Vec::<String>::new());
 }
+
+#[test]
+fn containers_started_at_once_get_distinct_addresses_and_leave_nothing() {
+    let test = "containers_started_at_once_get_distinct_addresses_and_leave_nothing";
+    let Some(env) = engine(test) else { return };
+    // --ip on a network with a subnet of the user's choice.
+    env.ok(&["network", "create", "--subnet", "172.30.5.0/24", "fixed"]);
+    env.run_d(&[
+        "--network",
+        "fixed",
+        "--ip",
+        "172.30.5.50",
+        "--name",
+        "pinned",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(
+        env.inspect("pinned", "{{.NetworkSettings.Networks.fixed.IPAddress}}"),
+        "172.30.5.50"
+    );
+    let taken = env.berth(&[
+        "run",
+        "-d",
+        "--network",
+        "fixed",
+        "--ip",
+        "172.30.5.50",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(taken.code(), Some(125), "{}", taken.transcript());
+    // Twelve `run -d` at once on the default bridge: twelve addresses.
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..12)
+            .map(|_| scope.spawn(|| env.run_d(&[IMAGE, "sleep", "60"])))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let addresses: std::collections::BTreeSet<String> = ids
+        .iter()
+        .map(|id| env.inspect(id, "{{.NetworkSettings.IPAddress}}"))
+        .collect();
+    assert_eq!(addresses.len(), 12, "{addresses:?}");
+    assert!(addresses.iter().all(|a| a.parse::<Ipv4Addr>().is_ok()));
+    let mut rm = vec!["rm", "-f", "pinned"];
+    rm.extend(ids.iter().map(String::as_str));
+    env.ok(&rm);
+    env.ok(&["network", "rm", "fixed"]);
+    assert_eq!(network_leftovers(&env), Vec::<String>::new());
+}
