@@ -410,3 +410,45 @@ fn containers_started_at_once_get_distinct_addresses_and_leave_nothing() {
     env.ok(&["network", "rm", "fixed"]);
     assert_eq!(network_leftovers(&env), Vec::<String>::new());
 }
+
+#[test]
+fn after_a_simulated_reboot_the_leases_are_reconciled() {
+    let test = "after_a_simulated_reboot_the_leases_are_reconciled";
+    let Some(env) = engine(test) else { return };
+    web(&env, &["--name", "web", "-p", "8082:80"]);
+    fetch("http://127.0.0.1:8082/").expect("the published port answers");
+    let pid = env.inspect("web", "{{.State.Pid}}");
+    // A reboot: every process gone, /run emptied, and with them the
+    // kernel's side (veths, bridges, rules); the leases on disk remain.
+    for monitor in monitors_of(&env.run) {
+        sh(&format!("kill -9 {monitor}"));
+    }
+    sh(&format!("kill -9 {pid}"));
+    let run = env.run.display();
+    for step in [
+        format!("umount -R -l {run}/netns"),
+        format!("rm -rf {run}"),
+        "nft delete table inet berth".to_string(),
+    ] {
+        let (ok, text) = sh(&step);
+        assert!(ok, "{step}: {text}");
+    }
+    let (_, links) = sh("ip -o link show");
+    for name in links.lines().filter_map(|l| l.split(": ").nth(1)) {
+        let name = name.split('@').next().unwrap_or(name);
+        if name.starts_with("bveth") || name.starts_with("berth") {
+            sh(&format!("ip link del {name}"));
+        }
+    }
+    // The next command finds web gone and releases its lease and port.
+    assert_eq!(
+        env.ok(&["ps", "-a", "--format", "{{.State}}"]).trim(),
+        "exited"
+    );
+    assert_eq!(network_leftovers(&env), Vec::<String>::new());
+    // It starts again with the same published port.
+    env.ok(&["start", "web"]);
+    fetch("http://127.0.0.1:8082/").expect("the published port answers again");
+    env.ok(&["rm", "-f", "web"]);
+    assert_eq!(network_leftovers(&env), Vec::<String>::new());
+}
