@@ -452,3 +452,71 @@ fn after_a_simulated_reboot_the_leases_are_reconciled() {
     env.ok(&["rm", "-f", "web"]);
     assert_eq!(network_leftovers(&env), Vec::<String>::new());
 }
+
+#[test]
+fn hostname_add_host_and_dns_flags_reach_the_etc_files() {
+    let test = "hostname_add_host_and_dns_flags_reach_the_etc_files";
+    let Some(env) = engine(test) else { return };
+    let files = env.ok(&[
+        "run",
+        "--rm",
+        "-h",
+        "box",
+        "--add-host",
+        "db:192.0.2.9",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.org",
+        "--dns-option",
+        "ndots:2",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /etc/hostname; echo ---; cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; hostname -i",
+    ]);
+    let parts: Vec<&str> = files.split("---\n").collect();
+    assert_eq!(parts.len(), 4, "{files}");
+    assert_eq!(parts[0], "box\n");
+    let address = parts[3].trim();
+    assert!(address.parse::<Ipv4Addr>().is_ok(), "{files}");
+    assert!(parts[1].contains("192.0.2.9\tdb\n"), "{files}");
+    assert!(parts[1].contains(&format!("{address}\tbox\n")), "{files}");
+    let resolv: Vec<&str> = parts[2]
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert_eq!(
+        resolv,
+        [
+            "nameserver 192.0.2.53",
+            "search example.org",
+            "options ndots:2"
+        ],
+        "{files}"
+    );
+    // On a user-defined network the resolver is the network's DNS server.
+    env.ok(&["network", "create", "named"]);
+    let gateway = env.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "named",
+    ]);
+    let resolv = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "named",
+        IMAGE,
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(
+        resolv.contains(&format!("nameserver {}\n", gateway.trim())),
+        "{resolv}"
+    );
+    env.ok(&["network", "rm", "named"]);
+    assert_eq!(network_leftovers(&env), Vec::<String>::new());
+}
