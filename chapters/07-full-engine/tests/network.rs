@@ -263,9 +263,22 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
     assert_eq!(none, "lo\n");
     // connect and disconnect a running container.
     env.ok(&["network", "create", "other"]);
-    env.ok(&["network", "connect", "other", "web"]);
+    env.ok(&["network", "connect", "--alias", "far", "other", "web"]);
     let other_ip = env.inspect("web", "{{.NetworkSettings.Networks.other.IPAddress}}");
     assert!(other_ip.parse::<Ipv4Addr>().is_ok(), "{other_ip:?}");
+    // Kept over a restart, with its alias.
+    env.ok(&["restart", "-t", "0", "web"]);
+    let page = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "other",
+        IMAGE,
+        "sh",
+        "-c",
+        &wget_loop("http://far/"),
+    ]);
+    assert_eq!(page.trim(), hello);
     env.ok(&["network", "disconnect", "other", "web"]);
     assert_eq!(env.inspect("web", "{{len .NetworkSettings.Networks}}"), "1");
     // A network in use cannot go; prune keeps it and removes the other.

@@ -36,7 +36,7 @@ use ch07_network::mode::NetworkMode;
 use ch07_network::ports::{self, PortSpec, Protocol};
 use ch07_network::{AttachRequest, HostConfig, NetworkError, Networks, netns};
 
-use super::record::{Config, Container, ContainerDir, NetworkSettings, Status};
+use super::record::{Config, ConnectedNetwork, Container, ContainerDir, NetworkSettings, Status};
 use super::{Engine, EngineError, Result};
 
 /// The network namespace config.json asks the runtime for.
@@ -189,31 +189,39 @@ impl Engine {
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect();
-        let mut wanted: Vec<String> = mode.network_name().map(String::from).into_iter().collect();
-        for extra in &c.berth.network.networks {
-            if !wanted.contains(extra) {
-                wanted.push(extra.clone());
-            }
-        }
-        for (i, network) in wanted.iter().enumerate() {
-            let primary = i == 0;
-            let request = AttachRequest {
-                container_id: c.id.clone(),
-                container_name: c.name().to_string(),
-                netns: path.clone(),
-                network: network.clone(),
-                aliases: if primary && matches!(mode, NetworkMode::Named(_)) {
+        // The mode's network (with -p, --ip, --network-alias), then those
+        // joined with `network connect` (with theirs).
+        let mut wanted: Vec<ConnectedNetwork> = Vec::new();
+        if let Some(name) = mode.network_name() {
+            wanted.push(ConnectedNetwork {
+                name: name.to_string(),
+                aliases: if matches!(mode, NetworkMode::Named(_)) {
                     c.berth.network.aliases.clone()
                 } else {
                     vec![]
                 },
-                publish: if primary { publish.clone() } else { vec![] },
-                ip: match (&c.berth.network.ip, primary) {
-                    (Some(ip), true) => Some(
+                ip: c.berth.network.ip.clone(),
+            });
+        }
+        for extra in &c.berth.network.networks {
+            if !wanted.iter().any(|w| w.name == extra.name) {
+                wanted.push(extra.clone());
+            }
+        }
+        for (i, network) in wanted.iter().enumerate() {
+            let request = AttachRequest {
+                container_id: c.id.clone(),
+                container_name: c.name().to_string(),
+                netns: path.clone(),
+                network: network.name.clone(),
+                aliases: network.aliases.clone(),
+                publish: if i == 0 { publish.clone() } else { vec![] },
+                ip: match &network.ip {
+                    Some(ip) => Some(
                         ip.parse()
                             .map_err(|_| EngineError::msg(format!("invalid IPv4 address: {ip}")))?,
                     ),
-                    _ => None,
+                    None => None,
                 },
                 mac: None,
                 dns_servers: dns_servers.clone(),
@@ -381,7 +389,11 @@ impl Engine {
         let networks = self.networks()?;
         let found = networks.find(network)?;
         let already = mode.network_name() == Some(found.name.as_str())
-            || c.berth.network.networks.contains(&found.name);
+            || c.berth
+                .network
+                .networks
+                .iter()
+                .any(|n| n.name == found.name);
         if already {
             return Err(EngineError::msg(format!(
                 "endpoint with name {} already exists in network {}",
@@ -407,7 +419,11 @@ impl Engine {
             c.network_settings =
                 networks.network_settings(&c.id, Some(&sandbox), &exposed, &mode)?;
         }
-        c.berth.network.networks.push(found.name);
+        c.berth.network.networks.push(ConnectedNetwork {
+            name: found.name,
+            aliases: aliases.to_vec(),
+            ip: ip.map(|ip| ip.to_string()),
+        });
         dir.save(&c)?;
         Ok(())
     }
@@ -422,7 +438,11 @@ impl Engine {
         let networks = self.networks()?;
         let found = networks.find(network)?;
         let listed = mode.network_name() == Some(found.name.as_str())
-            || c.berth.network.networks.contains(&found.name);
+            || c.berth
+                .network
+                .networks
+                .iter()
+                .any(|n| n.name == found.name);
         if !listed {
             return Err(EngineError::msg(format!(
                 "container {} is not connected to network {}",
@@ -439,7 +459,7 @@ impl Engine {
         } else {
             c.network_settings.networks.remove(&found.name);
         }
-        c.berth.network.networks.retain(|n| *n != found.name);
+        c.berth.network.networks.retain(|n| n.name != found.name);
         dir.save(&c)?;
         Ok(())
     }

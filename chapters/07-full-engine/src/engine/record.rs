@@ -299,9 +299,20 @@ pub struct NetworkFields {
     /// `-p`, as typed (parsed again at each start).
     pub publish: Vec<String>,
     /// Networks joined with `network connect`, beyond `NetworkMode`'s.
-    pub networks: Vec<String>,
+    pub networks: Vec<ConnectedNetwork>,
     /// The network namespace file made for the container, while it runs.
     pub netns: String,
+}
+
+/// A network joined with `network connect`, and its flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConnectedNetwork {
+    pub name: String,
+    /// `--alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ip: Option<String>,
 }
 
 impl NetworkFields {
