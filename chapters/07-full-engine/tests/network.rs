@@ -266,6 +266,16 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
     env.ok(&["network", "connect", "--alias", "far", "other", "web"]);
     let other_ip = env.inspect("web", "{{.NetworkSettings.Networks.other.IPAddress}}");
     assert!(other_ip.parse::<Ipv4Addr>().is_ok(), "{other_ip:?}");
+    assert_eq!(
+        env.ok(&[
+            "ps",
+            "--filter",
+            "network=other",
+            "--format",
+            "{{.Names}} {{.Networks}}"
+        ]),
+        "web appnet,other\n"
+    );
     // Kept over a restart, with its alias.
     env.ok(&["restart", "-t", "0", "web"]);
     let page = env.ok(&[

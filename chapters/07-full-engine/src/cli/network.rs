@@ -331,6 +331,21 @@ pub fn ports_text(c: &crate::engine::record::Container) -> String {
     parts.join(", ")
 }
 
+/// `ps`'s NETWORKS column: the networks the container is on (its
+/// `--network` value before its first start).
+pub fn networks_text(c: &crate::engine::record::Container) -> String {
+    if c.network_settings.networks.is_empty() {
+        return c.host_config.network_mode.clone();
+    }
+    let names: Vec<&str> = c
+        .network_settings
+        .networks
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

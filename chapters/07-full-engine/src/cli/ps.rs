@@ -225,7 +225,7 @@ pub fn ps_value(engine: &Engine, c: &Container, args: &PsArgs, now: SystemTime) 
     put("Names", c.name().to_string());
     put("Labels", labels);
     put("Mounts", String::new());
-    put("Networks", c.host_config.network_mode.clone());
+    put("Networks", super::network::networks_text(c));
     put("LocalVolumes", "0".into());
     Value::from(map)
 }
@@ -321,7 +321,10 @@ fn matches_filters(
             }
             "before" => created_of(value).is_some_and(|t| c.created < t),
             "since" => created_of(value).is_some_and(|t| c.created > t),
-            "network" => c.host_config.network_mode == *value,
+            "network" => {
+                c.host_config.network_mode == *value
+                    || c.network_settings.networks.contains_key(value.as_str())
+            }
             _ => false,
         })
     })
