@@ -543,3 +543,34 @@ fn hostname_add_host_and_dns_flags_reach_the_etc_files() {
     env.ok(&["network", "rm", "named"]);
     assert_eq!(network_leftovers(&env), Vec::<String>::new());
 }
+
+#[test]
+fn what_a_killed_engine_left_on_the_network_is_removed_by_the_next_ps() {
+    let test = "what_a_killed_engine_left_on_the_network_is_removed_by_the_next_ps";
+    let Some(env) = engine(test) else { return };
+    let id = web(&env, &["-p", "8083:80"]);
+    fetch("http://127.0.0.1:8083/").expect("the published port answers");
+    let merged = env.inspect(&id, "{{.GraphDriver.Data.MergedDir}}");
+    let pid = env.inspect(&id, "{{.State.Pid}}");
+    // The container and its record vanish, its network is still there
+    // (as if an engine died half-way through a removal of its own).
+    for monitor in monitors_of(&env.run) {
+        sh(&format!("kill -9 {monitor}"));
+    }
+    sh(&format!("kill -9 {pid}"));
+    let dir = env.root.join("containers").join(&id);
+    for step in [
+        format!("umount -l {merged}"),
+        format!("rm -rf {}", dir.display()),
+    ] {
+        let (ok, text) = sh(&step);
+        assert!(ok, "{step}: {text}");
+    }
+    assert!(
+        !network_leftovers(&env).is_empty(),
+        "the veth and lease remain"
+    );
+    // The next ps: no container, nothing left on the network.
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_eq!(network_leftovers(&env), Vec::<String>::new());
+}

@@ -466,9 +466,25 @@ impl Engine {
 
     /// After a killed engine: remove every endpoint, veth, bridge, DNS
     /// server and namespace file of containers that cannot be running.
-    /// Only where networks were ever used (the state exists).
+    /// Only when this engine has something on a network (an endpoint or
+    /// a namespace file): a reconcile also removes links and rules of
+    /// ours that nothing names, which must not happen to another engine's
+    /// (another `--root`) on the same host while this one has nothing.
     pub fn reconcile_networks(&self) -> Result<()> {
         if !self.roots().root.join("network").exists() || !nix::unistd::geteuid().is_root() {
+            return Ok(());
+        }
+        let networks = self.networks()?;
+        let mut in_use = !netns::list_netns(&self.netns_dir())?.is_empty();
+        for network in networks.list()? {
+            in_use = in_use
+                || !networks
+                    .store()
+                    .endpoints(&network.id)?
+                    .endpoints
+                    .is_empty();
+        }
+        if !in_use {
             return Ok(());
         }
         let live: BTreeSet<String> = self
@@ -480,7 +496,7 @@ impl Engine {
             })
             .map(|c| c.id)
             .collect();
-        let done = self.networks()?.reconcile(&live)?;
+        let done = networks.reconcile(&live)?;
         if done != ch07_network::networks::Reconciled::default() {
             eprintln!("berth: reconciled networks: {done:?}");
         }
