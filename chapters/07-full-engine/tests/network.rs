@@ -574,3 +574,47 @@ fn what_a_killed_engine_left_on_the_network_is_removed_by_the_next_ps() {
     assert_eq!(env.ok(&["ps", "-aq"]), "");
     assert_eq!(network_leftovers(&env), Vec::<String>::new());
 }
+
+#[test]
+fn bad_network_flags_fail_with_dockers_words_and_leak_nothing() {
+    let test = "bad_network_flags_fail_with_dockers_words_and_leak_nothing";
+    let Some(env) = engine(test) else { return };
+    let cases: [(&[&str], &str); 5] = [
+        (&["--network", "nope"], "network nope not found"),
+        (&["-p", "99999:80"], "invalid"),
+        (
+            &["--network", "container:nobody", "-p", "80"],
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            &["--ip", "10.1.2.3"],
+            "user specified IP address is supported on user defined networks only",
+        ),
+        (
+            &["--network-alias", "x"],
+            "network-scoped alias is supported only for containers in user defined networks",
+        ),
+    ];
+    for (flags, words) in cases {
+        let mut args = vec!["run", "-d"];
+        args.extend(flags);
+        args.extend([IMAGE, "true"]);
+        let run = env.berth(&args);
+        assert_eq!(run.code(), Some(125), "{flags:?}: {}", run.transcript());
+        assert!(
+            run.stderr().contains(words),
+            "{flags:?}: {}",
+            run.transcript()
+        );
+    }
+    // A host port taken by another container: refused at start, and the
+    // failed container holds no address, veth or rule.
+    web(&env, &["--name", "first", "-p", "8090:80"]);
+    let second = env.berth(&[
+        "run", "-d", "--name", "second", "-p", "8090:80", IMAGE, "true",
+    ]);
+    assert_eq!(second.code(), Some(125), "{}", second.transcript());
+    assert!(second.stderr().contains("8090"), "{}", second.transcript());
+    env.ok(&["rm", "-f", "first", "second"]);
+    assert_eq!(network_leftovers(&env), Vec::<String>::new());
+}
