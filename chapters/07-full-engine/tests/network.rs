@@ -50,6 +50,9 @@ fn set_up_host() {
 /// The test's engine, in its test host, `bridge` as the default network;
 /// none (the test is skipped) without root, unshare or a runtime.
 fn engine(test: &str) -> Option<Env> {
+    if std::env::var_os("BERTH_TEST_HOST").is_none() && !berth_test_support::require_root(test) {
+        return None;
+    }
     for tool in TOOLS {
         if !common::have_on_path(tool) {
             berth_test_support::skip(test, &format!("needs {tool} on PATH"));
