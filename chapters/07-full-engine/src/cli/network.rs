@@ -184,15 +184,17 @@ pub fn network(engine: &Engine, command: NetworkCommand) -> Outcome {
                     id[..12.min(id.len())].to_string()
                 }
             };
-            if !args.quiet {
-                let _ = writeln!(out, "NETWORK ID     NAME      DRIVER    SCOPE");
-            }
-            for n in list {
-                if args.quiet {
+            if args.quiet {
+                for n in list {
                     let _ = writeln!(out, "{}", id(&n.id));
-                } else {
-                    let _ = writeln!(out, "{:<14} {:<9} {:<9} local", id(&n.id), n.name, n.driver);
                 }
+            } else {
+                // docker's table: tab-aligned columns, 10 wide at least.
+                let mut lines = vec!["NETWORK ID\tNAME\tDRIVER\tSCOPE".to_string()];
+                for n in list {
+                    lines.push(format!("{}\t{}\t{}\tlocal", id(&n.id), n.name, n.driver));
+                }
+                let _ = write!(out, "{}", super::format::align(&lines, 10));
             }
         }
         NetworkCommand::Inspect(args) => {
