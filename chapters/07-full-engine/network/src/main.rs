@@ -1,5 +1,5 @@
 //! `ch07-network`: the networking library from the command line, for
-//! the tests and for trying it by hand (the engine, `berth`, will offer
+//! the tests and for trying it by hand (the engine, `berth`, offers
 //! the same through `berth network ...`, `run -p`, `port`).
 //!
 //! ```text

@@ -16,6 +16,7 @@
 //!   `wait`, `rename`, `container prune`, `container cleanup`;
 //! - [`ps`], [`inspect`], [`logs`], [`exec`], [`top`] — looking at them;
 //! - [`attach`] — a terminal or pipes on a container's streams;
+//! - [`network`] — `network ...`, `port`;
 //! - [`system`] — `info`, `version`;
 //! - [`format`] — `--format` templates and docker's tables.
 
@@ -25,6 +26,7 @@ pub mod exec;
 pub mod format;
 pub mod inspect;
 pub mod logs;
+pub mod network;
 pub mod ps;
 pub mod run;
 pub mod system;
@@ -97,6 +99,11 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
 }
 
 /// `berth container ...`: the same commands, grouped as docker groups them.
@@ -251,6 +258,8 @@ fn dispatch(engine: &Engine, command: Command) -> Outcome {
         Command::Rename(args) => containers::rename(engine, &args),
         Command::Info(args) => system::info(engine, &args),
         Command::Version(args) => system::version(engine, &args),
+        Command::Network(command) => network::network(engine, command),
+        Command::Port(args) => network::port(engine, &args),
         Command::Container(_) => unreachable!("unwrapped in main"),
     }
 }

@@ -218,14 +218,14 @@ pub fn ps_value(engine: &Engine, c: &Container, args: &PsArgs, now: SystemTime) 
         "RunningFor",
         format!("{} ago", human_duration(since(&c.created, now))),
     );
-    put("Ports", String::new());
+    put("Ports", super::network::ports_text(c));
     put("State", c.state.status.as_str().to_string());
     put("Status", status_text(c, now));
     put("Size", size);
     put("Names", c.name().to_string());
     put("Labels", labels);
     put("Mounts", String::new());
-    put("Networks", c.host_config.network_mode.clone());
+    put("Networks", super::network::networks_text(c));
     put("LocalVolumes", "0".into());
     Value::from(map)
 }
@@ -321,7 +321,10 @@ fn matches_filters(
             }
             "before" => created_of(value).is_some_and(|t| c.created < t),
             "since" => created_of(value).is_some_and(|t| c.created > t),
-            "network" => c.host_config.network_mode == *value,
+            "network" => {
+                c.host_config.network_mode == *value
+                    || c.network_settings.networks.contains_key(value.as_str())
+            }
             _ => false,
         })
     })
@@ -331,6 +334,11 @@ fn matches_filters(
 pub fn ps(engine: &Engine, args: &PsArgs) -> Outcome {
     let filters = parse_filters(&args.filter)?;
     let all = engine.containers()?;
+    // What a killed engine left on the networks goes, now that each
+    // container's record has been checked.
+    if let Err(err) = engine.reconcile_networks() {
+        eprintln!("berth: warning: reconcile the networks: {err}");
+    }
     let limit = if args.latest { 1 } else { args.last };
     let show_all =
         args.all || limit > 0 || filters.contains_key("status") || filters.contains_key("exited");

@@ -11,12 +11,16 @@ use super::attach::{AttachOptions, parse_detach_keys, pump};
 use super::{Failure, Outcome};
 use crate::engine::Engine;
 use crate::engine::create::{CreateRequest, PullPolicy};
-use crate::engine::record::{Config, HostConfig, LogConfig, Ulimit};
+use crate::engine::network::default_network_mode;
+use crate::engine::record::{Config, HostConfig, LogConfig, NetworkFields, Ulimit};
 use crate::engine::runtime_client::{DEFAULT_RUNTIME, find_runtime};
 use crate::engine::security::{default_masked_paths, default_readonly_paths};
 use crate::engine::start::{StartMode, Started};
 use crate::monitor::protocol::AttachRequest;
 use crate::monitor::restart::parse_policy;
+use ch07_network::inspect::port_key;
+use ch07_network::mode::{NetworkMode, RunNetworkFlags, check_options};
+use ch07_network::ports::{self, HostPort};
 
 /// The flags of `run` and `create`.
 #[derive(Args, Debug, Clone)]
@@ -87,9 +91,36 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long, value_name = "string")]
     pub name: Option<String>,
-    /// Connect a container to a network (none or host)
+    /// Connect a container to a network (bridge, none, host, container:NAME, or a network's name)
     #[arg(long = "network", alias = "net", value_name = "network")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "list")]
+    pub expose: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long, value_name = "list")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set DNS options
+    #[arg(long, value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "list")]
+    pub dns_search: Vec<String>,
     /// Tune host's OOM preferences (-1000 to 1000)
     #[arg(long, value_name = "int", allow_negative_numbers = true)]
     pub oom_score_adj: Option<i32>,
@@ -312,12 +343,7 @@ impl RunArgs {
             .collect::<Result<Vec<_>, _>>()?;
         let env = parse_env(&self.env, &self.env_file)?;
         let labels = parse_labels(&self.label, &self.label_file)?;
-        let network = self.network.clone().unwrap_or_else(|| "none".into());
-        if !matches!(network.as_str(), "none" | "host") {
-            return Err(format!(
-                "network {network} not found: this engine has --network none and host (bridge networks come with networking)"
-            ));
-        }
+        let network = self.network_request()?;
         if let Some(driver) = &self.log_driver
             && driver != "json-file"
         {
@@ -367,6 +393,7 @@ impl RunArgs {
             labels,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            exposed_ports: network.exposed_ports.clone(),
             ..Config::default()
         };
         let host_config = HostConfig {
@@ -374,7 +401,13 @@ impl RunArgs {
                 kind: "json-file".into(),
                 config: log_config,
             },
-            network_mode: network,
+            network_mode: network.mode.clone(),
+            port_bindings: network.port_bindings.clone(),
+            publish_all_ports: self.publish_all,
+            dns: self.dns.clone(),
+            dns_options: self.dns_option.clone(),
+            dns_search: self.dns_search.clone(),
+            extra_hosts: (!self.add_host.is_empty()).then(|| self.add_host.clone()),
             restart_policy: restart,
             auto_remove: self.rm,
             console_size: if self.tty {
@@ -432,6 +465,108 @@ impl RunArgs {
             pull,
             platform: self.platform.clone(),
             runtime_path,
+            network: network.fields,
+        })
+    }
+}
+
+/// The network half of `run`'s flags, checked.
+struct NetworkRequest {
+    mode: String,
+    port_bindings: BTreeMap<String, serde_json::Value>,
+    exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    fields: NetworkFields,
+}
+
+impl RunArgs {
+    /// `--network` and the flags that go with it, checked as docker
+    /// checks them; `-p` becomes `PortBindings`, `--expose` and `-p`
+    /// `ExposedPorts`.
+    fn network_request(&self) -> Result<NetworkRequest, String> {
+        let mode = self
+            .network
+            .clone()
+            .unwrap_or_else(|| default_network_mode().into());
+        let parsed = NetworkMode::parse(&mode).map_err(|e| e.to_string())?;
+        let flags = RunNetworkFlags {
+            publish: !self.publish.is_empty() || self.publish_all,
+            hostname: self.hostname.is_some(),
+            dns: !self.dns.is_empty() || !self.dns_search.is_empty() || !self.dns_option.is_empty(),
+            add_host: !self.add_host.is_empty(),
+            mac_address: false,
+            aliases: !self.network_alias.is_empty(),
+            ip: self.ip.is_some(),
+        };
+        for warning in check_options(&parsed, &flags).map_err(|e| e.to_string())? {
+            eprintln!("{warning}");
+        }
+        if let Some(hostname) = &self.hostname {
+            ch07_network::etc::check_hostname(hostname).map_err(|e| e.to_string())?;
+        }
+        for entry in &self.add_host {
+            ch07_network::etc::parse_add_host(entry, Some(std::net::Ipv4Addr::UNSPECIFIED))
+                .map_err(|e| e.to_string())?;
+        }
+        for server in &self.dns {
+            server
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("{server} is not an ip address"))?;
+        }
+        if let Some(ip) = &self.ip {
+            ip.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| format!("invalid IPv4 address: {ip}"))?;
+        }
+        let mut exposed = BTreeMap::new();
+        for text in &self.expose {
+            for (port, protocol) in ports::parse_exposed(text).map_err(|e| e.to_string())? {
+                exposed.insert(port_key(port, protocol), serde_json::json!({}));
+            }
+        }
+        let mut port_bindings: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        let host_mode = parsed == NetworkMode::Host;
+        for text in &self.publish {
+            for spec in ports::parse_publish(text).map_err(|e| e.to_string())? {
+                let key = port_key(spec.container_port, spec.protocol);
+                exposed.insert(key.clone(), serde_json::json!({}));
+                let host_port = match spec.host_port {
+                    HostPort::Any => String::new(),
+                    HostPort::Fixed(p) => p.to_string(),
+                    HostPort::Range(lo, hi) => format!("{lo}-{hi}"),
+                };
+                let host_ip = if spec.host_ip.is_unspecified() {
+                    String::new()
+                } else {
+                    spec.host_ip.to_string()
+                };
+                let binding = serde_json::json!({"HostIp": host_ip, "HostPort": host_port});
+                match port_bindings
+                    .entry(key)
+                    .or_insert_with(|| serde_json::json!([]))
+                {
+                    serde_json::Value::Array(list) => list.push(binding),
+                    _ => unreachable!("inserted as an array"),
+                }
+            }
+        }
+        Ok(NetworkRequest {
+            mode,
+            port_bindings: if host_mode {
+                BTreeMap::new()
+            } else {
+                port_bindings
+            },
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            fields: NetworkFields {
+                aliases: self.network_alias.clone(),
+                ip: self.ip.clone(),
+                publish: if host_mode {
+                    vec![]
+                } else {
+                    self.publish.clone()
+                },
+                networks: vec![],
+                netns: String::new(),
+            },
         })
     }
 }
@@ -442,6 +577,23 @@ fn create_container(
     args: &RunArgs,
 ) -> Result<crate::engine::record::Container, Failure> {
     let request = args.request().map_err(|m| Failure::new(m, 125))?;
+    // The network must exist (docker checks at create).
+    match NetworkMode::parse(&request.host_config.network_mode) {
+        Ok(NetworkMode::Named(name)) => {
+            let networks = engine
+                .networks()
+                .map_err(|e| Failure::new(e.to_string(), 125))?;
+            networks
+                .find(&name)
+                .map_err(|e| Failure::new(e.to_string(), 125))?;
+        }
+        Ok(NetworkMode::Container(name)) => {
+            engine
+                .resolve(&name)
+                .map_err(|e| Failure::new(e.to_string(), 125))?;
+        }
+        _ => {}
+    }
     if let Some(path) = &args.cidfile
         && path.exists()
     {

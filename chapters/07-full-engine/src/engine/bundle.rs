@@ -16,7 +16,7 @@
 //! | `Hostname` | `hostname`, and /etc/hostname |
 //! | the etc files, `--init` | bind `mounts` |
 //! | `Memory`, `NanoCpus`, `PidsLimit`... | `linux.resources` |
-//! | `NetworkMode` | `linux.namespaces` (none: a new one; host: none) |
+//! | `NetworkMode` | `linux.namespaces` (none: a new one; host: none; bridge, NAME: the engine's, by path) |
 //! | `MaskedPaths`, `ReadonlyPaths` | `linux.maskedPaths`, `linux.readonlyPaths` |
 //!
 //! The container's cgroup is `/berth/ID` in each hierarchy (chapter 3's
@@ -61,6 +61,8 @@ pub struct BundleInputs {
     pub host_devices: Vec<Value>,
     pub no_new_privileges: bool,
     pub cgroups_path: String,
+    /// The network namespace ([`super::network`]).
+    pub netns: super::network::NetNamespace,
 }
 
 /// The cgroup path a container's runtime is given.
@@ -175,15 +177,20 @@ pub fn runtime_config(c: &Container, inputs: &BundleInputs) -> Result<Value, Str
                            "source": init, "options": ["bind", "ro", "rprivate"]}));
     }
 
-    // 3. Namespaces: a network namespace of its own unless --network host.
+    // 3. Namespaces: the network one as the engine plumbed it: none for
+    //    --network host, a new one, or one to join by path.
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if host.network_mode != "host" {
-        namespaces.push(json!({"type": "network"}));
+    match &inputs.netns {
+        super::network::NetNamespace::Host => {}
+        super::network::NetNamespace::New => namespaces.push(json!({"type": "network"})),
+        super::network::NetNamespace::Join(path) => {
+            namespaces.push(json!({"type": "network", "path": path}))
+        }
     }
 
     // 4. Resources, and the device rules (docker's, or all for --privileged).

@@ -69,6 +69,8 @@ pub struct CreateRequest {
     pub platform: Option<String>,
     /// The runtime's program.
     pub runtime_path: std::path::PathBuf,
+    /// `--network-alias`, `--ip`, `-p` (see [`super::network`]).
+    pub network: super::record::NetworkFields,
 }
 
 impl Engine {
@@ -177,6 +179,7 @@ impl Engine {
             pull,
             platform,
             runtime_path,
+            network,
         } = request;
         // 1. The image.
         let (_reference, image) =
@@ -272,6 +275,7 @@ impl Engine {
                     manually_stopped: false,
                     cgroups_path: super::bundle::cgroups_path(&id),
                     needs_cleanup: false,
+                    network,
                 },
                 ..Container::default()
             };
@@ -336,13 +340,14 @@ pub fn merge_image_config(mut user: Config, image: &oci::ContainerConfig) -> Con
     if user.stop_signal.is_none() {
         user.stop_signal = image.stop_signal.clone();
     }
-    if user.exposed_ports.is_none() {
-        user.exposed_ports = image.exposed_ports.as_ref().map(|ports| {
-            ports
-                .keys()
-                .map(|k| (k.clone(), serde_json::json!({})))
-                .collect()
-        });
+    // ExposedPorts: the image's and the user's (`--expose`, `-p`).
+    if let Some(ports) = &image.exposed_ports {
+        let exposed = user.exposed_ports.get_or_insert_with(BTreeMap::new);
+        for key in ports.keys() {
+            exposed
+                .entry(key.clone())
+                .or_insert_with(|| serde_json::json!({}));
+        }
     }
     if user.volumes.is_none() {
         user.volumes = image.volumes.as_ref().map(|v| {

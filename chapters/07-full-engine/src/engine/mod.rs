@@ -15,9 +15,9 @@
 //! 3. [`record`] — a container's record, docker's inspect document.
 //! 4. [`events`] — the log of state changes.
 //! 5. [`create`] — an image and flags become a container.
-//! 6. [`rootfs`], [`etc_files`], [`security`], [`seccomp_profile`],
-//!    [`bundle`] — what a start prepares: the overlay, the files, the
-//!    config.json.
+//! 6. [`rootfs`], [`network`], [`security`], [`seccomp_profile`],
+//!    [`bundle`] — what a start prepares: the overlay, the network and
+//!    the /etc files, the config.json.
 //! 7. [`runtime_client`] — speaking runc's command line.
 //! 8. [`start`], [`monitor_client`] — starting: the monitor takes over.
 //! 9. [`control`] — stop, kill, pause, restart, wait, rename.
@@ -34,13 +34,13 @@
 pub mod bundle;
 pub mod control;
 pub mod create;
-pub mod etc_files;
 pub mod events;
 pub mod exec;
 pub mod ids;
 pub mod logs;
 pub mod monitor_client;
 pub mod names;
+pub mod network;
 pub mod reconcile;
 pub mod record;
 pub mod remove;

@@ -283,44 +283,42 @@ pub struct GraphDriver {
     pub name: String,
 }
 
-/// One entry of `NetworkSettings.Networks`.
+/// `NetworkSettings` and its `Networks` entries: the network crate's,
+/// docker's shapes (see `ch07_network::inspect`).
+pub use ch07_network::inspect::{EndpointSettings, NetworkSettings};
+
+/// The network flags docker keeps in `NetworkingConfig`, and what the
+/// engine made for them (berth's own: not in inspect).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
-pub struct EndpointSettings {
-    #[serde(rename = "IPAMConfig")]
-    pub ipam_config: Option<serde_json::Value>,
-    pub links: Option<Vec<String>>,
-    pub aliases: Option<Vec<String>>,
-    pub mac_address: String,
-    #[serde(rename = "NetworkID")]
-    pub network_id: String,
-    #[serde(rename = "EndpointID")]
-    pub endpoint_id: String,
-    pub gateway: String,
-    #[serde(rename = "IPAddress")]
-    pub ip_address: String,
-    #[serde(rename = "IPPrefixLen")]
-    pub ip_prefix_len: u8,
-    #[serde(rename = "IPv6Gateway")]
-    pub ipv6_gateway: String,
-    #[serde(rename = "GlobalIPv6Address")]
-    pub global_ipv6_address: String,
-    #[serde(rename = "GlobalIPv6PrefixLen")]
-    pub global_ipv6_prefix_len: u8,
-    #[serde(rename = "DNSNames")]
-    pub dns_names: Option<Vec<String>>,
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkFields {
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ip: Option<String>,
+    /// `-p`, as typed (parsed again at each start).
+    pub publish: Vec<String>,
+    /// Networks joined with `network connect`, beyond `NetworkMode`'s.
+    pub networks: Vec<ConnectedNetwork>,
+    /// The network namespace file made for the container, while it runs.
+    pub netns: String,
 }
 
-/// `NetworkSettings` (networking fills in more: issue 15).
+/// A network joined with `network connect`, and its flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkSettings {
-    pub bridge: String,
-    #[serde(rename = "SandboxID")]
-    pub sandbox_id: String,
-    pub sandbox_key: String,
-    pub ports: BTreeMap<String, serde_json::Value>,
-    pub networks: BTreeMap<String, EndpointSettings>,
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConnectedNetwork {
+    pub name: String,
+    /// `--alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ip: Option<String>,
+}
+
+impl NetworkFields {
+    pub fn is_empty(&self) -> bool {
+        *self == NetworkFields::default()
+    }
 }
 
 /// What berth keeps beside docker's fields; `inspect` leaves it out.
@@ -346,6 +344,9 @@ pub struct BerthFields {
     /// command finishes the job.
     #[serde(default)]
     pub needs_cleanup: bool,
+    /// The network flags and the namespace file (see `engine::network`).
+    #[serde(default, skip_serializing_if = "NetworkFields::is_empty")]
+    pub network: NetworkFields,
 }
 
 /// The record: `docker inspect`'s document, field for field.

@@ -9,8 +9,10 @@
 //!    was in /run, and /run was emptied by a reboot): chapter 3 kills what
 //!    is left in `berth/ID` and removes the directories, in every
 //!    hierarchy;
-//! 3. the overlay, unmounted;
-//! 4. the run directory (the monitor's socket and pid file).
+//! 3. the network: off every network, the namespace file gone
+//!    ([`super::network`]);
+//! 4. the overlay, unmounted;
+//! 5. the run directory (the monitor's socket and pid file).
 //!
 //! `rm` then removes the directory (writable layer, logs, record) and the
 //! name; the name goes last, so a name never points to nothing a user
@@ -60,6 +62,11 @@ impl Engine {
             eprintln!("berth: warning: {err}");
         }
         remove_cgroup(&c.id, &self.proc_root);
+        let network_was = (c.berth.network.clone(), c.network_settings.clone());
+        if let Err(err) = self.unplumb_network(c) {
+            eprintln!("berth: warning: release the network of {}: {err}", c.id);
+        }
+        let network_changed = network_was != (c.berth.network.clone(), c.network_settings.clone());
         rootfs::unmount(&self.dir(&c.id), &self.proc_root)?;
         let run_dir = self.roots.run_dir(&c.id);
         match std::fs::remove_dir_all(&run_dir) {
@@ -70,7 +77,7 @@ impl Engine {
                 return Err(EngineError::msg(format!("remove {path}: {e}")));
             }
         }
-        if c.berth.needs_cleanup {
+        if c.berth.needs_cleanup || network_changed {
             c.berth.needs_cleanup = false;
             let dir = self.dir(&c.id);
             if dir.record().exists() {

@@ -7,8 +7,9 @@
 //! 2. **Prepare** (every start, as docker does): mount the overlay; find
 //!    the user in the image's /etc/passwd (chapter 5); build the
 //!    environment (PATH, HOSTNAME, TERM, the Config's Env, HOME); make
-//!    the working directory if the image lacks it; write /etc/hostname,
-//!    hosts and resolv.conf; write `bundle/config.json`.
+//!    the working directory if the image lacks it; the network
+//!    ([`super::network`]: namespace, addresses, /etc/hostname, hosts and
+//!    resolv.conf); write `bundle/config.json`.
 //! 3. **A monitor** ([`super::monitor_client::spawn`]), which runs the
 //!    runtime's `create` and, for a detached start, `start`, and reports.
 //! 4. **Running**: recorded with the pid, and the `start` event, before the
@@ -29,7 +30,6 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::Mode;
 
 use super::bundle::{BundleInputs, host_devices, runtime_config};
-use super::etc_files::write_etc_files;
 use super::monitor_client::{Report, spawn};
 use super::reconcile::reconcile;
 use super::record::{Container, ContainerDir, Status, now_rfc3339, write_atomic};
@@ -308,18 +308,14 @@ impl Engine {
                 )))
             })?;
         }
-        // The files and the config.
-        write_etc_files(
-            &dir.0,
-            &c.config.hostname,
-            host.network_mode == "host",
-            Path::new("/etc"),
-        )
-        .map_err(|e| {
-            undo(EngineError::msg(format!(
-                "write the container's /etc files: {e}"
-            )))
-        })?;
+        // The network: namespace, attachments, /etc files (undone on failure).
+        let netns = self.plumb_network(dir, c).map_err(undo)?;
+        let plumbed = c.clone();
+        let undo = |err: EngineError| {
+            let mut c = plumbed.clone();
+            let _ = self.unplumb_network(&mut c);
+            undo(err)
+        };
         let security = parse_security_opts(host.security_opt.as_deref().unwrap_or_default())
             .map_err(|e| undo(EngineError::msg(e)))?;
         let seccomp = seccomp_for(&host, &security).map_err(|e| undo(EngineError::msg(e)))?;
@@ -340,6 +336,7 @@ impl Engine {
             },
             no_new_privileges: security.no_new_privileges,
             cgroups_path: c.berth.cgroups_path.clone(),
+            netns,
         };
         let spec = runtime_config(c, &inputs).map_err(|e| undo(EngineError::msg(e)))?;
         let bundle = dir.bundle();

@@ -101,6 +101,9 @@ pub struct Env {
     pub runtime: String,
     /// The static berth-init for `--init` (see [`Env::use_init`]).
     pub init: Option<PathBuf>,
+    /// The `--network` of `run`/`create` without one: `none`, so that no
+    /// test touches the machine's network (tests/network.rs sets `bridge`).
+    pub network: &'static str,
 }
 
 /// The environments for `test`, one per runtime, or none (the test is
@@ -131,6 +134,7 @@ impl Env {
             run,
             runtime,
             init: None,
+            network: "none",
         }
     }
 
@@ -155,6 +159,14 @@ impl Env {
             cmd.arg(first);
             if matches!(*first, "run" | "create") {
                 cmd.arg("--runtime").arg(&self.runtime);
+                // These tests run on the machine's own network: no bridge,
+                // unless a test asks (tests/network.rs, in a namespace).
+                if !args
+                    .clone()
+                    .any(|a| a.starts_with("--network") || a.starts_with("--net="))
+                {
+                    cmd.arg("--network").arg(self.network);
+                }
             }
         }
         cmd.args(args);
@@ -281,4 +293,10 @@ pub fn monitors_of(run: &Path) -> Vec<i32> {
         }
     }
     pids
+}
+
+/// Whether `program` is on PATH.
+pub fn have_on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
