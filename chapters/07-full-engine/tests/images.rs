@@ -1,0 +1,505 @@
+//! The image commands end to end: `images`, `image inspect`, `history`,
+//! `tag`, `rmi`, `image prune`; `pull`, `push`, `login`, `logout` against
+//! Debian's docker-registry on 127.0.0.1 with htpasswd auth; `save`,
+//! `load`, `import`; `commit`. Images are made locally (the shared busybox
+//! rootfs, imported), never fetched from Docker Hub.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use berth_test_support::registry::{RegistryConfig, TestRegistry};
+use common::{Env, IMAGE, envs};
+
+/// One engine (images do not depend on the runtime: the first one).
+fn env(test: &str) -> Option<Env> {
+    envs(test).into_iter().next()
+}
+
+/// `cmd` with `input` on its stdin, to its end.
+fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start berth");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for berth")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn images_lists_tags_and_inspects_as_docker() {
+    let Some(env) = env("images_lists_tags_and_inspects_as_docker") else {
+        return;
+    };
+    let out = env.ok(&["images"]);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("   ")
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["busybox", "latest"], "{out}");
+    let id = row[2].to_string();
+    assert_eq!(id.len(), 12);
+    // The ID is the config digest, which inspect gives whole.
+    let full = env.ok(&["images", "-q", "--no-trunc"]).trim().to_string();
+    assert_eq!(
+        full,
+        env.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]).trim()
+    );
+    assert!(full.starts_with(&format!("sha256:{id}")), "{full}");
+    assert_eq!(env.ok(&["images", "-q"]), format!("{id}\n"));
+    // tag: a second name for the same image; inspect shows both.
+    assert_eq!(env.ok(&["tag", IMAGE, "web:v0.1"]), "");
+    assert_eq!(env.ok(&["tag", &id, "127.0.0.1:5999/user/web:v0.2"]), "");
+    let names = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("127.0.0.1:5999/user/web:v0.2 {id}"),
+            format!("busybox:latest {id}"),
+            format!("web:v0.1 {id}"),
+        ]
+    );
+    assert_eq!(
+        env.ok(&["images", "-q"]),
+        format!("{id}\n"),
+        "one image, three names"
+    );
+    let tags = env.ok(&["image", "inspect", "-f", "{{json .RepoTags}}", "web:v0.1"]);
+    let tags: Vec<String> = serde_json::from_str(tags.trim()).unwrap();
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    // Docker's inspect document: an array, docker's field names.
+    let doc: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", IMAGE])).unwrap();
+    let doc = &doc[0];
+    for field in [
+        "Id",
+        "RepoTags",
+        "RepoDigests",
+        "Created",
+        "Author",
+        "Config",
+        "Architecture",
+        "Os",
+        "Size",
+        "RootFS",
+        "GraphDriver",
+    ] {
+        assert!(doc.get(field).is_some(), "no {field} in {doc}");
+    }
+    assert_eq!(doc["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
+    assert_eq!(doc["RootFS"]["Type"], "layers");
+    // A repository filter and --digests.
+    let web = env.ok(&["images", "web"]);
+    assert_eq!(web.lines().count(), 2, "{web}");
+    assert!(web.lines().nth(1).unwrap().starts_with("web "), "{web}");
+    let digests = env.ok(&["images", "--digests"]);
+    assert!(
+        digests.lines().next().unwrap().contains("DIGEST"),
+        "{digests}"
+    );
+    assert!(digests.contains("sha256:"), "{digests}");
+    // history: the image's one layer, under its ID.
+    let history = env.ok(&["history", IMAGE]);
+    let mut lines = history.lines();
+    assert!(lines.next().unwrap().starts_with("IMAGE "), "{history}");
+    assert!(lines.next().unwrap().starts_with(&id), "{history}");
+    // Unknown images: docker's message, exit 1.
+    let run = env.berth(&["image", "inspect", "nosuch"]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr().contains("No such image: nosuch"),
+        "{}",
+        run.transcript()
+    );
+    let run = env.berth(&["tag", "nosuch", "other"]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert_eq!(run.stderr(), "Error: No such image: nosuch\n");
+}
+
+#[test]
+fn rmi_refuses_an_image_a_container_uses_and_prune_removes_the_unused() {
+    let Some(env) = env("rmi_refuses_an_image_a_container_uses_and_prune_removes_the_unused")
+    else {
+        return;
+    };
+    let id = env.ok(&["images", "-q"]).trim().to_string();
+    env.ok(&["create", "--name", "user", IMAGE, "true"]);
+    // The last name of an image a container uses: refused, nothing changed.
+    let run = env.berth(&["rmi", IMAGE]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr().starts_with(&format!(
+            "Error: conflict: unable to remove repository reference \"{IMAGE}\" (must force) - container "
+        )),
+        "{}",
+        run.transcript()
+    );
+    assert!(env.ok(&["images"]).contains("busybox"));
+    // Another name goes alone: only untagged.
+    env.ok(&["tag", IMAGE, "other:1"]);
+    assert_eq!(env.ok(&["rmi", "other:1"]), "Untagged: other:1\n");
+    // -f: the name goes, the image stays for the container, as <none>.
+    assert_eq!(env.ok(&["rmi", "-f", IMAGE]), "Untagged: busybox:latest\n");
+    let images = env.ok(&["images"]);
+    let row: Vec<&str> = images.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["<none>", "<none>", id.as_str()], "{images}");
+    // The container still starts from it.
+    assert_eq!(env.ok(&["start", "-a", "user"]), "");
+    // prune keeps it while the container exists, removes it after.
+    let out = text(&with_stdin(env.cmd(&["image", "prune"]), b"n\n").stdout);
+    assert_eq!(out, "", "answered no: nothing done");
+    assert_eq!(env.ok(&["images", "-q"]), format!("{id}\n"));
+    env.ok(&["rm", "user"]);
+    let pruned = env.ok(&["image", "prune", "-f"]);
+    assert!(pruned.starts_with("Deleted Images:\n"), "{pruned}");
+    assert!(
+        pruned.contains(&format!("deleted: sha256:{id}")),
+        "{pruned}"
+    );
+    assert!(pruned.contains("Total reclaimed space: "), "{pruned}");
+    assert_eq!(env.ok(&["images", "-q"]), "");
+    // rmi of what is not there: docker's message.
+    let run = env.berth(&["rmi", "busybox"]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert_eq!(run.stderr(), "Error: No such image: busybox\n");
+}
+
+#[test]
+fn image_prune_all_and_rmi_by_id_delete_unused_images() {
+    let Some(env) = env("image_prune_all_and_rmi_by_id_delete_unused_images") else {
+        return;
+    };
+    let id = env.ok(&["images", "-q"]).trim().to_string();
+    env.ok(&["tag", IMAGE, "web:v1"]);
+    // By ID, with names in two repositories: refused unless forced.
+    let run = env.berth(&["rmi", &id]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "Error: conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories\n"
+        )
+    );
+    env.ok(&["rmi", "web:v1"]);
+    env.ok(&["tag", IMAGE, "busybox:v1"]);
+    // By ID, every name of one repository goes, and the image with them.
+    let out = env.ok(&["rmi", &id]);
+    let mut untagged: Vec<&str> = out.lines().filter(|l| l.starts_with("Untagged")).collect();
+    untagged.sort();
+    assert_eq!(
+        untagged,
+        ["Untagged: busybox:latest", "Untagged: busybox:v1"],
+        "{out}"
+    );
+    assert!(out.contains(&format!("Deleted: sha256:{id}")), "{out}");
+    assert_eq!(env.ok(&["images", "-q"]), "");
+    let again = Env::new(env.runtime.clone());
+    again.ok(&["tag", IMAGE, "web:v1"]);
+    let pruned = again.ok(&["image", "prune", "-a", "-f"]);
+    assert!(pruned.contains("untagged: busybox:latest"), "{pruned}");
+    assert!(pruned.contains("untagged: web:v1"), "{pruned}");
+    assert_eq!(again.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn push_pull_login_logout_with_htpasswd() {
+    let test = "push_pull_login_logout_with_htpasswd";
+    let Some(env) = env(test) else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start_with(
+        test,
+        RegistryConfig {
+            htpasswd: Some(("alice".into(), "s3cret".into())),
+        },
+    ) else {
+        return;
+    };
+    let config = tempfile::tempdir().unwrap();
+    let berth = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.env("DOCKER_CONFIG", config.path());
+        cmd
+    };
+    let ok = |args: &[&str]| {
+        let out = berth(args).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let name = format!("{}/user/web:v0.2", registry.addr);
+    ok(&["tag", IMAGE, &name]);
+    // Without credentials: refused.
+    let out = berth(&["push", &name]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // A wrong password: docker's message, nothing stored.
+    let out = with_stdin(
+        berth(&["login", "-u", "alice", "--password-stdin", &registry.addr]),
+        b"wrong\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unauthorized: incorrect username or password"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!config.path().join("config.json").exists());
+    // login: checked, then stored as docker stores it.
+    let out = with_stdin(
+        berth(&["login", "-u", "alice", "--password-stdin", &registry.addr]),
+        b"s3cret\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Login Succeeded\n");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        stored["auths"][&registry.addr]["auth"], "YWxpY2U6czNjcmV0",
+        "base64 of alice:s3cret"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(config.path().join("config.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // push: the layer, then the tag's digest.
+    let out = ok(&["push", &name]);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("The push refers to repository [{}/user/web]", registry.addr)
+    );
+    assert!(out.contains(": Pushed\n"), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(last.starts_with("v0.2: digest: sha256:"), "{out}");
+    // rmi, pull back: progress on stderr, the name on stdout; it runs.
+    ok(&["rmi", &name]);
+    let out = berth(&["pull", &name]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{name}\n"));
+    let progress = text(&out.stderr);
+    assert!(progress.starts_with("v0.2: Pulling from "), "{progress}");
+    assert!(progress.contains("Digest: sha256:"), "{progress}");
+    assert!(
+        progress.contains(&format!("Status: Image is up to date for {name}"))
+            || progress.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{progress}"
+    );
+    assert_eq!(ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
+    // logout: the entry goes, and pulls are refused again.
+    assert_eq!(
+        ok(&["logout", &registry.addr]),
+        format!("Removing login credentials for {}\n", registry.addr)
+    );
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config.path().join("config.json")).unwrap()).unwrap();
+    assert!(stored["auths"].get(&registry.addr).is_none(), "{stored}");
+    ok(&["rmi", &name]);
+    let out = berth(&["pull", &name]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
+#[test]
+fn save_load_and_import_move_images_as_files() {
+    let Some(env) = env("save_load_and_import_move_images_as_files") else {
+        return;
+    };
+    let id = env.ok(&["images", "-q"]).trim().to_string();
+    env.ok(&["tag", IMAGE, "user/web:v0.1"]);
+    env.ok(&["tag", IMAGE, "user/web:v0.2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("web.tar");
+    // save a repository: all its tags.
+    assert_eq!(
+        env.ok(&["save", "-o", archive.to_str().unwrap(), "user/web"]),
+        ""
+    );
+    env.ok(&["rmi", "user/web:v0.1", "user/web:v0.2"]);
+    let out = env.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let mut loaded: Vec<&str> = out.lines().collect();
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        ["Loaded image: user/web:v0.1", "Loaded image: user/web:v0.2"]
+    );
+    assert_eq!(env.ok(&["images", "-q"]), format!("{id}\n"));
+    // Through stdout and stdin.
+    let out = env.cmd(&["save", IMAGE]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let other = Env::new(env.runtime.clone());
+    other.ok(&["rmi", IMAGE]);
+    let loaded = with_stdin(other.cmd(&["load"]), &out.stdout);
+    assert!(loaded.status.success(), "{}", text(&loaded.stderr));
+    assert_eq!(text(&loaded.stdout), "Loaded image: busybox:latest\n");
+    assert_eq!(other.ok(&["images", "-q"]), format!("{id}\n"));
+    // save to a terminal-less stdout works; a bad name does not.
+    let run = env.berth(&["save", "-o", archive.to_str().unwrap(), "nosuch"]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    // import: a tarball of a tree, with a CMD; the image runs it.
+    let tarball = dir.path().join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(berth_test_support::rootfs())
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = env.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["/bin/sh","-c","echo imported"]"#,
+        "-c",
+        "ENV GREETING=hi",
+        tarball.to_str().unwrap(),
+        "imported:v1",
+    ]);
+    assert!(
+        out.starts_with("sha256:") && out.trim().len() == 71,
+        "{out}"
+    );
+    assert_eq!(env.ok(&["run", "--rm", "imported:v1"]), "imported\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", "imported:v1", "sh", "-c", "echo $GREETING"]),
+        "hi\n"
+    );
+    // From stdin, without a name: a <none> image, tagged afterwards by ID.
+    let out = with_stdin(env.cmd(&["import", "-"]), &std::fs::read(&tarball).unwrap());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let new_id = text(&out.stdout).trim().to_string();
+    let images = env.ok(&["images", "--format", "{{.Repository}} {{.ID}}"]);
+    assert!(
+        images.contains(&format!("<none> {}", &new_id[7..19])),
+        "{images}"
+    );
+    env.ok(&["tag", &new_id[7..19], "named:v1"]);
+    let images = env.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!images.contains("<none>"), "{images}");
+}
+
+#[test]
+fn commit_makes_an_image_of_the_containers_changes() {
+    let Some(env) = env("commit_makes_an_image_of_the_containers_changes") else {
+        return;
+    };
+    let id = env.run_d(&[
+        "--name",
+        "test",
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir /data && echo 'hello world' > /data/index.html && rm /bin/true && touch /ready && sleep 60",
+    ]);
+    let ready = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.berth(&["exec", &id, "test", "-e", "/ready"]).code() != Some(0) {
+        assert!(
+            std::time::Instant::now() < ready,
+            "the container never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Without a name: an ID, shown as <none>.
+    let out = env.ok(&[
+        "commit",
+        "-a",
+        "Berth Tester",
+        "-p",
+        "-m",
+        "first commit",
+        "test",
+    ]);
+    let image = out.trim().to_string();
+    assert!(image.starts_with("sha256:") && image.len() == 71, "{out}");
+    let images = env.ok(&["images"]);
+    let row: Vec<&str> = images.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["<none>", "<none>", &image[7..19]], "{images}");
+    // The container runs on, unpaused.
+    assert_eq!(env.inspect("test", "{{.State.Status}}"), "running");
+    env.ok(&["tag", &image[7..19], "web:v0.1"]);
+    // The change is in the image, the deletion too (a whiteout).
+    assert_eq!(
+        env.ok(&["run", "--rm", "web:v0.1", "cat", "/data/index.html"]),
+        "hello world\n"
+    );
+    let run = env.berth(&["run", "--rm", "web:v0.1", "ls", "/bin/true"]);
+    assert_ne!(run.code(), Some(0), "{}", run.transcript());
+    assert!(
+        env.ok(&["run", "--rm", IMAGE, "ls", "/bin/true"])
+            .contains("/bin/true")
+    );
+    // Author, comment, history.
+    assert_eq!(
+        env.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Author}}|{{.Comment}}|{{len .RootFS.Layers}}",
+            "web:v0.1"
+        ])
+        .trim(),
+        "Berth Tester|first commit|2"
+    );
+    let history = env.ok(&["history", "web:v0.1"]);
+    let second: Vec<&str> = history.lines().nth(1).unwrap().split("   ").collect();
+    assert!(second[0].starts_with(&image[7..19]), "{history}");
+    assert!(
+        history.lines().nth(1).unwrap().ends_with("first commit"),
+        "{history}"
+    );
+    assert!(
+        history.lines().nth(2).unwrap().starts_with("<missing>"),
+        "{history}"
+    );
+    // -c: the config changes; the committed image runs them.
+    env.ok(&[
+        "commit",
+        "-c",
+        r#"CMD ["/bin/cat","/data/index.html"]"#,
+        "-c",
+        "ENV SITE=/data",
+        "-c",
+        "WORKDIR /data",
+        "test",
+        "web:v0.4",
+    ]);
+    assert_eq!(env.ok(&["run", "--rm", "web:v0.4"]), "hello world\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", "web:v0.4", "sh", "-c", "echo $SITE $(pwd)"]),
+        "/data /data\n"
+    );
+    // Bad input: docker's words, nothing made.
+    let before = env.ok(&["images", "-q"]);
+    let run = env.berth(&["commit", "-c", "RUN ls", "test", "web:bad"]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr().contains("RUN is not a valid change command"),
+        "{}",
+        run.transcript()
+    );
+    let run = env.berth(&["commit", "nosuch"]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert_eq!(run.stderr(), "Error: No such container: nosuch\n");
+    assert_eq!(env.ok(&["images", "-q"]), before);
+    env.ok(&["rm", "-f", "test"]);
+}
