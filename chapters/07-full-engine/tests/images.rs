@@ -503,3 +503,180 @@ fn commit_makes_an_image_of_the_containers_changes() {
     assert_eq!(env.ok(&["images", "-q"]), before);
     env.ok(&["rm", "-f", "test"]);
 }
+
+/// The classic images session (DESIGN.md, "The classic sessions"),
+/// replayed with berth and a local registry in place of Docker Hub: the
+/// base image comes from the registry's `library/busybox`, `-it` becomes
+/// `-d` (no terminal in a test), and `curl IPADDRESS` becomes a `wget`
+/// inside the container (networking is the next issue).
+#[test]
+fn classic_images_session() {
+    let test = "classic_images_session";
+    let Some(env) = env(test) else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start_with(
+        test,
+        RegistryConfig {
+            htpasswd: Some(("user".into(), "pass".into())),
+        },
+    ) else {
+        return;
+    };
+    let config = tempfile::tempdir().unwrap();
+    let berth = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.env("DOCKER_CONFIG", config.path());
+        cmd
+    };
+    let ok = |args: &[&str]| {
+        let out = berth(args).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let reg = registry.addr.clone();
+    let base = format!("{reg}/library/busybox:latest");
+    let out = with_stdin(
+        berth(&["login", "-u", "user", "--password-stdin", &reg]),
+        b"pass",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "Login Succeeded\n",
+        "{}",
+        text(&out.stderr)
+    );
+    // The registry's busybox, pulled as `pull busybox` would.
+    ok(&["tag", IMAGE, &base]);
+    ok(&["push", &base]);
+    ok(&["rmi", &base, IMAGE]);
+    assert_eq!(ok(&["pull", &base]), format!("{base}\n"));
+    // run, and make /data/index.html inside.
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "test",
+        &base,
+        "sh",
+        "-c",
+        "mkdir /data; echo 'hello world' > /data/index.html; sleep 120",
+    ]);
+    let ready = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while berth(&["exec", "test", "test", "-e", "/data/index.html"])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        assert!(std::time::Instant::now() < ready, "no /data/index.html");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // commit -a … -p -m "first commit" test: the new image's ID.
+    let id = ok(&[
+        "commit",
+        "-a",
+        "Berth Tester",
+        "-p",
+        "-m",
+        "first commit",
+        "test",
+    ]);
+    let short = &id.trim()[7..19];
+    let images = ok(&["images"]);
+    assert!(
+        images
+            .lines()
+            .any(|l| l.starts_with("<none>") && l.contains(short)),
+        "{images}"
+    );
+    ok(&["tag", short, "web:v0.1"]);
+    let v2 = format!("{reg}/user/web:v0.2");
+    ok(&["tag", "web:v0.1", &v2]);
+    // push: the new layer Pushed, the base Mounted from library/busybox.
+    let out = ok(&["push", &v2]);
+    assert_eq!(
+        out.lines().next().unwrap(),
+        format!("The push refers to repository [{reg}/user/web]")
+    );
+    assert_eq!(out.matches(": Pushed").count(), 1, "{out}");
+    assert_eq!(
+        out.matches(": Mounted from library/busybox").count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("v0.2: digest: sha256:")
+    );
+    assert_eq!(ok(&["rmi", "-f", &v2]), format!("Untagged: {v2}\n"));
+    assert_eq!(ok(&["pull", &v2]), format!("{v2}\n"));
+    assert_eq!(
+        ok(&["run", "--rm", &v2, "cat", "/data/index.html"]),
+        "hello world\n"
+    );
+    // commit -c 'CMD ["/bin/httpd",...]' (busybox's httpd is in /usr/sbin
+    // here), push, run -d: it serves the page.
+    let v4 = format!("{reg}/user/web:v0.4");
+    ok(&[
+        "commit",
+        "-a",
+        "Berth Tester",
+        "-c",
+        r#"CMD ["/usr/sbin/httpd","-f","-h","/data"]"#,
+        "-p",
+        "test",
+        &v4,
+    ]);
+    ok(&["push", &v4]);
+    ok(&["rm", "-f", "test"]);
+    ok(&["run", "--name", "test", "-d", &v4]);
+    let ps = ok(&["ps", "--format", "{{.Names}} {{.Image}}"]);
+    assert_eq!(ps, format!("test {v4}\n"));
+    assert_eq!(
+        ok(&["inspect", "-f", "{{json .Config.Cmd}}", "test"]).trim(),
+        r#"["/usr/sbin/httpd","-f","-h","/data"]"#
+    );
+    let served = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let out = berth(&[
+            "exec",
+            "test",
+            "wget",
+            "-qO-",
+            "http://127.0.0.1/index.html",
+        ])
+        .output()
+        .unwrap();
+        if out.status.success() {
+            break text(&out.stdout);
+        }
+        assert!(std::time::Instant::now() < served, "httpd never answered");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(page, "hello world\n");
+    ok(&["rm", "-f", "test"]);
+    // save -o web.tar REPO; rmi both tags; load -i: both back.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("web.tar");
+    ok(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        &format!("{reg}/user/web"),
+    ]);
+    let out = ok(&["rmi", &v2, &v4]);
+    assert!(out.contains(&format!("Untagged: {v2}\n")), "{out}");
+    assert!(out.contains(&format!("Untagged: {v4}\n")), "{out}");
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+    let out = ok(&["load", "-i", archive.to_str().unwrap()]);
+    let mut loaded: Vec<&str> = out.lines().collect();
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        [format!("Loaded image: {v2}"), format!("Loaded image: {v4}")]
+    );
+    let images = ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.contains(&v2) && images.contains(&v4), "{images}");
+}

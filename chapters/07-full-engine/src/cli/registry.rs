@@ -84,6 +84,8 @@ pub fn pull(engine: &Engine, args: &PullArgs) -> Outcome {
 /// Push progress as docker prints it: a line per blob.
 struct Lines {
     quiet: bool,
+    /// Blobs docker does not list (the config).
+    unlisted: Vec<String>,
 }
 
 impl Progress for Lines {
@@ -92,7 +94,7 @@ impl Progress for Lines {
     }
 
     fn done(&self, digest: &str, outcome: &BlobOutcome) {
-        if self.quiet {
+        if self.quiet || self.unlisted.iter().any(|d| d == digest) {
             return;
         }
         let what = match outcome {
@@ -131,16 +133,36 @@ pub fn push(engine: &Engine, args: &PushArgs) -> Outcome {
         registry: &registry,
         repository: dest.api_repository(),
     };
-    // Blobs of the same registry's other repositories with this image can
-    // be mounted rather than uploaded: the first other name of it there.
-    let mount_from = store
-        .names()
-        .map_err(|e| Failure::new(e.to_string(), 1))?
+    // Layers the registry holds in another repository of this image's
+    // family (the one sharing the most layers, as pushed or pulled from
+    // there) are mounted rather than uploaded, as docker does.
+    let image = super::images::named_images(store)?
         .into_iter()
-        .filter(|(_, d)| *d == digest)
-        .filter_map(|(n, _)| Reference::parse(&n).ok())
-        .find(|r| r.registry == dest.registry && r.repository != dest.repository)
-        .map(|r| r.repository);
+        .find(|(_, i)| i.named_digest() == digest || i.digest == digest)
+        .map(|(_, i)| i);
+    let ours: Vec<String> = image
+        .iter()
+        .flat_map(|i| i.manifest.layers.iter().map(|l| l.digest.clone()))
+        .collect();
+    let unlisted: Vec<String> = image
+        .iter()
+        .map(|i| i.manifest.config.digest.clone())
+        .collect();
+    let mount_from = super::images::named_images(store)?
+        .into_iter()
+        .filter(|(r, _)| r.registry == dest.registry && r.repository != dest.repository)
+        .map(|(r, i)| {
+            let shared = i
+                .manifest
+                .layers
+                .iter()
+                .filter(|l| ours.contains(&l.digest))
+                .count();
+            (shared, r.repository)
+        })
+        .filter(|(shared, _)| *shared > 0)
+        .max_by_key(|(shared, _)| *shared)
+        .map(|(_, repository)| repository);
     let options = PushOptions {
         mount_from,
         ..PushOptions::default()
@@ -154,7 +176,10 @@ pub fn push(engine: &Engine, args: &PushArgs) -> Outcome {
         &destination,
         dest.tag.as_deref(),
         &options,
-        &Lines { quiet: args.quiet },
+        &Lines {
+            quiet: args.quiet,
+            unlisted,
+        },
     )
     .map_err(|e| Failure::new(e.to_string(), 1))?;
     if args.quiet {
