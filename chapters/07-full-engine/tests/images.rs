@@ -123,6 +123,28 @@ fn images_lists_tags_and_inspects_as_docker() {
     let mut lines = history.lines();
     assert!(lines.next().unwrap().starts_with("IMAGE "), "{history}");
     assert!(lines.next().unwrap().starts_with(&id), "{history}");
+    // `inspect` finds images too (after containers), and --type image.
+    assert_eq!(env.ok(&["inspect", "-f", "{{.Id}}", IMAGE]).trim(), full);
+    assert_eq!(
+        env.ok(&["inspect", "--type", "image", "-f", "{{.Os}}", IMAGE])
+            .trim(),
+        "linux"
+    );
+    let run = env.berth(&["inspect", "--type", "container", IMAGE]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    // Filters: reference patterns, dangling.
+    let web = env.ok(&[
+        "images",
+        "-f",
+        "reference=web:*",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    assert_eq!(web, "web:v0.1\n");
+    assert_eq!(env.ok(&["images", "-q", "-f", "dangling=true"]), "");
+    let run = env.berth(&["images", "-f", "nosuch=1"]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert_eq!(run.stderr(), "Error: invalid filter 'nosuch'\n");
     // Unknown images: docker's message, exit 1.
     let run = env.berth(&["image", "inspect", "nosuch"]);
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
@@ -393,7 +415,12 @@ fn save_load_and_import_move_images_as_files() {
         images.contains(&format!("<none> {}", &new_id[7..19])),
         "{images}"
     );
+    assert_eq!(
+        env.ok(&["images", "-q", "--filter", "dangling=true"]),
+        format!("{}\n", &new_id[7..19])
+    );
     env.ok(&["tag", &new_id[7..19], "named:v1"]);
+    assert_eq!(env.ok(&["images", "-q", "--filter", "dangling=true"]), "");
     let images = env.ok(&["images", "--format", "{{.Repository}}"]);
     assert!(!images.contains("<none>"), "{images}");
 }

@@ -85,6 +85,10 @@ pub struct ImagesArgs {
     /// Show digests
     #[arg(long)]
     pub digests: bool,
+    /// Filter output based on conditions provided (dangling=true|false,
+    /// reference=PATTERN)
+    #[arg(short = 'f', long, value_name = "filter")]
+    pub filter: Vec<String>,
     /// Format output using a custom template
     #[arg(long, value_name = "string")]
     pub format: Option<String>,
@@ -320,6 +324,33 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Outcome {
         .map(|(_, i)| i.manifest.config.digest.clone())
         .collect();
     all.retain(|(r, i)| !is_dangling(r) || !named.contains(&i.manifest.config.digest));
+    for filter in &args.filter {
+        let Some((key, value)) = filter.split_once('=') else {
+            return Err(Failure::new(
+                format!("bad format of filter (expected name=value): {filter}"),
+                1,
+            ));
+        };
+        match key {
+            "dangling" => {
+                let want = match value {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(Failure::new(
+                            format!("invalid filter 'dangling={value}'"),
+                            1,
+                        ));
+                    }
+                };
+                all.retain(|(r, _)| is_dangling(r) == want);
+            }
+            "reference" => all.retain(|(r, _)| {
+                !is_dangling(r) && (glob(value, &r.familiar_name()) || glob(value, &r.familiar()))
+            }),
+            _ => return Err(Failure::new(format!("invalid filter '{key}'"), 1)),
+        }
+    }
     // Newest first, as docker lists them; names of one image together.
     all.sort_by(|(ra, a), (rb, b)| {
         (b.config
@@ -407,6 +438,23 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Outcome {
     )
     .map_err(|m| Failure::new(m, 1))?;
     Ok(0)
+}
+
+/// Go's `path.Match` for `reference=`: `*` is any run of characters but
+/// `/`, `?` one of them; the rest match themselves.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    fn walk(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('*') => (0..=t.len())
+                .take_while(|&i| i == 0 || t[i - 1] != '/')
+                .any(|i| walk(&p[1..], &t[i..])),
+            Some('?') => !t.is_empty() && t[0] != '/' && walk(&p[1..], &t[1..]),
+            Some(c) => t.first() == Some(c) && walk(&p[1..], &t[1..]),
+        }
+    }
+    walk(&p, &t)
 }
 
 /// docker's `Config` of an image: every field present, `null` where unset.
@@ -591,13 +639,10 @@ pub fn history(engine: &Engine, args: &HistoryArgs) -> Outcome {
         })
         .collect();
     if args.quiet {
-        if let Some(first) = items.first() {
-            let template = template("{{.ID}}").map_err(|m| Failure::new(m, 1))?;
-            let _ = writeln!(
-                out,
-                "{}",
-                render(&template, first).map_err(|m| Failure::new(m, 1))?
-            );
+        let template = template("{{.ID}}").map_err(|m| Failure::new(m, 1))?;
+        for item in &items {
+            let id = render(&template, item).map_err(|m| Failure::new(m, 1))?;
+            let _ = writeln!(out, "{id}");
         }
         return Ok(0);
     }
@@ -740,7 +785,13 @@ fn rmi_one(
         }
         names.clone()
     };
-    let last = doomed.len() == names.len();
+    // The last real name going takes a dangling one with it.
+    let last = names.iter().all(|n| is_dangling(n) || doomed.contains(n));
+    let mut doomed = doomed;
+    if last {
+        doomed.extend(names.iter().filter(|n| is_dangling(n)).cloned());
+        doomed.dedup();
+    }
     let users = users_of(engine, &config_id)?;
     if last && let Some((container, running)) = users.first() {
         if !by_name && *running {
@@ -859,4 +910,19 @@ pub fn prune(engine: &Engine, args: &PruneArgs) -> Outcome {
     }
     let _ = writeln!(out, "Total reclaimed space: {}", human_size(reclaimed));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_patterns_match_as_gos_path_match() {
+        assert!(glob("busybox", "busybox"));
+        assert!(glob("web:*", "web:v0.1"));
+        assert!(glob("*/web", "user/web"));
+        assert!(!glob("*", "user/web"));
+        assert!(glob("we?:v0.?", "web:v0.1"));
+        assert!(!glob("web", "web2"));
+    }
 }
