@@ -487,6 +487,16 @@ fn commit_makes_an_image_of_the_containers_changes() {
         .trim(),
         "Berth Tester|first commit|2"
     );
+    // The new layer is unpacked already, as pull and load leave theirs.
+    let top = env.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .RootFS.Layers 1}}",
+        "web:v0.1",
+    ]);
+    let top = top.trim().trim_start_matches("sha256:");
+    assert!(env.root.join("layers/sha256").join(top).is_dir(), "{top}");
     let history = env.ok(&["history", "web:v0.1"]);
     let second: Vec<&str> = history.lines().nth(1).unwrap().split("   ").collect();
     assert!(second[0].starts_with(&image[7..19]), "{history}");

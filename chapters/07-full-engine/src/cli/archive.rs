@@ -162,7 +162,10 @@ pub fn import(engine: &Engine, args: &ImportArgs) -> Outcome {
             .map_err(fail)?;
         store.remove_name(&name.to_string()).map_err(fail)?;
     }
+    // Unpacked now, as pull and load unpack theirs; no collection meanwhile.
+    let _lock = store.lock_shared().map_err(fail)?;
     let image = super::images::find_image(store, &digest_image_id(store, &digest)?)?.0;
+    ch05_images::image::unpack_layers(store, &image).map_err(fail)?;
     println!("{}", image.manifest.config.digest);
     Ok(0)
 }

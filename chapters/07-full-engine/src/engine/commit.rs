@@ -23,7 +23,7 @@ use ch05_images::oci::{
     Platform,
 };
 use ch05_images::reference::Reference;
-use ch05_images::store::Store;
+use ch05_images::store::{Compression, Store};
 
 use super::record::{Config, Status, now_rfc3339};
 use super::{Engine, EngineError, Result};
@@ -246,6 +246,13 @@ impl Engine {
             self.unpause(&id)?;
         }
         let (blob, diff_id, size) = layer?;
+        // Unpacked now (the container thawed), as pull and load unpack
+        // theirs: a run of the new image finds it ready, and `images`
+        // counts its real size.
+        let compression = Compression::of_media_type(oci::OCI_LAYER_TAR_GZIP);
+        store
+            .unpack_layer(&blob, &diff_id, compression)
+            .map_err(msg)?;
         // 3. The config: the base's, the container's settings, one more
         //    layer and history step.
         let created = now_rfc3339();
