@@ -497,6 +497,15 @@ fn commit_makes_an_image_of_the_containers_changes() {
     ]);
     let top = top.trim().trim_start_matches("sha256:");
     assert!(env.root.join("layers/sha256").join(top).is_dir(), "{top}");
+    // Only the container's own changes: not the mount points the runtime
+    // made for /proc, /sys, /dev and the engine's /etc files.
+    let layer = env.root.join("layers/sha256").join(top);
+    let mut entries: Vec<String> = std::fs::read_dir(&layer)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["bin", "data", "ready"], "{}", layer.display());
     let history = env.ok(&["history", "web:v0.1"]);
     let second: Vec<&str> = history.lines().nth(1).unwrap().split("   ").collect();
     assert!(second[0].starts_with(&image[7..19]), "{history}");

@@ -14,16 +14,18 @@
 //! shows such an image as `<none>`.
 
 use std::collections::BTreeMap;
-use std::io::{Seek, SeekFrom};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use ch04_overlay::commit::{CommitOptions, commit_layer};
-use ch05_images::digest::{Algorithm, Digest};
+use ch05_images::digest::{Algorithm, Digest, Verifier};
 use ch05_images::oci::{
     self, ContainerConfig, Descriptor, Empty, History, ImageConfig, ImageManifest, Manifest,
     Platform,
 };
 use ch05_images::reference::Reference;
 use ch05_images::store::{Compression, Store};
+use flate2::GzBuilder;
 
 use super::record::{Config, Status, now_rfc3339};
 use super::{Engine, EngineError, Result};
@@ -221,11 +223,19 @@ impl Engine {
         let store = self.image_store()?;
         // 1. The image the container was made from (its recorded manifest).
         let uses = ch05_images::gc::container_uses(&self.roots.root).map_err(msg)?;
-        let base_digest = uses
+        let used = uses
             .into_iter()
             .find(|u| u.name == id)
-            .and_then(|u| u.image)
             .ok_or_else(|| EngineError::msg(format!("container {id} records no image")))?;
+        let lowers = used.layers.clone();
+        let base_digest = used
+            .image
+            .ok_or_else(|| EngineError::msg(format!("container {id} records no image")))?;
+        let mounts: Vec<String> = c
+            .mounts
+            .iter()
+            .filter_map(|m| m["Destination"].as_str().map(str::to_string))
+            .collect();
         let base = read_manifest(store, &base_digest)?;
         let base_config: ImageConfig =
             serde_json::from_slice(&store.read_blob(&base.config.digest).map_err(msg)?)
@@ -241,7 +251,7 @@ impl Engine {
         if freeze {
             self.pause(&id)?;
         }
-        let layer = self.write_upper(store, &id);
+        let layer = self.write_upper(store, &id, &lowers, &mounts);
         if freeze {
             self.unpause(&id)?;
         }
@@ -311,28 +321,179 @@ impl Engine {
     }
 
     /// Container `id`'s upper directory as a gzip layer in the store: (blob
-    /// digest, diff_id, size).
-    fn write_upper(&self, store: &Store, id: &str) -> Result<(String, String, u64)> {
+    /// digest, diff_id, size). The mount points the runtime made for the
+    /// engine's mounts are left out (docker keeps them in an "init" layer
+    /// that is never committed).
+    fn write_upper(
+        &self,
+        store: &Store,
+        id: &str,
+        lowers: &[PathBuf],
+        mounts: &[String],
+    ) -> Result<(String, String, u64)> {
         let upper = self.dir(id).0.join("upper");
-        let mut tmp = tempfile::tempfile_in(store.root()).map_err(|e| {
-            EngineError::msg(format!(
-                "create a temporary file in {}: {e}",
-                store.root().display()
-            ))
-        })?;
+        let temp = || {
+            tempfile::tempfile_in(store.root()).map_err(|e| {
+                EngineError::msg(format!(
+                    "create a temporary file in {}: {e}",
+                    store.root().display()
+                ))
+            })
+        };
+        let failed = |e: &dyn std::fmt::Display| {
+            EngineError::msg(format!("commit {}: {e}", upper.display()))
+        };
+        // 1. Chapter 4's layer, uncompressed.
+        let mut tar = temp()?;
         let options = CommitOptions {
             keep_times: true,
-            gzip: true,
+            gzip: false,
         };
-        let digests = commit_layer(&upper, &mut tmp, &options)
-            .map_err(|e| EngineError::msg(format!("commit {}: {e}", upper.display())))?;
-        let blob = digests.digest.clone().unwrap_or_default();
-        tmp.seek(SeekFrom::Start(0)).map_err(msg)?;
+        commit_layer(&upper, &mut tar, &options).map_err(|e| failed(&e))?;
+        tar.seek(SeekFrom::Start(0)).map_err(msg)?;
+        // 2. Without the mount points; hashed as a tar, gzipped, hashed.
+        let excluded = engine_made(&upper, lowers, mounts);
+        let mut blob = temp()?;
+        let gz = GzBuilder::new()
+            .mtime(0)
+            .write(Tee::new(&mut blob), flate2::Compression::default());
+        let mut builder = tar::Builder::new(Tee::new(gz));
+        let mut archive = tar::Archive::new(&mut tar);
+        for entry in archive.entries().map_err(|e| failed(&e))? {
+            let mut entry = entry.map_err(|e| failed(&e))?;
+            let path = entry.path().map_err(|e| failed(&e))?.into_owned();
+            let name = path.to_string_lossy();
+            let name = name.trim_start_matches("./").trim_end_matches('/');
+            if excluded.iter().any(|x| x == name) {
+                continue;
+            }
+            let mut header = entry.header().clone();
+            let kind = header.entry_type();
+            if kind.is_hard_link() || kind.is_symlink() {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| failed(&e))?
+                    .unwrap_or_default()
+                    .into_owned();
+                builder.append_link(&mut header, &path, &target)
+            } else {
+                builder.append_data(&mut header, &path, &mut entry)
+            }
+            .map_err(|e| failed(&e))?;
+        }
+        let Tee { inner: gz, hash } = builder.into_inner().map_err(|e| failed(&e))?;
+        let (diff_id, _) = hash.finish();
+        let Tee { hash, .. } = gz.finish().map_err(|e| failed(&e))?;
+        let (digest, size) = hash.finish();
+        // 3. Into the store under its digest.
+        blob.seek(SeekFrom::Start(0)).map_err(msg)?;
+        let digest = digest.to_string();
         store
-            .put_blob(&blob, Some(digests.size), &mut tmp)
+            .put_blob(&digest, Some(size), &mut blob)
             .map_err(msg)?;
-        Ok((blob, digests.diff_id, digests.size))
+        Ok((digest, diff_id.to_string(), size))
     }
+}
+
+/// A writer that hashes what passes through it.
+struct Tee<W> {
+    inner: W,
+    hash: Verifier,
+}
+
+impl<W: Write> Tee<W> {
+    fn new(inner: W) -> Tee<W> {
+        Tee {
+            inner,
+            hash: Verifier::new(Algorithm::Sha256),
+        }
+    }
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What the runtime made in `upper` only to mount over it: an empty file
+/// or directory at a mount point (/proc, /sys, /dev, the /etc files, the
+/// volumes) that no lower layer has; and a directory holding only those
+/// (/etc), unless the container changed the directory itself. Paths as a layer tar names them (`etc/hosts`).
+pub fn engine_made(upper: &Path, lowers: &[PathBuf], mounts: &[String]) -> Vec<String> {
+    let in_lowers = |rel: &str| {
+        lowers
+            .iter()
+            .any(|l| l.join(rel).symlink_metadata().is_ok())
+    };
+    let empty = |rel: &str| match upper.join(rel).symlink_metadata() {
+        Ok(m) if m.is_file() => m.len() == 0,
+        Ok(m) if m.is_dir() => std::fs::read_dir(upper.join(rel))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false),
+        _ => false,
+    };
+    let mut candidates: Vec<String> = [
+        "proc",
+        "sys",
+        "dev",
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    candidates.extend(mounts.iter().map(|m| m.trim_matches('/').to_string()));
+    let mut excluded: Vec<String> = candidates
+        .into_iter()
+        .filter(|rel| !rel.is_empty() && empty(rel) && !in_lowers(rel))
+        .collect();
+    // A directory the runtime made to hold mount points (deepest first).
+    let mut parents: Vec<String> = excluded
+        .iter()
+        .filter_map(|rel| Path::new(rel).parent())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    parents.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    parents.dedup();
+    // A copied-up directory is the same as its lower one unless the
+    // container changed its owner or mode.
+    let same_as_lower = |rel: &str| {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(up) = upper.join(rel).symlink_metadata() else {
+            return false;
+        };
+        lowers
+            .iter()
+            .rev()
+            .find_map(|l| l.join(rel).symlink_metadata().ok())
+            .is_some_and(|low| {
+                (low.mode(), low.uid(), low.gid()) == (up.mode(), up.uid(), up.gid())
+            })
+    };
+    for parent in parents {
+        if in_lowers(&parent) && !same_as_lower(&parent) {
+            continue;
+        }
+        let only_made = std::fs::read_dir(upper.join(&parent)).is_ok_and(|entries| {
+            entries.flatten().all(|e| {
+                let rel = format!("{parent}/{}", e.file_name().to_string_lossy());
+                excluded.contains(&rel)
+            })
+        });
+        if only_made {
+            excluded.push(parent);
+        }
+    }
+    excluded
 }
 
 #[cfg(test)]
@@ -369,5 +530,46 @@ mod tests {
         let r = Reference::parse(&name).unwrap();
         assert!(is_dangling(&r));
         assert!(!is_dangling(&Reference::parse("busybox").unwrap()));
+    }
+
+    #[test]
+    fn mount_points_the_runtime_made_are_not_committed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (upper, lower) = (tmp.path().join("upper"), tmp.path().join("lower"));
+        for dir in [
+            "upper/proc",
+            "upper/dev",
+            "upper/etc",
+            "upper/data",
+            "upper/sys/x",
+            "lower/dev",
+        ] {
+            std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        }
+        for file in ["upper/etc/hosts", "upper/etc/hostname", "upper/data/empty"] {
+            std::fs::write(tmp.path().join(file), "").unwrap();
+        }
+        let mut made = engine_made(
+            &upper,
+            std::slice::from_ref(&lower),
+            &["/data/empty".into()],
+        );
+        made.sort();
+        // /dev is the image's (an empty change, kept); /sys holds a file;
+        // /data only held the volume's mount point.
+        assert_eq!(
+            made,
+            [
+                "data",
+                "data/empty",
+                "etc",
+                "etc/hostname",
+                "etc/hosts",
+                "proc"
+            ]
+        );
+        // /etc with a file of the container's own stays.
+        std::fs::write(upper.join("etc/motd"), "hi").unwrap();
+        assert!(!engine_made(&upper, &[lower], &[]).contains(&"etc".to_string()));
     }
 }
