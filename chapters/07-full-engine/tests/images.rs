@@ -726,3 +726,65 @@ fn classic_images_session() {
     let images = ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(images.contains(&v2) && images.contains(&v4), "{images}");
 }
+
+#[test]
+fn login_prompts_on_a_terminal_without_echoing_the_password() {
+    let test = "login_prompts_on_a_terminal_without_echoing_the_password";
+    let Some(env) = env(test) else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start_with(
+        test,
+        RegistryConfig {
+            htpasswd: Some(("alice".into(), "s3cret".into())),
+        },
+    ) else {
+        return;
+    };
+    use std::io::Read;
+    let config = tempfile::tempdir().unwrap();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut cmd = env.cmd(&["login", &registry.addr]);
+    cmd.env("DOCKER_CONFIG", config.path())
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave));
+    let mut child = cmd.spawn().expect("spawn berth on a pty");
+    drop(cmd);
+    let mut master = std::fs::File::from(pty.master);
+    let mut screen = String::new();
+    // Read the terminal until `text` shows (or berth ends).
+    let mut until = |master: &mut std::fs::File, text: &str| {
+        let mut buf = [0u8; 1024];
+        while !screen.contains(text) {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => screen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        screen.clone()
+    };
+    until(&mut master, "Username: ");
+    master.write_all(b"alice\n").unwrap();
+    until(&mut master, "Password: ");
+    master.write_all(b"s3cret\n").unwrap();
+    let shown = until(&mut master, "Login Succeeded");
+    assert!(child.wait().unwrap().success(), "{shown}");
+    assert!(
+        shown.contains("Username: alice"),
+        "the user name echoes: {shown}"
+    );
+    assert!(
+        !shown.contains("s3cret"),
+        "the password must not echo: {shown}"
+    );
+    let stored = std::fs::read_to_string(config.path().join("config.json")).unwrap();
+    assert!(stored.contains("YWxpY2U6czNjcmV0"), "{stored}");
+    // Without a terminal and without --password-stdin: docker's refusal.
+    let run = env.berth(&["login", "-u", "alice", &registry.addr]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert_eq!(
+        run.stderr(),
+        "Error: Cannot perform an interactive login from a non TTY device\n"
+    );
+}

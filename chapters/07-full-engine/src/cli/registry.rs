@@ -271,6 +271,7 @@ pub fn login(_engine: &Engine, args: &LoginArgs) -> Outcome {
     if args.password.is_some() {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
     }
+    let mut username = args.username.clone().filter(|u| !u.is_empty());
     let password = match (&args.password, args.password_stdin) {
         (Some(_), true) => {
             return Err(Failure::new(
@@ -280,6 +281,12 @@ pub fn login(_engine: &Engine, args: &LoginArgs) -> Outcome {
         }
         (Some(p), false) => p.clone(),
         (None, true) => {
+            if username.is_none() {
+                return Err(Failure::new(
+                    "Must provide --username with --password-stdin",
+                    1,
+                ));
+            }
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
@@ -293,17 +300,14 @@ pub fn login(_engine: &Engine, args: &LoginArgs) -> Outcome {
                     1,
                 ));
             }
-            return Err(Failure::new(
-                "give the password with --password-stdin (interactive prompts are not supported)",
-                1,
-            ));
+            if username.is_none() {
+                username = Some(prompt("Username: ", true)?);
+            }
+            prompt("Password: ", false)?
         }
     };
-    let Some(username) = args.username.clone().filter(|u| !u.is_empty()) else {
-        return Err(Failure::new(
-            "Must provide --username with --password-stdin",
-            1,
-        ));
+    let Some(username) = username.filter(|u| !u.is_empty()) else {
+        return Err(Failure::new("Username is required", 1));
     };
     if password.is_empty() {
         return Err(Failure::new("Password is required", 1));
@@ -355,6 +359,30 @@ pub fn login(_engine: &Engine, args: &LoginArgs) -> Outcome {
     );
     println!("Login Succeeded");
     Ok(0)
+}
+
+/// Ask on the terminal, as docker does; without echo for a password
+/// (termios ECHO off, restored whatever happens).
+fn prompt(question: &str, echo: bool) -> Result<String, Failure> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    // Echo off before the question: what is typed after it never shows.
+    let saved = if echo { None } else { tcgetattr(&stdin).ok() };
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+    }
+    print!("{question}");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    if let Some(saved) = &saved {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, saved);
+        println!();
+    }
+    read.map_err(|e| Failure::new(format!("read the answer: {e}"), 1))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// `logout`: the server's entry out of config.json.
