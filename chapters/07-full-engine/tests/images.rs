@@ -88,8 +88,27 @@ fn images_lists_tags_and_inspects_as_docker() {
     let tags: Vec<String> = serde_json::from_str(tags.trim()).unwrap();
     assert_eq!(tags.len(), 3, "{tags:?}");
     // Docker's inspect document: an array, docker's field names.
-    let doc: serde_json::Value =
-        serde_json::from_str(&env.ok(&["image", "inspect", IMAGE])).unwrap();
+    let raw = env.ok(&["image", "inspect", IMAGE]);
+    let keys: Vec<&str> = raw
+        .lines()
+        .filter(|l| l.starts_with("        \"") && !l.starts_with("         "))
+        .map(|l| l.trim().split('"').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        &keys[..8],
+        [
+            "Id",
+            "RepoTags",
+            "RepoDigests",
+            "Parent",
+            "Comment",
+            "Created",
+            "DockerVersion",
+            "Author"
+        ],
+        "docker's order: {raw}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let doc = &doc[0];
     for field in [
         "Id",

@@ -457,34 +457,59 @@ fn glob(pattern: &str, text: &str) -> bool {
     walk(&p, &t)
 }
 
-/// docker's `Config` of an image: every field present, `null` where unset.
-fn docker_config(image: &Image) -> serde_json::Value {
-    let c = image.config.config.clone().unwrap_or_default();
-    serde_json::json!({
-        "Hostname": "",
-        "Domainname": "",
-        "User": c.user.unwrap_or_default(),
-        "AttachStdin": false,
-        "AttachStdout": false,
-        "AttachStderr": false,
-        "ExposedPorts": c.exposed_ports,
-        "Tty": false,
-        "OpenStdin": false,
-        "StdinOnce": false,
-        "Env": c.env,
-        "Cmd": c.cmd,
-        "Image": "",
-        "Volumes": c.volumes,
-        "WorkingDir": c.working_dir.unwrap_or_default(),
-        "Entrypoint": c.entrypoint,
-        "OnBuild": null,
-        "Labels": c.labels,
-        "StopSignal": c.stop_signal,
-    })
+/// docker's `Config` of an image: every field present, in docker's order,
+/// `null` where unset.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerConfig {
+    hostname: String,
+    domainname: String,
+    user: String,
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
+    exposed_ports: Option<BTreeMap<String, ch05_images::oci::Empty>>,
+    tty: bool,
+    open_stdin: bool,
+    stdin_once: bool,
+    env: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    image: String,
+    volumes: Option<BTreeMap<String, ch05_images::oci::Empty>>,
+    working_dir: String,
+    entrypoint: Option<Vec<String>>,
+    on_build: Option<Vec<String>>,
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_signal: Option<String>,
+}
+
+/// docker's image inspect document, fields in docker's order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageInspect {
+    id: String,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    parent: String,
+    comment: String,
+    created: String,
+    docker_version: String,
+    author: String,
+    config: DockerConfig,
+    architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+    os: String,
+    size: u64,
+    graph_driver: serde_json::Value,
+    #[serde(rename = "RootFS")]
+    root_fs: serde_json::Value,
+    metadata: serde_json::Value,
 }
 
 /// docker's image inspect document for `image`, named `names`.
-pub fn inspect_document(store: &Store, image: &Image, names: &[Reference]) -> serde_json::Value {
+pub fn inspect_document(store: &Store, image: &Image, names: &[Reference]) -> ImageInspect {
     let names: Vec<&Reference> = names.iter().filter(|r| !is_dangling(r)).collect();
     let repo_tags: Vec<String> = names.iter().map(|r| r.familiar()).collect();
     let mut repo_digests: Vec<String> = names
@@ -501,7 +526,6 @@ pub fn inspect_document(store: &Store, image: &Image, names: &[Reference]) -> se
         .filter_map(|d| store.layer_path(d).ok())
         .map(|p| p.display().to_string())
         .collect();
-    let size = image_size(store, image);
     let comment = image
         .config
         .history
@@ -509,30 +533,51 @@ pub fn inspect_document(store: &Store, image: &Image, names: &[Reference]) -> se
         .and_then(|h| h.last())
         .and_then(|h| h.comment.clone())
         .unwrap_or_default();
-    serde_json::json!({
-        "Id": image.manifest.config.digest,
-        "RepoTags": repo_tags,
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": comment,
-        "Created": image.config.created.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-        "DockerVersion": "",
-        "Author": image.config.author.clone().unwrap_or_default(),
-        "Config": docker_config(image),
-        "Architecture": image.config.architecture,
-        "Variant": image.config.variant,
-        "Os": image.config.os,
-        "Size": size,
-        "GraphDriver": {
+    let c = image.config.config.clone().unwrap_or_default();
+    ImageInspect {
+        id: image.manifest.config.digest.clone(),
+        repo_tags,
+        repo_digests,
+        parent: String::new(),
+        comment,
+        created: (image.config.created.clone()).unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        docker_version: String::new(),
+        author: image.config.author.clone().unwrap_or_default(),
+        config: DockerConfig {
+            hostname: String::new(),
+            domainname: String::new(),
+            user: c.user.unwrap_or_default(),
+            attach_stdin: false,
+            attach_stdout: false,
+            attach_stderr: false,
+            exposed_ports: c.exposed_ports,
+            tty: false,
+            open_stdin: false,
+            stdin_once: false,
+            env: c.env,
+            cmd: c.cmd,
+            image: String::new(),
+            volumes: c.volumes,
+            working_dir: c.working_dir.unwrap_or_default(),
+            entrypoint: c.entrypoint,
+            on_build: None,
+            labels: c.labels,
+            stop_signal: c.stop_signal,
+        },
+        architecture: image.config.architecture.clone(),
+        variant: image.config.variant.clone(),
+        os: image.config.os.clone(),
+        size: image_size(store, image),
+        graph_driver: serde_json::json!({
             "Data": {"LowerDir": lowers.join(":")},
             "Name": "overlay",
-        },
-        "RootFS": {
+        }),
+        root_fs: serde_json::json!({
             "Type": image.config.rootfs.kind,
             "Layers": image.config.rootfs.diff_ids,
-        },
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    })
+        }),
+        metadata: serde_json::json!({"LastTagTime": "0001-01-01T00:00:00Z"}),
+    }
 }
 
 /// `image inspect`.

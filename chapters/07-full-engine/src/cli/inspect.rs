@@ -39,7 +39,7 @@ pub fn to_json_4<T: serde::Serialize>(value: &T) -> String {
 #[serde(untagged)]
 enum Found {
     Container(Box<crate::engine::record::Container>),
-    Image(serde_json::Value),
+    Image(Box<super::images::ImageInspect>),
 }
 
 /// `inspect`.
@@ -76,7 +76,7 @@ pub fn inspect(engine: &Engine, args: &InspectArgs) -> Outcome {
             _ => None,
         };
         match image {
-            Some(doc) => found.push(Found::Image(doc)),
+            Some(doc) => found.push(Found::Image(Box::new(doc))),
             None => missing.push(name.clone()),
         }
     }
