@@ -421,6 +421,29 @@ fn save_load_and_import_move_images_as_files() {
         "{out}"
     );
     assert_eq!(env.ok(&["run", "--rm", "imported:v1"]), "imported\n");
+    // Dated now, with docker's history step.
+    let history = env.ok(&[
+        "history",
+        "--format",
+        "{{.CreatedSince}}|{{.Comment}}",
+        "imported:v1",
+    ]);
+    assert!(
+        history.ends_with(&format!("ago|Imported from {}\n", tarball.display())),
+        "{history}"
+    );
+    let messaged = env.ok(&[
+        "import",
+        "-m",
+        "from a tarball",
+        tarball.to_str().unwrap(),
+        "imported:v2",
+    ]);
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{.Comment}}", "imported:v2"]),
+        "from a tarball\n"
+    );
+    assert!(messaged.starts_with("sha256:"), "{messaged}");
     assert_eq!(
         env.ok(&["run", "--rm", "imported:v1", "sh", "-c", "echo $GREETING"]),
         "hi\n"

@@ -12,7 +12,10 @@ use clap::Args;
 use super::images::named_images;
 use super::{Failure, Outcome};
 use crate::engine::Engine;
-use crate::engine::commit::{apply_changes, dangling_name};
+use ch05_images::oci::{self, History, ImageConfig, ImageManifest};
+
+use crate::engine::commit::{DANGLING_REGISTRY, apply_changes, dangling_name, put_json};
+use crate::engine::record::now_rfc3339;
 
 /// The flags of `save`.
 #[derive(Args, Debug, Clone)]
@@ -41,6 +44,9 @@ pub struct ImportArgs {
     /// Apply Dockerfile instruction to the created image
     #[arg(short = 'c', long = "change", value_name = "list")]
     pub changes: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long, value_name = "string")]
+    pub message: Option<String>,
     /// A tarball (maybe compressed), or `-` for STDIN
     #[arg(value_name = "file|-")]
     pub file: PathBuf,
@@ -137,42 +143,70 @@ pub fn load(engine: &Engine, args: &LoadArgs) -> Outcome {
 }
 
 /// `import`: a tarball's tree as a one-layer image (chapter 5), with
-/// `-c` changes to its config; prints the image ID.
+/// `-c` changes to its config, dated now with one history step ("Imported
+/// from FILE", or `-m`), as docker's; prints the image ID.
 pub fn import(engine: &Engine, args: &ImportArgs) -> Outcome {
     let store = engine.image_store()?;
     let mut config = ch05_images::oci::ContainerConfig::default();
     apply_changes(&mut config, &args.changes).map_err(|m| Failure::new(m, 1))?;
-    // Without a name, a dangling one (fixed once the digest is known).
-    let temporary = format!("berth-import-{}:latest", std::process::id());
     let name = match &args.name {
-        Some(n) => Reference::parse(n).map_err(|_| Failure::new("invalid reference format", 1))?,
-        None => Reference::parse(&temporary).map_err(fail)?,
+        Some(n) => {
+            Some(Reference::parse(n).map_err(|_| Failure::new("invalid reference format", 1))?)
+        }
+        None => None,
     };
-    let digest = if args.file.as_os_str() == "-" {
-        archive::import_tarball(store, std::io::stdin().lock(), &name, config).map_err(fail)?
+    // 1. Chapter 5's import, under a name of its own (shown as <none> if
+    //    we crash before step 3).
+    let temporary = Reference::parse(&format!(
+        "{DANGLING_REGISTRY}/import-{}:latest",
+        std::process::id()
+    ))
+    .map_err(fail)?;
+    let source = args.file.display().to_string();
+    let first = if args.file.as_os_str() == "-" {
+        archive::import_tarball(store, std::io::stdin().lock(), &temporary, config).map_err(fail)?
     } else {
         let file = std::fs::File::open(&args.file)
-            .map_err(|e| Failure::new(format!("open {}: {e}", args.file.display()), 1))?;
-        archive::import_tarball(store, file, &name, config)
-            .map_err(|e| Failure::new(format!("import {}: {e}", args.file.display()), 1))?
+            .map_err(|e| Failure::new(format!("open {source}: {e}"), 1))?;
+        archive::import_tarball(store, file, &temporary, config)
+            .map_err(|e| Failure::new(format!("import {source}: {e}"), 1))?
     };
-    if args.name.is_none() {
-        store
-            .set_name(&dangling_name(&digest), &digest)
-            .map_err(fail)?;
-        store.remove_name(&name.to_string()).map_err(fail)?;
-    }
-    // Unpacked now, as pull and load unpack theirs; no collection meanwhile.
+    // 2. Dated, with its history step: a new config and manifest.
     let _lock = store.lock_shared().map_err(fail)?;
-    let image = super::images::find_image(store, &digest_image_id(store, &digest)?)?.0;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&store.read_blob(&first).map_err(fail)?).map_err(fail)?;
+    let mut image_config: ImageConfig =
+        serde_json::from_slice(&store.read_blob(&manifest.config.digest).map_err(fail)?)
+            .map_err(fail)?;
+    let now = now_rfc3339();
+    image_config.created = Some(now.clone());
+    image_config.history = Some(vec![History {
+        created: Some(now),
+        comment: Some(
+            args.message
+                .clone()
+                .unwrap_or_else(|| format!("Imported from {source}")),
+        ),
+        ..History::default()
+    }]);
+    let bytes = serde_json::to_vec(&image_config).map_err(fail)?;
+    let config = put_json(store, oci::OCI_CONFIG, &bytes)?;
+    let manifest = ImageManifest {
+        config: config.clone(),
+        ..manifest
+    };
+    let bytes = serde_json::to_vec(&manifest).map_err(fail)?;
+    let stamped = put_json(store, oci::OCI_MANIFEST, &bytes)?;
+    // 3. Its name (or a dangling one), and the temporary one gone.
+    let final_name = match &name {
+        Some(n) => n.to_string(),
+        None => dangling_name(&stamped.digest),
+    };
+    store.set_name(&final_name, &stamped.digest).map_err(fail)?;
+    store.remove_name(&temporary.to_string()).map_err(fail)?;
+    // 4. Unpacked now, as pull and load unpack theirs.
+    let image = super::images::find_image(store, &config.digest)?.0;
     ch05_images::image::unpack_layers(store, &image).map_err(fail)?;
-    println!("{}", image.manifest.config.digest);
+    println!("{}", config.digest);
     Ok(0)
-}
-
-/// The image ID (config digest) of the manifest `digest`.
-fn digest_image_id(store: &ch05_images::store::Store, digest: &str) -> Result<String, Failure> {
-    let bytes = store.read_blob(digest).map_err(fail)?;
-    let manifest: ch05_images::oci::ImageManifest = serde_json::from_slice(&bytes).map_err(fail)?;
-    Ok(manifest.config.digest)
 }

@@ -194,7 +194,7 @@ fn read_manifest(store: &Store, digest: &str) -> Result<ImageManifest> {
 }
 
 /// Store `bytes` as a blob of `media_type`; its descriptor.
-fn put_json(store: &Store, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+pub fn put_json(store: &Store, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
     let digest = Digest::of_bytes(Algorithm::Sha256, bytes).to_string();
     store
         .put_blob(&digest, Some(bytes.len() as u64), bytes)
