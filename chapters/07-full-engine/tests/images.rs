@@ -830,3 +830,118 @@ fn login_prompts_on_a_terminal_without_echoing_the_password() {
         "Error: Cannot perform an interactive login from a non TTY device\n"
     );
 }
+
+/// Chapter 6's registry as the other side, with bearer tokens over
+/// htpasswd users (Docker Hub's scheme). Its binary is built beside berth
+/// by `cargo test --workspace` (or `cargo build -p ch06-registry`).
+#[test]
+fn push_and_pull_with_chapter_6s_registry_and_tokens() {
+    let test = "push_and_pull_with_chapter_6s_registry_and_tokens";
+    let Some(env) = env(test) else {
+        return;
+    };
+    let server = common::berth_bin().with_file_name("ch06-registry");
+    if !server.exists() {
+        berth_test_support::skip(
+            test,
+            &format!(
+                "{} is not built: cargo build -p ch06-registry",
+                server.display()
+            ),
+        );
+        return;
+    }
+    if !berth_test_support::registry::require_tool(test, "htpasswd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", "bob", "hunter2"])
+        .output()
+        .unwrap();
+    std::fs::write(&htpasswd, out.stdout).unwrap();
+    let mut child = Command::new(&server)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--token-realm",
+            "--htpasswd",
+        ])
+        .arg(&htpasswd)
+        .arg("--root")
+        .arg(dir.path().join("registry"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ch06-registry");
+    // Stopped (by its own handle) whatever the test does.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let child = Stop(child);
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("listening on http://")
+                .nth(1)
+                .map(|rest| rest.split(',').next().unwrap_or("").to_string())
+        })
+        .expect("ch06-registry says where it listens");
+    // Keep reading its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let config = tempfile::tempdir().unwrap();
+    let berth = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.env("DOCKER_CONFIG", config.path());
+        cmd
+    };
+    let ok = |args: &[&str]| {
+        let out = berth(args).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let name = format!("{addr}/bob/app:1");
+    ok(&["tag", IMAGE, &name]);
+    let out = berth(&["push", &name]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "anonymous push: {}",
+        text(&out.stderr)
+    );
+    let out = with_stdin(
+        berth(&["login", "-u", "bob", "--password-stdin", &addr]),
+        b"wrong\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!config.path().join("config.json").exists());
+    let out = with_stdin(
+        berth(&["login", "-u", "bob", "--password-stdin", &addr]),
+        b"hunter2\n",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "Login Succeeded\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let pushed = ok(&["push", &name]);
+    assert!(pushed.contains(": Pushed\n"), "{pushed}");
+    ok(&["rmi", &name]);
+    assert_eq!(ok(&["pull", &name]), format!("{name}\n"));
+    assert_eq!(
+        ok(&["run", "--rm", &name, "echo", "from ch06"]),
+        "from ch06\n"
+    );
+    drop(child);
+}
