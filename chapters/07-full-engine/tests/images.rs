@@ -231,6 +231,18 @@ fn image_prune_all_and_rmi_by_id_delete_unused_images() {
         return;
     };
     let id = env.ok(&["images", "-q"]).trim().to_string();
+    // By ID, an image a running container uses: not even with -f.
+    let running = env.run_d(&[IMAGE, "sleep", "60"]);
+    let run = env.berth(&["rmi", "-f", &id]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "Error: conflict: unable to delete {id} (cannot be forced) - image is being used by running container {}\n",
+            &running[..12]
+        )
+    );
+    env.ok(&["rm", "-f", &running]);
     env.ok(&["tag", IMAGE, "web:v1"]);
     // By ID, with names in two repositories: refused unless forced.
     let run = env.berth(&["rmi", &id]);
