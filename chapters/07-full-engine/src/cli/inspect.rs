@@ -34,10 +34,19 @@ pub fn to_json_4<T: serde::Serialize>(value: &T) -> String {
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 
+/// What a name turned out to be: its inspect document.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Found {
+    Container(Box<crate::engine::record::Container>),
+    Image(Box<super::images::ImageInspect>),
+}
+
 /// `inspect`.
 pub fn inspect(engine: &Engine, args: &InspectArgs) -> Outcome {
     if let Some(kind) = &args.kind
         && kind != "container"
+        && kind != "image"
     {
         return Err(Failure::new(
             format!("\"{kind}\" is not a valid value for --type"),
@@ -50,10 +59,25 @@ pub fn inspect(engine: &Engine, args: &InspectArgs) -> Outcome {
     };
     let mut found = Vec::new();
     let mut missing = Vec::new();
+    let want = |kind: &str| args.kind.as_deref().is_none_or(|k| k == kind);
     for name in &args.names {
-        match engine.container(name) {
-            Ok(c) => found.push(c.inspect()),
-            Err(_) => missing.push(name.clone()),
+        // A container first, then an image, as docker looks them up.
+        let container = want("container")
+            .then(|| engine.container(name).ok())
+            .flatten();
+        if let Some(c) = container {
+            found.push(Found::Container(Box::new(c.inspect())));
+            continue;
+        }
+        let image = match (want("image"), engine.image_store()) {
+            (true, Ok(store)) => super::images::find_image(store, name)
+                .ok()
+                .map(|(image, names)| super::images::inspect_document(store, &image, &names)),
+            _ => None,
+        };
+        match image {
+            Some(doc) => found.push(Found::Image(Box::new(doc))),
+            None => missing.push(name.clone()),
         }
     }
     let mut out = std::io::stdout().lock();

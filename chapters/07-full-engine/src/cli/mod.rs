@@ -18,16 +18,22 @@
 //! - [`attach`] — a terminal or pipes on a container's streams;
 //! - [`network`] — `network ...`, `port`;
 //! - [`system`] — `info`, `version`;
+//! - [`images`], [`registry`], [`archive`], [`commit`] — images: list,
+//!   inspect, tag, remove; pull, push, login; save, load, import; commit;
 //! - [`format`] — `--format` templates and docker's tables.
 
+pub mod archive;
 pub mod attach;
+pub mod commit;
 pub mod containers;
 pub mod exec;
 pub mod format;
+pub mod images;
 pub mod inspect;
 pub mod logs;
 pub mod network;
 pub mod ps;
+pub mod registry;
 pub mod run;
 pub mod system;
 pub mod top;
@@ -104,6 +110,33 @@ pub enum Command {
     Network(network::NetworkCommand),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(images::ImageCommand),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(images::TagArgs),
+    /// Remove one or more images
+    Rmi(images::RmiArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(archive::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(archive::LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(archive::ImportArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
 }
 
 /// `berth container ...`: the same commands, grouped as docker groups them.
@@ -128,6 +161,8 @@ pub enum ContainerCommand {
     Inspect(inspect::InspectArgs),
     Top(top::TopArgs),
     Rename(containers::RenameArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
     /// Remove all stopped containers
     Prune(containers::PruneArgs),
     /// Release a stopped container's resources (run by its monitor)
@@ -158,6 +193,7 @@ impl From<ContainerCommand> for Command {
             C::Inspect(a) => Command::Inspect(a),
             C::Top(a) => Command::Top(a),
             C::Rename(a) => Command::Rename(a),
+            C::Commit(a) => Command::Commit(a),
             C::Prune(_) | C::Cleanup { .. } => unreachable!("handled before"),
         }
     }
@@ -261,5 +297,18 @@ fn dispatch(engine: &Engine, command: Command) -> Outcome {
         Command::Network(command) => network::network(engine, command),
         Command::Port(args) => network::port(engine, &args),
         Command::Container(_) => unreachable!("unwrapped in main"),
+        Command::Images(args) => images::images(engine, &args),
+        Command::Image(command) => images::image_command(engine, command),
+        Command::History(args) => images::history(engine, &args),
+        Command::Tag(args) => images::tag(engine, &args),
+        Command::Rmi(args) => images::rmi(engine, &args),
+        Command::Pull(args) => registry::pull(engine, &args),
+        Command::Push(args) => registry::push(engine, &args),
+        Command::Login(args) => registry::login(engine, &args),
+        Command::Logout(args) => registry::logout(engine, &args),
+        Command::Save(args) => archive::save(engine, &args),
+        Command::Load(args) => archive::load(engine, &args),
+        Command::Import(args) => archive::import(engine, &args),
+        Command::Commit(args) => commit::commit(engine, &args),
     }
 }

@@ -24,6 +24,7 @@
 //! 10. [`remove`] — rm, prune, and the cleanup the monitor calls.
 //! 11. [`reconcile`] — after a crash or a reboot, the truth.
 //! 12. [`logs`], [`exec`], [`top`] — looking at running containers.
+//! 13. [`commit`] — a container's writable layer as a new image.
 //!
 //! The API, for the commands to come (images, volumes, commit, events):
 //! [`Engine::image_store`] is chapter 5's store at the state root;
@@ -32,6 +33,7 @@
 //! [`Engine::events_log`].
 
 pub mod bundle;
+pub mod commit;
 pub mod control;
 pub mod create;
 pub mod events;
