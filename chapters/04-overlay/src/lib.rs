@@ -4,13 +4,14 @@
 //! writable layer on top. This first part holds the overlay mount itself
 //! ([`overlay`]) and the layer tarball format: applying a layer to a
 //! directory safely ([`apply`]) and writing a directory of changes as a
-//! layer ([`commit`]). Layers are someone else's content, so two helpers
-//! keep it in its place: [`walk`] goes through trees of any depth with a
+//! layer ([`commit`]), each named by its [`digest`]. Layers are someone
+//! else's content, so two helpers keep it in its place: [`walk`] goes through trees of any depth with a
 //! fixed number of descriptors, and [`escape`] prints their names safely.
 
 pub mod apply;
 pub mod cli;
 pub mod commit;
+pub mod digest;
 pub mod escape;
 pub mod overlay;
 pub mod state;

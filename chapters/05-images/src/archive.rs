@@ -219,7 +219,14 @@ fn sha256(bytes: &[u8]) -> String {
     Digest::of_bytes(Algorithm::Sha256, bytes).to_string()
 }
 
-/// `blobs/sha256/<hex>`: where a layout keeps the blob `digest`.
+/// The digest of `bytes` by the algorithm of `expected` (sha256 if that is
+/// no digest), to compare with it.
+fn digest_like(expected: &str, bytes: &[u8]) -> String {
+    let algorithm = Digest::parse(expected).map_or(Algorithm::Sha256, |d| d.algorithm());
+    Digest::of_bytes(algorithm, bytes).to_string()
+}
+
+/// `blobs/<algorithm>/<hex>`: where a layout keeps the blob `digest`.
 fn blob_path(digest: &str) -> String {
     format!("blobs/{}", digest.replacen(':', "/", 1))
 }
@@ -781,7 +788,7 @@ fn read_layout_json(source: &Source, descriptor: &Descriptor, what: &str) -> Res
     let path = blob_path(&descriptor.digest);
     let found = source.find("index.json", &path, what)?;
     let bytes = source.read_json(&found)?;
-    let actual = sha256(&bytes);
+    let actual = digest_like(&descriptor.digest, &bytes);
     if actual != descriptor.digest {
         return Err(ArchiveError::Mismatch {
             path,
@@ -1423,7 +1430,11 @@ pub fn save_oci_layout(store: &Store, refs: &[Reference], dir: &Path) -> Result<
     fs::create_dir_all(&blob_dir).map_err(io(format!("create {}", blob_dir.display())))?;
     // 3. The blobs, each verified on the way out.
     for (digest, size) in &blobs {
-        export_blob(store, digest, *size, &temp.path().join(blob_path(digest)))?;
+        let dest = temp.path().join(blob_path(digest));
+        if let Some(dir) = dest.parent() {
+            fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        }
+        export_blob(store, digest, *size, &dest)?;
     }
     // 4. oci-layout and index.json, which make it a layout.
     let write = |name: &str, bytes: Vec<u8>| {

@@ -32,6 +32,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
+
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index (a list of manifests, one per platform).
@@ -161,21 +163,13 @@ pub enum OciError {
     NoMatchingPlatform { wanted: String, available: String },
 }
 
-/// Checks that `digest` is `sha256:` + 64 lowercase hex digits or `sha512:` +
-/// 128. `what` names its owner for the error message.
+/// Checks that `digest` is a valid digest ([`Digest::parse`]: `sha256:` + 64
+/// lowercase hex digits or `sha512:` + 128). `what` names its owner for the
+/// error message.
 pub fn check_digest(what: &str, digest: &str) -> Result<(), OciError> {
-    let hex_len = match digest.split_once(':') {
-        Some(("sha256", hex)) => Some((64, hex)),
-        Some(("sha512", hex)) => Some((128, hex)),
-        _ => None,
-    };
-    match hex_len {
-        Some((len, hex))
-            if hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(())
-        }
-        _ => Err(OciError::BadDigest {
+    match Digest::parse(digest) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(OciError::BadDigest {
             what: what.to_string(),
             digest: digest.to_string(),
         }),

@@ -3,7 +3,8 @@
 //! Everything lives under one root (the engine's `--root`):
 //!
 //! ```text
-//! ROOT/blobs/sha256/<hex>         content-addressed blobs (manifests, configs, layer tarballs)
+//! ROOT/blobs/sha256/<hex>         content-addressed blobs (manifests, configs, layer tarballs;
+//!                                 sha512 digests under blobs/sha512/)
 //! ROOT/blobs/tmp/                 blobs being written
 //! ROOT/layers/sha256/<hex>/       each layer unpacked once, keyed by its diff_id
 //! ROOT/layers/tmp/                layers being unpacked
@@ -51,7 +52,8 @@ use ch04_overlay::apply::{ApplyError, ApplyOptions, WhiteoutMode, apply_layer};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+
+use crate::digest::{Algorithm, Digest, Verifier};
 
 /// How old a temporary file or directory must be before
 /// [`Store::clean_temp`] treats it as left over by a crashed pull. A pull in
@@ -61,7 +63,9 @@ pub const TEMP_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("invalid digest {0:?}: expected \"sha256:\" followed by 64 lowercase hex digits")]
+    #[error(
+        "invalid digest {0:?}: expected \"sha256:\" followed by 64 lowercase hex digits, or \"sha512:\" followed by 128"
+    )]
     BadDigest(String),
 
     #[error(
@@ -147,20 +151,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     }
 }
 
-/// The hex part of a `sha256:<hex>` digest, or [`StoreError::BadDigest`].
-fn digest_hex(digest: &str) -> Result<&str> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex)
-            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(hex)
-        }
-        _ => Err(StoreError::BadDigest(digest.to_string())),
-    }
-}
-
-fn sha256_digest(hasher: Sha256) -> String {
-    format!("sha256:{:x}", hasher.finalize())
+/// `digest` parsed ([`Digest::parse`]), or [`StoreError::BadDigest`]: only
+/// a valid digest ever becomes a file name in the store.
+fn parse_digest(digest: &str) -> Result<Digest> {
+    Digest::parse(digest).map_err(|_| StoreError::BadDigest(digest.to_string()))
 }
 
 /// A name no other writer (thread or process) is using right now: the pid,
@@ -221,15 +215,13 @@ impl Drop for Temp {
 /// A reader that hashes and counts what passes through it.
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
-    bytes: u64,
+    hasher: Verifier,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
         Ok(n)
     }
 }
@@ -370,7 +362,12 @@ impl Store {
     }
 
     fn blob_dir(&self) -> PathBuf {
-        self.root.join("blobs/sha256")
+        self.blob_dir_for(Algorithm::Sha256)
+    }
+
+    /// `blobs/<algorithm>`: where blobs named by `algorithm` digests live.
+    fn blob_dir_for(&self, algorithm: Algorithm) -> PathBuf {
+        self.root.join("blobs").join(algorithm.name())
     }
 
     fn blob_tmp_dir(&self) -> PathBuf {
@@ -378,7 +375,12 @@ impl Store {
     }
 
     fn layer_dir(&self) -> PathBuf {
-        self.root.join("layers/sha256")
+        self.layer_dir_for(Algorithm::Sha256)
+    }
+
+    /// `layers/<algorithm>`: where layers with `algorithm` diff_ids live.
+    fn layer_dir_for(&self, algorithm: Algorithm) -> PathBuf {
+        self.root.join("layers").join(algorithm.name())
     }
 
     fn layer_tmp_dir(&self) -> PathBuf {
@@ -393,7 +395,10 @@ impl Store {
 
     /// Where the blob `digest` lives (whether or not it is there).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        Ok(self.blob_dir().join(digest_hex(digest)?))
+        Ok(self
+            .root
+            .join("blobs")
+            .join(parse_digest(digest)?.blob_path()))
     }
 
     /// Whether the blob `digest` is in the store.
@@ -450,7 +455,7 @@ impl Store {
     /// The digests of every blob in the store, sorted. Names that are not
     /// a digest's hex (nothing the store wrote) are left out.
     pub fn blob_digests(&self) -> Result<Vec<String>> {
-        list_digests(&self.blob_dir())
+        list_digests(|algorithm| self.blob_dir_for(algorithm))
     }
 
     // ANCHOR: put_blob
@@ -479,7 +484,7 @@ impl Store {
         }
 
         let (mut file, temp) = self.create_temp_file()?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Verifier::new(parse_digest(expected_digest)?.algorithm());
         let mut count: u64 = 0;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -515,7 +520,7 @@ impl Store {
                 more: false,
             });
         }
-        let actual = sha256_digest(hasher);
+        let actual = hasher.finish().0.to_string();
         if actual != expected_digest {
             return Err(StoreError::DigestMismatch {
                 expected: expected_digest.to_string(),
@@ -526,9 +531,11 @@ impl Store {
         file.sync_all()
             .map_err(|cause| self.write_error(&temp.path, cause))?;
         drop(file);
+        let dir = final_path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
         fs::rename(&temp.path, &final_path).map_err(io_err(&final_path))?;
         temp.keep();
-        sync_dir(&self.blob_dir())?;
+        sync_dir(dir)?;
         Ok(final_path)
     }
     // ANCHOR_END: put_blob
@@ -566,7 +573,10 @@ impl Store {
 
     /// Where the layer with `diff_id` is unpacked (whether or not it is).
     pub fn layer_path(&self, diff_id: &str) -> Result<PathBuf> {
-        Ok(self.layer_dir().join(digest_hex(diff_id)?))
+        Ok(self
+            .root
+            .join("layers")
+            .join(parse_digest(diff_id)?.blob_path()))
     }
 
     /// Whether the layer with `diff_id` is unpacked.
@@ -600,7 +610,8 @@ impl Store {
         diff_id: &str,
         compression: Compression,
     ) -> Result<PathBuf> {
-        digest_hex(blob_digest)?;
+        parse_digest(blob_digest)?;
+        let algorithm = parse_digest(diff_id)?.algorithm();
         let final_path = self.layer_path(diff_id)?;
         if self.has_layer(diff_id)? {
             return Ok(final_path);
@@ -619,8 +630,7 @@ impl Store {
         };
         let mut reader = HashingReader {
             inner,
-            hasher: Sha256::new(),
-            bytes: 0,
+            hasher: Verifier::new(algorithm),
         };
 
         let temp = self.create_temp_dir()?;
@@ -640,7 +650,7 @@ impl Store {
             digest: blob_digest.to_string(),
             cause,
         })?;
-        let actual = sha256_digest(reader.hasher);
+        let actual = reader.hasher.finish().0.to_string();
         if actual != diff_id {
             return Err(StoreError::DiffIdMismatch {
                 blob: blob_digest.to_string(),
@@ -655,6 +665,8 @@ impl Store {
             cause: errno.into(),
         })?;
         drop(dir);
+        let layers = self.layer_dir_for(algorithm);
+        fs::create_dir_all(&layers).map_err(io_err(&layers))?;
         match fs::rename(&temp.path, &final_path) {
             Ok(()) => temp.keep(),
             // Someone else finished the same layer first (a non-empty
@@ -667,14 +679,14 @@ impl Store {
                 });
             }
         }
-        sync_dir(&self.layer_dir())?;
+        sync_dir(&layers)?;
         Ok(final_path)
     }
     // ANCHOR_END: unpack_layer
 
     /// The diff_ids of every unpacked layer, sorted.
     pub fn layer_diff_ids(&self) -> Result<Vec<String>> {
-        list_digests(&self.layer_dir())
+        list_digests(|algorithm| self.layer_dir_for(algorithm))
     }
 
     /// Delete the unpacked layer `diff_id`; `Ok(false)` if it was not there.
@@ -692,7 +704,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(cause) => return Err(StoreError::Io { path, cause }),
         }
-        sync_dir(&self.layer_dir())?;
+        sync_dir(path.parent().unwrap_or(&self.root))?;
         remove_tree(&doomed).map_err(io_err(&doomed))?;
         Ok(true)
     }
@@ -825,7 +837,7 @@ impl Store {
     /// pointed to before, if any.
     pub fn set_name(&self, name: &str, digest: &str) -> Result<Option<String>> {
         check_name(name)?;
-        digest_hex(digest)?;
+        parse_digest(digest)?;
         self.update_index(|index| index.names.insert(name.to_string(), digest.to_string()))
     }
 
@@ -895,16 +907,27 @@ impl Store {
     }
 }
 
-/// `sha256:<name>` for every entry of `dir` named by 64 lowercase hex
-/// digits, sorted.
-fn list_digests(dir: &Path) -> Result<Vec<String>> {
+/// `<algorithm>:<name>` for every entry of `dir(algorithm)` whose name is
+/// a valid hex part, for each algorithm, sorted. A missing `sha512`
+/// directory (no such blob was ever stored) is an empty one.
+fn list_digests(dir: impl Fn(Algorithm) -> PathBuf) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        if let Some(name) = entry.file_name().to_str() {
-            let digest = format!("sha256:{name}");
-            if digest_hex(&digest).is_ok() {
-                out.push(digest);
+    for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+        let dir = dir(algorithm);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && algorithm != Algorithm::Sha256 => {
+                continue;
+            }
+            Err(cause) => return Err(StoreError::Io { path: dir, cause }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err(&dir))?;
+            if let Some(name) = entry.file_name().to_str() {
+                let digest = format!("{algorithm}:{name}");
+                if Digest::parse(&digest).is_ok() {
+                    out.push(digest);
+                }
             }
         }
     }
@@ -925,9 +948,7 @@ mod tests {
     use std::io::Cursor;
 
     fn digest_of(data: &[u8]) -> String {
-        let mut h = Sha256::new();
-        h.update(data);
-        sha256_digest(h)
+        Digest::of_bytes(Algorithm::Sha256, data).to_string()
     }
 
     fn store() -> (tempfile::TempDir, Store) {
