@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use ch04_overlay::escape::shown;
 
-use crate::digest::{Algorithm, Digest, Verifier};
+use crate::digest::{Algorithm, Digest, Hashing};
 use crate::gc::{self, GcError};
 use crate::image::{Image, ImageError, import_rootfs, load_image};
 use crate::oci::{
@@ -308,32 +308,11 @@ fn plain_tar<'a, R: Read + 'a>(reader: R, what: &str) -> Result<Box<dyn Read + '
     }
 }
 
-/// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    verifier: Verifier,
-}
-
-impl<R: Read> Hashing<R> {
-    fn new(inner: R) -> Hashing<R> {
-        Hashing {
-            inner,
-            verifier: Verifier::new(Algorithm::Sha256),
-        }
-    }
-    /// The digest and length of what was read.
-    fn finish(self) -> (String, u64) {
-        let (digest, len) = self.verifier.finish();
-        (digest.to_string(), len)
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.verifier.update(&buf[..n]);
-        Ok(n)
-    }
+/// A reader hashing what passes through it by the algorithm of `like`
+/// (a digest it is to be compared with; sha256 if that is none).
+fn hashing<R: Read>(inner: R, like: &str) -> Hashing<R> {
+    let algorithm = Digest::parse(like).map_or(Algorithm::Sha256, |d| d.algorithm());
+    Hashing::new(inner, algorithm)
 }
 
 // ----- reading an archive: its files, safely -----
@@ -1165,7 +1144,7 @@ fn load_docker_layer(
     let found = source.find("manifest.json", path, &what)?;
     let shown = found.path.display().to_string();
     let named = digest_in_path(&found.path);
-    let mut raw = Hashing::new(source.open(&found)?);
+    let mut raw = hashing(source.open(&found)?, diff_id);
     let (packing, head) = sniff(&mut raw).map_err(io(format!("read {shown}")))?;
     let compression = match packing {
         Packing::Plain(c) => c,
@@ -1201,12 +1180,12 @@ fn load_docker_layer(
         }
         (oci::OCI_LAYER_TAR, diff_id.to_string())
     } else {
-        let mut plain = Hashing::new(decompress(compression, head, &shown)?);
+        let mut plain = hashing(decompress(compression, head, &shown)?, diff_id);
         io::copy(&mut plain, &mut io::sink()).map_err(io(format!("decompress {shown}")))?;
-        let (actual_diff_id, _) = plain.finish();
+        let actual_diff_id = plain.finish().0.to_string();
         // What the decompressor left (a trailer, padding) is part of the blob.
         io::copy(&mut raw, &mut io::sink()).map_err(io(format!("read {shown}")))?;
-        let (digest, _) = raw.finish();
+        let digest = raw.finish().0.to_string();
         if actual_diff_id != diff_id {
             return Err(ArchiveError::DiffId {
                 path: shown,
@@ -1370,6 +1349,7 @@ fn layout_file() -> OciLayout {
 /// could have been damaged since the blob was verified going in.
 fn check_blob(digest: &str, size: u64, read: Hashing<impl Read>) -> Result<()> {
     let (actual, len) = read.finish();
+    let actual = actual.to_string();
     if actual != digest || len != size {
         return Err(ArchiveError::Damaged {
             digest: digest.to_string(),
@@ -1386,11 +1366,11 @@ fn check_blob(digest: &str, size: u64, read: Hashing<impl Read>) -> Result<()> {
 fn export_blob(store: &Store, digest: &str, size: u64, dest: &Path) -> Result<()> {
     let src = store.blob_path(digest)?;
     if fs::hard_link(&src, dest).is_ok() {
-        let mut read = Hashing::new(store.open_blob(digest)?);
+        let mut read = hashing(store.open_blob(digest)?, digest);
         io::copy(&mut read, &mut io::sink()).map_err(io(format!("read blob {digest}")))?;
         return check_blob(digest, size, read);
     }
-    let mut read = Hashing::new(store.open_blob(digest)?);
+    let mut read = hashing(store.open_blob(digest)?, digest);
     let mut out = File::create(dest).map_err(io(format!("create {}", dest.display())))?;
     io::copy(&mut read, &mut out).map_err(io(format!("copy blob {digest}")))?;
     check_blob(digest, size, read)
@@ -1529,7 +1509,7 @@ pub fn save_docker_archive<W: Write>(store: &Store, refs: &[Reference], out: W) 
             .map_err(fail)?;
     }
     for (digest, size) in &blobs {
-        let mut read = Hashing::new(store.open_blob(digest)?.take(*size));
+        let mut read = hashing(store.open_blob(digest)?.take(*size), digest);
         tar.append_data(&mut tar_header(*size, false), blob_path(digest), &mut read)
             .map_err(fail)?;
         check_blob(digest, *size, read)?;

@@ -53,7 +53,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Algorithm, Digest, Verifier};
+use crate::digest::{Algorithm, Digest, Hashing};
 
 /// How old a temporary file or directory must be before
 /// [`Store::clean_temp`] treats it as left over by a crashed pull. A pull in
@@ -209,20 +209,6 @@ impl Drop for Temp {
         if self.armed {
             let _ = remove_tree(&self.path);
         }
-    }
-}
-
-/// A reader that hashes and counts what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Verifier,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
     }
 }
 
@@ -483,8 +469,8 @@ impl Store {
             return Ok(final_path);
         }
 
-        let (mut file, temp) = self.create_temp_file()?;
-        let mut hasher = Verifier::new(parse_digest(expected_digest)?.algorithm());
+        let (file, temp) = self.create_temp_file()?;
+        let mut file = Hashing::new(file, parse_digest(expected_digest)?.algorithm());
         let mut count: u64 = 0;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -508,7 +494,6 @@ impl Store {
                     more: true,
                 });
             }
-            hasher.update(&buf[..n]);
             file.write_all(&buf[..n])
                 .map_err(|cause| self.write_error(&temp.path, cause))?;
         }
@@ -520,7 +505,8 @@ impl Store {
                 more: false,
             });
         }
-        let actual = hasher.finish().0.to_string();
+        let (actual, _, file) = file.into_parts();
+        let actual = actual.to_string();
         if actual != expected_digest {
             return Err(StoreError::DigestMismatch {
                 expected: expected_digest.to_string(),
@@ -628,10 +614,7 @@ impl Store {
                 },
             )?),
         };
-        let mut reader = HashingReader {
-            inner,
-            hasher: Verifier::new(algorithm),
-        };
+        let mut reader = Hashing::new(inner, algorithm);
 
         let temp = self.create_temp_dir()?;
         let opts = ApplyOptions::for_current_user(WhiteoutMode::Overlay);
@@ -650,7 +633,7 @@ impl Store {
             digest: blob_digest.to_string(),
             cause,
         })?;
-        let actual = reader.hasher.finish().0.to_string();
+        let actual = reader.finish().0.to_string();
         if actual != diff_id {
             return Err(StoreError::DiffIdMismatch {
                 blob: blob_digest.to_string(),
