@@ -33,10 +33,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::Response;
 use ch05_images::digest::{Algorithm, Digest};
-use ch05_images::oci::{
-    self, DOCKER_LAYER_FOREIGN, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1,
-    DOCKER_SCHEMA1_SIGNED, Descriptor, ImageIndex, ImageManifest, OCI_INDEX, OCI_MANIFEST,
-};
+use ch05_images::oci::{self, DOCKER_MANIFEST_LIST, Descriptor, Manifest, OCI_INDEX};
 
 use crate::body::{BodyError, read_small_body};
 use crate::errors::{ApiError, ErrorCode, ErrorEntry, digest_invalid, name_unknown};
@@ -70,104 +67,45 @@ fn manifest_unknown(name: &str, reference: &str) -> ApiError {
     )
 }
 
-fn is_manifest_type(media_type: &str) -> bool {
-    matches!(
-        media_type,
-        OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_MANIFEST_LIST
-    )
-}
-
-/// Layers whose content is, by design, not in the registry.
-fn is_foreign(media_type: &str) -> bool {
-    media_type == DOCKER_LAYER_FOREIGN
-        || media_type.starts_with(oci::OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
-}
-
 /// The descriptor's digest, or why the manifest is invalid.
 fn descriptor_digest(what: &str, descriptor: &Descriptor) -> Result<Digest, ApiError> {
     Digest::parse(&descriptor.digest).map_err(|e| invalid(format!("{what}: {e}")))
 }
 
 // ANCHOR: check_manifest
-/// Checks `bytes`, sent with `content_type`, as a manifest (steps 3 of the
-/// module's list; existence is checked by the caller).
+/// Checks `bytes`, sent with `content_type`, as a manifest (step 3 of the
+/// module's list; existence is checked by the caller): chapter 5's
+/// [`oci::check_manifest`], which a client pulling it applies too, then
+/// what a registry adds.
 pub fn check_manifest(content_type: &str, bytes: &[u8]) -> Result<Checked, ApiError> {
-    // Parameters (`; charset=utf-8`) are ignored, as the spec says.
-    let declared = content_type.split(';').next().unwrap_or("").trim();
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(invalid("the body is JSON but not an object"));
+    let checked = oci::check_manifest(content_type, bytes).map_err(|e| invalid(e.to_string()))?;
+    // Policy: the registry stores the media type it answers GET with, so
+    // the client must say it, and exactly as the document does.
+    let Some(media_type) = checked.media_type else {
+        return Err(invalid(
+            "cannot tell what this manifest is: send Content-Type with its media type \
+             (application/vnd.oci.image.manifest.v1+json, ...index.v1+json, or Docker's)",
+        ));
+    };
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    if let Some(c) = value.get("mediaType").and_then(serde_json::Value::as_str)
+        && c != media_type
+    {
+        return Err(invalid(format!(
+            "Content-Type is {media_type} but the manifest's mediaType is {c}: they must agree"
+        )));
     }
-    let content = value.get("mediaType").and_then(serde_json::Value::as_str);
-    for t in [Some(declared), content].into_iter().flatten() {
-        if t == DOCKER_SCHEMA1 || t == DOCKER_SCHEMA1_SIGNED {
-            return Err(invalid(
-                "Docker schema 1 manifests are deprecated and not accepted: push a schema 2 or OCI manifest",
-            ));
-        }
-    }
-    let media_type = match (declared, content) {
-        (d, Some(c)) if is_manifest_type(d) && d != c => {
-            return Err(invalid(format!(
-                "Content-Type is {d} but the manifest's mediaType is {c}: they must agree"
-            )));
-        }
-        (d, _) if is_manifest_type(d) => d.to_string(),
-        ("" | "application/json" | "application/octet-stream", Some(c)) if is_manifest_type(c) => {
-            c.to_string()
-        }
-        ("" | "application/json" | "application/octet-stream", _) => {
-            return Err(invalid(
-                "cannot tell what this manifest is: send Content-Type with its media type \
-                 (application/vnd.oci.image.manifest.v1+json, ...index.v1+json, or Docker's)",
-            ));
-        }
-        (d, _) => {
-            return Err(invalid(format!(
-                "media type {d:?} is not a manifest type: expected an OCI image manifest or \
-                 index, or a Docker schema 2 manifest or manifest list"
-            )));
+    // What must be here: blobs (but foreign layers, which live elsewhere by
+    // definition) or an index's manifests; and the subject, which need not.
+    let (blobs, manifests, subject) = match checked.manifest {
+        Manifest::Index(index) => (Vec::new(), index.manifests, index.subject),
+        Manifest::Image(manifest) => {
+            let layers = manifest.layers.into_iter();
+            let mut blobs = vec![manifest.config];
+            blobs.extend(layers.filter(|l| !oci::is_foreign_layer(&l.media_type)));
+            (blobs, Vec::new(), manifest.subject)
         }
     };
-    if value.get("manifests").is_some() && value.get("layers").is_some() {
-        return Err(invalid(
-            "the document has both \"manifests\" and \"layers\": refusing an ambiguous manifest (CVE-2021-41190)",
-        ));
-    }
-    match value
-        .get("schemaVersion")
-        .and_then(serde_json::Value::as_i64)
-    {
-        Some(2) => {}
-        other => {
-            return Err(invalid(format!(
-                "schemaVersion is {other:?}: only 2 is accepted"
-            )));
-        }
-    }
-
-    let (blobs, manifests, subject) =
-        if matches!(media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST) {
-            let index: ImageIndex = serde_json::from_value(value)
-                .map_err(|e| invalid(format!("not a valid image index: {e}")))?;
-            for (i, entry) in index.manifests.iter().enumerate() {
-                descriptor_digest(&format!("manifests[{i}]"), entry)?;
-            }
-            (Vec::new(), index.manifests, index.subject)
-        } else {
-            let manifest: ImageManifest = serde_json::from_value(value)
-                .map_err(|e| invalid(format!("not a valid image manifest: {e}")))?;
-            descriptor_digest("config", &manifest.config)?;
-            let mut blobs = vec![manifest.config];
-            for (i, layer) in manifest.layers.into_iter().enumerate() {
-                descriptor_digest(&format!("layers[{i}]"), &layer)?;
-                if !is_foreign(&layer.media_type) {
-                    blobs.push(layer);
-                }
-            }
-            (blobs, Vec::new(), manifest.subject)
-        };
     let subject = match &subject {
         Some(s) => Some(descriptor_digest("subject", s)?),
         None => None,
@@ -514,6 +452,7 @@ pub fn referrer_descriptor(media_type: &str, digest: &Digest, bytes: &[u8]) -> s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ch05_images::oci::{DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST};
 
     const CONFIG: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
