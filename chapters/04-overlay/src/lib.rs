@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commit;
 pub mod digest;
 pub mod escape;
+pub mod files;
 pub mod overlay;
 pub mod state;
 pub mod vfs;

@@ -92,16 +92,9 @@ pub enum DocumentError {
 /// The one way this chapter reads a JSON document of an image, from a
 /// registry, an archive or the store.
 pub fn read_document(reader: impl std::io::Read) -> Result<Vec<u8>, DocumentError> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    reader
-        .take(MAX_MANIFEST_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(DocumentError::Read)?;
-    if bytes.len() > MAX_MANIFEST_BYTES {
-        return Err(DocumentError::TooLarge);
-    }
-    Ok(bytes)
+    ch04_overlay::files::read_bounded(reader, MAX_MANIFEST_BYTES)
+        .map_err(DocumentError::Read)?
+        .ok_or(DocumentError::TooLarge)
 }
 // ANCHOR_END: read_document
 

@@ -45,10 +45,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use ch04_overlay::apply::{ApplyError, ApplyOptions, WhiteoutMode, apply_layer};
+use ch04_overlay::files::{self, TempPath};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -157,24 +157,9 @@ fn parse_digest(digest: &str) -> Result<Digest> {
     Digest::parse(digest).map_err(|_| StoreError::BadDigest(digest.to_string()))
 }
 
-/// A name no other writer (thread or process) is using right now: the pid,
-/// a per-process counter and the clock. Creation still uses O_EXCL/mkdir, so
-/// a collision is an error to retry, never a shared file.
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{}-{n}-{nanos:08x}", std::process::id())
-}
-
 /// fsync a directory, so that a rename in it survives a crash.
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    files::sync_dir(dir).map_err(io_err(dir))
 }
 
 /// Remove a file or a whole tree, however deep, making read-only
@@ -189,27 +174,6 @@ fn remove_tree(path: &Path) -> io::Result<()> {
         };
         io::Error::new(kind, e.to_string())
     })
-}
-
-/// A temporary file or directory, removed when dropped unless
-/// [`Temp::keep`] was called (after it was renamed into place).
-struct Temp {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Temp {
-    fn keep(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = remove_tree(&self.path);
-        }
-    }
 }
 
 /// `index.json`: image names and the manifests they point to.
@@ -495,7 +459,7 @@ impl Store {
                 });
             }
             file.write_all(&buf[..n])
-                .map_err(|cause| self.write_error(&temp.path, cause))?;
+                .map_err(|cause| self.write_error(temp.path(), cause))?;
         }
         if let Some(expected) = expected_size.filter(|&e| count != e) {
             return Err(StoreError::SizeMismatch {
@@ -515,44 +479,25 @@ impl Store {
         }
 
         file.sync_all()
-            .map_err(|cause| self.write_error(&temp.path, cause))?;
+            .map_err(|cause| self.write_error(temp.path(), cause))?;
         drop(file);
         let dir = final_path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        fs::rename(&temp.path, &final_path).map_err(io_err(&final_path))?;
+        fs::rename(temp.path(), &final_path).map_err(io_err(&final_path))?;
         temp.keep();
         sync_dir(dir)?;
         Ok(final_path)
     }
     // ANCHOR_END: put_blob
 
-    fn create_temp_file(&self) -> Result<(File, Temp)> {
+    fn create_temp_file(&self) -> Result<(File, TempPath)> {
         let dir = self.blob_tmp_dir();
-        loop {
-            let path = dir.join(unique_name());
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&path)
-            {
-                Ok(file) => return Ok((file, Temp { path, armed: true })),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(cause) => return Err(StoreError::Io { path, cause }),
-            }
-        }
+        files::create_temp_file(&dir, 0o644).map_err(io_err(&dir))
     }
 
-    fn create_temp_dir(&self) -> Result<Temp> {
+    fn create_temp_dir(&self) -> Result<TempPath> {
         let dir = self.layer_tmp_dir();
-        loop {
-            let path = dir.join(unique_name());
-            match fs::create_dir(&path) {
-                Ok(()) => return Ok(Temp { path, armed: true }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(cause) => return Err(StoreError::Io { path, cause }),
-            }
-        }
+        files::create_temp_dir(&dir).map_err(io_err(&dir))
     }
 
     // ----- layers -----
@@ -618,8 +563,8 @@ impl Store {
 
         let temp = self.create_temp_dir()?;
         let opts = ApplyOptions::for_current_user(WhiteoutMode::Overlay);
-        apply_layer(&mut reader, &temp.path, &opts).map_err(|cause| match cause {
-            ApplyError::Write { path, cause } => self.write_error(&temp.path.join(path), cause),
+        apply_layer(&mut reader, temp.path(), &opts).map_err(|cause| match cause {
+            ApplyError::Write { path, cause } => self.write_error(&temp.path().join(path), cause),
             cause => StoreError::Apply {
                 blob: blob_digest.to_string(),
                 path: final_path.clone(),
@@ -642,15 +587,15 @@ impl Store {
             });
         }
 
-        let dir = File::open(&temp.path).map_err(io_err(&temp.path))?;
+        let dir = File::open(temp.path()).map_err(io_err(temp.path()))?;
         nix::unistd::syncfs(&dir).map_err(|errno| StoreError::Io {
-            path: temp.path.clone(),
+            path: temp.path().to_path_buf(),
             cause: errno.into(),
         })?;
         drop(dir);
         let layers = self.layer_dir_for(algorithm);
         fs::create_dir_all(&layers).map_err(io_err(&layers))?;
-        match fs::rename(&temp.path, &final_path) {
+        match fs::rename(temp.path(), &final_path) {
             Ok(()) => temp.keep(),
             // Someone else finished the same layer first (a non-empty
             // directory cannot be renamed over): ours is dropped, theirs used.
@@ -681,7 +626,7 @@ impl Store {
     /// the whole layer.
     pub fn delete_layer(&self, diff_id: &str) -> Result<bool> {
         let path = self.layer_path(diff_id)?;
-        let doomed = self.layer_tmp_dir().join(unique_name());
+        let doomed = self.layer_tmp_dir().join(files::unique_name());
         match fs::rename(&path, &doomed) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -862,30 +807,13 @@ impl Store {
         let result = change(&mut index);
 
         let path = self.index_path();
-        let tmp_path = self.root.join("index.json.tmp");
         let mut json = serde_json::to_string_pretty(&index).map_err(|cause| StoreError::Index {
             path: path.clone(),
             cause,
         })?;
         json.push('\n');
-        let tmp = Temp {
-            path: tmp_path,
-            armed: true,
-        };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp.path)
-            .map_err(io_err(&tmp.path))?;
-        file.write_all(json.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io_err(&tmp.path))?;
-        drop(file);
-        fs::rename(&tmp.path, &path).map_err(io_err(&path))?;
-        tmp.keep();
-        sync_dir(&self.root)?;
+        files::write_atomic(&path, json.as_bytes(), 0o600)
+            .map_err(|(path, cause)| StoreError::Io { path, cause })?;
         Ok(result)
     }
 }
@@ -929,6 +857,7 @@ fn check_name(name: &str) -> Result<()> {
 mod tests {
     use super::*;
     use std::io::Cursor;
+    use std::sync::atomic::Ordering;
 
     fn digest_of(data: &[u8]) -> String {
         Digest::of_bytes(Algorithm::Sha256, data).to_string()

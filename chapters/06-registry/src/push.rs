@@ -34,13 +34,13 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ch05_images::digest::{Algorithm, Digest};
 use ch05_images::oci;
 use ch05_images::registry::{Access, Call, Payload, Registry, RegistryError, header};
 use ch05_images::store::{Store, StoreError};
+use ch05_images::workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -426,50 +426,11 @@ fn push_layers(
     options: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<BlobOutcome>> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let outcomes = Mutex::new(vec![None; layers.len()]);
-    let first_error = Mutex::new(None);
-    let worker = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::SeqCst);
-            if i >= layers.len() || failed.load(Ordering::SeqCst) {
-                return;
-            }
-            let (digest, size) = &layers[i];
-            match push_blob(store, dest, digest, *size, options, progress, &failed) {
-                Ok(outcome) => lock(&outcomes)[i] = Some(outcome),
-                Err(e) => {
-                    // The error first, then the flag: a worker stopped by
-                    // the flag must not report its stop as the cause.
-                    lock(&first_error).get_or_insert(e);
-                    failed.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
-        }
-    };
-    let jobs = options.jobs.clamp(1, layers.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(worker);
-        }
-    });
-    if let Some(e) = lock(&first_error).take() {
-        return Err(e);
-    }
-    let outcomes = lock(&outcomes).clone();
-    Ok(outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or(BlobOutcome::Pushed))
-        .collect())
+    workers::run_all(layers, options.jobs, |_, (digest, size), failed| {
+        push_blob(store, dest, digest, *size, options, progress, failed)
+    })
 }
 // ANCHOR_END: push_layers
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A worker that panicked left valid data behind.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 // ANCHOR: push
 /// Pushes the manifest `digest` from `store`, and everything it names, to
