@@ -8,11 +8,13 @@
 //! a directory and unpacked again ([`image`]).
 
 pub mod archive;
+pub mod cli;
 /// Digests are chapter 4's: a layer is named by one the moment it is written.
 pub use ch04_overlay::digest;
 pub mod gc;
 pub mod image;
 pub mod oci;
+pub mod process;
 pub mod pull;
 pub mod reference;
 pub mod registry;
