@@ -248,67 +248,12 @@ pub async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let reference = match Reference::parse(reference) {
-        Ok(r) => r,
-        Err(ReferenceError::Digest(why)) => return Err(digest_invalid(reference, why)),
-        Err(ReferenceError::Tag(why)) => return Err(invalid(why)),
-    };
-    // Extra tags (`?tag=a&tag=b`) for a push by digest (end-7b).
-    let extra_tags: Vec<&str> = query.get_all("tag").collect();
-    if let Some(bad) = extra_tags.iter().find(|t| !is_tag(t)) {
-        return Err(invalid(format!("tag {bad:?} is not valid")));
-    }
-    if !extra_tags.is_empty() && matches!(reference, Reference::Tag(_)) {
-        return Err(invalid(
-            "tag query parameters are only accepted on a push by digest",
-        ));
-    }
-
+    let (reference, extra_tags) = parse_put_reference(reference, query)?;
     // 1. Size: refuse before reading when Content-Length already says too
     //    much, and stop reading past the limit otherwise.
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ManifestInvalid,
-            format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes, the limit here"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
-        return Err(too_large());
-    }
-    let bytes = match read_small_body(body, MAX_MANIFEST_BYTES).await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Err(too_large()),
-        Err(BodyError::Client(detail)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::SizeInvalid,
-                detail,
-            ));
-        }
-        Err(BodyError::Disk(e)) => return Err(ApiError::internal(e)),
-    };
-
+    let bytes = read_manifest_body(headers, body).await?;
     // 2. The digest: over the bytes exactly as sent.
-    let algorithm = match &reference {
-        Reference::Digest(d) => d.algorithm(),
-        Reference::Tag(_) => Algorithm::Sha256,
-    };
-    let digest = Digest::of_bytes(algorithm, &bytes);
-    if let Reference::Digest(expected) = &reference
-        && *expected != digest
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::DigestInvalid,
-            format!("the manifest hashes to {digest}, not {expected}: nothing was stored"),
-        ));
-    }
-
+    let digest = check_digest(&reference, &bytes)?;
     // 3. What it is; 4. everything it names is here.
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -316,34 +261,13 @@ pub async fn put(
         .unwrap_or("");
     let checked = check_manifest(content_type, &bytes)?;
     check_references(storage, name, &checked).await?;
-
     // 5. Store: the bytes, the repository's link, the referrer link, and the
     //    tags last.
-    let io = |e: std::io::Error| ApiError::internal(format!("store manifest {digest}: {e}"));
-    if storage.blob_size(&digest).await.map_err(io)?.is_none() {
-        storage
-            .write_atomic(&storage.blob_path(&digest), &bytes)
-            .await
-            .map_err(io)?;
-    }
-    storage
-        .link_manifest(name, &digest, &checked.media_type)
-        .await
-        .map_err(io)?;
-    if let Some(subject) = &checked.subject {
-        storage
-            .link_referrer(name, subject, &digest)
-            .await
-            .map_err(io)?;
-    }
     let mut tags: Vec<&str> = extra_tags;
     if let Reference::Tag(tag) = &reference {
         tags.push(tag);
     }
-    for tag in &tags {
-        storage.set_tag(name, tag, &digest).await.map_err(io)?;
-    }
-
+    store_manifest(storage, name, &digest, &bytes, &checked, &tags).await?;
     let mut out = vec![
         (header::LOCATION, format!("/v2/{name}/manifests/{digest}")),
         (
@@ -363,6 +287,110 @@ pub async fn put(
     Ok(empty_response(StatusCode::CREATED, out))
 }
 // ANCHOR_END: put_manifest
+
+/// The `<reference>` of a `PUT`, and the extra tags (`?tag=a&tag=b`) a push
+/// by digest may carry (end-7b).
+fn parse_put_reference<'q>(
+    reference: &str,
+    query: &'q Query,
+) -> Result<(Reference, Vec<&'q str>), ApiError> {
+    let reference = match Reference::parse(reference) {
+        Ok(r) => r,
+        Err(ReferenceError::Digest(why)) => return Err(digest_invalid(reference, why)),
+        Err(ReferenceError::Tag(why)) => return Err(invalid(why)),
+    };
+    let extra_tags: Vec<&str> = query.get_all("tag").collect();
+    if let Some(bad) = extra_tags.iter().find(|t| !is_tag(t)) {
+        return Err(invalid(format!("tag {bad:?} is not valid")));
+    }
+    if !extra_tags.is_empty() && matches!(reference, Reference::Tag(_)) {
+        return Err(invalid(
+            "tag query parameters are only accepted on a push by digest",
+        ));
+    }
+    Ok((reference, extra_tags))
+}
+
+/// Step 1 of [`put`]: the body, at most [`MAX_MANIFEST_BYTES`].
+async fn read_manifest_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ManifestInvalid,
+            format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes, the limit here"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    match read_small_body(body, MAX_MANIFEST_BYTES).await {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(too_large()),
+        Err(BodyError::Client(detail)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::SizeInvalid,
+            detail,
+        )),
+        Err(BodyError::Disk(e)) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Step 2 of [`put`]: the manifest's digest, which must be the one it was
+/// pushed by, if it was (by tag: sha256, as every registry names it).
+fn check_digest(reference: &Reference, bytes: &[u8]) -> Result<Digest, ApiError> {
+    let algorithm = match reference {
+        Reference::Digest(d) => d.algorithm(),
+        Reference::Tag(_) => Algorithm::Sha256,
+    };
+    let digest = Digest::of_bytes(algorithm, bytes);
+    if let Reference::Digest(expected) = reference
+        && *expected != digest
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::DigestInvalid,
+            format!("the manifest hashes to {digest}, not {expected}: nothing was stored"),
+        ));
+    }
+    Ok(digest)
+}
+
+/// Step 5 of [`put`]: the bytes (once), the repository's link with the
+/// media type, the referrer link, and `tags` last.
+async fn store_manifest(
+    storage: &Storage,
+    name: &str,
+    digest: &Digest,
+    bytes: &[u8],
+    checked: &Checked,
+    tags: &[&str],
+) -> Result<(), ApiError> {
+    let io = |e: std::io::Error| ApiError::internal(format!("store manifest {digest}: {e}"));
+    if storage.blob_size(digest).await.map_err(io)?.is_none() {
+        storage
+            .write_atomic(&storage.blob_path(digest), bytes)
+            .await
+            .map_err(io)?;
+    }
+    storage
+        .link_manifest(name, digest, &checked.media_type)
+        .await
+        .map_err(io)?;
+    if let Some(subject) = &checked.subject {
+        storage
+            .link_referrer(name, subject, digest)
+            .await
+            .map_err(io)?;
+    }
+    for tag in tags {
+        storage.set_tag(name, tag, digest).await.map_err(io)?;
+    }
+    Ok(())
+}
 
 /// `DELETE /v2/<name>/manifests/<reference>`: a tag (the manifest stays), or
 /// a manifest with every tag pointing to it and its referrer entry.

@@ -444,60 +444,95 @@ pub fn push(
     progress: &dyn Progress,
 ) -> Result<Pushed> {
     // 1. The manifest, as stored: its bytes are what its digest names.
+    let (bytes, value) = read_manifest_json(store, digest)?;
+    let mut blobs = Vec::new();
+    // An index: each platform's manifest first, by digest.
+    for (child, _, _) in descriptors(&value, "manifests") {
+        let pushed = push(store, &child, dest, None, options, progress)?;
+        blobs.extend(pushed.blobs);
+    }
+    // 2-4. The config, then the layers, several at a time.
+    push_config_and_layers(store, dest, &value, options, progress, &mut blobs)?;
+    // 5. The manifest, last.
+    let media_type = media_type_of(&value);
+    put_manifest(
+        dest,
+        digest,
+        tag.unwrap_or(digest),
+        media_type,
+        &bytes,
+        options,
+    )?;
+    Ok(Pushed {
+        digest: digest.to_string(),
+        size: bytes.len(),
+        blobs,
+    })
+}
+// ANCHOR_END: push
+
+/// The stored manifest `digest`: its bytes and their JSON.
+fn read_manifest_json(store: &Store, digest: &str) -> Result<(Vec<u8>, serde_json::Value)> {
     let bytes = read_manifest(store, digest)?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|cause| PushError::Manifest {
-            digest: digest.to_string(),
-            cause,
-        })?;
-    let media_type = value["mediaType"]
+    let value = serde_json::from_slice(&bytes).map_err(|cause| PushError::Manifest {
+        digest: digest.to_string(),
+        cause,
+    })?;
+    Ok((bytes, value))
+}
+
+/// The manifest's media type: its `mediaType`, else what its fields say.
+fn media_type_of(value: &serde_json::Value) -> &str {
+    value["mediaType"]
         .as_str()
         .unwrap_or(if value.get("manifests").is_some() {
             oci::OCI_INDEX
         } else {
             oci::OCI_MANIFEST
-        });
-    let descriptors = |key: &str| -> Vec<(String, u64, String)> {
-        let list: Vec<&serde_json::Value> = match &value[key] {
-            serde_json::Value::Array(items) => items.iter().collect(),
-            serde_json::Value::Object(_) => vec![&value[key]],
-            _ => Vec::new(),
-        };
-        list.into_iter()
-            .filter_map(|d| {
-                Some((
-                    d["digest"].as_str()?.to_string(),
-                    d["size"].as_u64()?,
-                    d["mediaType"].as_str().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect()
-    };
-    let mut blobs = Vec::new();
+        })
+}
 
-    // An index: each platform's manifest first, by digest.
-    for (child, _, _) in descriptors("manifests") {
-        let pushed = push(store, &child, dest, None, options, progress)?;
-        blobs.extend(pushed.blobs);
-    }
-    // 2-4. The config, then the layers, several at a time; each blob
-    //      once (an image may list a layer twice), and not foreign layers,
-    //      which live elsewhere by design.
-    let distributable = |(_, _, media_type): &(String, u64, String)| {
-        media_type != oci::DOCKER_LAYER_FOREIGN
-            && !media_type.starts_with(oci::OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
+/// The descriptors under `key` (a list, or one object): digest, size and
+/// media type each.
+fn descriptors(value: &serde_json::Value, key: &str) -> Vec<(String, u64, String)> {
+    let list: Vec<&serde_json::Value> = match &value[key] {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        serde_json::Value::Object(_) => vec![&value[key]],
+        _ => Vec::new(),
     };
+    list.into_iter()
+        .filter_map(|d| {
+            Some((
+                d["digest"].as_str()?.to_string(),
+                d["size"].as_u64()?,
+                d["mediaType"].as_str().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Steps 2-4 of [`push`]: the config, then the layers, several at a time;
+/// each blob once (an image may list a layer twice), and not foreign
+/// layers, which live elsewhere by design. Each outcome is added to `blobs`.
+fn push_config_and_layers(
+    store: &Store,
+    dest: &Destination,
+    value: &serde_json::Value,
+    options: &PushOptions,
+    progress: &dyn Progress,
+    blobs: &mut Vec<(String, BlobOutcome)>,
+) -> Result<()> {
     let never = AtomicBool::new(false);
-    for (config, size, _) in descriptors("config") {
+    for (config, size, _) in descriptors(value, "config") {
         let outcome = push_blob(store, dest, &config, size, options, progress, &never)?;
         progress.done(&config, &outcome);
         blobs.push((config, outcome));
     }
     let mut layers: Vec<(String, u64)> = Vec::new();
-    for (layer, size, _) in descriptors("layers").into_iter().filter(distributable) {
+    for (layer, size, media_type) in descriptors(value, "layers") {
         let seen =
             blobs.iter().any(|(d, _)| *d == layer) || layers.iter().any(|(d, _)| *d == layer);
-        if !seen {
+        if !seen && !oci::is_foreign_layer(&media_type) {
             layers.push((layer, size));
         }
     }
@@ -506,10 +541,20 @@ pub fn push(
         progress.done(&layer, &outcome);
         blobs.push((layer, outcome));
     }
+    Ok(())
+}
 
-    // 5. The manifest, last.
-    let reference = tag.unwrap_or(digest);
-    let body = bytes.as_slice();
+/// Step 5 of [`push`]: `PUT` the manifest `bytes` under `reference`, and
+/// check that the registry names it `digest`.
+fn put_manifest(
+    dest: &Destination,
+    digest: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+    options: &PushOptions,
+) -> Result<()> {
+    let body = bytes;
     let put = Call {
         body: Some(&body),
         ..dest
@@ -526,7 +571,7 @@ pub fn push(
         .map(|d| d.algorithm())
         .unwrap_or(Algorithm::Sha256);
     let stored = header(&put, "docker-content-digest")
-        .unwrap_or_else(|| Digest::of_bytes(ours, &bytes).to_string());
+        .unwrap_or_else(|| Digest::of_bytes(ours, bytes).to_string());
     if stored != digest {
         return Err(PushError::Digest {
             what: format!("manifest {digest}"),
@@ -534,13 +579,8 @@ pub fn push(
             actual: stored,
         });
     }
-    Ok(Pushed {
-        digest: digest.to_string(),
-        size: bytes.len(),
-        blobs,
-    })
+    Ok(())
 }
-// ANCHOR_END: push
 
 #[cfg(test)]
 mod tests {
