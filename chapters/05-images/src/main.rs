@@ -224,25 +224,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         || Store::open(root).with_context(|| format!("open the store in {}", root.display()));
     let existing = || Store::open_existing(root).context("open the store");
     match command {
-        Command::Import { dir, name, config } => {
-            let name = reference(&name)?;
-            let cmd = config.container_config()?;
-            let store = store()?;
-            // Blobs first, the name last: garbage collection waits meanwhile.
-            let _lock = store.lock_shared()?;
-            let digest = if dir.as_os_str() == "-" {
-                archive::import_tarball(&store, std::io::stdin().lock(), &name, cmd)?
-            } else if dir.is_dir() {
-                import_rootfs(&store, &dir, &name, cmd)?
-            } else {
-                let file =
-                    std::fs::File::open(&dir).with_context(|| format!("open {}", dir.display()))?;
-                archive::import_tarball(&store, file, &name, cmd)
-                    .with_context(|| format!("import {}", dir.display()))?
-            };
-            println!("{}: {digest}", name.familiar());
-            Ok(0)
-        }
+        Command::Import { dir, name, config } => import(&store()?, &dir, &name, config),
         Command::Save {
             format,
             output,
@@ -250,61 +232,10 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         } => save(&existing()?, format, &output, &images),
         Command::Load { input } => load(&store()?, &input),
         Command::Pull(cmd) => pull(&store()?, &cmd),
-        Command::Images => {
-            let store = existing()?;
-            println!("REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE");
-            let now = std::time::SystemTime::now();
-            for name in store.names()?.keys() {
-                let reference = reference(name)?;
-                let image = load_image(&store, &reference)?;
-                let id = image.manifest.config.digest.trim_start_matches("sha256:");
-                let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
-                let repository = reference.familiar_name();
-                let tag = reference.tag.as_deref().unwrap_or("<none>");
-                println!(
-                    "{repository}\t{tag}\t{}\t{}\t{}",
-                    &id[..12.min(id.len())],
-                    ch05_images::image::created_ago(image.config.created.as_deref(), now),
-                    ch03_cgroups::format_size(size)
-                );
-            }
-            Ok(0)
-        }
-        Command::Inspect { image } => {
-            let image = load_image(&existing()?, &reference(&image)?)?;
-            let mut both = serde_json::json!({
-                "Digest": image.digest,
-                "Manifest": image.manifest,
-                "Config": image.config,
-            });
-            // A multi-platform name: the index it points to, too.
-            if let Some(index) = &image.index {
-                both["Index"] = index.clone().into();
-            }
-            println!("{}", serde_json::to_string_pretty(&both)?);
-            Ok(0)
-        }
-        Command::Tag { source, target } => {
-            let store = existing()?;
-            // No collection between reading the digest and naming it again.
-            let _lock = store.lock_shared()?;
-            let source = reference(&source)?;
-            let image = load_image(&store, &source)?;
-            store.set_name(&reference(&target)?.to_string(), image.named_digest())?;
-            Ok(0)
-        }
-        Command::Rmi { image, force } => {
-            let store = existing()?;
-            let lock = lock_exclusive(&store)?;
-            let removal = gc::remove_image(&store, &lock, &image, force)?;
-            for (name, digest) in &removal.untagged {
-                println!("untagged: {}: {digest}", gc::familiar(name));
-            }
-            for line in removal.deleted.iter().flat_map(|report| report.lines()) {
-                println!("{line}");
-            }
-            Ok(0)
-        }
+        Command::Images => images(&existing()?),
+        Command::Inspect { image } => inspect(&existing()?, &image),
+        Command::Tag { source, target } => tag(&existing()?, &source, &target),
+        Command::Rmi { image, force } => rmi(&existing()?, &image, force),
         Command::Prune => {
             let store = existing()?;
             let lock = lock_exclusive(&store)?;
@@ -313,27 +244,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Ps => {
-            // Containers of chapter 4's run may live in a root with no
-            // image store: then no image has a name.
-            ch04_overlay::state::check_root(root)?;
-            let names = match Store::open_existing(root) {
-                Ok(store) => store.names()?,
-                Err(_) => Default::default(),
-            };
-            println!("NAME\tIMAGE");
-            for c in gc::container_uses(root)? {
-                let image = match &c.image {
-                    Some(digest) => match names.iter().find(|(_, d)| *d == digest) {
-                        Some((name, _)) => gc::familiar(name),
-                        None => digest.chars().take("sha256:".len() + 12).collect(),
-                    },
-                    None => "-".to_string(),
-                };
-                println!("{}\t{image}", c.name);
-            }
-            Ok(0)
-        }
+        Command::Ps => ps(root),
         Command::Rm { name } => {
             ch04_overlay::cli::remove_container(root, &name)?;
             println!("{name}: removed");
@@ -346,6 +257,110 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         }
         Command::Mkrootfs(args) => cli::mkrootfs_command(&args),
     }
+}
+
+/// `import DIR|TARBALL|- NAME`: a directory or a root filesystem tarball
+/// as a one-layer image.
+fn import(store: &Store, dir: &Path, name: &str, config: ImportConfig) -> anyhow::Result<i32> {
+    let name = reference(name)?;
+    let cmd = config.container_config()?;
+    // Blobs first, the name last: garbage collection waits meanwhile.
+    let _lock = store.lock_shared()?;
+    let digest = if dir.as_os_str() == "-" {
+        archive::import_tarball(store, std::io::stdin().lock(), &name, cmd)?
+    } else if dir.is_dir() {
+        import_rootfs(store, dir, &name, cmd)?
+    } else {
+        let file = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
+        archive::import_tarball(store, file, &name, cmd)
+            .with_context(|| format!("import {}", dir.display()))?
+    };
+    println!("{}: {digest}", name.familiar());
+    Ok(0)
+}
+
+/// `images`: one line per name, as docker prints them.
+fn images(store: &Store) -> anyhow::Result<i32> {
+    println!("REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE");
+    let now = std::time::SystemTime::now();
+    for name in store.names()?.keys() {
+        let reference = reference(name)?;
+        let image = load_image(store, &reference)?;
+        let id = image.manifest.config.digest.trim_start_matches("sha256:");
+        let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
+        let repository = reference.familiar_name();
+        let tag = reference.tag.as_deref().unwrap_or("<none>");
+        println!(
+            "{repository}\t{tag}\t{}\t{}\t{}",
+            &id[..12.min(id.len())],
+            ch05_images::image::created_ago(image.config.created.as_deref(), now),
+            ch03_cgroups::format_size(size)
+        );
+    }
+    Ok(0)
+}
+
+/// `inspect IMAGE`: digest, manifest and config (and index) as JSON.
+fn inspect(store: &Store, image: &str) -> anyhow::Result<i32> {
+    let image = load_image(store, &reference(image)?)?;
+    let mut both = serde_json::json!({
+        "Digest": image.digest,
+        "Manifest": image.manifest,
+        "Config": image.config,
+    });
+    // A multi-platform name: the index it points to, too.
+    if let Some(index) = &image.index {
+        both["Index"] = index.clone().into();
+    }
+    println!("{}", serde_json::to_string_pretty(&both)?);
+    Ok(0)
+}
+
+/// `tag SOURCE TARGET`: another name for the same image.
+fn tag(store: &Store, source: &str, target: &str) -> anyhow::Result<i32> {
+    // No collection between reading the digest and naming it again.
+    let _lock = store.lock_shared()?;
+    let source = reference(source)?;
+    let image = load_image(store, &source)?;
+    store.set_name(&reference(target)?.to_string(), image.named_digest())?;
+    Ok(0)
+}
+
+/// `rmi [--force] IMAGE`: the name, and what no other name or container
+/// needs.
+fn rmi(store: &Store, image: &str, force: bool) -> anyhow::Result<i32> {
+    let lock = lock_exclusive(store)?;
+    let removal = gc::remove_image(store, &lock, image, force)?;
+    for (name, digest) in &removal.untagged {
+        println!("untagged: {}: {digest}", gc::familiar(name));
+    }
+    for line in removal.deleted.iter().flat_map(|report| report.lines()) {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+/// `ps`: the containers and their images.
+fn ps(root: &Path) -> anyhow::Result<i32> {
+    // Containers of chapter 4's run may live in a root with no image
+    // store: then no image has a name.
+    ch04_overlay::state::check_root(root)?;
+    let names = match Store::open_existing(root) {
+        Ok(store) => store.names()?,
+        Err(_) => Default::default(),
+    };
+    println!("NAME\tIMAGE");
+    for c in gc::container_uses(root)? {
+        let image = match &c.image {
+            Some(digest) => match names.iter().find(|(_, d)| *d == digest) {
+                Some((name, _)) => gc::familiar(name),
+                None => digest.chars().take("sha256:".len() + 12).collect(),
+            },
+            None => "-".to_string(),
+        };
+        println!("{}\t{image}", c.name);
+    }
+    Ok(0)
 }
 
 // ANCHOR: pull_command
