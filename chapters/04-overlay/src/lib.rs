@@ -5,8 +5,10 @@
 //! ([`overlay`]) and the layer tarball format: applying a layer to a
 //! directory safely ([`apply`]) and writing a directory of changes as a
 //! layer ([`commit`]), each named by its [`digest`]. Layers are someone
-//! else's content, so two helpers keep it in its place: [`walk`] goes through trees of any depth with a
-//! fixed number of descriptors, and [`escape`] prints their names safely.
+//! else's content, so two helpers keep it in its place: [`walk`] goes
+//! through trees of any depth with a fixed number of descriptors, and
+//! [`escape`] prints their names safely. [`files`] is the one home of
+//! atomic writes, temporary files and bounded reads, for every chapter.
 
 pub mod apply;
 pub mod cli;
