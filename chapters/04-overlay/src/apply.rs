@@ -502,46 +502,20 @@ impl Layer {
         }
         if rel.as_os_str().is_empty() {
             // `./`: the target itself.
-            if kind == EntryType::Directory {
-                let node = self.written.insert(&rel);
-                self.written.nodes[node].meta = Some(meta);
-                return Ok(());
-            }
-            return Err(ApplyError::UnsafePath {
-                path: raw.to_path_buf(),
-                why: "only a directory may name the layer's root",
-            });
+            return self.apply_root(kind, meta, raw);
         }
         let dir = rel.parent().unwrap_or(Path::new(""));
         let name = rel.file_name().unwrap_or_default();
-
         if let Some(hidden) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
             report.whiteouts += 1;
             return self.whiteout(raw, dir, name, OsStr::from_bytes(hidden));
         }
-
         if matches!(kind, EntryType::Char | EntryType::Block) && !self.opts.allow_devices {
             return Err(ApplyError::DeviceRefused {
                 path: raw.to_path_buf(),
             });
         }
-        let Some(parent) = self.parent(raw, dir, true)? else {
-            return Err(ApplyError::Syscall {
-                call: "openat",
-                path: raw.to_path_buf(),
-                errno: Errno::ENOENT,
-            });
-        };
-        self.touch(&rel);
-
-        // Make room: anything but a directory kept for a directory entry
-        // goes (a symlink is unlinked, never followed).
-        let existing = kind_at(&parent, name).map_err(sys("fstatat", raw))?;
-        match existing {
-            Some(SFlag::S_IFDIR) if kind == EntryType::Directory => {}
-            Some(_) => remove_at(&parent, name, raw)?,
-            None => {}
-        }
+        let (parent, existing) = self.make_room(raw, &rel, kind)?;
 
         match kind {
             EntryType::Directory => {
@@ -569,6 +543,51 @@ impl Layer {
                 make_special(entry, kind, &parent, name, raw)?;
                 self.set_meta_at(&parent, name, kind, meta, raw)
             }
+        }
+    }
+
+    /// The entry `./`: only a directory may name the layer's root, and only
+    /// its metadata is kept (applied at the end, as every directory's is).
+    fn apply_root(&mut self, kind: EntryType, meta: Meta, raw: &Path) -> Result<(), ApplyError> {
+        if kind != EntryType::Directory {
+            return Err(ApplyError::UnsafePath {
+                path: raw.to_path_buf(),
+                why: "only a directory may name the layer's root",
+            });
+        }
+        let node = self.written.insert(Path::new(""));
+        self.written.nodes[node].meta = Some(meta);
+        Ok(())
+    }
+
+    /// Opens the parent of `rel` (creating missing directories, never
+    /// through a symlink) and clears the way: anything already at `rel`
+    /// goes, but a directory kept for a directory entry (a symlink is
+    /// unlinked, never followed). Returns the parent and what was kept.
+    fn make_room(
+        &mut self,
+        raw: &Path,
+        rel: &Path,
+        kind: EntryType,
+    ) -> Result<(OwnedFd, Option<SFlag>), ApplyError> {
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        let name = rel.file_name().unwrap_or_default();
+        let Some(parent) = self.parent(raw, dir, true)? else {
+            return Err(ApplyError::Syscall {
+                call: "openat",
+                path: raw.to_path_buf(),
+                errno: Errno::ENOENT,
+            });
+        };
+        self.touch(rel);
+        let existing = kind_at(&parent, name).map_err(sys("fstatat", raw))?;
+        match existing {
+            Some(SFlag::S_IFDIR) if kind == EntryType::Directory => Ok((parent, existing)),
+            Some(_) => {
+                remove_at(&parent, name, raw)?;
+                Ok((parent, None))
+            }
+            None => Ok((parent, None)),
         }
     }
 
