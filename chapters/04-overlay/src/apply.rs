@@ -495,63 +495,27 @@ impl Layer {
             why,
         })?;
         let kind = entry.header().entry_type();
-        let read_err = |cause| ApplyError::ReadEntry {
-            path: raw.to_path_buf(),
-            cause,
-        };
-        let header = entry.header();
-        let meta = Meta {
-            mode: header.mode().map_err(read_err)?,
-            mtime: header.mtime().map_err(read_err)?,
-            uid: header.uid().map_err(read_err)?,
-            gid: header.gid().map_err(read_err)?,
-        };
+        let meta = entry_meta(entry.header(), raw)?;
 
         if matches!(kind, EntryType::XGlobalHeader) {
             return Ok(());
         }
         if rel.as_os_str().is_empty() {
             // `./`: the target itself.
-            if kind == EntryType::Directory {
-                let node = self.written.insert(&rel);
-                self.written.nodes[node].meta = Some(meta);
-                return Ok(());
-            }
-            return Err(ApplyError::UnsafePath {
-                path: raw.to_path_buf(),
-                why: "only a directory may name the layer's root",
-            });
+            return self.apply_root(kind, meta, raw);
         }
         let dir = rel.parent().unwrap_or(Path::new(""));
         let name = rel.file_name().unwrap_or_default();
-
         if let Some(hidden) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
             report.whiteouts += 1;
             return self.whiteout(raw, dir, name, OsStr::from_bytes(hidden));
         }
-
         if matches!(kind, EntryType::Char | EntryType::Block) && !self.opts.allow_devices {
             return Err(ApplyError::DeviceRefused {
                 path: raw.to_path_buf(),
             });
         }
-        let Some(parent) = self.parent(raw, dir, true)? else {
-            return Err(ApplyError::Syscall {
-                call: "openat",
-                path: raw.to_path_buf(),
-                errno: Errno::ENOENT,
-            });
-        };
-        self.touch(&rel);
-
-        // Make room: anything but a directory kept for a directory entry
-        // goes (a symlink is unlinked, never followed).
-        let existing = kind_at(&parent, name).map_err(sys("fstatat", raw))?;
-        match existing {
-            Some(SFlag::S_IFDIR) if kind == EntryType::Directory => {}
-            Some(_) => remove_at(&parent, name, raw)?,
-            None => {}
-        }
+        let (parent, existing) = self.make_room(raw, &rel, kind)?;
 
         match kind {
             EntryType::Directory => {
@@ -561,42 +525,11 @@ impl Layer {
                 }
                 let node = self.written.insert(&rel);
                 self.written.nodes[node].meta = Some(meta);
-                return Ok(());
+                Ok(())
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let fd = openat(
-                    &parent,
-                    name,
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(sys("openat", raw))?;
-                let mut file = File::from(fd);
-                report.bytes += copy_data(entry, &mut file, raw)?;
-                if self.opts.preserve_owners {
-                    fchown(
-                        &file,
-                        Some(Uid::from_raw(meta.uid as u32)),
-                        Some(Gid::from_raw(meta.gid as u32)),
-                    )
-                    .map_err(sys("fchown", raw))?;
-                }
-                fchmod(&file, self.mode(meta.mode)).map_err(sys("fchmod", raw))?;
-                let t = mtime(meta.mtime);
-                futimens(&file, &t, &t).map_err(sys("futimens", raw))?;
-                return Ok(());
-            }
-            EntryType::Symlink => {
-                let link = entry.link_name_bytes().ok_or(ApplyError::MissingLinkName {
-                    path: raw.to_path_buf(),
-                    what: "symlink",
-                })?;
-                symlinkat(OsStr::from_bytes(&link), &parent, name)
-                    .map_err(sys("symlinkat", raw))?;
+                report.bytes += self.write_file(entry, &parent, name, meta, raw)?;
+                Ok(())
             }
             EntryType::Link => {
                 let link = entry.link_name_bytes().ok_or(ApplyError::MissingLinkName {
@@ -604,42 +537,106 @@ impl Layer {
                     what: "hard link",
                 })?;
                 let link = PathBuf::from(OsStr::from_bytes(&link));
-                return self.hard_link(raw, &link, &parent, name);
+                self.hard_link(raw, &link, &parent, name)
             }
-            EntryType::Fifo => {
-                mkfifoat(&parent, name, Mode::from_bits_truncate(0o600))
-                    .map_err(sys("mkfifoat", raw))?;
-            }
-            EntryType::Char | EntryType::Block => {
-                let sflag = if kind == EntryType::Char {
-                    SFlag::S_IFCHR
-                } else {
-                    SFlag::S_IFBLK
-                };
-                let major = header_dev(entry.header().device_major(), raw)?;
-                let minor = header_dev(entry.header().device_minor(), raw)?;
-                mknodat(
-                    &parent,
-                    name,
-                    sflag,
-                    Mode::from_bits_truncate(0o600),
-                    makedev(major, minor),
-                )
-                .map_err(sys("mknodat", raw))?;
-            }
-            other => {
-                return Err(ApplyError::Unsupported {
-                    path: raw.to_path_buf(),
-                    kind: format!("{other:?}"),
-                });
+            _ => {
+                make_special(entry, kind, &parent, name, raw)?;
+                self.set_meta_at(&parent, name, kind, meta, raw)
             }
         }
+    }
 
-        // Symlinks, fifos and devices: owner, mode, mtime by name, never
-        // following a link.
+    /// The entry `./`: only a directory may name the layer's root, and only
+    /// its metadata is kept (applied at the end, as every directory's is).
+    fn apply_root(&mut self, kind: EntryType, meta: Meta, raw: &Path) -> Result<(), ApplyError> {
+        if kind != EntryType::Directory {
+            return Err(ApplyError::UnsafePath {
+                path: raw.to_path_buf(),
+                why: "only a directory may name the layer's root",
+            });
+        }
+        let node = self.written.insert(Path::new(""));
+        self.written.nodes[node].meta = Some(meta);
+        Ok(())
+    }
+
+    /// Opens the parent of `rel` (creating missing directories, never
+    /// through a symlink) and clears the way: anything already at `rel`
+    /// goes, but a directory kept for a directory entry (a symlink is
+    /// unlinked, never followed). Returns the parent and what was kept.
+    fn make_room(
+        &mut self,
+        raw: &Path,
+        rel: &Path,
+        kind: EntryType,
+    ) -> Result<(OwnedFd, Option<SFlag>), ApplyError> {
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        let name = rel.file_name().unwrap_or_default();
+        let Some(parent) = self.parent(raw, dir, true)? else {
+            return Err(ApplyError::Syscall {
+                call: "openat",
+                path: raw.to_path_buf(),
+                errno: Errno::ENOENT,
+            });
+        };
+        self.touch(rel);
+        let existing = kind_at(&parent, name).map_err(sys("fstatat", raw))?;
+        match existing {
+            Some(SFlag::S_IFDIR) if kind == EntryType::Directory => Ok((parent, existing)),
+            Some(_) => {
+                remove_at(&parent, name, raw)?;
+                Ok((parent, None))
+            }
+            None => Ok((parent, None)),
+        }
+    }
+
+    /// A regular file's content, owner, mode and mtime, written through
+    /// the descriptor `O_EXCL|O_NOFOLLOW` created. Returns the bytes written.
+    fn write_file<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        parent: &OwnedFd,
+        name: &OsStr,
+        meta: Meta,
+        raw: &Path,
+    ) -> Result<u64, ApplyError> {
+        let fd = openat(
+            parent,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(sys("openat", raw))?;
+        let mut file = File::from(fd);
+        let bytes = copy_data(entry, &mut file, raw)?;
+        if self.opts.preserve_owners {
+            fchown(
+                &file,
+                Some(Uid::from_raw(meta.uid as u32)),
+                Some(Gid::from_raw(meta.gid as u32)),
+            )
+            .map_err(sys("fchown", raw))?;
+        }
+        fchmod(&file, self.mode(meta.mode)).map_err(sys("fchmod", raw))?;
+        let t = mtime(meta.mtime);
+        futimens(&file, &t, &t).map_err(sys("futimens", raw))?;
+        Ok(bytes)
+    }
+
+    /// Symlinks, fifos and devices: owner, mode, mtime by name, never
+    /// following a link.
+    fn set_meta_at(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        kind: EntryType,
+        meta: Meta,
+        raw: &Path,
+    ) -> Result<(), ApplyError> {
         if self.opts.preserve_owners {
             fchownat(
-                &parent,
+                parent,
                 name,
                 Some(Uid::from_raw(meta.uid as u32)),
                 Some(Gid::from_raw(meta.gid as u32)),
@@ -648,9 +645,9 @@ impl Layer {
             .map_err(sys("fchownat", raw))?;
         }
         if kind != EntryType::Symlink {
-            // Not a symlink (just created above), so following is harmless.
+            // Not a symlink (just created), so following is harmless.
             fchmodat(
-                &parent,
+                parent,
                 name,
                 self.mode(meta.mode),
                 FchmodatFlags::FollowSymlink,
@@ -658,7 +655,7 @@ impl Layer {
             .map_err(sys("fchmodat", raw))?;
         }
         let t = mtime(meta.mtime);
-        utimensat(&parent, name, &t, &t, UtimensatFlags::NoFollowSymlink)
+        utimensat(parent, name, &t, &t, UtimensatFlags::NoFollowSymlink)
             .map_err(sys("utimensat", raw))?;
         Ok(())
     }
@@ -889,6 +886,59 @@ impl Layer {
 
 fn mtime(secs: u64) -> TimeSpec {
     TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+}
+
+/// The owner, mode and mtime a tar header gives an entry.
+fn entry_meta(header: &tar::Header, raw: &Path) -> Result<Meta, ApplyError> {
+    let read_err = |cause| ApplyError::ReadEntry {
+        path: raw.to_path_buf(),
+        cause,
+    };
+    Ok(Meta {
+        mode: header.mode().map_err(read_err)?,
+        mtime: header.mtime().map_err(read_err)?,
+        uid: header.uid().map_err(read_err)?,
+        gid: header.gid().map_err(read_err)?,
+    })
+}
+
+/// A symlink, a fifo or a device node named `name` in `parent`; any other
+/// kind of entry is refused.
+fn make_special<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    kind: EntryType,
+    parent: &OwnedFd,
+    name: &OsStr,
+    raw: &Path,
+) -> Result<(), ApplyError> {
+    match kind {
+        EntryType::Symlink => {
+            let link = entry.link_name_bytes().ok_or(ApplyError::MissingLinkName {
+                path: raw.to_path_buf(),
+                what: "symlink",
+            })?;
+            symlinkat(OsStr::from_bytes(&link), parent, name).map_err(sys("symlinkat", raw))
+        }
+        EntryType::Fifo => {
+            mkfifoat(parent, name, Mode::from_bits_truncate(0o600)).map_err(sys("mkfifoat", raw))
+        }
+        EntryType::Char | EntryType::Block => {
+            let sflag = if kind == EntryType::Char {
+                SFlag::S_IFCHR
+            } else {
+                SFlag::S_IFBLK
+            };
+            let major = header_dev(entry.header().device_major(), raw)?;
+            let minor = header_dev(entry.header().device_minor(), raw)?;
+            let dev = makedev(major, minor);
+            mknodat(parent, name, sflag, Mode::from_bits_truncate(0o600), dev)
+                .map_err(sys("mknodat", raw))
+        }
+        other => Err(ApplyError::Unsupported {
+            path: raw.to_path_buf(),
+            kind: format!("{other:?}"),
+        }),
+    }
 }
 
 fn header_dev(field: io::Result<Option<u32>>, raw: &Path) -> Result<u64, ApplyError> {

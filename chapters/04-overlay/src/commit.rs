@@ -48,10 +48,10 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, readlinkat};
 use nix::libc;
 use nix::sys::stat::{FileStat, SFlag};
-use sha2::{Digest, Sha256};
 use tar::{Builder, EntryType, Header};
 use xattr::FileExt as _;
 
+use crate::digest::{Algorithm, Hashing};
 use crate::escape::shown;
 use crate::walk::{DirCursor, WalkError, kind, list_names, open_dir_at, stat_at};
 
@@ -130,47 +130,6 @@ fn write_err(path: &Path) -> impl FnOnce(io::Error) -> CommitError + '_ {
     move |cause| CommitError::Write {
         path: path.to_path_buf(),
         cause,
-    }
-}
-
-/// A writer that hashes and counts what goes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    /// `sha256:<hex>`, the byte count, and the inner writer.
-    fn finish(self) -> (String, u64, W) {
-        let hex: String = self
-            .hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (format!("sha256:{hex}"), self.count, self.inner)
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -512,26 +471,26 @@ pub fn commit_layer<W: Write>(
     let finish = |cause| CommitError::Finish { cause };
     if opts.gzip {
         // out <- hash(gzip) <- gzip <- hash(tar) <- tar
-        let blob = HashingWriter::new(out);
+        let blob = Hashing::new(out, Algorithm::Sha256);
         let gz = GzBuilder::new()
             .mtime(0)
             .write(blob, Compression::new(GZIP_LEVEL));
-        let tar = write_tar(upper, HashingWriter::new(gz), opts)?;
-        let (diff_id, _, gz) = tar.finish();
+        let tar = write_tar(upper, Hashing::new(gz, Algorithm::Sha256), opts)?;
+        let (diff_id, _, gz) = tar.into_parts();
         let blob = gz.finish().map_err(finish)?;
-        let (digest, size, mut out) = blob.finish();
+        let (digest, size, mut out) = blob.into_parts();
         out.flush().map_err(finish)?;
         Ok(LayerDigests {
-            diff_id,
-            digest: Some(digest),
+            diff_id: diff_id.to_string(),
+            digest: Some(digest.to_string()),
             size,
         })
     } else {
-        let tar = write_tar(upper, HashingWriter::new(out), opts)?;
-        let (diff_id, size, mut out) = tar.finish();
+        let tar = write_tar(upper, Hashing::new(out, Algorithm::Sha256), opts)?;
+        let (diff_id, size, mut out) = tar.into_parts();
         out.flush().map_err(finish)?;
         Ok(LayerDigests {
-            diff_id,
+            diff_id: diff_id.to_string(),
             digest: None,
             size,
         })

@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use ch04_overlay::escape::shown;
 
-use crate::digest::{Algorithm, Digest, Verifier};
+use crate::digest::{Algorithm, Digest, Hashing};
 use crate::gc::{self, GcError};
 use crate::image::{Image, ImageError, import_rootfs, load_image};
 use crate::oci::{
@@ -219,7 +219,14 @@ fn sha256(bytes: &[u8]) -> String {
     Digest::of_bytes(Algorithm::Sha256, bytes).to_string()
 }
 
-/// `blobs/sha256/<hex>`: where a layout keeps the blob `digest`.
+/// The digest of `bytes` by the algorithm of `expected` (sha256 if that is
+/// no digest), to compare with it.
+fn digest_like(expected: &str, bytes: &[u8]) -> String {
+    let algorithm = Digest::parse(expected).map_or(Algorithm::Sha256, |d| d.algorithm());
+    Digest::of_bytes(algorithm, bytes).to_string()
+}
+
+/// `blobs/<algorithm>/<hex>`: where a layout keeps the blob `digest`.
 fn blob_path(digest: &str) -> String {
     format!("blobs/{}", digest.replacen(':', "/", 1))
 }
@@ -301,32 +308,11 @@ fn plain_tar<'a, R: Read + 'a>(reader: R, what: &str) -> Result<Box<dyn Read + '
     }
 }
 
-/// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    verifier: Verifier,
-}
-
-impl<R: Read> Hashing<R> {
-    fn new(inner: R) -> Hashing<R> {
-        Hashing {
-            inner,
-            verifier: Verifier::new(Algorithm::Sha256),
-        }
-    }
-    /// The digest and length of what was read.
-    fn finish(self) -> (String, u64) {
-        let (digest, len) = self.verifier.finish();
-        (digest.to_string(), len)
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.verifier.update(&buf[..n]);
-        Ok(n)
-    }
+/// A reader hashing what passes through it by the algorithm of `like`
+/// (a digest it is to be compared with; sha256 if that is none).
+fn hashing<R: Read>(inner: R, like: &str) -> Hashing<R> {
+    let algorithm = Digest::parse(like).map_or(Algorithm::Sha256, |d| d.algorithm());
+    Hashing::new(inner, algorithm)
 }
 
 // ----- reading an archive: its files, safely -----
@@ -781,7 +767,7 @@ fn read_layout_json(source: &Source, descriptor: &Descriptor, what: &str) -> Res
     let path = blob_path(&descriptor.digest);
     let found = source.find("index.json", &path, what)?;
     let bytes = source.read_json(&found)?;
-    let actual = sha256(&bytes);
+    let actual = digest_like(&descriptor.digest, &bytes);
     if actual != descriptor.digest {
         return Err(ArchiveError::Mismatch {
             path,
@@ -1158,7 +1144,7 @@ fn load_docker_layer(
     let found = source.find("manifest.json", path, &what)?;
     let shown = found.path.display().to_string();
     let named = digest_in_path(&found.path);
-    let mut raw = Hashing::new(source.open(&found)?);
+    let mut raw = hashing(source.open(&found)?, diff_id);
     let (packing, head) = sniff(&mut raw).map_err(io(format!("read {shown}")))?;
     let compression = match packing {
         Packing::Plain(c) => c,
@@ -1194,12 +1180,12 @@ fn load_docker_layer(
         }
         (oci::OCI_LAYER_TAR, diff_id.to_string())
     } else {
-        let mut plain = Hashing::new(decompress(compression, head, &shown)?);
+        let mut plain = hashing(decompress(compression, head, &shown)?, diff_id);
         io::copy(&mut plain, &mut io::sink()).map_err(io(format!("decompress {shown}")))?;
-        let (actual_diff_id, _) = plain.finish();
+        let actual_diff_id = plain.finish().0.to_string();
         // What the decompressor left (a trailer, padding) is part of the blob.
         io::copy(&mut raw, &mut io::sink()).map_err(io(format!("read {shown}")))?;
-        let (digest, _) = raw.finish();
+        let digest = raw.finish().0.to_string();
         if actual_diff_id != diff_id {
             return Err(ArchiveError::DiffId {
                 path: shown,
@@ -1363,6 +1349,7 @@ fn layout_file() -> OciLayout {
 /// could have been damaged since the blob was verified going in.
 fn check_blob(digest: &str, size: u64, read: Hashing<impl Read>) -> Result<()> {
     let (actual, len) = read.finish();
+    let actual = actual.to_string();
     if actual != digest || len != size {
         return Err(ArchiveError::Damaged {
             digest: digest.to_string(),
@@ -1379,11 +1366,11 @@ fn check_blob(digest: &str, size: u64, read: Hashing<impl Read>) -> Result<()> {
 fn export_blob(store: &Store, digest: &str, size: u64, dest: &Path) -> Result<()> {
     let src = store.blob_path(digest)?;
     if fs::hard_link(&src, dest).is_ok() {
-        let mut read = Hashing::new(store.open_blob(digest)?);
+        let mut read = hashing(store.open_blob(digest)?, digest);
         io::copy(&mut read, &mut io::sink()).map_err(io(format!("read blob {digest}")))?;
         return check_blob(digest, size, read);
     }
-    let mut read = Hashing::new(store.open_blob(digest)?);
+    let mut read = hashing(store.open_blob(digest)?, digest);
     let mut out = File::create(dest).map_err(io(format!("create {}", dest.display())))?;
     io::copy(&mut read, &mut out).map_err(io(format!("copy blob {digest}")))?;
     check_blob(digest, size, read)
@@ -1423,7 +1410,11 @@ pub fn save_oci_layout(store: &Store, refs: &[Reference], dir: &Path) -> Result<
     fs::create_dir_all(&blob_dir).map_err(io(format!("create {}", blob_dir.display())))?;
     // 3. The blobs, each verified on the way out.
     for (digest, size) in &blobs {
-        export_blob(store, digest, *size, &temp.path().join(blob_path(digest)))?;
+        let dest = temp.path().join(blob_path(digest));
+        if let Some(dir) = dest.parent() {
+            fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        }
+        export_blob(store, digest, *size, &dest)?;
     }
     // 4. oci-layout and index.json, which make it a layout.
     let write = |name: &str, bytes: Vec<u8>| {
@@ -1518,7 +1509,7 @@ pub fn save_docker_archive<W: Write>(store: &Store, refs: &[Reference], out: W) 
             .map_err(fail)?;
     }
     for (digest, size) in &blobs {
-        let mut read = Hashing::new(store.open_blob(digest)?.take(*size));
+        let mut read = hashing(store.open_blob(digest)?.take(*size), digest);
         tar.append_data(&mut tar_header(*size, false), blob_path(digest), &mut read)
             .map_err(fail)?;
         check_blob(digest, *size, read)?;

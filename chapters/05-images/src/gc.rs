@@ -292,15 +292,20 @@ pub fn mark(store: &Store, containers: &[ContainerUse]) -> Result<Marks, GcError
         }
     }
     // 4. Layer directories containers mount, whatever made them: their
-    //    directory name is the diff_id's hex.
-    for layer in containers.iter().flat_map(|c| &c.layers) {
-        if let Some(hex) = layer.file_name().and_then(|n| n.to_str()) {
-            marks.layers.insert(format!("sha256:{hex}"));
-        }
-    }
+    //    path ends in the diff_id's algorithm and hex.
+    let layers = containers.iter().flat_map(|c| &c.layers);
+    marks
+        .layers
+        .extend(layers.filter_map(|l| diff_id_of_dir(l)));
     Ok(marks)
 }
 // ANCHOR_END: mark
+
+/// `<algorithm>:<hex>` for a layer directory `.../layers/<algorithm>/<hex>`.
+fn diff_id_of_dir(dir: &Path) -> Option<String> {
+    let name = |p: &Path| p.file_name()?.to_str().map(str::to_string);
+    Some(format!("{}:{}", name(dir.parent()?)?, name(dir)?))
+}
 
 // ----- sweep -----
 

@@ -9,14 +9,16 @@ use ch03_cgroups::cli::{LimitArgs, default_capabilities};
 use ch04_overlay::cli::{LayerRun, run_on_layers};
 use ch04_overlay::state::{StorageDriver, default_root};
 use ch05_images::archive::{self, ArchiveFormat};
+use ch05_images::cli::RegistryArgs;
 use ch05_images::gc;
 use ch05_images::image::{import_rootfs, load_image, unpack_layers};
 use ch05_images::oci;
+use ch05_images::process::{Overrides, image_process};
 use ch05_images::pull::{LayerOutcome, PullOptions};
 use ch05_images::reference::Reference;
-use ch05_images::registry::{ClientOptions, Credentials, Registry};
+use ch05_images::registry::{ClientOptions, Registry};
 use ch05_images::store::{Store, StoreLock};
-use ch05_images::user::{ExecUser, apply_image_env, resolve_user_in_layers};
+use ch05_images::user::ExecUser;
 use clap::{Args, Parser, Subcommand};
 
 /// Chapter 5 of Berth: a container runs an image, a stack of layers and a
@@ -164,46 +166,6 @@ struct PullCmd {
     quiet: bool,
 }
 
-/// How to reach and log in to a registry.
-#[derive(Args)]
-struct RegistryArgs {
-    /// Speak plain HTTP to this registry (HOST or HOST:PORT); loopback
-    /// registries always are.
-    #[arg(long, value_name = "HOST")]
-    insecure_registry: Vec<String>,
-    /// Log in as this user (default: the credentials in
-    /// ~/.docker/config.json, else anonymous).
-    #[arg(long, requires = "password_stdin")]
-    username: Option<String>,
-    /// Read the password (or token) from stdin.
-    #[arg(long, requires = "username")]
-    password_stdin: bool,
-}
-
-impl RegistryArgs {
-    fn client(&self, registry: &str) -> anyhow::Result<Registry> {
-        let credentials = match &self.username {
-            Some(username) => {
-                let mut password = String::new();
-                std::io::stdin()
-                    .read_line(&mut password)
-                    .context("read the password from stdin")?;
-                Some(Credentials {
-                    username: username.clone(),
-                    password: password.trim_end_matches(['\n', '\r']).to_string(),
-                })
-            }
-            None => None,
-        };
-        let options = ClientOptions {
-            insecure: self.insecure_registry.clone(),
-            credentials,
-            trace: std::env::var_os("BERTH_TRACE_HTTP").is_some_and(|v| v == "1"),
-        };
-        Ok(Registry::new(registry, &options)?)
-    }
-}
-
 #[derive(Args)]
 struct RunCmd {
     /// The container's name (default: a random id).
@@ -262,25 +224,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         || Store::open(root).with_context(|| format!("open the store in {}", root.display()));
     let existing = || Store::open_existing(root).context("open the store");
     match command {
-        Command::Import { dir, name, config } => {
-            let name = reference(&name)?;
-            let cmd = config.container_config()?;
-            let store = store()?;
-            // Blobs first, the name last: garbage collection waits meanwhile.
-            let _lock = store.lock_shared()?;
-            let digest = if dir.as_os_str() == "-" {
-                archive::import_tarball(&store, std::io::stdin().lock(), &name, cmd)?
-            } else if dir.is_dir() {
-                import_rootfs(&store, &dir, &name, cmd)?
-            } else {
-                let file =
-                    std::fs::File::open(&dir).with_context(|| format!("open {}", dir.display()))?;
-                archive::import_tarball(&store, file, &name, cmd)
-                    .with_context(|| format!("import {}", dir.display()))?
-            };
-            println!("{}: {digest}", name.familiar());
-            Ok(0)
-        }
+        Command::Import { dir, name, config } => import(&store()?, &dir, &name, config),
         Command::Save {
             format,
             output,
@@ -288,61 +232,10 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
         } => save(&existing()?, format, &output, &images),
         Command::Load { input } => load(&store()?, &input),
         Command::Pull(cmd) => pull(&store()?, &cmd),
-        Command::Images => {
-            let store = existing()?;
-            println!("REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE");
-            let now = std::time::SystemTime::now();
-            for name in store.names()?.keys() {
-                let reference = reference(name)?;
-                let image = load_image(&store, &reference)?;
-                let id = image.manifest.config.digest.trim_start_matches("sha256:");
-                let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
-                let repository = reference.familiar_name();
-                let tag = reference.tag.as_deref().unwrap_or("<none>");
-                println!(
-                    "{repository}\t{tag}\t{}\t{}\t{}",
-                    &id[..12.min(id.len())],
-                    ch05_images::image::created_ago(image.config.created.as_deref(), now),
-                    ch03_cgroups::format_size(size)
-                );
-            }
-            Ok(0)
-        }
-        Command::Inspect { image } => {
-            let image = load_image(&existing()?, &reference(&image)?)?;
-            let mut both = serde_json::json!({
-                "Digest": image.digest,
-                "Manifest": image.manifest,
-                "Config": image.config,
-            });
-            // A multi-platform name: the index it points to, too.
-            if let Some(index) = &image.index {
-                both["Index"] = index.clone().into();
-            }
-            println!("{}", serde_json::to_string_pretty(&both)?);
-            Ok(0)
-        }
-        Command::Tag { source, target } => {
-            let store = existing()?;
-            // No collection between reading the digest and naming it again.
-            let _lock = store.lock_shared()?;
-            let source = reference(&source)?;
-            let image = load_image(&store, &source)?;
-            store.set_name(&reference(&target)?.to_string(), image.named_digest())?;
-            Ok(0)
-        }
-        Command::Rmi { image, force } => {
-            let store = existing()?;
-            let lock = lock_exclusive(&store)?;
-            let removal = gc::remove_image(&store, &lock, &image, force)?;
-            for (name, digest) in &removal.untagged {
-                println!("untagged: {}: {digest}", gc::familiar(name));
-            }
-            for line in removal.deleted.iter().flat_map(|report| report.lines()) {
-                println!("{line}");
-            }
-            Ok(0)
-        }
+        Command::Images => images(&existing()?),
+        Command::Inspect { image } => inspect(&existing()?, &image),
+        Command::Tag { source, target } => tag(&existing()?, &source, &target),
+        Command::Rmi { image, force } => rmi(&existing()?, &image, force),
         Command::Prune => {
             let store = existing()?;
             let lock = lock_exclusive(&store)?;
@@ -351,27 +244,7 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Ps => {
-            // Containers of chapter 4's run may live in a root with no
-            // image store: then no image has a name.
-            ch04_overlay::state::check_root(root)?;
-            let names = match Store::open_existing(root) {
-                Ok(store) => store.names()?,
-                Err(_) => Default::default(),
-            };
-            println!("NAME\tIMAGE");
-            for c in gc::container_uses(root)? {
-                let image = match &c.image {
-                    Some(digest) => match names.iter().find(|(_, d)| *d == digest) {
-                        Some((name, _)) => gc::familiar(name),
-                        None => digest.chars().take("sha256:".len() + 12).collect(),
-                    },
-                    None => "-".to_string(),
-                };
-                println!("{}\t{image}", c.name);
-            }
-            Ok(0)
-        }
+        Command::Ps => ps(root),
         Command::Rm { name } => {
             ch04_overlay::cli::remove_container(root, &name)?;
             println!("{name}: removed");
@@ -386,12 +259,123 @@ fn dispatch(root: &Path, command: Command) -> anyhow::Result<i32> {
     }
 }
 
+/// `import DIR|TARBALL|- NAME`: a directory or a root filesystem tarball
+/// as a one-layer image.
+fn import(store: &Store, dir: &Path, name: &str, config: ImportConfig) -> anyhow::Result<i32> {
+    let name = reference(name)?;
+    let cmd = config.container_config()?;
+    // Blobs first, the name last: garbage collection waits meanwhile.
+    let _lock = store.lock_shared()?;
+    let digest = if dir.as_os_str() == "-" {
+        archive::import_tarball(store, std::io::stdin().lock(), &name, cmd)?
+    } else if dir.is_dir() {
+        import_rootfs(store, dir, &name, cmd)?
+    } else {
+        let file = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
+        archive::import_tarball(store, file, &name, cmd)
+            .with_context(|| format!("import {}", dir.display()))?
+    };
+    println!("{}: {digest}", name.familiar());
+    Ok(0)
+}
+
+/// `images`: one line per name, as docker prints them.
+fn images(store: &Store) -> anyhow::Result<i32> {
+    println!("REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE");
+    let now = std::time::SystemTime::now();
+    for name in store.names()?.keys() {
+        let reference = reference(name)?;
+        let image = load_image(store, &reference)?;
+        let id = image.manifest.config.digest.trim_start_matches("sha256:");
+        let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
+        let repository = reference.familiar_name();
+        let tag = reference.tag.as_deref().unwrap_or("<none>");
+        println!(
+            "{repository}\t{tag}\t{}\t{}\t{}",
+            &id[..12.min(id.len())],
+            ch05_images::image::created_ago(image.config.created.as_deref(), now),
+            ch03_cgroups::format_size(size)
+        );
+    }
+    Ok(0)
+}
+
+/// `inspect IMAGE`: digest, manifest and config (and index) as JSON.
+fn inspect(store: &Store, image: &str) -> anyhow::Result<i32> {
+    let image = load_image(store, &reference(image)?)?;
+    let mut both = serde_json::json!({
+        "Digest": image.digest,
+        "Manifest": image.manifest,
+        "Config": image.config,
+    });
+    // A multi-platform name: the index it points to, too.
+    if let Some(index) = &image.index {
+        both["Index"] = index.clone().into();
+    }
+    println!("{}", serde_json::to_string_pretty(&both)?);
+    Ok(0)
+}
+
+/// `tag SOURCE TARGET`: another name for the same image.
+fn tag(store: &Store, source: &str, target: &str) -> anyhow::Result<i32> {
+    // No collection between reading the digest and naming it again.
+    let _lock = store.lock_shared()?;
+    let source = reference(source)?;
+    let image = load_image(store, &source)?;
+    store.set_name(&reference(target)?.to_string(), image.named_digest())?;
+    Ok(0)
+}
+
+/// `rmi [--force] IMAGE`: the name, and what no other name or container
+/// needs.
+fn rmi(store: &Store, image: &str, force: bool) -> anyhow::Result<i32> {
+    let lock = lock_exclusive(store)?;
+    let removal = gc::remove_image(store, &lock, image, force)?;
+    for (name, digest) in &removal.untagged {
+        println!("untagged: {}: {digest}", gc::familiar(name));
+    }
+    for line in removal.deleted.iter().flat_map(|report| report.lines()) {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+/// `ps`: the containers and their images.
+fn ps(root: &Path) -> anyhow::Result<i32> {
+    // Containers of chapter 4's run may live in a root with no image
+    // store: then no image has a name.
+    ch04_overlay::state::check_root(root)?;
+    let names = match Store::open_existing(root) {
+        Ok(store) => store.names()?,
+        Err(_) => Default::default(),
+    };
+    println!("NAME\tIMAGE");
+    for c in gc::container_uses(root)? {
+        let image = match &c.image {
+            Some(digest) => match names.iter().find(|(_, d)| *d == digest) {
+                Some((name, _)) => gc::familiar(name),
+                None => digest.chars().take("sha256:".len() + 12).collect(),
+            },
+            None => "-".to_string(),
+        };
+        println!("{}\t{image}", c.name);
+    }
+    Ok(0)
+}
+
 // ANCHOR: pull_command
 /// `pull`, printing what docker prints: the layers in order, the digest
 /// the tag named, and whether anything changed.
 fn pull(store: &Store, cmd: &PullCmd) -> anyhow::Result<i32> {
     let name = reference(&cmd.image)?;
-    let registry = cmd.registry.client(&name.registry)?;
+    let options = ClientOptions {
+        trace: std::env::var_os("BERTH_TRACE_HTTP").is_some_and(|v| v == "1"),
+        ..cmd
+            .registry
+            .client_options()
+            .context("read the password from stdin")?
+    };
+    let registry = Registry::new(&name.registry, &options)?;
     let options = PullOptions {
         platform: cmd.platform.clone().unwrap_or_else(oci::Platform::host),
         platform_given: cmd.platform.is_some(),
@@ -432,7 +416,7 @@ fn pull(store: &Store, cmd: &PullCmd) -> anyhow::Result<i32> {
 // ANCHOR: run_image
 fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
     // 1. The store lock, shared, until the container has recorded its
-    //    image (step 6): garbage collection cannot delete the layers
+    //    image (step 5): garbage collection cannot delete the layers
     //    between their unpacking and the container's start.
     let store = Store::open(root)?;
     let lock = store.lock_shared()?;
@@ -440,29 +424,18 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
     //    once each (shared by every image that has them).
     let image = load_image(&store, &reference(&cmd.image)?)?;
     let layers = unpack_layers(&store, &image)?;
-    let config = image.config.config.clone().unwrap_or_default();
-    // 3. What to run: docker's rules for Entrypoint and Cmd.
-    let args = oci::process_args(&config, &cmd.cmd, None);
-    if args.is_empty() {
-        bail!(
-            "{}: the image has no Entrypoint or Cmd: give a command after the image name",
-            cmd.image
-        );
-    }
-    // 4. The image's WorkingDir and User, unless the command line says
-    //    otherwise. A user or group name means what the image's own
-    //    /etc/passwd and /etc/group say, read from its layers.
-    let workdir = (cmd.workdir.clone()).or_else(|| config.working_dir.clone());
-    let user = match (cmd.user.as_deref())
-        .or(config.user.as_deref())
-        .filter(|u| !u.is_empty())
-    {
-        Some(spec) => Some(resolve_user_in_layers(&layers, spec).context(cmd.image.clone())?),
-        None => None,
+    // 3. What to run, where and as whom: the image's config, with the
+    //    command line's overrides (docker run's rules).
+    let overrides = Overrides {
+        cmd: cmd.cmd,
+        workdir: cmd.workdir,
+        user: cmd.user,
     };
+    let config = image.config.config.clone().unwrap_or_default();
+    let image_process = image_process(&cmd.image, &config, &layers, &overrides)?;
     let process = ProcessArgs {
-        workdir: workdir.filter(|w| !w.is_empty()),
-        user: user.as_ref().map(ExecUser::user),
+        workdir: image_process.workdir.clone(),
+        user: image_process.user.as_ref().map(ExecUser::user),
     };
     let spec = LayerRun {
         name: cmd.name.clone().unwrap_or_else(random_id),
@@ -472,14 +445,14 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
     };
     let (mut namespaces, limits) = (cmd.namespaces, cmd.limits);
     namespaces.security.defaults = Some(default_capabilities(&limits));
-    // 5. Chapter 4's run.
+    // 4. Chapter 4's run.
     run_on_layers(
         "ch05-images",
         root,
         &spec,
         &limits,
         move |merged, hostname| {
-            // 6. The container's directory (ROOT/containers/NAME, the parent of
+            // 5. The container's directory (ROOT/containers/NAME, the parent of
             //    merged/) exists: record its image there, so that rmi refuses
             //    to delete the image while the container exists; then garbage
             //    collection may run again.
@@ -488,11 +461,11 @@ fn run(root: &Path, cmd: RunCmd) -> anyhow::Result<i32> {
             drop(lock);
             let mut namespaces = namespaces;
             namespaces.hostname.get_or_insert(hostname);
+            let args = image_process.args.clone();
             let mut container = container_config(namespaces, process, merged, args)?;
-            // 7. The image's Env over the minimal environment, and the user's
+            // 6. The image's Env over the minimal environment, and the user's
             //    home as HOME unless the image sets one.
-            let image_env = config.env.as_deref().unwrap_or_default();
-            apply_image_env(&mut container.process.env, image_env, user.as_ref());
+            image_process.apply_env(&mut container.process.env);
             Ok(container)
         },
     )

@@ -32,6 +32,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
+
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index (a list of manifests, one per platform).
@@ -90,16 +92,9 @@ pub enum DocumentError {
 /// The one way this chapter reads a JSON document of an image, from a
 /// registry, an archive or the store.
 pub fn read_document(reader: impl std::io::Read) -> Result<Vec<u8>, DocumentError> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    reader
-        .take(MAX_MANIFEST_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(DocumentError::Read)?;
-    if bytes.len() > MAX_MANIFEST_BYTES {
-        return Err(DocumentError::TooLarge);
-    }
-    Ok(bytes)
+    ch04_overlay::files::read_bounded(reader, MAX_MANIFEST_BYTES)
+        .map_err(DocumentError::Read)?
+        .ok_or(DocumentError::TooLarge)
 }
 // ANCHOR_END: read_document
 
@@ -161,21 +156,13 @@ pub enum OciError {
     NoMatchingPlatform { wanted: String, available: String },
 }
 
-/// Checks that `digest` is `sha256:` + 64 lowercase hex digits or `sha512:` +
-/// 128. `what` names its owner for the error message.
+/// Checks that `digest` is a valid digest ([`Digest::parse`]: `sha256:` + 64
+/// lowercase hex digits or `sha512:` + 128). `what` names its owner for the
+/// error message.
 pub fn check_digest(what: &str, digest: &str) -> Result<(), OciError> {
-    let hex_len = match digest.split_once(':') {
-        Some(("sha256", hex)) => Some((64, hex)),
-        Some(("sha512", hex)) => Some((128, hex)),
-        _ => None,
-    };
-    match hex_len {
-        Some((len, hex))
-            if hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(())
-        }
-        _ => Err(OciError::BadDigest {
+    match Digest::parse(digest) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(OciError::BadDigest {
             what: what.to_string(),
             digest: digest.to_string(),
         }),
@@ -509,25 +496,38 @@ fn kind_of(media_type: &str) -> Result<Option<Kind>, OciError> {
     }
 }
 
-/// Parses and checks a manifest fetched with Content-Type `media_type` (empty
-/// if the registry gave none).
+// ANCHOR: check_manifest
+/// A document that has the structure of a manifest or an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedManifest {
+    pub manifest: Manifest,
+    /// The manifest media type it was sent with or states in `mediaType`
+    /// (the declared one if both); `None` if neither says and its fields
+    /// told what it is.
+    pub media_type: Option<String>,
+}
+
+/// Checks the structure every manifest must have, whoever reads it: a
+/// client pulling it ([`parse_manifest`] adds what a runnable image needs)
+/// or a registry accepting it (chapter 6 adds its own policy).
 ///
 /// Refuses, in this order: more than [`MAX_MANIFEST_BYTES`] (before reading
 /// any JSON); schema 1; media types that are not manifests; a body whose
 /// `mediaType` contradicts the declared type, or that has both `manifests`
-/// and `layers`; a `schemaVersion` other than 2; malformed digests; configs
-/// that are not image configs; layers that are not OCI or Docker layers.
-pub fn parse_manifest(media_type: &str, bytes: &[u8]) -> Result<Manifest, OciError> {
+/// and `layers` (CVE-2021-41190); a `schemaVersion` other than 2; a
+/// malformed digest anywhere.
+pub fn check_manifest(media_type: &str, bytes: &[u8]) -> Result<CheckedManifest, OciError> {
+    // 1. The size, before any JSON is parsed.
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(OciError::TooLarge {
             size: bytes.len(),
             limit: MAX_MANIFEST_BYTES,
         });
     }
-    // Content-Type may carry parameters: `...+json; charset=utf-8`.
+    // 2. What it says it is. Content-Type may carry parameters:
+    //    `...+json; charset=utf-8`.
     let declared = media_type.split(';').next().unwrap_or("").trim();
     let declared_kind = kind_of(declared)?;
-
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(OciError::Json)?;
     if value
         .get("schemaVersion")
@@ -537,6 +537,36 @@ pub fn parse_manifest(media_type: &str, bytes: &[u8]) -> Result<Manifest, OciErr
         return Err(OciError::Schema1);
     }
     let content_type = value.get("mediaType").and_then(serde_json::Value::as_str);
+    let (kind, media_type) = which_kind(declared, declared_kind, content_type, &value)?;
+    // 3. Its fields, and every digest in them.
+    let manifest = match kind {
+        Kind::Image => {
+            let manifest: ImageManifest = serde_json::from_value(value).map_err(OciError::Json)?;
+            check_image(&manifest)?;
+            Manifest::Image(manifest)
+        }
+        Kind::Index => {
+            let index: ImageIndex = serde_json::from_value(value).map_err(OciError::Json)?;
+            check_index(&index)?;
+            Manifest::Index(index)
+        }
+    };
+    Ok(CheckedManifest {
+        manifest,
+        media_type,
+    })
+}
+// ANCHOR_END: check_manifest
+
+/// Whether a document is an image manifest or an index, from the declared
+/// type, its `mediaType` and, when both are silent, its fields; and the
+/// media type that said so.
+fn which_kind(
+    declared: &str,
+    declared_kind: Option<Kind>,
+    content_type: Option<&str>,
+    value: &serde_json::Value,
+) -> Result<(Kind, Option<String>), OciError> {
     let has_manifests = value.get("manifests").is_some();
     let has_layers = value.get("layers").is_some();
     if has_manifests && has_layers {
@@ -546,50 +576,60 @@ pub fn parse_manifest(media_type: &str, bytes: &[u8]) -> Result<Manifest, OciErr
         Some(t) => kind_of(t)?,
         None => None,
     };
-    let kind = match (declared_kind, content_kind) {
-        (Some(d), Some(c)) if d != c => {
-            return Err(OciError::MediaTypeMismatch {
-                declared: declared.to_string(),
-                content: content_type.unwrap_or_default().to_string(),
-            });
-        }
-        (Some(k), _) | (None, Some(k)) => k,
-        (None, None) if has_manifests => Kind::Index,
-        (None, None) if has_layers => Kind::Image,
-        (None, None) => return Err(OciError::Unrecognized),
-    };
-
-    match kind {
-        Kind::Image => {
-            let manifest: ImageManifest = serde_json::from_value(value).map_err(OciError::Json)?;
-            check_image(&manifest)?;
-            Ok(Manifest::Image(manifest))
-        }
-        Kind::Index => {
-            let index: ImageIndex = serde_json::from_value(value).map_err(OciError::Json)?;
-            check_index(&index)?;
-            Ok(Manifest::Index(index))
-        }
+    let content = || content_type.map(str::to_string);
+    match (declared_kind, content_kind) {
+        (Some(d), Some(c)) if d != c => Err(OciError::MediaTypeMismatch {
+            declared: declared.to_string(),
+            content: content_type.unwrap_or_default().to_string(),
+        }),
+        (Some(k), _) => Ok((k, Some(declared.to_string()))),
+        (None, Some(k)) => Ok((k, content())),
+        (None, None) if has_manifests => Ok((Kind::Index, None)),
+        (None, None) if has_layers => Ok((Kind::Image, None)),
+        (None, None) => Err(OciError::Unrecognized),
     }
 }
 
+/// Parses and checks a manifest fetched with Content-Type `media_type` (empty
+/// if the registry gave none), for pulling and running: the structure
+/// ([`check_manifest`]), then what an image to run needs, an image config
+/// and layers that are OCI or Docker layers in the registry.
+pub fn parse_manifest(media_type: &str, bytes: &[u8]) -> Result<Manifest, OciError> {
+    let checked = check_manifest(media_type, bytes)?;
+    if let Manifest::Image(manifest) = &checked.manifest {
+        check_runnable(manifest)?;
+    }
+    Ok(checked.manifest)
+}
+
+/// The structure of an image manifest: schema version and digests.
 fn check_image(manifest: &ImageManifest) -> Result<(), OciError> {
     if manifest.schema_version != 2 {
         return Err(OciError::SchemaVersion(manifest.schema_version));
     }
     check_digest("the config", &manifest.config.digest)?;
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        check_digest(&format!("layer {i}"), &layer.digest)?;
+    }
+    if let Some(subject) = &manifest.subject {
+        check_digest("the subject", &subject.digest)?;
+    }
+    Ok(())
+}
+
+/// Pull policy: an image config (not an artifact's), and layers we can
+/// fetch and unpack.
+fn check_runnable(manifest: &ImageManifest) -> Result<(), OciError> {
     if !matches!(
         manifest.config.media_type.as_str(),
         OCI_CONFIG | DOCKER_CONFIG
     ) {
         return Err(OciError::NotAnImage(manifest.config.media_type.clone()));
     }
-    for (i, layer) in manifest.layers.iter().enumerate() {
-        check_digest(&format!("layer {i}"), &layer.digest)?;
-        let media_type = layer.media_type.as_str();
-        match media_type {
+    for layer in &manifest.layers {
+        match layer.media_type.as_str() {
             OCI_LAYER_TAR | OCI_LAYER_TAR_GZIP | OCI_LAYER_TAR_ZSTD | DOCKER_LAYER_TAR_GZIP => {}
-            t if t == DOCKER_LAYER_FOREIGN || t.starts_with(OCI_LAYER_NONDISTRIBUTABLE_PREFIX) => {
+            t if is_foreign_layer(t) => {
                 return Err(OciError::ForeignLayer {
                     digest: layer.digest.clone(),
                     media_type: t.to_string(),
@@ -603,10 +643,13 @@ fn check_image(manifest: &ImageManifest) -> Result<(), OciError> {
             }
         }
     }
-    if let Some(subject) = &manifest.subject {
-        check_digest("the subject", &subject.digest)?;
-    }
     Ok(())
+}
+
+/// A layer whose content is, by design, not in the registry: Docker's
+/// foreign layers and OCI's non-distributable ones.
+pub fn is_foreign_layer(media_type: &str) -> bool {
+    media_type == DOCKER_LAYER_FOREIGN || media_type.starts_with(OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
 }
 
 fn check_index(index: &ImageIndex) -> Result<(), OciError> {

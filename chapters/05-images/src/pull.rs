@@ -18,8 +18,7 @@
 //! layers, which the next pull reuses.
 
 use std::io::{IsTerminal, Read};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -29,6 +28,7 @@ use crate::oci::{self, Descriptor, ImageConfig, ImageManifest, Manifest, Platfor
 use crate::reference::Reference;
 use crate::registry::{ATTEMPTS, FetchedManifest, Registry, RegistryError};
 use crate::store::{Compression, Store, StoreError};
+use crate::workers;
 
 /// How many layers download at once, as docker's default
 /// `max-concurrent-downloads` (3).
@@ -316,68 +316,32 @@ fn pull_layers(
     options: &PullOptions,
 ) -> Result<Vec<(String, LayerOutcome)>, PullError> {
     let bars = Bars::new(&manifest.layers);
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let outcomes = Mutex::new(vec![None; manifest.layers.len()]);
-    let first_error = Mutex::new(None);
-    let worker = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::SeqCst);
-            if i >= manifest.layers.len() || failed.load(Ordering::SeqCst) {
-                return;
-            }
-            let layer = &manifest.layers[i];
-            let diff_id = &config.rootfs.diff_ids[i];
-            let result = (|| -> Result<LayerOutcome, PullError> {
-                let bar = &bars.bars[i];
-                let outcome =
-                    download_blob(store, registry, repository, layer, &|n| bar.inc(n), &failed)?;
-                bar.set_message("extracting");
-                let compression = Compression::of_media_type(&layer.media_type);
-                store.unpack_layer(&layer.digest, diff_id, compression)?;
-                bars.done(i, layer, outcome);
-                Ok(outcome)
-            })();
-            match result {
-                Ok(outcome) => lock(&outcomes)[i] = Some(outcome),
-                Err(e) => {
-                    failed.store(true, Ordering::SeqCst);
-                    bars.failed(i);
-                    lock(&first_error).get_or_insert(e);
-                    return;
-                }
-            }
+    let pulled = workers::run_all(&manifest.layers, options.jobs, |i, layer, failed| {
+        let bar = &bars.bars[i];
+        let result = (|| -> Result<LayerOutcome, PullError> {
+            let outcome =
+                download_blob(store, registry, repository, layer, &|n| bar.inc(n), failed)?;
+            bar.set_message("extracting");
+            let compression = Compression::of_media_type(&layer.media_type);
+            store.unpack_layer(&layer.digest, &config.rootfs.diff_ids[i], compression)?;
+            bars.done(i, layer, outcome);
+            Ok(outcome)
+        })();
+        if result.is_err() {
+            bars.failed(i);
         }
-    };
-    let jobs = options.jobs.clamp(1, manifest.layers.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(worker);
-        }
+        result
     });
     bars.finish();
-    if let Some(e) = lock(&first_error).take() {
-        return Err(e);
-    }
-    let outcomes = lock(&outcomes).clone();
+    let outcomes = pulled?;
     Ok(manifest
         .layers
         .iter()
         .zip(outcomes)
-        .map(|(layer, outcome)| {
-            (
-                short_id(&layer.digest),
-                outcome.unwrap_or(LayerOutcome::PullComplete),
-            )
-        })
+        .map(|(layer, outcome)| (short_id(&layer.digest), outcome))
         .collect())
 }
 // ANCHOR_END: pull_layers
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A worker that panicked left valid data behind.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 static NEVER: AtomicBool = AtomicBool::new(false);
 

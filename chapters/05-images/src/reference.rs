@@ -266,8 +266,9 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// `[\w][\w.-]{0,127}`
-fn is_tag(tag: &str) -> bool {
+/// Whether `tag` is a valid tag: `[\w][\w.-]{0,127}`. The one tag grammar:
+/// chapter 6's registry checks the tags it is sent with it.
+pub fn is_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();
     match bytes.first() {
         Some(&first) => {
@@ -279,8 +280,11 @@ fn is_tag(tag: &str) -> bool {
     }
 }
 
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn is_path_component(component: &str) -> bool {
+/// Whether `component` is a valid component of a repository name:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, alphanumeric runs joined by one
+/// separator each. The one name grammar: chapter 6's registry checks the
+/// names in its URLs with it.
+pub fn is_path_component(component: &str) -> bool {
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let bytes = component.as_bytes();
     let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {

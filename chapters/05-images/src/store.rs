@@ -3,7 +3,8 @@
 //! Everything lives under one root (the engine's `--root`):
 //!
 //! ```text
-//! ROOT/blobs/sha256/<hex>         content-addressed blobs (manifests, configs, layer tarballs)
+//! ROOT/blobs/sha256/<hex>         content-addressed blobs (manifests, configs, layer tarballs;
+//!                                 sha512 digests under blobs/sha512/)
 //! ROOT/blobs/tmp/                 blobs being written
 //! ROOT/layers/sha256/<hex>/       each layer unpacked once, keyed by its diff_id
 //! ROOT/layers/tmp/                layers being unpacked
@@ -44,14 +45,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use ch04_overlay::apply::{ApplyError, ApplyOptions, WhiteoutMode, apply_layer};
+use ch04_overlay::files::{self, TempPath};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+
+use crate::digest::{Algorithm, Digest, Hashing};
 
 /// How old a temporary file or directory must be before
 /// [`Store::clean_temp`] treats it as left over by a crashed pull. A pull in
@@ -61,7 +63,9 @@ pub const TEMP_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("invalid digest {0:?}: expected \"sha256:\" followed by 64 lowercase hex digits")]
+    #[error(
+        "invalid digest {0:?}: expected \"sha256:\" followed by 64 lowercase hex digits, or \"sha512:\" followed by 128"
+    )]
     BadDigest(String),
 
     #[error(
@@ -147,40 +151,15 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     }
 }
 
-/// The hex part of a `sha256:<hex>` digest, or [`StoreError::BadDigest`].
-fn digest_hex(digest: &str) -> Result<&str> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex)
-            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(hex)
-        }
-        _ => Err(StoreError::BadDigest(digest.to_string())),
-    }
-}
-
-fn sha256_digest(hasher: Sha256) -> String {
-    format!("sha256:{:x}", hasher.finalize())
-}
-
-/// A name no other writer (thread or process) is using right now: the pid,
-/// a per-process counter and the clock. Creation still uses O_EXCL/mkdir, so
-/// a collision is an error to retry, never a shared file.
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{}-{n}-{nanos:08x}", std::process::id())
+/// `digest` parsed ([`Digest::parse`]), or [`StoreError::BadDigest`]: only
+/// a valid digest ever becomes a file name in the store.
+fn parse_digest(digest: &str) -> Result<Digest> {
+    Digest::parse(digest).map_err(|_| StoreError::BadDigest(digest.to_string()))
 }
 
 /// fsync a directory, so that a rename in it survives a crash.
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    files::sync_dir(dir).map_err(io_err(dir))
 }
 
 /// Remove a file or a whole tree, however deep, making read-only
@@ -195,43 +174,6 @@ fn remove_tree(path: &Path) -> io::Result<()> {
         };
         io::Error::new(kind, e.to_string())
     })
-}
-
-/// A temporary file or directory, removed when dropped unless
-/// [`Temp::keep`] was called (after it was renamed into place).
-struct Temp {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Temp {
-    fn keep(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = remove_tree(&self.path);
-        }
-    }
-}
-
-/// A reader that hashes and counts what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 /// `index.json`: image names and the manifests they point to.
@@ -370,7 +312,12 @@ impl Store {
     }
 
     fn blob_dir(&self) -> PathBuf {
-        self.root.join("blobs/sha256")
+        self.blob_dir_for(Algorithm::Sha256)
+    }
+
+    /// `blobs/<algorithm>`: where blobs named by `algorithm` digests live.
+    fn blob_dir_for(&self, algorithm: Algorithm) -> PathBuf {
+        self.root.join("blobs").join(algorithm.name())
     }
 
     fn blob_tmp_dir(&self) -> PathBuf {
@@ -378,7 +325,12 @@ impl Store {
     }
 
     fn layer_dir(&self) -> PathBuf {
-        self.root.join("layers/sha256")
+        self.layer_dir_for(Algorithm::Sha256)
+    }
+
+    /// `layers/<algorithm>`: where layers with `algorithm` diff_ids live.
+    fn layer_dir_for(&self, algorithm: Algorithm) -> PathBuf {
+        self.root.join("layers").join(algorithm.name())
     }
 
     fn layer_tmp_dir(&self) -> PathBuf {
@@ -393,7 +345,10 @@ impl Store {
 
     /// Where the blob `digest` lives (whether or not it is there).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        Ok(self.blob_dir().join(digest_hex(digest)?))
+        Ok(self
+            .root
+            .join("blobs")
+            .join(parse_digest(digest)?.blob_path()))
     }
 
     /// Whether the blob `digest` is in the store.
@@ -450,7 +405,7 @@ impl Store {
     /// The digests of every blob in the store, sorted. Names that are not
     /// a digest's hex (nothing the store wrote) are left out.
     pub fn blob_digests(&self) -> Result<Vec<String>> {
-        list_digests(&self.blob_dir())
+        list_digests(|algorithm| self.blob_dir_for(algorithm))
     }
 
     // ANCHOR: put_blob
@@ -478,8 +433,8 @@ impl Store {
             return Ok(final_path);
         }
 
-        let (mut file, temp) = self.create_temp_file()?;
-        let mut hasher = Sha256::new();
+        let (file, temp) = self.create_temp_file()?;
+        let mut file = Hashing::new(file, parse_digest(expected_digest)?.algorithm());
         let mut count: u64 = 0;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -503,9 +458,8 @@ impl Store {
                     more: true,
                 });
             }
-            hasher.update(&buf[..n]);
             file.write_all(&buf[..n])
-                .map_err(|cause| self.write_error(&temp.path, cause))?;
+                .map_err(|cause| self.write_error(temp.path(), cause))?;
         }
         if let Some(expected) = expected_size.filter(|&e| count != e) {
             return Err(StoreError::SizeMismatch {
@@ -515,7 +469,8 @@ impl Store {
                 more: false,
             });
         }
-        let actual = sha256_digest(hasher);
+        let (actual, _, file) = file.into_parts();
+        let actual = actual.to_string();
         if actual != expected_digest {
             return Err(StoreError::DigestMismatch {
                 expected: expected_digest.to_string(),
@@ -524,49 +479,35 @@ impl Store {
         }
 
         file.sync_all()
-            .map_err(|cause| self.write_error(&temp.path, cause))?;
+            .map_err(|cause| self.write_error(temp.path(), cause))?;
         drop(file);
-        fs::rename(&temp.path, &final_path).map_err(io_err(&final_path))?;
+        let dir = final_path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        fs::rename(temp.path(), &final_path).map_err(io_err(&final_path))?;
         temp.keep();
-        sync_dir(&self.blob_dir())?;
+        sync_dir(dir)?;
         Ok(final_path)
     }
     // ANCHOR_END: put_blob
 
-    fn create_temp_file(&self) -> Result<(File, Temp)> {
+    fn create_temp_file(&self) -> Result<(File, TempPath)> {
         let dir = self.blob_tmp_dir();
-        loop {
-            let path = dir.join(unique_name());
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&path)
-            {
-                Ok(file) => return Ok((file, Temp { path, armed: true })),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(cause) => return Err(StoreError::Io { path, cause }),
-            }
-        }
+        files::create_temp_file(&dir, 0o644).map_err(io_err(&dir))
     }
 
-    fn create_temp_dir(&self) -> Result<Temp> {
+    fn create_temp_dir(&self) -> Result<TempPath> {
         let dir = self.layer_tmp_dir();
-        loop {
-            let path = dir.join(unique_name());
-            match fs::create_dir(&path) {
-                Ok(()) => return Ok(Temp { path, armed: true }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(cause) => return Err(StoreError::Io { path, cause }),
-            }
-        }
+        files::create_temp_dir(&dir).map_err(io_err(&dir))
     }
 
     // ----- layers -----
 
     /// Where the layer with `diff_id` is unpacked (whether or not it is).
     pub fn layer_path(&self, diff_id: &str) -> Result<PathBuf> {
-        Ok(self.layer_dir().join(digest_hex(diff_id)?))
+        Ok(self
+            .root
+            .join("layers")
+            .join(parse_digest(diff_id)?.blob_path()))
     }
 
     /// Whether the layer with `diff_id` is unpacked.
@@ -600,7 +541,8 @@ impl Store {
         diff_id: &str,
         compression: Compression,
     ) -> Result<PathBuf> {
-        digest_hex(blob_digest)?;
+        parse_digest(blob_digest)?;
+        let algorithm = parse_digest(diff_id)?.algorithm();
         let final_path = self.layer_path(diff_id)?;
         if self.has_layer(diff_id)? {
             return Ok(final_path);
@@ -617,16 +559,12 @@ impl Store {
                 },
             )?),
         };
-        let mut reader = HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
+        let mut reader = Hashing::new(inner, algorithm);
 
         let temp = self.create_temp_dir()?;
         let opts = ApplyOptions::for_current_user(WhiteoutMode::Overlay);
-        apply_layer(&mut reader, &temp.path, &opts).map_err(|cause| match cause {
-            ApplyError::Write { path, cause } => self.write_error(&temp.path.join(path), cause),
+        apply_layer(&mut reader, temp.path(), &opts).map_err(|cause| match cause {
+            ApplyError::Write { path, cause } => self.write_error(&temp.path().join(path), cause),
             cause => StoreError::Apply {
                 blob: blob_digest.to_string(),
                 path: final_path.clone(),
@@ -640,7 +578,7 @@ impl Store {
             digest: blob_digest.to_string(),
             cause,
         })?;
-        let actual = sha256_digest(reader.hasher);
+        let actual = reader.finish().0.to_string();
         if actual != diff_id {
             return Err(StoreError::DiffIdMismatch {
                 blob: blob_digest.to_string(),
@@ -649,13 +587,15 @@ impl Store {
             });
         }
 
-        let dir = File::open(&temp.path).map_err(io_err(&temp.path))?;
+        let dir = File::open(temp.path()).map_err(io_err(temp.path()))?;
         nix::unistd::syncfs(&dir).map_err(|errno| StoreError::Io {
-            path: temp.path.clone(),
+            path: temp.path().to_path_buf(),
             cause: errno.into(),
         })?;
         drop(dir);
-        match fs::rename(&temp.path, &final_path) {
+        let layers = self.layer_dir_for(algorithm);
+        fs::create_dir_all(&layers).map_err(io_err(&layers))?;
+        match fs::rename(temp.path(), &final_path) {
             Ok(()) => temp.keep(),
             // Someone else finished the same layer first (a non-empty
             // directory cannot be renamed over): ours is dropped, theirs used.
@@ -667,14 +607,14 @@ impl Store {
                 });
             }
         }
-        sync_dir(&self.layer_dir())?;
+        sync_dir(&layers)?;
         Ok(final_path)
     }
     // ANCHOR_END: unpack_layer
 
     /// The diff_ids of every unpacked layer, sorted.
     pub fn layer_diff_ids(&self) -> Result<Vec<String>> {
-        list_digests(&self.layer_dir())
+        list_digests(|algorithm| self.layer_dir_for(algorithm))
     }
 
     /// Delete the unpacked layer `diff_id`; `Ok(false)` if it was not there.
@@ -686,13 +626,13 @@ impl Store {
     /// the whole layer.
     pub fn delete_layer(&self, diff_id: &str) -> Result<bool> {
         let path = self.layer_path(diff_id)?;
-        let doomed = self.layer_tmp_dir().join(unique_name());
+        let doomed = self.layer_tmp_dir().join(files::unique_name());
         match fs::rename(&path, &doomed) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(cause) => return Err(StoreError::Io { path, cause }),
         }
-        sync_dir(&self.layer_dir())?;
+        sync_dir(path.parent().unwrap_or(&self.root))?;
         remove_tree(&doomed).map_err(io_err(&doomed))?;
         Ok(true)
     }
@@ -825,7 +765,7 @@ impl Store {
     /// pointed to before, if any.
     pub fn set_name(&self, name: &str, digest: &str) -> Result<Option<String>> {
         check_name(name)?;
-        digest_hex(digest)?;
+        parse_digest(digest)?;
         self.update_index(|index| index.names.insert(name.to_string(), digest.to_string()))
     }
 
@@ -867,44 +807,38 @@ impl Store {
         let result = change(&mut index);
 
         let path = self.index_path();
-        let tmp_path = self.root.join("index.json.tmp");
         let mut json = serde_json::to_string_pretty(&index).map_err(|cause| StoreError::Index {
             path: path.clone(),
             cause,
         })?;
         json.push('\n');
-        let tmp = Temp {
-            path: tmp_path,
-            armed: true,
-        };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp.path)
-            .map_err(io_err(&tmp.path))?;
-        file.write_all(json.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io_err(&tmp.path))?;
-        drop(file);
-        fs::rename(&tmp.path, &path).map_err(io_err(&path))?;
-        tmp.keep();
-        sync_dir(&self.root)?;
+        files::write_atomic(&path, json.as_bytes(), 0o600)
+            .map_err(|(path, cause)| StoreError::Io { path, cause })?;
         Ok(result)
     }
 }
 
-/// `sha256:<name>` for every entry of `dir` named by 64 lowercase hex
-/// digits, sorted.
-fn list_digests(dir: &Path) -> Result<Vec<String>> {
+/// `<algorithm>:<name>` for every entry of `dir(algorithm)` whose name is
+/// a valid hex part, for each algorithm, sorted. A missing `sha512`
+/// directory (no such blob was ever stored) is an empty one.
+fn list_digests(dir: impl Fn(Algorithm) -> PathBuf) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        if let Some(name) = entry.file_name().to_str() {
-            let digest = format!("sha256:{name}");
-            if digest_hex(&digest).is_ok() {
-                out.push(digest);
+    for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+        let dir = dir(algorithm);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && algorithm != Algorithm::Sha256 => {
+                continue;
+            }
+            Err(cause) => return Err(StoreError::Io { path: dir, cause }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err(&dir))?;
+            if let Some(name) = entry.file_name().to_str() {
+                let digest = format!("{algorithm}:{name}");
+                if Digest::parse(&digest).is_ok() {
+                    out.push(digest);
+                }
             }
         }
     }
@@ -923,11 +857,10 @@ fn check_name(name: &str) -> Result<()> {
 mod tests {
     use super::*;
     use std::io::Cursor;
+    use std::sync::atomic::Ordering;
 
     fn digest_of(data: &[u8]) -> String {
-        let mut h = Sha256::new();
-        h.update(data);
-        sha256_digest(h)
+        Digest::of_bytes(Algorithm::Sha256, data).to_string()
     }
 
     fn store() -> (tempfile::TempDir, Store) {

@@ -105,22 +105,53 @@ pub async fn collect(storage: &Storage, options: &GcOptions) -> Result<GcReport,
         .map_err(io_err("lock registry.lock"))?
         .ok_or_else(|| GcError::InUse(storage.root().to_path_buf()))?;
     let mut report = GcReport::default();
-
-    // 2. Mark.
-    let mut live: BTreeSet<Digest> = BTreeSet::new();
-    let mut named_here: BTreeMap<String, BTreeSet<Digest>> = BTreeMap::new();
     let repositories = storage
         .repositories()
         .await
         .map_err(io_err("list repositories"))?;
-    for name in &repositories {
-        let here = named_here.entry(name.clone()).or_default();
+    // 2. Mark: what every manifest names, in all and per repository.
+    let marks = mark(storage, &repositories, &mut report).await?;
+    // 3. Blob links no manifest of their repository names.
+    unlink_unnamed(storage, &repositories, &marks, options, &mut report).await?;
+    // 4. Content nothing names.
+    sweep_blobs(storage, &marks, options, &mut report).await?;
+    // 5. Abandoned uploads and temporary files.
+    if !options.dry_run {
+        remove_leftovers(storage, options, &mut report).await?;
+    }
+    Ok(report)
+}
+// ANCHOR_END: collect
+
+/// What the mark phase found named.
+struct Marks {
+    /// Every manifest, and every blob a manifest names.
+    live: BTreeSet<Digest>,
+    /// The blobs each repository's manifests name.
+    named_here: BTreeMap<String, BTreeSet<Digest>>,
+}
+
+// ANCHOR: mark
+/// Step 2: every manifest linked in a repository is live, and so is every
+/// blob and manifest it names. A manifest whose content is gone or is not
+/// JSON is a warning, not an error: the rest is collected all the same.
+async fn mark(
+    storage: &Storage,
+    repositories: &[String],
+    report: &mut GcReport,
+) -> Result<Marks, GcError> {
+    let mut marks = Marks {
+        live: BTreeSet::new(),
+        named_here: BTreeMap::new(),
+    };
+    for name in repositories {
+        let here = marks.named_here.entry(name.clone()).or_default();
         for manifest in storage
             .manifest_links(name)
             .await
             .map_err(io_err(format!("list manifests of {name}")))?
         {
-            live.insert(manifest.clone());
+            marks.live.insert(manifest.clone());
             let Ok(bytes) = storage.read_blob(&manifest).await else {
                 report.warnings.push(format!(
                     "{name}: manifest {manifest} is linked but its content is gone"
@@ -133,17 +164,28 @@ pub async fn collect(storage: &Storage, options: &GcOptions) -> Result<GcReport,
                     .push(format!("{name}: manifest {manifest} is not JSON"));
                 continue;
             };
-            live.extend(manifests);
+            marks.live.extend(manifests);
             for blob in blobs {
-                live.insert(blob.clone());
+                marks.live.insert(blob.clone());
                 here.insert(blob);
             }
         }
     }
+    Ok(marks)
+}
+// ANCHOR_END: mark
 
-    // 3. Blob links no manifest of their repository names.
-    for name in &repositories {
-        let here = &named_here[name];
+// ANCHOR: sweep
+/// Step 3: a repository's links to blobs none of its manifests names go.
+async fn unlink_unnamed(
+    storage: &Storage,
+    repositories: &[String],
+    marks: &Marks,
+    options: &GcOptions,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    for name in repositories {
+        let here = &marks.named_here[name];
         for blob in storage
             .blob_links(name)
             .await
@@ -161,10 +203,18 @@ pub async fn collect(storage: &Storage, options: &GcOptions) -> Result<GcReport,
             report.links.push(format!("{name}@{blob}"));
         }
     }
+    Ok(())
+}
 
-    // 4. Content nothing names.
+/// Step 4: content no manifest names goes, whoever linked it.
+async fn sweep_blobs(
+    storage: &Storage,
+    marks: &Marks,
+    options: &GcOptions,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
     for blob in storage.blob_digests().await.map_err(io_err("list blobs"))? {
-        if live.contains(&blob) {
+        if marks.live.contains(&blob) {
             continue;
         }
         let size = storage
@@ -180,25 +230,31 @@ pub async fn collect(storage: &Storage, options: &GcOptions) -> Result<GcReport,
         }
         report.blobs.push((blob, size));
     }
-
-    // 5. Abandoned uploads and temporary files.
-    if !options.dry_run {
-        report.uploads = purge_stale_offline(storage, options.upload_max_age)
-            .await
-            .map_err(io_err("remove stale uploads"))?;
-        let mut entries = tokio::fs::read_dir(storage.tmp_dir())
-            .await
-            .map_err(io_err("list tmp"))?;
-        while let Some(entry) = entries.next_entry().await.map_err(io_err("list tmp"))? {
-            tokio::fs::remove_file(entry.path())
-                .await
-                .map_err(io_err(format!("remove {}", entry.path().display())))?;
-            report.temp_files += 1;
-        }
-    }
-    Ok(report)
+    Ok(())
 }
-// ANCHOR_END: collect
+// ANCHOR_END: sweep
+
+/// Step 5: uploads abandoned for longer than the options say, and every
+/// temporary file (nothing else runs).
+async fn remove_leftovers(
+    storage: &Storage,
+    options: &GcOptions,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    report.uploads = purge_stale_offline(storage, options.upload_max_age)
+        .await
+        .map_err(io_err("remove stale uploads"))?;
+    let mut entries = tokio::fs::read_dir(storage.tmp_dir())
+        .await
+        .map_err(io_err("list tmp"))?;
+    while let Some(entry) = entries.next_entry().await.map_err(io_err("list tmp"))? {
+        tokio::fs::remove_file(entry.path())
+            .await
+            .map_err(io_err(format!("remove {}", entry.path().display())))?;
+        report.temp_files += 1;
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ch04_overlay::state::default_root;
+use ch05_images::cli::RegistryArgs;
 use ch05_images::pull::short_id;
 use ch05_images::reference::Reference;
-use ch05_images::registry::{ClientOptions, Credentials, Registry};
+use ch05_images::registry::{ClientOptions, Registry};
 use ch05_images::store::Store;
 use ch06_registry::auth::{Auth, Htpasswd};
 use ch06_registry::gc::{GcOptions, collect};
@@ -91,16 +92,8 @@ enum Command {
         /// Layers uploaded at once.
         #[arg(long, default_value_t = ch06_registry::push::DEFAULT_JOBS, value_name = "N")]
         jobs: usize,
-        /// A registry (HOST[:PORT]) that may be spoken to over plain HTTP;
-        /// loopback always may.
-        #[arg(long, value_name = "HOST[:PORT]")]
-        insecure_registry: Vec<String>,
-        /// The user name (with --password-stdin); default: docker's config.json.
-        #[arg(long, requires = "password_stdin")]
-        username: Option<String>,
-        /// Read the password (or token) from stdin.
-        #[arg(long, requires = "username")]
-        password_stdin: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Remove blobs no manifest names, abandoned uploads and temporary
     /// files. The registry must be stopped.
@@ -207,28 +200,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             dest,
             chunk_size,
             jobs,
-            insecure_registry,
-            username,
-            password_stdin: _,
+            registry,
         } => {
-            let credentials = match username {
-                Some(username) => {
-                    let mut password = String::new();
-                    std::io::stdin()
-                        .read_line(&mut password)
-                        .context("read the password from stdin")?;
-                    Some(Credentials {
-                        username,
-                        password: password.trim_end_matches(['\n', '\r']).to_string(),
-                    })
-                }
-                None => None,
-            };
-            let options = ClientOptions {
-                insecure: insecure_registry,
-                credentials,
-                trace: false,
-            };
+            let options = registry
+                .client_options()
+                .context("read the password from stdin")?;
             push_command(
                 &root.unwrap_or_else(default_root),
                 &image,

@@ -33,10 +33,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::Response;
 use ch05_images::digest::{Algorithm, Digest};
-use ch05_images::oci::{
-    self, DOCKER_LAYER_FOREIGN, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1,
-    DOCKER_SCHEMA1_SIGNED, Descriptor, ImageIndex, ImageManifest, OCI_INDEX, OCI_MANIFEST,
-};
+use ch05_images::oci::{self, DOCKER_MANIFEST_LIST, Descriptor, Manifest, OCI_INDEX};
 
 use crate::body::{BodyError, read_small_body};
 use crate::errors::{ApiError, ErrorCode, ErrorEntry, digest_invalid, name_unknown};
@@ -70,104 +67,45 @@ fn manifest_unknown(name: &str, reference: &str) -> ApiError {
     )
 }
 
-fn is_manifest_type(media_type: &str) -> bool {
-    matches!(
-        media_type,
-        OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_MANIFEST_LIST
-    )
-}
-
-/// Layers whose content is, by design, not in the registry.
-fn is_foreign(media_type: &str) -> bool {
-    media_type == DOCKER_LAYER_FOREIGN
-        || media_type.starts_with(oci::OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
-}
-
 /// The descriptor's digest, or why the manifest is invalid.
 fn descriptor_digest(what: &str, descriptor: &Descriptor) -> Result<Digest, ApiError> {
     Digest::parse(&descriptor.digest).map_err(|e| invalid(format!("{what}: {e}")))
 }
 
 // ANCHOR: check_manifest
-/// Checks `bytes`, sent with `content_type`, as a manifest (steps 3 of the
-/// module's list; existence is checked by the caller).
+/// Checks `bytes`, sent with `content_type`, as a manifest (step 3 of the
+/// module's list; existence is checked by the caller): chapter 5's
+/// [`oci::check_manifest`], which a client pulling it applies too, then
+/// what a registry adds.
 pub fn check_manifest(content_type: &str, bytes: &[u8]) -> Result<Checked, ApiError> {
-    // Parameters (`; charset=utf-8`) are ignored, as the spec says.
-    let declared = content_type.split(';').next().unwrap_or("").trim();
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(invalid("the body is JSON but not an object"));
+    let checked = oci::check_manifest(content_type, bytes).map_err(|e| invalid(e.to_string()))?;
+    // Policy: the registry stores the media type it answers GET with, so
+    // the client must say it, and exactly as the document does.
+    let Some(media_type) = checked.media_type else {
+        return Err(invalid(
+            "cannot tell what this manifest is: send Content-Type with its media type \
+             (application/vnd.oci.image.manifest.v1+json, ...index.v1+json, or Docker's)",
+        ));
+    };
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    if let Some(c) = value.get("mediaType").and_then(serde_json::Value::as_str)
+        && c != media_type
+    {
+        return Err(invalid(format!(
+            "Content-Type is {media_type} but the manifest's mediaType is {c}: they must agree"
+        )));
     }
-    let content = value.get("mediaType").and_then(serde_json::Value::as_str);
-    for t in [Some(declared), content].into_iter().flatten() {
-        if t == DOCKER_SCHEMA1 || t == DOCKER_SCHEMA1_SIGNED {
-            return Err(invalid(
-                "Docker schema 1 manifests are deprecated and not accepted: push a schema 2 or OCI manifest",
-            ));
-        }
-    }
-    let media_type = match (declared, content) {
-        (d, Some(c)) if is_manifest_type(d) && d != c => {
-            return Err(invalid(format!(
-                "Content-Type is {d} but the manifest's mediaType is {c}: they must agree"
-            )));
-        }
-        (d, _) if is_manifest_type(d) => d.to_string(),
-        ("" | "application/json" | "application/octet-stream", Some(c)) if is_manifest_type(c) => {
-            c.to_string()
-        }
-        ("" | "application/json" | "application/octet-stream", _) => {
-            return Err(invalid(
-                "cannot tell what this manifest is: send Content-Type with its media type \
-                 (application/vnd.oci.image.manifest.v1+json, ...index.v1+json, or Docker's)",
-            ));
-        }
-        (d, _) => {
-            return Err(invalid(format!(
-                "media type {d:?} is not a manifest type: expected an OCI image manifest or \
-                 index, or a Docker schema 2 manifest or manifest list"
-            )));
+    // What must be here: blobs (but foreign layers, which live elsewhere by
+    // definition) or an index's manifests; and the subject, which need not.
+    let (blobs, manifests, subject) = match checked.manifest {
+        Manifest::Index(index) => (Vec::new(), index.manifests, index.subject),
+        Manifest::Image(manifest) => {
+            let layers = manifest.layers.into_iter();
+            let mut blobs = vec![manifest.config];
+            blobs.extend(layers.filter(|l| !oci::is_foreign_layer(&l.media_type)));
+            (blobs, Vec::new(), manifest.subject)
         }
     };
-    if value.get("manifests").is_some() && value.get("layers").is_some() {
-        return Err(invalid(
-            "the document has both \"manifests\" and \"layers\": refusing an ambiguous manifest (CVE-2021-41190)",
-        ));
-    }
-    match value
-        .get("schemaVersion")
-        .and_then(serde_json::Value::as_i64)
-    {
-        Some(2) => {}
-        other => {
-            return Err(invalid(format!(
-                "schemaVersion is {other:?}: only 2 is accepted"
-            )));
-        }
-    }
-
-    let (blobs, manifests, subject) =
-        if matches!(media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST) {
-            let index: ImageIndex = serde_json::from_value(value)
-                .map_err(|e| invalid(format!("not a valid image index: {e}")))?;
-            for (i, entry) in index.manifests.iter().enumerate() {
-                descriptor_digest(&format!("manifests[{i}]"), entry)?;
-            }
-            (Vec::new(), index.manifests, index.subject)
-        } else {
-            let manifest: ImageManifest = serde_json::from_value(value)
-                .map_err(|e| invalid(format!("not a valid image manifest: {e}")))?;
-            descriptor_digest("config", &manifest.config)?;
-            let mut blobs = vec![manifest.config];
-            for (i, layer) in manifest.layers.into_iter().enumerate() {
-                descriptor_digest(&format!("layers[{i}]"), &layer)?;
-                if !is_foreign(&layer.media_type) {
-                    blobs.push(layer);
-                }
-            }
-            (blobs, Vec::new(), manifest.subject)
-        };
     let subject = match &subject {
         Some(s) => Some(descriptor_digest("subject", s)?),
         None => None,
@@ -310,67 +248,12 @@ pub async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let reference = match Reference::parse(reference) {
-        Ok(r) => r,
-        Err(ReferenceError::Digest(why)) => return Err(digest_invalid(reference, why)),
-        Err(ReferenceError::Tag(why)) => return Err(invalid(why)),
-    };
-    // Extra tags (`?tag=a&tag=b`) for a push by digest (end-7b).
-    let extra_tags: Vec<&str> = query.get_all("tag").collect();
-    if let Some(bad) = extra_tags.iter().find(|t| !is_tag(t)) {
-        return Err(invalid(format!("tag {bad:?} is not valid")));
-    }
-    if !extra_tags.is_empty() && matches!(reference, Reference::Tag(_)) {
-        return Err(invalid(
-            "tag query parameters are only accepted on a push by digest",
-        ));
-    }
-
+    let (reference, extra_tags) = parse_put_reference(reference, query)?;
     // 1. Size: refuse before reading when Content-Length already says too
     //    much, and stop reading past the limit otherwise.
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ManifestInvalid,
-            format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes, the limit here"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
-        return Err(too_large());
-    }
-    let bytes = match read_small_body(body, MAX_MANIFEST_BYTES).await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Err(too_large()),
-        Err(BodyError::Client(detail)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::SizeInvalid,
-                detail,
-            ));
-        }
-        Err(BodyError::Disk(e)) => return Err(ApiError::internal(e)),
-    };
-
+    let bytes = read_manifest_body(headers, body).await?;
     // 2. The digest: over the bytes exactly as sent.
-    let algorithm = match &reference {
-        Reference::Digest(d) => d.algorithm(),
-        Reference::Tag(_) => Algorithm::Sha256,
-    };
-    let digest = Digest::of_bytes(algorithm, &bytes);
-    if let Reference::Digest(expected) = &reference
-        && *expected != digest
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::DigestInvalid,
-            format!("the manifest hashes to {digest}, not {expected}: nothing was stored"),
-        ));
-    }
-
+    let digest = check_digest(&reference, &bytes)?;
     // 3. What it is; 4. everything it names is here.
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -378,34 +261,13 @@ pub async fn put(
         .unwrap_or("");
     let checked = check_manifest(content_type, &bytes)?;
     check_references(storage, name, &checked).await?;
-
     // 5. Store: the bytes, the repository's link, the referrer link, and the
     //    tags last.
-    let io = |e: std::io::Error| ApiError::internal(format!("store manifest {digest}: {e}"));
-    if storage.blob_size(&digest).await.map_err(io)?.is_none() {
-        storage
-            .write_atomic(&storage.blob_path(&digest), &bytes)
-            .await
-            .map_err(io)?;
-    }
-    storage
-        .link_manifest(name, &digest, &checked.media_type)
-        .await
-        .map_err(io)?;
-    if let Some(subject) = &checked.subject {
-        storage
-            .link_referrer(name, subject, &digest)
-            .await
-            .map_err(io)?;
-    }
     let mut tags: Vec<&str> = extra_tags;
     if let Reference::Tag(tag) = &reference {
         tags.push(tag);
     }
-    for tag in &tags {
-        storage.set_tag(name, tag, &digest).await.map_err(io)?;
-    }
-
+    store_manifest(storage, name, &digest, &bytes, &checked, &tags).await?;
     let mut out = vec![
         (header::LOCATION, format!("/v2/{name}/manifests/{digest}")),
         (
@@ -425,6 +287,110 @@ pub async fn put(
     Ok(empty_response(StatusCode::CREATED, out))
 }
 // ANCHOR_END: put_manifest
+
+/// The `<reference>` of a `PUT`, and the extra tags (`?tag=a&tag=b`) a push
+/// by digest may carry (end-7b).
+fn parse_put_reference<'q>(
+    reference: &str,
+    query: &'q Query,
+) -> Result<(Reference, Vec<&'q str>), ApiError> {
+    let reference = match Reference::parse(reference) {
+        Ok(r) => r,
+        Err(ReferenceError::Digest(why)) => return Err(digest_invalid(reference, why)),
+        Err(ReferenceError::Tag(why)) => return Err(invalid(why)),
+    };
+    let extra_tags: Vec<&str> = query.get_all("tag").collect();
+    if let Some(bad) = extra_tags.iter().find(|t| !is_tag(t)) {
+        return Err(invalid(format!("tag {bad:?} is not valid")));
+    }
+    if !extra_tags.is_empty() && matches!(reference, Reference::Tag(_)) {
+        return Err(invalid(
+            "tag query parameters are only accepted on a push by digest",
+        ));
+    }
+    Ok((reference, extra_tags))
+}
+
+/// Step 1 of [`put`]: the body, at most [`MAX_MANIFEST_BYTES`].
+async fn read_manifest_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ManifestInvalid,
+            format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes, the limit here"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    match read_small_body(body, MAX_MANIFEST_BYTES).await {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(too_large()),
+        Err(BodyError::Client(detail)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::SizeInvalid,
+            detail,
+        )),
+        Err(BodyError::Disk(e)) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Step 2 of [`put`]: the manifest's digest, which must be the one it was
+/// pushed by, if it was (by tag: sha256, as every registry names it).
+fn check_digest(reference: &Reference, bytes: &[u8]) -> Result<Digest, ApiError> {
+    let algorithm = match reference {
+        Reference::Digest(d) => d.algorithm(),
+        Reference::Tag(_) => Algorithm::Sha256,
+    };
+    let digest = Digest::of_bytes(algorithm, bytes);
+    if let Reference::Digest(expected) = reference
+        && *expected != digest
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::DigestInvalid,
+            format!("the manifest hashes to {digest}, not {expected}: nothing was stored"),
+        ));
+    }
+    Ok(digest)
+}
+
+/// Step 5 of [`put`]: the bytes (once), the repository's link with the
+/// media type, the referrer link, and `tags` last.
+async fn store_manifest(
+    storage: &Storage,
+    name: &str,
+    digest: &Digest,
+    bytes: &[u8],
+    checked: &Checked,
+    tags: &[&str],
+) -> Result<(), ApiError> {
+    let io = |e: std::io::Error| ApiError::internal(format!("store manifest {digest}: {e}"));
+    if storage.blob_size(digest).await.map_err(io)?.is_none() {
+        storage
+            .write_atomic(&storage.blob_path(digest), bytes)
+            .await
+            .map_err(io)?;
+    }
+    storage
+        .link_manifest(name, digest, &checked.media_type)
+        .await
+        .map_err(io)?;
+    if let Some(subject) = &checked.subject {
+        storage
+            .link_referrer(name, subject, digest)
+            .await
+            .map_err(io)?;
+    }
+    for tag in tags {
+        storage.set_tag(name, tag, digest).await.map_err(io)?;
+    }
+    Ok(())
+}
 
 /// `DELETE /v2/<name>/manifests/<reference>`: a tag (the manifest stays), or
 /// a manifest with every tag pointing to it and its referrer entry.
@@ -514,6 +480,7 @@ pub fn referrer_descriptor(media_type: &str, digest: &Digest, bytes: &[u8]) -> s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ch05_images::oci::{DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST};
 
     const CONFIG: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 

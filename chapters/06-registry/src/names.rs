@@ -12,15 +12,18 @@
 //! - a digest: `algorithm:encoded`, sha256 or sha512, parsed by chapter 5's
 //!   [`Digest`].
 //!
+//! The grammar of name components and tags is chapter 5's
+//! ([`ch05_images::reference`]), the one every chapter uses; this module
+//! adds what a URL needs: the whole name checked with messages for an API
+//! client, and a `<reference>` that is a tag or a digest.
+//!
 //! Spec: OCI distribution-spec v1.1, "Pulling manifests" (the two regular
 //! expressions) and "Listing Tags".
 
 use ch05_images::digest::Digest;
-
-/// The longest repository name we accept (distribution's limit).
-pub const NAME_MAX: usize = 255;
-/// The longest tag.
-pub const TAG_MAX: usize = 128;
+use ch05_images::reference::is_path_component;
+/// The grammar is chapter 5's: a tag, and the limits (distribution's).
+pub use ch05_images::reference::{NAME_MAX, TAG_MAX, is_tag};
 
 /// Why a repository name is refused, in words a user can act on.
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -34,7 +37,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     for component in name.split('/') {
-        if !is_name_component(component) {
+        if !is_path_component(component) {
             return Err(format!(
                 "repository name {name:?}: path component {component:?} is not valid: use \
                  lowercase letters and digits, separated by one '.', one or two '_' or any \
@@ -43,49 +46,6 @@ pub fn check_name(name: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`: alphanumeric runs joined by one
-/// separator each.
-fn is_name_component(component: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let bytes = component.as_bytes();
-    let mut i = 0;
-    loop {
-        // An alphanumeric run (at least one).
-        let start = i;
-        while i < bytes.len() && alnum(bytes[i]) {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-        if i == bytes.len() {
-            return true;
-        }
-        // A separator: '.', '_', '__' or any number of '-'.
-        let sep_start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let separator = &component[sep_start..i];
-        let ok = matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
-        }
-    }
-}
-
-/// Whether `tag` is a valid tag.
-pub fn is_tag(tag: &str) -> bool {
-    let bytes = tag.as_bytes();
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    !bytes.is_empty()
-        && bytes.len() <= TAG_MAX
-        && word(bytes[0])
-        && bytes[1..]
-            .iter()
-            .all(|&b| word(b) || b == b'.' || b == b'-')
 }
 
 /// The `<reference>` of `/v2/<name>/manifests/<reference>`.

@@ -34,13 +34,13 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ch05_images::digest::{Algorithm, Digest};
 use ch05_images::oci;
 use ch05_images::registry::{Access, Call, Payload, Registry, RegistryError, header};
 use ch05_images::store::{Store, StoreError};
+use ch05_images::workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -426,50 +426,11 @@ fn push_layers(
     options: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<BlobOutcome>> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let outcomes = Mutex::new(vec![None; layers.len()]);
-    let first_error = Mutex::new(None);
-    let worker = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::SeqCst);
-            if i >= layers.len() || failed.load(Ordering::SeqCst) {
-                return;
-            }
-            let (digest, size) = &layers[i];
-            match push_blob(store, dest, digest, *size, options, progress, &failed) {
-                Ok(outcome) => lock(&outcomes)[i] = Some(outcome),
-                Err(e) => {
-                    // The error first, then the flag: a worker stopped by
-                    // the flag must not report its stop as the cause.
-                    lock(&first_error).get_or_insert(e);
-                    failed.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
-        }
-    };
-    let jobs = options.jobs.clamp(1, layers.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(worker);
-        }
-    });
-    if let Some(e) = lock(&first_error).take() {
-        return Err(e);
-    }
-    let outcomes = lock(&outcomes).clone();
-    Ok(outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or(BlobOutcome::Pushed))
-        .collect())
+    workers::run_all(layers, options.jobs, |_, (digest, size), failed| {
+        push_blob(store, dest, digest, *size, options, progress, failed)
+    })
 }
 // ANCHOR_END: push_layers
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A worker that panicked left valid data behind.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 // ANCHOR: push
 /// Pushes the manifest `digest` from `store`, and everything it names, to
@@ -483,60 +444,95 @@ pub fn push(
     progress: &dyn Progress,
 ) -> Result<Pushed> {
     // 1. The manifest, as stored: its bytes are what its digest names.
+    let (bytes, value) = read_manifest_json(store, digest)?;
+    let mut blobs = Vec::new();
+    // An index: each platform's manifest first, by digest.
+    for (child, _, _) in descriptors(&value, "manifests") {
+        let pushed = push(store, &child, dest, None, options, progress)?;
+        blobs.extend(pushed.blobs);
+    }
+    // 2-4. The config, then the layers, several at a time.
+    push_config_and_layers(store, dest, &value, options, progress, &mut blobs)?;
+    // 5. The manifest, last.
+    let media_type = media_type_of(&value);
+    put_manifest(
+        dest,
+        digest,
+        tag.unwrap_or(digest),
+        media_type,
+        &bytes,
+        options,
+    )?;
+    Ok(Pushed {
+        digest: digest.to_string(),
+        size: bytes.len(),
+        blobs,
+    })
+}
+// ANCHOR_END: push
+
+/// The stored manifest `digest`: its bytes and their JSON.
+fn read_manifest_json(store: &Store, digest: &str) -> Result<(Vec<u8>, serde_json::Value)> {
     let bytes = read_manifest(store, digest)?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|cause| PushError::Manifest {
-            digest: digest.to_string(),
-            cause,
-        })?;
-    let media_type = value["mediaType"]
+    let value = serde_json::from_slice(&bytes).map_err(|cause| PushError::Manifest {
+        digest: digest.to_string(),
+        cause,
+    })?;
+    Ok((bytes, value))
+}
+
+/// The manifest's media type: its `mediaType`, else what its fields say.
+fn media_type_of(value: &serde_json::Value) -> &str {
+    value["mediaType"]
         .as_str()
         .unwrap_or(if value.get("manifests").is_some() {
             oci::OCI_INDEX
         } else {
             oci::OCI_MANIFEST
-        });
-    let descriptors = |key: &str| -> Vec<(String, u64, String)> {
-        let list: Vec<&serde_json::Value> = match &value[key] {
-            serde_json::Value::Array(items) => items.iter().collect(),
-            serde_json::Value::Object(_) => vec![&value[key]],
-            _ => Vec::new(),
-        };
-        list.into_iter()
-            .filter_map(|d| {
-                Some((
-                    d["digest"].as_str()?.to_string(),
-                    d["size"].as_u64()?,
-                    d["mediaType"].as_str().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect()
-    };
-    let mut blobs = Vec::new();
+        })
+}
 
-    // An index: each platform's manifest first, by digest.
-    for (child, _, _) in descriptors("manifests") {
-        let pushed = push(store, &child, dest, None, options, progress)?;
-        blobs.extend(pushed.blobs);
-    }
-    // 2-4. The config, then the layers, several at a time; each blob
-    //      once (an image may list a layer twice), and not foreign layers,
-    //      which live elsewhere by design.
-    let distributable = |(_, _, media_type): &(String, u64, String)| {
-        media_type != oci::DOCKER_LAYER_FOREIGN
-            && !media_type.starts_with(oci::OCI_LAYER_NONDISTRIBUTABLE_PREFIX)
+/// The descriptors under `key` (a list, or one object): digest, size and
+/// media type each.
+fn descriptors(value: &serde_json::Value, key: &str) -> Vec<(String, u64, String)> {
+    let list: Vec<&serde_json::Value> = match &value[key] {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        serde_json::Value::Object(_) => vec![&value[key]],
+        _ => Vec::new(),
     };
+    list.into_iter()
+        .filter_map(|d| {
+            Some((
+                d["digest"].as_str()?.to_string(),
+                d["size"].as_u64()?,
+                d["mediaType"].as_str().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Steps 2-4 of [`push`]: the config, then the layers, several at a time;
+/// each blob once (an image may list a layer twice), and not foreign
+/// layers, which live elsewhere by design. Each outcome is added to `blobs`.
+fn push_config_and_layers(
+    store: &Store,
+    dest: &Destination,
+    value: &serde_json::Value,
+    options: &PushOptions,
+    progress: &dyn Progress,
+    blobs: &mut Vec<(String, BlobOutcome)>,
+) -> Result<()> {
     let never = AtomicBool::new(false);
-    for (config, size, _) in descriptors("config") {
+    for (config, size, _) in descriptors(value, "config") {
         let outcome = push_blob(store, dest, &config, size, options, progress, &never)?;
         progress.done(&config, &outcome);
         blobs.push((config, outcome));
     }
     let mut layers: Vec<(String, u64)> = Vec::new();
-    for (layer, size, _) in descriptors("layers").into_iter().filter(distributable) {
+    for (layer, size, media_type) in descriptors(value, "layers") {
         let seen =
             blobs.iter().any(|(d, _)| *d == layer) || layers.iter().any(|(d, _)| *d == layer);
-        if !seen {
+        if !seen && !oci::is_foreign_layer(&media_type) {
             layers.push((layer, size));
         }
     }
@@ -545,10 +541,20 @@ pub fn push(
         progress.done(&layer, &outcome);
         blobs.push((layer, outcome));
     }
+    Ok(())
+}
 
-    // 5. The manifest, last.
-    let reference = tag.unwrap_or(digest);
-    let body = bytes.as_slice();
+/// Step 5 of [`push`]: `PUT` the manifest `bytes` under `reference`, and
+/// check that the registry names it `digest`.
+fn put_manifest(
+    dest: &Destination,
+    digest: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+    options: &PushOptions,
+) -> Result<()> {
+    let body = bytes;
     let put = Call {
         body: Some(&body),
         ..dest
@@ -565,7 +571,7 @@ pub fn push(
         .map(|d| d.algorithm())
         .unwrap_or(Algorithm::Sha256);
     let stored = header(&put, "docker-content-digest")
-        .unwrap_or_else(|| Digest::of_bytes(ours, &bytes).to_string());
+        .unwrap_or_else(|| Digest::of_bytes(ours, bytes).to_string());
     if stored != digest {
         return Err(PushError::Digest {
             what: format!("manifest {digest}"),
@@ -573,13 +579,8 @@ pub fn push(
             actual: stored,
         });
     }
-    Ok(Pushed {
-        digest: digest.to_string(),
-        size: bytes.len(),
-        blobs,
-    })
+    Ok(())
 }
-// ANCHOR_END: push
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,10 @@
 //! bytes cannot change them without changing the name, so a pulled blob is
 //! trusted only once its bytes hash back to the digest we asked for. This
 //! module parses and prints digests, hashes bytes ([`Digest::of_bytes`]),
-//! hashes a stream as it is written ([`Verifier`]) and checks a reader
-//! against an expected digest ([`Digest::verify_reader`]).
+//! hashes a stream as it is written ([`Verifier`]), hashes what a reader
+//! or writer passes on ([`Hashing`], the one hash-while-streaming adapter
+//! every chapter uses) and checks a reader against an expected digest
+//! ([`Digest::verify_reader`]).
 //!
 //! Specs: the OCI image-spec, `descriptor.md` section "Digests" (the
 //! grammar `algorithm ":" encoded`, and the registered algorithms sha256 —
@@ -237,6 +239,62 @@ impl Write for Verifier {
     }
 }
 
+/// A reader or a writer that hashes and counts every byte passing through
+/// it to or from `inner`: a layer is hashed while it is written (chapter
+/// 4's commit), a blob while it is downloaded or unpacked (chapter 5), so
+/// content is never read twice.
+pub struct Hashing<T> {
+    inner: T,
+    verifier: Verifier,
+}
+
+impl<T> Hashing<T> {
+    /// Wraps `inner`, hashing with `algorithm`.
+    pub fn new(inner: T, algorithm: Algorithm) -> Hashing<T> {
+        Hashing {
+            inner,
+            verifier: Verifier::new(algorithm),
+        }
+    }
+
+    /// The wrapped reader or writer (reading or writing through it directly
+    /// bypasses the hash).
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// The digest of what passed through, and how many bytes that was.
+    pub fn finish(self) -> (Digest, u64) {
+        self.verifier.finish()
+    }
+
+    /// [`Hashing::finish`], and the wrapped reader or writer back.
+    pub fn into_parts(self) -> (Digest, u64, T) {
+        let (digest, len) = self.verifier.finish();
+        (digest, len, self.inner)
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.verifier.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.verifier.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +373,22 @@ mod tests {
         assert_eq!(digest, Digest::of_bytes(Algorithm::Sha256, &data));
         assert_eq!(len, data.len() as u64);
         assert_eq!(digest.verify_reader(&data[..]).unwrap(), 100_000);
+    }
+
+    #[test]
+    fn hashing_sees_what_passes_both_ways() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 13) as u8).collect();
+        let mut reader = Hashing::new(&data[..], Algorithm::Sha512);
+        let mut copied = Vec::new();
+        std::io::copy(&mut reader, &mut copied).unwrap();
+        assert_eq!(copied, data);
+        let want = Digest::of_bytes(Algorithm::Sha512, &data);
+        assert_eq!(reader.finish(), (want.clone(), 50_000));
+        let mut writer = Hashing::new(Vec::new(), Algorithm::Sha512);
+        writer.write_all(&data).unwrap();
+        let (digest, len, out) = writer.into_parts();
+        assert_eq!((digest, len), (want, 50_000));
+        assert_eq!(out, data);
     }
 
     #[test]
