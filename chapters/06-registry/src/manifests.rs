@@ -72,12 +72,12 @@ fn descriptor_digest(what: &str, descriptor: &Descriptor) -> Result<Digest, ApiE
     Digest::parse(&descriptor.digest).map_err(|e| invalid(format!("{what}: {e}")))
 }
 
-// ANCHOR: check_manifest
+// ANCHOR: accept_manifest
 /// Checks `bytes`, sent with `content_type`, as a manifest (step 3 of the
 /// module's list; existence is checked by the caller): chapter 5's
 /// [`oci::check_manifest`], which a client pulling it applies too, then
 /// what a registry adds.
-pub fn check_manifest(content_type: &str, bytes: &[u8]) -> Result<Checked, ApiError> {
+pub fn accept_manifest(content_type: &str, bytes: &[u8]) -> Result<Checked, ApiError> {
     let checked = oci::check_manifest(content_type, bytes).map_err(|e| invalid(e.to_string()))?;
     // Policy: the registry stores the media type it answers GET with, so
     // the client must say it, and exactly as the document does.
@@ -117,7 +117,7 @@ pub fn check_manifest(content_type: &str, bytes: &[u8]) -> Result<Checked, ApiEr
         subject,
     })
 }
-// ANCHOR_END: check_manifest
+// ANCHOR_END: accept_manifest
 
 /// Step 4: everything the manifest names is in repository `name`, with the
 /// stated size. Every missing digest is one `MANIFEST_BLOB_UNKNOWN`.
@@ -259,7 +259,7 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let checked = check_manifest(content_type, &bytes)?;
+    let checked = accept_manifest(content_type, &bytes)?;
     check_references(storage, name, &checked).await?;
     // 5. Store: the bytes, the repository's link, the referrer link, and the
     //    tags last.
@@ -498,14 +498,14 @@ mod tests {
 
     #[test]
     fn accepts_images_indexes_and_artifacts() {
-        let checked = check_manifest(OCI_MANIFEST, image("").as_bytes()).unwrap();
+        let checked = accept_manifest(OCI_MANIFEST, image("").as_bytes()).unwrap();
         assert_eq!(checked.media_type, OCI_MANIFEST);
         assert_eq!(checked.blobs.len(), 1);
         // No Content-Type: the mediaType field says it.
-        assert!(check_manifest("", image("").as_bytes()).is_ok());
+        assert!(accept_manifest("", image("").as_bytes()).is_ok());
         // Parameters are ignored.
         assert!(
-            check_manifest(
+            accept_manifest(
                 &format!("{OCI_MANIFEST}; charset=utf-8"),
                 image("").as_bytes()
             )
@@ -515,12 +515,12 @@ mod tests {
         let artifact = image(&format!(
             r#","artifactType":"application/vnd.example","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{CONFIG}","size":1}}"#
         ));
-        let checked = check_manifest(OCI_MANIFEST, artifact.as_bytes()).unwrap();
+        let checked = accept_manifest(OCI_MANIFEST, artifact.as_bytes()).unwrap();
         assert_eq!(checked.subject.unwrap().to_string(), CONFIG);
         let index = format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{CONFIG}","size":3}}]}}"#
         );
-        let checked = check_manifest(OCI_INDEX, index.as_bytes()).unwrap();
+        let checked = accept_manifest(OCI_INDEX, index.as_bytes()).unwrap();
         assert_eq!(checked.manifests.len(), 1);
         assert!(checked.blobs.is_empty());
     }
@@ -528,26 +528,26 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_manifest() {
         assert_eq!(
-            code(check_manifest(OCI_MANIFEST, b"not json")),
+            code(accept_manifest(OCI_MANIFEST, b"not json")),
             "MANIFEST_INVALID"
         );
         assert_eq!(
-            code(check_manifest(OCI_MANIFEST, b"[1]")),
+            code(accept_manifest(OCI_MANIFEST, b"[1]")),
             "MANIFEST_INVALID"
         );
         assert_eq!(
-            code(check_manifest(OCI_INDEX, image("").as_bytes())),
+            code(accept_manifest(OCI_INDEX, image("").as_bytes())),
             "MANIFEST_INVALID"
         );
         assert_eq!(
-            code(check_manifest(
+            code(accept_manifest(
                 "application/x-unknown",
                 image("").as_bytes()
             )),
             "MANIFEST_INVALID"
         );
         assert_eq!(
-            code(check_manifest(
+            code(accept_manifest(
                 OCI_MANIFEST,
                 image(r#","manifests":[]"#).as_bytes()
             )),
@@ -555,14 +555,14 @@ mod tests {
         );
         let v1 = image("").replace("\"schemaVersion\":2", "\"schemaVersion\":1");
         assert_eq!(
-            code(check_manifest(OCI_MANIFEST, v1.as_bytes())),
+            code(accept_manifest(OCI_MANIFEST, v1.as_bytes())),
             "MANIFEST_INVALID"
         );
         let bad_digest = image("").replace(CONFIG, "sha256:abc");
-        let err = check_manifest(OCI_MANIFEST, bad_digest.as_bytes()).unwrap_err();
+        let err = accept_manifest(OCI_MANIFEST, bad_digest.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("config"), "{err}");
         assert_eq!(
-            code(check_manifest(DOCKER_SCHEMA1_SIGNED, b"{}")),
+            code(accept_manifest(DOCKER_SCHEMA1_SIGNED, b"{}")),
             "MANIFEST_INVALID"
         );
     }
