@@ -248,6 +248,11 @@ pub fn container_config(
         deny_setgroups: rootless,
         init: !args.no_init,
         security,
+        mounts: None,
+        readonly_root: false,
+        no_pivot: false,
+        join: Vec::new(),
+        gate: None,
     })
 }
 // ANCHOR_END: container_config

@@ -16,7 +16,7 @@
 //! Man pages: clone(2), namespaces(7), user_namespaces(7), pivot_root(2).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -29,16 +29,19 @@ use ch01_chroot::process::ExecPlan;
 use ch01_chroot::start_pipe::{ChildReporter, ParentListener, StartPipe};
 use ch01_chroot::{Process, StartError};
 use nix::errno::Errno;
-use nix::sched::{CloneFlags, unshare};
+use nix::fcntl::{OFlag, open};
+use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::prctl::set_dumpable;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Pid, Uid, read, sethostname, setresgid, setresuid, write};
 
 use crate::idmap::{self, IdMapping};
+use crate::in_root::ProcFdPath;
 use crate::init::{init_signals, run_as_init};
 use crate::masks::{BadMaskPath, Masks};
-use crate::mounts::{MountOptions, StepResult, prepare_rootfs};
+use crate::mounts::{MountOptions, MountStep, StepResult, prepare_rootfs};
 use crate::namespaces::{self, Namespace, Namespaces};
 use crate::network::bring_up_loopback;
 use crate::security::{Security, set_no_new_privs};
@@ -60,6 +63,21 @@ pub struct ContainerConfig {
     /// What root in the container may do: capabilities, no_new_privs,
     /// masked and read-only paths ([`Security::default`] unless privileged).
     pub security: Security,
+    /// The mounts to make instead of chapter 2's /proc, /dev and /sys (an
+    /// OCI runtime's `mounts`, in order); `None`: chapter 2's.
+    pub mounts: Option<Vec<MountStep>>,
+    /// Remount the rootfs read-only after the mounts (`root.readonly`).
+    pub readonly_root: bool,
+    /// Move the rootfs onto `/` and chroot, instead of `pivot_root`.
+    pub no_pivot: bool,
+    /// Namespaces to join rather than create: descriptors of nsfs files
+    /// the caller opened (and keeps open), joined first, user first.
+    pub join: Vec<(Namespace, RawFd)>,
+    /// The gate between create and start: an `O_PATH` descriptor of a
+    /// FIFO. The child's last step before its exec opens it for writing,
+    /// which blocks until another process (the runtime's `start`) opens it
+    /// for reading.
+    pub gate: Option<RawFd>,
 }
 
 /// Errors of chapter 2, on top of chapter 1's.
@@ -157,9 +175,71 @@ pub fn run_container(config: &ContainerConfig) -> Result<i32, ContainerError> {
     run_container_with(config, &Hooks::default())
 }
 
-/// [`run_container`] with hooks.
+/// [`run_container`] with hooks: start the container, then wait for it.
 // ANCHOR: run_container
 pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32, ContainerError> {
+    start_container(config, hooks)?.wait()
+}
+// ANCHOR_END: run_container
+
+/// A container whose child exists and has been released: waiting at its
+/// gate, or on its way to the exec. Dropping it kills the child (an error
+/// path); [`Started::wait`] and [`Started::release`] do not.
+pub struct Started<'c> {
+    pub pid: Pid,
+    start: Option<ParentListener>,
+    config: &'c ContainerConfig,
+    _forwarding: SignalForwarding,
+}
+
+impl Started<'_> {
+    /// The second half of `run`: wait for the exec (or its failure), then
+    /// for the exit; return the exit code.
+    // ANCHOR: wait
+    pub fn wait(mut self) -> Result<i32, ContainerError> {
+        let child = self.pid;
+        let config = self.config;
+        let start = self.start.take();
+        if let Some(Err(failure)) = start.map(ParentListener::wait_for_exec) {
+            let _ = wait_for_exit(child);
+            if failure.step.starts_with("pivot_root") && failure.errno == Errno::EINVAL {
+                return Err(ContainerError::PivotRoot(config.rootfs.clone()));
+            }
+            return Err(explain(failure, &config.rootfs, &config.process).into());
+        }
+        let status = wait_for_exit(child).map_err(|errno| StartError::Syscall {
+            call: "waitpid",
+            errno,
+        })?;
+        Ok(exit_code(status))
+    }
+    // ANCHOR_END: wait
+
+    /// Forget the child (an OCI `create`): it lives on, blocked at its
+    /// gate, and is reparented when we exit.
+    pub fn release(mut self) -> Pid {
+        self.start = None;
+        self.pid
+    }
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        if self.start.is_some() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = wait_for_exit(self.pid);
+        }
+    }
+}
+
+/// The parent's steps: clone the child, do the whole setup, and return once
+/// it has been released (with a gate: once it waits there). Nothing waits
+/// for its exit.
+// ANCHOR: start_container
+pub fn start_container<'c>(
+    config: &'c ContainerConfig,
+    hooks: &Hooks,
+) -> Result<Started<'c>, ContainerError> {
     // Parent, step 1: refuse what cannot work, before anything exists.
     check_rootfs(&config.rootfs)?;
     if let Some(ns) =
@@ -177,7 +257,7 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     // socket (child -> parent: "ready"; parent -> child: "go on").
     let start = StartPipe::new().map_err(syscall("pipe2"))?;
     let sync = SyncSocket::new().map_err(syscall("socketpair"))?;
-    let _forwarding = SignalForwarding::start();
+    let forwarding = SignalForwarding::start();
 
     // Step 3: clone into the new namespaces. No CLONE_VM/CLONE_VFORK: we
     // have work to do while the child waits on the sync socket.
@@ -207,33 +287,45 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     // no_new_privs, so that nobody who learns its PID from now on (an
     // `exec`, which copies them) can find it still unrestricted.
     let start = wait_until_ready(&sync.parent, start.into_parent(), child, config)?;
+    let started = Started {
+        pid: child,
+        start: Some(start),
+        config,
+        _forwarding: forwarding,
+    };
     (hooks.on_start)(child);
 
     // Step 5: the user-namespace handshake, from outside; then whatever
     // the caller adds while the child still waits (chapter 3: its cgroup).
-    let prepared = write_id_maps(config, child)
-        .and_then(|()| (hooks.before_release)(child).map_err(ContainerError::Hook));
-    if let Err(err) = prepared {
-        let _ = kill(child, Signal::SIGKILL);
-        let _ = wait_for_exit(child);
-        return Err(err);
-    }
+    // An error drops `started`, which kills the child.
+    write_id_maps(config, child)?;
+    (hooks.before_release)(child).map_err(ContainerError::Hook)?;
     // Step 6: release the child.
     let _ = write(&sync.parent, b"g");
-    drop(sync.parent);
-
-    // Step 7: wait for the exec (EOF) or a failure report, then the exit.
-    if let Err(failure) = start.wait_for_exec() {
-        let _ = wait_for_exit(child);
-        if failure.step.starts_with("pivot_root") && failure.errno == Errno::EINVAL {
-            return Err(ContainerError::PivotRoot(config.rootfs.clone()));
-        }
-        return Err(explain(failure, &config.rootfs, &config.process).into());
+    // Step 7, with a gate: wait until the child waits there.
+    if config.gate.is_some() {
+        wait_at_gate(&sync.parent, started)
+    } else {
+        Ok(started)
     }
-    let status = wait_for_exit(child).map_err(syscall("waitpid"))?;
-    Ok(exit_code(status))
 }
-// ANCHOR_END: run_container
+// ANCHOR_END: start_container
+
+/// Read the child's "at the gate" byte; if the socket closes first, the
+/// child failed a step: return what it reported.
+fn wait_at_gate<'c>(sync: &OwnedFd, started: Started<'c>) -> Result<Started<'c>, ContainerError> {
+    let mut byte = [0u8; 1];
+    if matches!(read(sync, &mut byte), Ok(1)) {
+        return Ok(started);
+    }
+    match started.wait() {
+        Err(err) => Err(err),
+        Ok(_) => Err(ContainerError::Start(StartError::Syscall {
+            call: "wait for the child at its gate",
+            errno: Errno::EPIPE,
+        })),
+    }
+}
 
 /// Read the child's "ready" byte. If the socket closes first, the child
 /// failed a step: reap it and return what it reported.
@@ -328,6 +420,9 @@ fn child_main(
     let security = &config.security;
     let fail = |(step, errno): (&'static str, Errno)| -> ! { pipe.fail(step, b"", errno) };
     let becomes_init = ns.contains(&Namespace::Pid) && config.init;
+    // 0. Join the namespaces the caller named (user first), before
+    //    anything else happens in them.
+    join_namespaces(&config.join).unwrap_or_else(|e| fail(e));
     // 1. Shed for good what neither we nor the command will need (we keep
     //    our effective capabilities until step 10), then tell the parent.
     shed_for_good(security, sync).unwrap_or_else(|e| fail(e));
@@ -343,7 +438,7 @@ fn child_main(
     set_dumpable(false).unwrap_or_else(|e| fail(("prctl PR_SET_DUMPABLE", e)));
     // 4. Become root of the user namespace (uid/gid 0 inside map to the
     //    host IDs the parent chose).
-    if ns.contains(&Namespace::User) {
+    if ns.contains(&Namespace::User) || config.join.iter().any(|(n, _)| *n == Namespace::User) {
         become_root().unwrap_or_else(|e| fail(e));
     }
     // 5. The cgroup namespace is made now, not at clone: its root is the
@@ -366,7 +461,12 @@ fn child_main(
     }
     // 9. Whatever the caller adds (the escape demonstration tries here).
     (hooks.before_exec)().unwrap_or_else(|e| fail(e));
-    // 10. Exec the command (as the child of a tiny init when we are PID 1),
+    // 10. With a gate (an OCI `create`): say we are there, and block until
+    //     `start` opens it.
+    if let Some(gate) = config.gate {
+        pass_gate(gate, sync).unwrap_or_else(|e| fail(e));
+    }
+    // 11. Exec the command (as the child of a tiny init when we are PID 1),
     //     becoming its user with only the capabilities it was given.
     let caps = &security.capabilities;
     let identity = |plan: &ExecPlan| caps.apply(&|| plan.set_user());
@@ -377,6 +477,40 @@ fn child_main(
     }
 }
 // ANCHOR_END: child_main
+
+/// setns(2) into each namespace of `join`, in exec's order (user first,
+/// mount last).
+fn join_namespaces(join: &[(Namespace, RawFd)]) -> StepResult {
+    for ns in crate::exec::JOIN_ORDER {
+        for (_, fd) in join.iter().filter(|(n, _)| *n == ns) {
+            // SAFETY: the caller opened the descriptor and keeps it open
+            // until the child has exec'd or exited.
+            let fd = unsafe { BorrowedFd::borrow_raw(*fd) };
+            setns(fd, ns.clone_flag()).map_err(|e| ("setns (join a namespace)", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Tell the parent we wait at the gate, then open the FIFO behind `gate`
+/// for writing: the open blocks until `start` opens it for reading. Write
+/// one byte for `start` to read; close-on-exec closes our end at the exec.
+/// Through `/proc/self/fd`, since the FIFO's directory is out of our sight.
+fn pass_gate(gate: RawFd, sync: &SyncSocket) -> StepResult {
+    match write(&sync.child, b"a") {
+        Ok(1) => {}
+        _ => return Err(("tell the parent we wait at the gate", Errno::EPIPE)),
+    }
+    let path = ProcFdPath::of(&gate);
+    let fifo = open(
+        path.as_cstr(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ("open the exec FIFO", e))?;
+    write(&fifo, b"0").map_err(|e| ("write the exec FIFO", e))?;
+    Ok(())
+}
 
 /// The child's first step: drop the capabilities outside the bounding set and
 /// set no_new_privs, then say "ready" over the sync socket (our copy of the
@@ -410,6 +544,9 @@ fn set_up_filesystem(
         new_net_ns: ns.contains(&Namespace::Network),
         new_ipc_ns: ns.contains(&Namespace::Ipc),
         readonly_sys: config.security.readonly_sys,
+        plan: config.mounts.as_deref(),
+        readonly_root: config.readonly_root,
+        no_pivot: config.no_pivot,
     };
     (hooks.before_rootfs)()?;
     prepare_rootfs(rootfs, opts, masks)?;

@@ -42,7 +42,7 @@ use crate::security::{no_new_privs_of, set_no_new_privs};
 
 /// The order in which namespaces are joined: user first, for the
 /// capabilities the others need; mount last, because it changes our root.
-const JOIN_ORDER: [Namespace; 7] = [
+pub(crate) const JOIN_ORDER: [Namespace; 7] = [
     Namespace::User,
     Namespace::Ipc,
     Namespace::Uts,

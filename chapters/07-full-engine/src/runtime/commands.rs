@@ -7,11 +7,12 @@
 //! `stats` and `oom_kills` for events, `kill_all` and the cgroup's
 //! processes for `kill --all` and `ps`, `remove` for delete.
 //!
-//! `create`, `run`, `start`'s container side, `exec` and `update` need the
-//! start sequence of chapter 2 split in two, and chapter 3's `update`:
-//! today they check everything they are given (bundle, process, resources,
-//! seccomp profile) and then say plainly that running containers comes
-//! next (issue 13, phase 2).
+//! `create` translates the bundle ([`super::translate`]) into chapter 2's
+//! container and runs chapter 2's start sequence up to the gate
+//! (`start_container`, with the container's init blocked on `exec.fifo`);
+//! `start` opens the FIFO; `run` is both, then waits and deletes. `exec`
+//! joins the container with chapter 2's `exec_in_with` and chapter 3's
+//! cgroup join. `update` still needs chapter 3's `Cgroup::update`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use oci_spec::runtime::{LinuxResources, Process};
 
 use super::cli::{
     Cli, Command, CreateArgs, DeleteArgs, EventsArgs, ExecArgs, Format, KillArgs, ListArgs, PsArgs,
-    Rootless, SpecArgs, UpdateArgs,
+    Rootless, RunArgs, SpecArgs, UpdateArgs,
 };
 use super::config::{self, CONFIG_FILE, io_reason, load_bundle, parse_json};
 use super::log::Logger;
@@ -34,7 +35,7 @@ use super::state::{
     user_name,
 };
 use super::validate::{Host, validate, validate_process};
-use super::{features, hooks, resources, seccomp, signals, spec};
+use super::{features, hooks, resources, seccomp, signals, spec, translate};
 
 /// Write to stdout; a reader that went away (`| head`) is not an error
 /// worth a panic.
@@ -108,8 +109,8 @@ pub fn run(cli: &Cli, logger: &Logger) -> Result<i32> {
         cx.rootless
     ));
     match command {
-        Command::Create(args) => create(&cx, args, "create"),
-        Command::Run(args) => create(&cx, &args.create, "run"),
+        Command::Create(args) => create(&cx, args, None),
+        Command::Run(args) => create(&cx, &args.create, Some(args)),
         Command::Start(args) => start(&cx, &args.id),
         Command::State(args) => state(&cx, &args.id),
         Command::List(args) => list(&cx, args),
@@ -183,7 +184,8 @@ fn open(cx: &Runtime, id: &str) -> Result<(ContainerDir, State, Status)> {
 }
 
 // ANCHOR: create
-fn create(cx: &Runtime, args: &CreateArgs, verb: &str) -> Result<i32> {
+fn create(cx: &Runtime, args: &CreateArgs, run: Option<&RunArgs>) -> Result<i32> {
+    let verb = if run.is_some() { "run" } else { "create" };
     check_id(&args.id)?;
     if cx.root.path.join(&args.id).exists() {
         return Err(StateError::Exists(args.id.clone()).into());
@@ -196,20 +198,224 @@ fn create(cx: &Runtime, args: &CreateArgs, verb: &str) -> Result<i32> {
     if bundle.spec.process().is_none() {
         bail!("config.json: process: missing: {verb} needs the process to run");
     }
-    if let Some(profile) = bundle
+    let seccomp = match bundle
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
     {
-        seccomp::compile(profile)?;
+        Some(profile) => Some(seccomp::compile(profile)?),
+        None => None,
+    };
+    if seccomp.as_ref().is_some_and(|f| f.notify) {
+        bail!(
+            "linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported by berth-runtime yet"
+        );
     }
-    bail!(
-        "{verb} {}: the bundle is valid, but starting containers is not implemented yet (issue 13, phase 2: chapter 2's start sequence split into create and start)",
-        args.id
-    )
+    if args.preserve_fds > 0 {
+        bail!(
+            "--preserve-fds: not supported by berth-runtime yet: pass the descriptors another way"
+        );
+    }
+    if args.console_socket.is_some() {
+        bail!("--console-socket: terminals are not supported by berth-runtime yet");
+    }
+    let translated = translate::translate(&bundle, args.no_pivot)?;
+    let steps = translate::ChildSteps::new(&bundle.spec)?;
+    // From here on something exists: the state directory, locked. Any
+    // failure removes it (the cgroup and the child go with their owners).
+    let dir = cx.root.create_dir(&args.id)?;
+    let path = dir.path.clone();
+    let created = start_created(
+        cx, args, run, &bundle, &accepted, translated, &steps, seccomp, dir,
+    );
+    if created.is_err() {
+        let _ = std::fs::remove_dir_all(&path);
+    }
+    created
 }
 // ANCHOR_END: create
+
+/// create's steps once the state directory exists (PHASE2 §5), and run's
+/// start and wait.
+// ANCHOR: start_created
+#[allow(clippy::too_many_arguments)]
+fn start_created(
+    cx: &Runtime,
+    args: &CreateArgs,
+    run: Option<&RunArgs>,
+    bundle: &config::Bundle,
+    accepted: &super::validate::Accepted,
+    mut translated: translate::Translated,
+    steps: &translate::ChildSteps,
+    seccomp: Option<seccomp::Filter>,
+    dir: ContainerDir,
+) -> Result<i32> {
+    let id = &args.id;
+    // 1. The gate: a FIFO in the state directory, opened O_PATH for the
+    //    child, which opens it for writing just before its exec.
+    let fifo = dir.path.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("mkfifo {}", fifo.display()))?;
+    let gate = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("open {}", fifo.display()))?;
+    translated.config.gate = Some(std::os::fd::AsRawFd::as_raw_fd(&gate));
+    // 2. The cgroup, with its limits, named by the container's id.
+    let cgroup = create_cgroup(cx, id, accepted)?;
+    let view = match (&cgroup, translated.cgroup_mount) {
+        (Some(_), true) => {
+            let layout = ch03_cgroups::detect(&cx.proc_root)?;
+            Some(ch03_cgroups::view::CgroupfsView::plan(
+                &layout,
+                &cx.proc_root,
+            )?)
+        }
+        _ => None,
+    };
+    // 3. The state as hooks see it (pid filled in once the child exists).
+    let mut state = State {
+        oci_version: spec::OCI_VERSION.to_string(),
+        id: id.clone(),
+        init_process_pid: 0,
+        init_process_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        annotations: bundle
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        hooks: bundle.spec.hooks().clone(),
+        process: bundle.spec.process().clone(),
+    };
+    let spec_hooks = bundle.spec.hooks().clone().unwrap_or_default();
+    // 4. Chapter 2's start sequence, with the runtime's steps.
+    let before_release = |pid: Pid| -> Result<(), ch02_namespaces::container::HookError> {
+        if let Some(cgroup) = &cgroup {
+            cgroup.add_process(pid)?;
+        }
+        let mut creating = spec_state(
+            &State {
+                init_process_pid: pid.as_raw(),
+                ..state.clone()
+            },
+            Status::Created,
+        );
+        creating["status"] = "creating".into();
+        let creating = serde_json::to_vec(&creating)?;
+        #[allow(deprecated)]
+        hooks::run_hooks("prestart", spec_hooks.prestart().as_ref(), &creating)?;
+        hooks::run_hooks(
+            "createRuntime",
+            spec_hooks.create_runtime().as_ref(),
+            &creating,
+        )?;
+        hooks::run_hooks(
+            "createContainer",
+            spec_hooks.create_container().as_ref(),
+            &creating,
+        )?;
+        Ok(())
+    };
+    let before_rootfs = || steps.before_rootfs();
+    let after_rootfs = || view.as_ref().map_or(Ok(()), |v| v.mount());
+    let before_exec = || {
+        steps.before_exec()?;
+        match &seccomp {
+            Some(filter) => filter
+                .load()
+                .map(drop)
+                .map_err(|e| ("seccomp (load linux.seccomp)", e)),
+            None => Ok(()),
+        }
+    };
+    let ch02_hooks = ch02_namespaces::container::Hooks {
+        before_release: &before_release,
+        before_rootfs: &before_rootfs,
+        after_rootfs: &after_rootfs,
+        before_exec: &before_exec,
+        ..Default::default()
+    };
+    let started = ch02_namespaces::container::start_container(&translated.config, &ch02_hooks)?;
+    // 5. The state and the pid file; the cgroup outlives us.
+    state.init_process_pid = started.pid.as_raw();
+    state.init_process_start = super::state::proc_stat(&cx.proc_root, state.init_process_pid)
+        .map(|s| s.start_time)
+        .context("read the init's start time")?;
+    dir.write_state(&state)?;
+    if let Some(pid_file) = &args.pid_file {
+        write_pid_file(pid_file, state.init_process_pid)?;
+    }
+    if let Some(cgroup) = cgroup {
+        cgroup.persist();
+    }
+    let Some(run) = run else {
+        started.release();
+        return Ok(0);
+    };
+    // run: start it at once, then wait (and delete) unless detached.
+    release_gate(cx, &dir, &state)?;
+    if run.detach {
+        started.release();
+        return Ok(0);
+    }
+    drop(dir);
+    let code = started.wait();
+    if !run.keep {
+        delete(
+            cx,
+            &DeleteArgs {
+                id: id.clone(),
+                force: true,
+            },
+        )?;
+    }
+    Ok(code?)
+}
+// ANCHOR_END: start_created
+
+/// The container's cgroup `berth/ID` with its limits; none when rootless
+/// and no limit is asked for (runc's rule), or the host gives us none.
+fn create_cgroup(
+    cx: &Runtime,
+    id: &str,
+    accepted: &super::validate::Accepted,
+) -> Result<Option<Cgroup>> {
+    let layout = ch03_cgroups::detect(&cx.proc_root)?;
+    match Cgroup::create(&layout, &cx.proc_root, id, &accepted.cgroup.resources) {
+        Ok(cgroup) => Ok(Some(cgroup)),
+        Err(CgroupError::RootlessV1 | CgroupError::NotDelegated { .. })
+            if cx.rootless && accepted.cgroup.resources == Default::default() =>
+        {
+            cx.logger
+                .warn("no cgroup for the container: this user may not create one (rootless)");
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `--pid-file`: the init's host PID, written whole or not at all.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::write(&temp, pid.to_string())
+        .and_then(|()| std::fs::rename(&temp, path))
+        .with_context(|| format!("write the pid file {}", path.display()))
+}
 
 /// `start`: let the created container's init go on to the user's program.
 /// The init is blocked opening `exec.fifo` for writing; opening it for
@@ -224,6 +430,19 @@ fn start(cx: &Runtime, id: &str) -> Result<i32> {
             bail!("cannot start container {id}: it is already running")
         }
     }
+    release_gate(cx, &dir, &state)
+}
+
+/// Open `exec.fifo` for reading, which lets the init go on; read its byte,
+/// remove the FIFO (the container is running now), run the poststart hooks.
+fn release_gate(cx: &Runtime, dir: &ContainerDir, state: &State) -> Result<i32> {
+    let id = &state.id;
+    let start_hooks = state
+        .hooks
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref());
+    let starting = serde_json::to_vec(&spec_state(state, Status::Created))?;
+    hooks::run_hooks("startContainer", start_hooks, &starting)?;
     let fifo = dir.path.join(EXEC_FIFO);
     // Non-blocking, so a dead init cannot leave us waiting forever.
     let file = std::fs::OpenOptions::new()
@@ -240,13 +459,13 @@ fn start(cx: &Runtime, id: &str) -> Result<i32> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e).with_context(|| format!("read {}", fifo.display())),
         }
-        if !init_alive(&cx.proc_root, &state) {
+        if !init_alive(&cx.proc_root, state) {
             bail!("cannot start container {id}: its init exited before it was released");
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     std::fs::remove_file(&fifo).with_context(|| format!("remove {}", fifo.display()))?;
-    let running = serde_json::to_vec(&spec_state(&state, Status::Running))?;
+    let running = serde_json::to_vec(&spec_state(state, Status::Running))?;
     let poststart = state.hooks.as_ref().and_then(|h| h.poststart().as_ref());
     if let Err(err) = hooks::run_hooks("poststart", poststart, &running) {
         // runtime-spec: a failed poststart hook is a warning.
