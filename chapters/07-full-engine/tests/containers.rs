@@ -355,3 +355,51 @@ fn a_bad_config_is_one_error_line_exit_1_and_leaves_nothing() {
         case.assert_gone();
     }
 }
+
+#[test]
+fn exec_joins_the_containers_namespaces_and_cgroup() {
+    for runtime in runtimes("exec_joins_the_containers_namespaces_and_cgroup") {
+        let who = name(&runtime);
+        let case = Case::with(&runtime, "exec", &["sleep", "60"], |c, _| {
+            c["hostname"] = "exec-test".into();
+        });
+        let (code, stderr) = case.create(&[]);
+        assert_eq!(code, Some(0), "{who}: {stderr}");
+        let started = case.rt(&["start", &case.id]);
+        assert_eq!(started.code(), Some(0), "{who}: {}", started.transcript());
+        let pid = case.state()["pid"].as_i64().unwrap();
+        let init_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+
+        // argv form: its exit status, the container's hostname and cgroup.
+        let script = "hostname; cat /proc/$$/cgroup; exit 4";
+        let run = case.rt(&["exec", &case.id, "sh", "-c", script]);
+        assert_eq!(run.code(), Some(4), "{who}: {}", run.transcript());
+        let stdout = run.stdout();
+        let (hostname, cgroup) = stdout.split_once('\n').unwrap();
+        assert_eq!(hostname, "exec-test", "{who}");
+        // The same cgroup as the init (the container's cgroup namespace
+        // shows it at its root; runc makes none by default, so compare
+        // what each runtime's own init sees from the host).
+        let mine: Vec<&str> = cgroup.lines().filter(|l| l.contains(":memory:")).collect();
+        let init: Vec<&str> = init_cgroup
+            .lines()
+            .filter(|l| l.contains(":memory:"))
+            .collect();
+        assert_eq!(mine, init, "{who}");
+
+        // --process form: its cwd and env.
+        let process = case.out.join("process.json");
+        std::fs::write(
+            &process,
+            r#"{"args": ["sh", "-c", "echo $PWD $A"], "cwd": "/tmp", "env": ["A=b", "PATH=/bin"], "user": {"uid": 0, "gid": 0}}"#,
+        )
+        .unwrap();
+        let run = case.rt(&["exec", "-p", &process.display().to_string(), &case.id]);
+        assert_eq!(run.code(), Some(0), "{who}: {}", run.transcript());
+        assert_eq!(run.stdout(), "/tmp b\n", "{who}");
+
+        let deleted = case.rt(&["delete", "--force", &case.id]);
+        assert_eq!(deleted.code(), Some(0), "{who}: {}", deleted.transcript());
+        case.assert_gone();
+    }
+}

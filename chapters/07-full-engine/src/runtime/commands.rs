@@ -903,7 +903,7 @@ pub fn exec_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> 
 }
 
 fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
-    let (_dir, state, status) = open(cx, &args.id)?;
+    let (dir, state, status) = open(cx, &args.id)?;
     let process = exec_process(args, state.process.as_ref())?;
     let mut warnings = Vec::new();
     validate_process(
@@ -929,10 +929,98 @@ fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
             )
         }
     }
-    bail!(
-        "exec in {}: the process is valid, but joining a container is not implemented yet (issue 13, phase 2)",
-        args.id
-    )
+    if process.terminal() == Some(true) || args.console_socket.is_some() {
+        bail!("exec -t: terminals are not supported by berth-runtime yet");
+    }
+    if args.preserve_fds > 0 {
+        bail!("exec --preserve-fds: not supported by berth-runtime yet");
+    }
+    let user = process.user();
+    let command = ch01_chroot::Process {
+        args: process.args().clone().unwrap_or_default(),
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().display().to_string(),
+        user: Some(ch01_chroot::process::User {
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        }),
+    };
+    // The container's cgroup, joined by the new process before its exec.
+    let join = match container_cgroup(cx, &args.id)? {
+        Some((cgroup, _)) => Some(ch03_cgroups::exec::CgroupJoin::open(&cgroup)?),
+        None => None,
+    };
+    let before_exec = || join.as_ref().map_or(Ok(()), |j| j.join());
+    let init = Pid::from_raw(state.init_process_pid);
+    // The pid file's directory, opened while the host's tree is ours: we
+    // join the container's mount namespace to start the process.
+    let pid_file = match &args.pid_file {
+        Some(path) => Some(PidFileDir::open(path)?),
+        None => None,
+    };
+    drop(dir);
+    if !args.detach && pid_file.is_none() {
+        return Ok(ch02_namespaces::exec::exec_in_with(
+            init,
+            &command,
+            &cx.proc_root,
+            &before_exec,
+        )?);
+    }
+    let child = ch02_namespaces::exec::exec_spawn(init, &command, &cx.proc_root, &before_exec)?;
+    if let Some(dir) = pid_file {
+        dir.write(child.as_raw())?;
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let status = nix::sys::wait::waitpid(child, None).context("waitpid")?;
+    Ok(ch01_chroot::exit_code(status))
+}
+
+/// `--pid-file`'s directory, open, and the file's name in it.
+struct PidFileDir {
+    dir: std::os::fd::OwnedFd,
+    name: std::ffi::OsString,
+}
+
+impl PidFileDir {
+    fn open(path: &Path) -> Result<PidFileDir> {
+        let path = std::path::absolute(path)?;
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let dir = nix::fcntl::open(
+            parent,
+            nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("open {}", parent.display()))?;
+        let name = path.file_name().unwrap_or_default().to_os_string();
+        Ok(PidFileDir { dir, name })
+    }
+
+    /// Write the PID to a temporary file and rename it into place.
+    fn write(&self, pid: i32) -> Result<()> {
+        use nix::fcntl::{OFlag, openat, renameat};
+        let mut temp = std::ffi::OsString::from(".");
+        temp.push(&self.name);
+        temp.push(".tmp");
+        let fd = openat(
+            &self.dir,
+            temp.as_os_str(),
+            OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .context("write the pid file")?;
+        nix::unistd::write(&fd, pid.to_string().as_bytes()).context("write the pid file")?;
+        renameat(
+            &self.dir,
+            temp.as_os_str(),
+            &self.dir,
+            self.name.as_os_str(),
+        )
+        .context("rename the pid file")
+    }
 }
 
 /// `update`'s request: `-r` (a file or `-`), or the flags, as the spec's
