@@ -463,7 +463,10 @@ fn child_main(
     (hooks.before_exec)().unwrap_or_else(|e| fail(e));
     // 10. With a gate (an OCI `create`): say we are there, and block until
     //     `start` opens it.
+    //     The command must be there first, as runc checks: `create`
+    //     reports a missing program, not `start`.
     if let Some(gate) = config.gate {
+        check_command(plan, pipe);
         pass_gate(gate, sync).unwrap_or_else(|e| fail(e));
     }
     // 11. Exec the command (as the child of a tiny init when we are PID 1),
@@ -490,6 +493,34 @@ fn join_namespaces(join: &[(Namespace, RawFd)]) -> StepResult {
         }
     }
     Ok(())
+}
+
+/// Report a command that no exec could start (none of its candidates is
+/// an executable file), as the exec itself would report it.
+fn check_command(plan: &ExecPlan, pipe: &ChildReporter<'_>) {
+    use nix::unistd::{AccessFlags, access};
+    let mut denied = None;
+    for path in plan.candidates() {
+        match access(path, AccessFlags::X_OK) {
+            Ok(()) => {
+                // access(2) says yes to root for a directory: an exec would not.
+                match nix::sys::stat::stat(path) {
+                    Ok(st) if st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR => {
+                        denied.get_or_insert(path);
+                    }
+                    _ => return,
+                }
+            }
+            Err(Errno::EACCES) => {
+                denied.get_or_insert(path);
+            }
+            Err(_) => {}
+        }
+    }
+    match denied {
+        Some(path) => pipe.fail("exec-denied", path.to_bytes(), Errno::EACCES),
+        None => pipe.fail("exec-not-found", plan.command().to_bytes(), Errno::ENOENT),
+    }
 }
 
 /// Tell the parent we wait at the gate, then open the FIFO behind `gate`

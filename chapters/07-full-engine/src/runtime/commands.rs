@@ -15,6 +15,7 @@
 //! cgroup join. `update` still needs chapter 3's `Cgroup::update`.
 
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -217,8 +218,15 @@ fn create(cx: &Runtime, args: &CreateArgs, run: Option<&RunArgs>) -> Result<i32>
             "--preserve-fds: not supported by berth-runtime yet: pass the descriptors another way"
         );
     }
-    if args.console_socket.is_some() {
-        bail!("--console-socket: terminals are not supported by berth-runtime yet");
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    match (terminal, &args.console_socket) {
+        (true, None) => {
+            bail!("process.terminal is true: give --console-socket, where the pty master is sent")
+        }
+        (false, Some(_)) => {
+            bail!("--console-socket given, but process.terminal is false: leave one of them out")
+        }
+        _ => {}
     }
     let translated = translate::translate(&bundle, args.no_pivot)?;
     let steps = translate::ChildSteps::new(&bundle.spec)?;
@@ -325,8 +333,33 @@ fn start_created(
         Ok(())
     };
     let before_rootfs = || steps.before_rootfs();
-    let after_rootfs = || view.as_ref().map_or(Ok(()), |v| v.mount());
+    let after_rootfs = || {
+        view.as_ref().map_or(Ok(()), |v| v.mount())?;
+        steps.make_devices()
+    };
+    // The console's socket pair: the child sends the pty master over it.
+    let console = match &args.console_socket {
+        Some(_) => Some(
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .context("socketpair for the console")?,
+        ),
+        None => None,
+    };
+    let size = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.console_size())
+        .map(|b| (b.height() as u16, b.width() as u16));
     let before_exec = || {
+        if let Some((_, child_end)) = &console {
+            super::console::set_up_console(child_end.as_fd(), size)?;
+        }
         steps.before_exec()?;
         match &seccomp {
             Some(filter) => filter
@@ -344,6 +377,12 @@ fn start_created(
         ..Default::default()
     };
     let started = ch02_namespaces::container::start_container(&translated.config, &ch02_hooks)?;
+    // The pty master, from the child to --console-socket.
+    if let (Some((ours, theirs)), Some(path)) = (console, &args.console_socket) {
+        drop(theirs);
+        let (_, master) = super::console::recv_fd(ours.as_fd())?;
+        super::console::send_console(path, master.as_fd())?;
+    }
     // 5. The state and the pid file; the cgroup outlives us.
     state.init_process_pid = started.pid.as_raw();
     state.init_process_start = super::state::proc_stat(&cx.proc_root, state.init_process_pid)
@@ -389,7 +428,30 @@ fn create_cgroup(
     accepted: &super::validate::Accepted,
 ) -> Result<Option<Cgroup>> {
     let layout = ch03_cgroups::detect(&cx.proc_root)?;
-    match Cgroup::create(&layout, &cx.proc_root, id, &accepted.cgroup.resources) {
+    // The device cgroup's rules, in the spec's order, as chapter 3's.
+    let mut resources = accepted.cgroup.resources.clone();
+    resources.devices = accepted
+        .cgroup
+        .devices
+        .iter()
+        .map(|rule| {
+            use ch03_cgroups::DeviceType;
+            use oci_spec::runtime::LinuxDeviceType;
+            let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+                LinuxDeviceType::B => DeviceType::Block,
+                LinuxDeviceType::C | LinuxDeviceType::U => DeviceType::Char,
+                LinuxDeviceType::A | LinuxDeviceType::P => DeviceType::All,
+            };
+            ch03_cgroups::LinuxDeviceCgroup {
+                allow: rule.allow(),
+                typ,
+                major: rule.major(),
+                minor: rule.minor(),
+                access: rule.access().clone().unwrap_or_else(|| "rwm".to_string()),
+            }
+        })
+        .collect();
+    match Cgroup::create(&layout, &cx.proc_root, id, &resources) {
         Ok(cgroup) => Ok(Some(cgroup)),
         Err(CgroupError::RootlessV1 | CgroupError::NotDelegated { .. })
             if cx.rootless && accepted.cgroup.resources == Default::default() =>

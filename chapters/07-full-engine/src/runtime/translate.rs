@@ -138,12 +138,6 @@ fn process(spec: &Spec) -> Result<ch01_chroot::Process, ConfigError> {
     let Some(p) = spec.process() else {
         return Err(invalid("process", "missing: name the program to run"));
     };
-    if p.terminal() == Some(true) {
-        return Err(invalid(
-            "process.terminal",
-            "a terminal (--console-socket) is not supported by berth-runtime yet: set it to false",
-        ));
-    }
     let user = p.user();
     Ok(ch01_chroot::Process {
         args: p.args().clone().unwrap_or_default(),
@@ -366,6 +360,21 @@ pub struct ChildSteps {
     rlimits: Vec<(libc::c_int, u64, u64)>,
     /// `domainname`.
     domainname: Option<CString>,
+    /// `linux.devices`: made after pivot_root, in the container's /dev.
+    devices: Vec<Device>,
+}
+
+/// One node of `linux.devices`, prepared.
+#[derive(Debug)]
+struct Device {
+    /// Its directory and name, relative to the root.
+    dir: CString,
+    name: CString,
+    kind: nix::sys::stat::SFlag,
+    rdev: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
 }
 
 /// The resource number of an `RLIMIT_*` name.
@@ -423,6 +432,40 @@ impl ChildSteps {
         if let Some(name) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
             steps.domainname = Some(cstring("domainname", name)?);
         }
+        for (i, d) in linux.devices().iter().flatten().enumerate() {
+            use nix::sys::stat::SFlag;
+            use oci_spec::runtime::LinuxDeviceType;
+            let field = format!("linux.devices[{i}]");
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+                LinuxDeviceType::B => SFlag::S_IFBLK,
+                LinuxDeviceType::P => SFlag::S_IFIFO,
+                LinuxDeviceType::A => {
+                    return Err(invalid(
+                        format!("{field}.type"),
+                        "\"a\" is for cgroup rules only",
+                    ));
+                }
+            };
+            let path = d.path().display().to_string();
+            let rel = path.trim_start_matches('/');
+            let (dir, name) = rel.rsplit_once('/').unwrap_or((".", rel));
+            if name.is_empty() || rel.split('/').any(|c| c == "..") {
+                return Err(invalid(
+                    format!("{field}.path"),
+                    format!("{path:?}: not a device path"),
+                ));
+            }
+            steps.devices.push(Device {
+                dir: cstring(&field, dir)?,
+                name: cstring(&field, name)?,
+                kind,
+                rdev: nix::sys::stat::makedev(d.major() as u64, d.minor() as u64),
+                mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+                uid: d.uid().unwrap_or(0),
+                gid: d.gid().unwrap_or(0),
+            });
+        }
         Ok(steps)
     }
 
@@ -437,6 +480,70 @@ impl ChildSteps {
         if let Some(adj) = &self.oom_score_adj {
             write_file(c"/proc/self/oom_score_adj", adj)
                 .map_err(|e| ("write /proc/self/oom_score_adj (process.oomScoreAdj)", e))?;
+        }
+        Ok(())
+    }
+
+    /// After pivot_root (the root is the container's): `linux.devices`,
+    /// each made with mknod(2) in its directory (made if missing, inside
+    /// the root); one that is there already is left as it is.
+    pub fn make_devices(&self) -> Result<(), (&'static str, nix::errno::Errno)> {
+        use nix::errno::Errno;
+        use nix::sys::stat::{FchmodatFlags, Mode, fchmodat, mknodat};
+        use nix::unistd::{Gid, Uid, fchownat};
+        if self.devices.is_empty() {
+            return Ok(());
+        }
+        let root = nix::fcntl::open(
+            c"/",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ("open / (linux.devices)", e))?;
+        for d in &self.devices {
+            let dir = if d.dir.as_bytes() == b"." {
+                nix::fcntl::open(
+                    c"/",
+                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+            } else {
+                ch02_namespaces::mounts::make_mount_point(
+                    std::os::fd::AsFd::as_fd(&root),
+                    &d.dir,
+                    true,
+                )
+            }
+            .map_err(|e| ("make a device's directory (linux.devices)", e))?;
+            match mknodat(
+                &dir,
+                d.name.as_c_str(),
+                d.kind,
+                Mode::from_bits_truncate(d.mode),
+                d.rdev,
+            ) {
+                Ok(()) => {}
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(("mknod (linux.devices)", e)),
+            }
+            // mknod(2) applies the umask: set the mode asked for.
+            fchmodat(
+                &dir,
+                d.name.as_c_str(),
+                Mode::from_bits_truncate(d.mode),
+                FchmodatFlags::NoFollowSymlink,
+            )
+            .map_err(|e| ("chmod a device (linux.devices)", e))?;
+            fchownat(
+                &dir,
+                d.name.as_c_str(),
+                Some(Uid::from_raw(d.uid)),
+                Some(Gid::from_raw(d.gid)),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| ("chown a device (linux.devices)", e))?;
         }
         Ok(())
     }
