@@ -273,7 +273,7 @@ fn start_created(
     .with_context(|| format!("open {}", fifo.display()))?;
     translated.config.gate = Some(std::os::fd::AsRawFd::as_raw_fd(&gate));
     // 2. The cgroup, with its limits, named by the container's id.
-    let cgroup = create_cgroup(cx, id, accepted)?;
+    let cgroup = create_cgroup(cx, id, accepted, &bundle.spec)?;
     let view = match (&cgroup, translated.cgroup_mount) {
         (Some(_), true) => {
             let layout = ch03_cgroups::detect(&cx.proc_root)?;
@@ -426,6 +426,7 @@ fn create_cgroup(
     cx: &Runtime,
     id: &str,
     accepted: &super::validate::Accepted,
+    accepted_spec: &oci_spec::runtime::Spec,
 ) -> Result<Option<Cgroup>> {
     let layout = ch03_cgroups::detect(&cx.proc_root)?;
     // The device cgroup's rules, in the spec's order, as chapter 3's.
@@ -451,6 +452,12 @@ fn create_cgroup(
             }
         })
         .collect();
+    // Then, as runc does, what every container may use whatever the spec's
+    // rules say: mknod of any node, the standard devices, its ptys, and
+    // each device of linux.devices.
+    resources
+        .devices
+        .extend(default_device_rules(&bundle_devices(accepted_spec)));
     match Cgroup::create(&layout, &cx.proc_root, id, &resources) {
         Ok(cgroup) => Ok(Some(cgroup)),
         Err(CgroupError::RootlessV1 | CgroupError::NotDelegated { .. })
@@ -462,6 +469,68 @@ fn create_cgroup(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// `linux.devices` as (type, major, minor).
+fn bundle_devices(spec: &oci_spec::runtime::Spec) -> Vec<(ch03_cgroups::DeviceType, i64, i64)> {
+    use oci_spec::runtime::LinuxDeviceType;
+    spec.linux()
+        .iter()
+        .flat_map(|l| l.devices().iter().flatten())
+        .filter_map(|d| {
+            let typ = match d.typ() {
+                LinuxDeviceType::B => ch03_cgroups::DeviceType::Block,
+                LinuxDeviceType::C | LinuxDeviceType::U => ch03_cgroups::DeviceType::Char,
+                _ => return None,
+            };
+            Some((typ, d.major(), d.minor()))
+        })
+        .collect()
+}
+
+/// runc's allowed devices: mknod of anything (`c *:* m`, `b *:* m`),
+/// /dev/null, zero, full, random, urandom, tty, console, ptmx and the
+/// ptys, then `extra` (linux.devices), read, write and mknod.
+fn default_device_rules(
+    extra: &[(ch03_cgroups::DeviceType, i64, i64)],
+) -> Vec<ch03_cgroups::LinuxDeviceCgroup> {
+    use ch03_cgroups::{DeviceType, LinuxDeviceCgroup};
+    let mut rules = vec![
+        LinuxDeviceCgroup::allow(DeviceType::Char, None, None, "m"),
+        LinuxDeviceCgroup::allow(DeviceType::Block, None, None, "m"),
+    ];
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
+        rules.push(LinuxDeviceCgroup::allow(
+            DeviceType::Char,
+            Some(major),
+            Some(minor),
+            "rwm",
+        ));
+    }
+    rules.push(LinuxDeviceCgroup::allow(
+        DeviceType::Char,
+        Some(136),
+        None,
+        "rwm",
+    ));
+    for &(typ, major, minor) in extra {
+        rules.push(LinuxDeviceCgroup::allow(
+            typ,
+            Some(major),
+            Some(minor),
+            "rwm",
+        ));
+    }
+    rules
 }
 
 /// `--pid-file`: the init's host PID, written whole or not at all.
