@@ -253,6 +253,7 @@ pub fn container_config(
         no_pivot: false,
         join: Vec::new(),
         gate: None,
+        preserve_fds: 0,
     })
 }
 // ANCHOR_END: container_config

@@ -78,6 +78,9 @@ pub struct ContainerConfig {
     /// which blocks until another process (the runtime's `start`) opens it
     /// for reading.
     pub gate: Option<RawFd>,
+    /// Descriptors 3 to 3+N-1 reach the command (an OCI runtime's
+    /// `--preserve-fds N`); every other one above 2 is closed at the exec.
+    pub preserve_fds: u32,
 }
 
 /// Errors of chapter 2, on top of chapter 1's.
@@ -472,7 +475,13 @@ fn child_main(
     // 11. Exec the command (as the child of a tiny init when we are PID 1),
     //     becoming its user with only the capabilities it was given.
     let caps = &security.capabilities;
-    let identity = |plan: &ExecPlan| caps.apply(&|| plan.set_user());
+    let preserve = config.preserve_fds;
+    let identity = |plan: &ExecPlan| {
+        // The descriptors the caller passes on, taken back from the
+        // close-on-exec marking of every descriptor above 2.
+        keep_across_exec(preserve)?;
+        caps.apply(&|| plan.set_user())
+    };
     if becomes_init {
         run_as_init(plan, pipe, &identity)
     } else {
@@ -480,6 +489,16 @@ fn child_main(
     }
 }
 // ANCHOR_END: child_main
+
+/// Clear close-on-exec on descriptors 3 to 3+`count`-1.
+fn keep_across_exec(count: u32) -> StepResult {
+    for fd in 3..3 + count as RawFd {
+        // SAFETY: F_SETFD on a descriptor number: EBADF at worst.
+        let set = unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) };
+        Errno::result(set).map_err(|e| ("keep a preserved descriptor (--preserve-fds)", e))?;
+    }
+    Ok(())
+}
 
 /// setns(2) into each namespace of `join`, in exec's order (user first,
 /// mount last).

@@ -403,3 +403,38 @@ fn exec_joins_the_containers_namespaces_and_cgroup() {
         case.assert_gone();
     }
 }
+
+#[test]
+fn preserve_fds_pass_descriptors_3_and_up_and_no_others() {
+    for runtime in runtimes("preserve_fds_pass_descriptors_3_and_up_and_no_others") {
+        let who = name(&runtime);
+        let case = Case::new(
+            &runtime,
+            "preserve-fds",
+            &["sh", "-c", "echo through-3 >&3; ls /proc/self/fd | wc -l"],
+        );
+        let file = case.out.join("fd3");
+        // The caller's descriptor 3 (a file) and 5 (not passed on).
+        let script =
+            r#"exec "$0" --root "$1" run --preserve-fds 1 -b "$2" "$3" 3>"$4" 5</dev/null"#;
+        let run = Run::capture({
+            let mut cmd = std::process::Command::new("sh");
+            cmd.args(["-c", script])
+                .arg(&case.runtime)
+                .arg(&case.root)
+                .arg(&case.bundle)
+                .arg(&case.id)
+                .arg(&file);
+            cmd
+        });
+        assert_eq!(run.code(), Some(0), "{who}: {}", run.transcript());
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "through-3\n",
+            "{who}"
+        );
+        // 0, 1, 2, 3, and ls's own: nothing else of the caller's.
+        assert_eq!(run.stdout().trim(), "5", "{who}");
+        case.assert_gone();
+    }
+}

@@ -34,6 +34,7 @@ fn ex2_nsenter_uts() {
         no_pivot: false,
         join: Vec::new(),
         gate: None,
+        preserve_fds: 0,
     };
     let (tx, rx) = mpsc::channel();
     let container = std::thread::spawn(move || {

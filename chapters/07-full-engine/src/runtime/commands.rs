@@ -213,11 +213,6 @@ fn create(cx: &Runtime, args: &CreateArgs, run: Option<&RunArgs>) -> Result<i32>
             "linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported by berth-runtime yet"
         );
     }
-    if args.preserve_fds > 0 {
-        bail!(
-            "--preserve-fds: not supported by berth-runtime yet: pass the descriptors another way"
-        );
-    }
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     match (terminal, &args.console_socket) {
         (true, None) => {
@@ -272,6 +267,7 @@ fn start_created(
     )
     .with_context(|| format!("open {}", fifo.display()))?;
     translated.config.gate = Some(std::os::fd::AsRawFd::as_raw_fd(&gate));
+    translated.config.preserve_fds = args.preserve_fds;
     // 2. The cgroup, with its limits, named by the container's id.
     let cgroup = create_cgroup(cx, id, accepted, &bundle.spec)?;
     let view = match (&cgroup, translated.cgroup_mount) {

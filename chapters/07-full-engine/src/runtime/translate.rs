@@ -87,6 +87,7 @@ pub fn translate(bundle: &Bundle, no_pivot: bool) -> Result<Translated, ConfigEr
         no_pivot,
         join,
         gate: None,
+        preserve_fds: 0,
     };
     Ok(Translated {
         config,
