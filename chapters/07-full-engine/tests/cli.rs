@@ -1,7 +1,7 @@
 //! berth-runtime's command line, run as engines run it: errors as runc
 //! writes them, `spec` against the installed runc's, bad bundles, and the
-//! commands that act on a container's state (with a stand-in init process:
-//! starting real containers comes with phase 2).
+//! commands that act on a container's state (with a stand-in init process;
+//! containers.rs runs real ones).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -438,3 +438,30 @@ fn preserve_fds_pass_descriptors_3_and_up_and_no_others() {
         case.assert_gone();
     }
 }
+
+#[test]
+fn no_pivot_and_a_read_only_root() {
+    for runtime in runtimes("no_pivot_and_a_read_only_root") {
+        let who = name(&runtime);
+        let script = "touch /x 2>/dev/null && echo wrote || echo read-only; echo hi > {out}/w && echo out-writable";
+        for pivot in [true, false] {
+            let case = Case::new(&runtime, "no-pivot", &["sh", "-c", script]);
+            let bundle = case.bundle.display().to_string();
+            let mut args = vec!["run", "-b", &bundle];
+            if !pivot {
+                args.push("--no-pivot");
+            }
+            args.push(&case.id);
+            let run = case.rt(&args);
+            assert_eq!(run.code(), Some(0), "{who}: {}", run.transcript());
+            // root.readonly (runc's default spec): / is read-only, the
+            // bind-mounted directory is not.
+            assert_eq!(
+                run.stdout(),
+                "read-only\nout-writable\n",
+                "{who} pivot {pivot}"
+            );
+            case.assert_gone();
+        }
+    }
+}
