@@ -156,6 +156,11 @@ pub struct Hooks<'a> {
     /// here (chapter 3 puts it in a cgroup) holds from the command's first
     /// instruction. An error kills the child and is returned.
     pub before_release: &'a dyn Fn(Pid) -> Result<(), HookError>,
+    /// Runs in the parent while the child waits with everything mounted,
+    /// just before its `pivot_root` (an OCI runtime's createContainer
+    /// hooks, which run in the container's namespaces). An error kills the
+    /// child and is returned. `None`: the child does not stop there.
+    pub before_pivot: Option<&'a dyn Fn(Pid) -> Result<(), HookError>>,
 }
 
 /// An error from a caller's hook.
@@ -169,6 +174,7 @@ impl Default for Hooks<'_> {
             after_rootfs: &|| Ok(()),
             on_start: &|_| {},
             before_release: &|_| Ok(()),
+            before_pivot: None,
         }
     }
 }
@@ -305,6 +311,11 @@ pub fn start_container<'c>(
     (hooks.before_release)(child).map_err(ContainerError::Hook)?;
     // Step 6: release the child.
     let _ = write(&sync.parent, b"g");
+    // With a before_pivot hook: the child stops once its mounts are made.
+    let started = match hooks.before_pivot {
+        Some(hook) => at_pivot(&sync.parent, started, hook)?,
+        None => started,
+    };
     // Step 7, with a gate: wait until the child waits there.
     if config.gate.is_some() {
         wait_at_gate(&sync.parent, started)
@@ -313,6 +324,27 @@ pub fn start_container<'c>(
     }
 }
 // ANCHOR_END: start_container
+
+/// Wait for the child's "mounted" byte, run `hook`, and let it go on.
+fn at_pivot<'c>(
+    sync: &OwnedFd,
+    started: Started<'c>,
+    hook: &dyn Fn(Pid) -> Result<(), HookError>,
+) -> Result<Started<'c>, ContainerError> {
+    let mut byte = [0u8; 1];
+    if !matches!(read(sync, &mut byte), Ok(1)) {
+        return Err(match started.wait() {
+            Err(err) => err,
+            Ok(_) => ContainerError::Start(StartError::Syscall {
+                call: "wait for the child's mounts",
+                errno: Errno::EPIPE,
+            }),
+        });
+    }
+    hook(started.pid).map_err(ContainerError::Hook)?;
+    let _ = write(sync, b"g");
+    Ok(started)
+}
 
 /// Read the child's "at the gate" byte; if the socket closes first, the
 /// child failed a step: return what it reported.
@@ -453,7 +485,7 @@ fn child_main(
     }
     // 6. The filesystem: pivot_root with a mount namespace; without one,
     //    chapter 1's chroot (mounting /proc would change the host's tree).
-    set_up_filesystem(config, rootfs, masks, hooks).unwrap_or_else(|e| fail(e));
+    set_up_filesystem(config, rootfs, masks, hooks, sync).unwrap_or_else(|e| fail(e));
     // 7. The hostname, in our own UTS namespace only.
     if ns.contains(&Namespace::Uts) {
         sethostname(&config.hostname).unwrap_or_else(|e| fail(("sethostname", e)));
@@ -584,8 +616,21 @@ fn set_up_filesystem(
     rootfs: &CString,
     masks: &Masks,
     hooks: &Hooks,
+    sync: &SyncSocket,
 ) -> StepResult {
     let ns = &config.namespaces;
+    // Mounted, before pivot_root: tell the parent, wait for its go.
+    let at_pivot = || {
+        let mut byte = [0u8; 1];
+        match write(&sync.child, b"m") {
+            Ok(1) => {}
+            _ => return Err(("tell the parent the mounts are made", Errno::EPIPE)),
+        }
+        match read(&sync.child, &mut byte) {
+            Ok(1) => Ok(()),
+            _ => Err(("wait for the parent's createContainer hooks", Errno::EPIPE)),
+        }
+    };
     if !ns.contains(&Namespace::Mount) {
         return chroot_into(rootfs);
     }
@@ -597,6 +642,9 @@ fn set_up_filesystem(
         plan: config.mounts.as_deref(),
         readonly_root: config.readonly_root,
         no_pivot: config.no_pivot,
+        before_pivot: hooks
+            .before_pivot
+            .map(|_| &at_pivot as &dyn Fn() -> StepResult),
     };
     (hooks.before_rootfs)()?;
     prepare_rootfs(rootfs, opts, masks)?;

@@ -40,7 +40,7 @@ pub type StepResult = Result<(), (&'static str, Errno)>;
 const NONE: Option<&str> = None;
 
 /// What the mount steps need to know about the container.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct MountOptions<'a> {
     /// In a user namespace: mknod is refused, and devpts' gid=5 is unmapped.
     pub in_user_ns: bool,
@@ -58,6 +58,9 @@ pub struct MountOptions<'a> {
     /// Move the rootfs onto `/` and chroot instead of `pivot_root` (a
     /// rootfs on the initramfs, where pivot_root fails).
     pub no_pivot: bool,
+    /// A step once everything is mounted, just before the root changes
+    /// (an OCI runtime's createContainer hooks run then).
+    pub before_pivot: Option<&'a dyn Fn() -> StepResult>,
 }
 
 /// One mount of a plan, prepared in the parent so that the child only
@@ -133,6 +136,9 @@ pub fn prepare_rootfs(rootfs: &CStr, opts: MountOptions, masks: &Masks) -> StepR
     apply_masks(root, masks)?;
     if opts.readonly_root {
         remount_read_only(root)?;
+    }
+    if let Some(step) = opts.before_pivot {
+        step()?;
     }
     // 7. Swap roots and drop the host's tree from this namespace.
     if opts.no_pivot {

@@ -250,7 +250,8 @@ fn run_exits_with_the_programs_status_and_cleans_up() {
 fn hooks_run_at_the_specs_points_in_order() {
     for runtime in runtimes("hooks_run_at_the_specs_points_in_order") {
         let who = name(&runtime);
-        let script = "echo program >> {out}/hooks.log";
+        let script = "echo program >> {out}/hooks.log; \
+            (readlink /proc/self/ns/uts; readlink /proc/self/ns/net) > {out}/hooks.log.program";
         let case = Case::with(&runtime, "hooks", &["sh", "-c", script], |c, out| {
             let hook = |name: &str| {
                 serde_json::json!([{
@@ -258,9 +259,21 @@ fn hooks_run_at_the_specs_points_in_order() {
                     "args": ["sh", "-c", format!("echo {name} >> {}/hooks.log", out.display())]
                 }])
             };
+            // Where each runs: createRuntime in the runtime's namespaces,
+            // createContainer in the container's (UTS and network
+            // namespaces, as the program sees them).
+            let where_ = |name: &str| {
+                let log = format!("{}/hooks.log", out.display());
+                serde_json::json!([{
+                    "path": "/bin/sh",
+                    "args": ["sh", "-c", format!(
+                        "echo {name} >> {log}; (readlink /proc/self/ns/uts; readlink /proc/self/ns/net) > {log}.{name}"
+                    )]
+                }])
+            };
             c["hooks"] = serde_json::json!({
-                "createRuntime": hook("createRuntime"),
-                "createContainer": hook("createContainer"),
+                "createRuntime": where_("createRuntime"),
+                "createContainer": where_("createContainer"),
                 "startContainer": hook("startContainer"),
                 "poststart": hook("poststart"),
                 "poststop": hook("poststop"),
@@ -270,6 +283,16 @@ fn hooks_run_at_the_specs_points_in_order() {
         let log = case.out.join("hooks.log");
         let run = case.run();
         assert_eq!(run.code(), Some(0), "{who}: {}", run.transcript());
+        let namespaces = |hook: &str| {
+            std::fs::read_to_string(case.out.join(format!("hooks.log.{hook}"))).unwrap()
+        };
+        assert!(namespaces("program").starts_with("uts:["), "{who}");
+        assert_eq!(
+            namespaces("createContainer"),
+            namespaces("program"),
+            "{who}"
+        );
+        assert_ne!(namespaces("createRuntime"), namespaces("program"), "{who}");
         let lines = std::fs::read_to_string(&log).unwrap();
         let mut lines: Vec<&str> = lines.lines().collect();
         // The program and poststart race (poststart runs once the program

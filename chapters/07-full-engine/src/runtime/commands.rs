@@ -321,10 +321,29 @@ fn start_created(
             spec_hooks.create_runtime().as_ref(),
             &creating,
         )?;
-        hooks::run_hooks(
+        Ok(())
+    };
+    // createContainer: in the container's namespaces, its mounts made,
+    // before pivot_root (the child waits meanwhile).
+    let create_container = spec_hooks
+        .create_container()
+        .as_ref()
+        .filter(|h| !h.is_empty());
+    let before_pivot = |pid: Pid| -> Result<(), ch02_namespaces::container::HookError> {
+        let mut creating = spec_state(
+            &State {
+                init_process_pid: pid.as_raw(),
+                ..state.clone()
+            },
+            Status::Created,
+        );
+        creating["status"] = "creating".into();
+        hooks::run_hooks_in_namespaces_of(
             "createContainer",
-            spec_hooks.create_container().as_ref(),
-            &creating,
+            create_container,
+            &serde_json::to_vec(&creating)?,
+            &cx.proc_root,
+            pid.as_raw(),
         )?;
         Ok(())
     };
@@ -370,6 +389,7 @@ fn start_created(
         before_rootfs: &before_rootfs,
         after_rootfs: &after_rootfs,
         before_exec: &before_exec,
+        before_pivot: create_container.map(|_| &before_pivot as _),
         ..Default::default()
     };
     let started = ch02_namespaces::container::start_container(&translated.config, &ch02_hooks)?;
