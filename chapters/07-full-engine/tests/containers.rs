@@ -260,21 +260,29 @@ fn hooks_run_at_the_specs_points_in_order() {
                 }])
             };
             // Where each runs: createRuntime in the runtime's namespaces,
-            // createContainer in the container's (UTS and network
-            // namespaces, as the program sees them).
+            // createContainer and startContainer in the container's (UTS
+            // and network namespaces, as the program sees them).
             let where_ = |name: &str| {
                 let log = format!("{}/hooks.log", out.display());
                 serde_json::json!([{
                     "path": "/bin/sh",
                     "args": ["sh", "-c", format!(
                         "echo {name} >> {log}; (readlink /proc/self/ns/uts; readlink /proc/self/ns/net) > {log}.{name}"
-                    )]
+                    )],
+                    "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
                 }])
             };
+            c["hostname"] = "hooks-test".into();
             c["hooks"] = serde_json::json!({
                 "createRuntime": where_("createRuntime"),
                 "createContainer": where_("createContainer"),
-                "startContainer": hook("startContainer"),
+                "startContainer": [{
+                    "path": "/bin/sh",
+                    "args": ["sh", "-c", format!(
+                        "echo startContainer >> {log}; cat /proc/sys/kernel/hostname > {log}.hostname",
+                        log = format!("{}/hooks.log", out.display())
+                    )],
+                }],
                 "poststart": hook("poststart"),
                 "poststop": hook("poststop"),
             });

@@ -589,7 +589,15 @@ fn release_gate(cx: &Runtime, dir: &ContainerDir, state: &State) -> Result<i32> 
         .as_ref()
         .and_then(|h| h.start_container().as_ref());
     let starting = serde_json::to_vec(&spec_state(state, Status::Created))?;
-    hooks::run_hooks("startContainer", start_hooks, &starting)?;
+    // startContainer: in the container's namespaces (its root is the
+    // container's now), before the program runs.
+    hooks::run_hooks_in_namespaces_of(
+        "startContainer",
+        start_hooks,
+        &starting,
+        &cx.proc_root,
+        state.init_process_pid,
+    )?;
     let fifo = dir.path.join(EXEC_FIFO);
     // Non-blocking, so a dead init cannot leave us waiting forever.
     let file = std::fs::OpenOptions::new()

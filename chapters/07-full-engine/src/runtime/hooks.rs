@@ -195,7 +195,9 @@ pub fn run_hook_in(
 // ANCHOR_END: run_hook
 
 /// Run the hooks of one kind in the namespaces of process `pid` (under
-/// `proc_root`) that differ from ours: user, ipc, uts, net, cgroup, mount.
+/// `proc_root`) that differ from ours: user, ipc, uts, net, pid (for the
+/// hook's children: setns(2) moves no process into a PID namespace, it
+/// places the ones it forks there), cgroup, mount.
 pub fn run_hooks_in_namespaces_of(
     kind: &str,
     hooks: Option<&Vec<Hook>>,
@@ -207,7 +209,7 @@ pub fn run_hooks_in_namespaces_of(
         return Ok(());
     }
     let mut files = Vec::new();
-    for ns in ["user", "ipc", "uts", "net", "cgroup", "mnt"] {
+    for ns in ["user", "ipc", "uts", "net", "pid", "cgroup", "mnt"] {
         let theirs = proc_root.join(pid.to_string()).join("ns").join(ns);
         let ours = proc_root.join("self/ns").join(ns);
         if std::fs::read_link(&theirs).ok() == std::fs::read_link(&ours).ok() {
