@@ -496,3 +496,70 @@ fn no_pivot_and_a_read_only_root() {
         }
     }
 }
+
+#[test]
+fn process_fields_and_sysctls_reach_the_kernel() {
+    for runtime in runtimes("process_fields_and_sysctls_reach_the_kernel") {
+        let who = name(&runtime);
+        let script = "ulimit -n; cat /proc/sys/net/ipv4/ip_forward; id -u; id -g; pwd; echo $FOO; \
+                      cat /proc/self/oom_score_adj; grep NoNewPrivs /proc/self/status; \
+                      grep CapEff /proc/self/status; hostname";
+        let case = Case::with(&runtime, "process-fields", &["sh", "-c", script], |c, _| {
+            c["process"]["rlimits"] =
+                serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]);
+            c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1001});
+            c["process"]["cwd"] = "/tmp".into();
+            c["process"]["env"] = serde_json::json!(["PATH=/bin:/usr/bin", "FOO=bar"]);
+            c["process"]["oomScoreAdj"] = 500.into();
+            c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+            c["hostname"] = "fields".into();
+        });
+        let run = case.run();
+        assert_eq!(run.code(), Some(0), "{who}: {}", run.transcript());
+        assert_eq!(
+            run.stdout(),
+            "100\n1\n1000\n1001\n/tmp\nbar\n500\nNoNewPrivs:\t1\nCapEff:\t0000000000000000\nfields\n",
+            "{who}"
+        );
+        case.assert_gone();
+    }
+}
+
+#[test]
+fn a_user_namespace_maps_root_to_the_ids_given() {
+    for runtime in runtimes("a_user_namespace_maps_root_to_the_ids_given") {
+        let who = name(&runtime);
+        let script = "cat /proc/self/uid_map /proc/self/gid_map; id -u; echo hi > {out}/x 2>/dev/null || echo denied";
+        let case = Case::with(&runtime, "userns", &["sh", "-c", script], |c, _| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+            // berth-runtime refuses a cgroup mount in a user namespace on
+            // cgroup v1 (chapter 3 mounts cgroupfs afresh, which needs the
+            // host's user namespace there): leave it out for both.
+            c["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["type"] != "cgroup");
+        });
+        let run = case.run();
+        assert_eq!(run.code(), Some(0), "{who}: {}", run.transcript());
+        let words: Vec<String> = run
+            .stdout()
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        // Root inside is host uid 100000: it may not write the host's
+        // root-owned directory.
+        assert_eq!(
+            words,
+            ["0 100000 65536", "0 100000 65536", "0", "denied"],
+            "{who}"
+        );
+        case.assert_gone();
+    }
+}

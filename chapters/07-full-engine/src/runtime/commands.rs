@@ -260,6 +260,23 @@ fn start_created(
     let fifo = dir.path.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .with_context(|| format!("mkfifo {}", fifo.display()))?;
+    // The init opens it as root of its user namespace: the FIFO belongs
+    // to the host ids that root maps to (runc does the same).
+    let host_id = |maps: &[ch02_namespaces::idmap::IdMapping]| {
+        maps.iter().find(|m| m.container_id == 0).map(|m| m.host_id)
+    };
+    let config = &translated.config;
+    if config
+        .namespaces
+        .contains(&ch02_namespaces::namespaces::Namespace::User)
+    {
+        nix::unistd::chown(
+            &fifo,
+            host_id(&config.uid_mappings).map(nix::unistd::Uid::from_raw),
+            host_id(&config.gid_mappings).map(nix::unistd::Gid::from_raw),
+        )
+        .with_context(|| format!("chown {}", fifo.display()))?;
+    }
     let gate = nix::fcntl::open(
         &fifo,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
@@ -273,6 +290,15 @@ fn start_created(
     let view = match (&cgroup, translated.cgroup_mount) {
         (Some(_), true) => {
             let layout = ch03_cgroups::detect(&cx.proc_root)?;
+            let userns = translated
+                .config
+                .namespaces
+                .contains(&ch02_namespaces::namespaces::Namespace::User);
+            if userns && matches!(layout, ch03_cgroups::Layout::V1 { .. }) {
+                bail!(
+                    "config.json: mounts: a cgroup mount in a new user namespace on cgroup v1 is not supported by berth-runtime yet: leave it out"
+                );
+            }
             Some(ch03_cgroups::view::CgroupfsView::plan(
                 &layout,
                 &cx.proc_root,
