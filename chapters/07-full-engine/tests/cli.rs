@@ -265,6 +265,11 @@ fn bad_bundles_are_one_line_naming_the_field_and_leave_nothing() {
             "read ",
         ),
         (
+            "cgroups path",
+            Box::new(|_, c| c["linux"]["cgroupsPath"] = "/elsewhere/c1".into()),
+            "config.json: linux.cgroupsPath: /elsewhere/c1: berth-runtime places the container's cgroup at /berth/c1 only",
+        ),
+        (
             "refused field",
             Box::new(|_, c| c["linux"]["intelRdt"] = serde_json::json!({"closID": "x"})),
             "config.json: linux.intelRdt: not supported by berth-runtime",

@@ -223,6 +223,22 @@ fn create(cx: &Runtime, args: &CreateArgs, run: Option<&RunArgs>) -> Result<i32>
         }
         _ => {}
     }
+    // linux.cgroupsPath: chapter 3 places a container's cgroup at
+    // /berth/ID in each hierarchy; any other place is refused by name.
+    if let Some(path) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+    {
+        let ours = format!("{}/{}", ch03_cgroups::cgroup::PARENT, args.id);
+        if path.display().to_string().trim_start_matches('/') != ours {
+            bail!(
+                "config.json: linux.cgroupsPath: {}: berth-runtime places the container's cgroup at /{ours} only (yet): leave cgroupsPath out, or set it to /{ours}",
+                path.display()
+            );
+        }
+    }
     let translated = translate::translate(&bundle, args.no_pivot)?;
     let steps = translate::ChildSteps::new(&bundle.spec)?;
     // From here on something exists: the state directory, locked. Any
