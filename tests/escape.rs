@@ -58,6 +58,12 @@ fn pivot_root_in_a_mount_namespace_stops_the_same_escape() {
         deny_setgroups: false,
         init: true,
         security: Default::default(),
+        mounts: None,
+        readonly_root: false,
+        no_pivot: false,
+        join: Vec::new(),
+        gate: None,
+        preserve_fds: 0,
     };
     // The very same breakout, run inside the container just before exec.
     let hooks = Hooks {

@@ -259,6 +259,12 @@ pub fn container_config(
         deny_setgroups: rootless,
         init: !args.no_init,
         security,
+        mounts: None,
+        readonly_root: false,
+        no_pivot: false,
+        join: Vec::new(),
+        gate: None,
+        preserve_fds: 0,
     })
 }
 // ANCHOR_END: container_config

@@ -16,7 +16,7 @@
 //! Man pages: clone(2), namespaces(7), user_namespaces(7), pivot_root(2).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -29,16 +29,19 @@ use ch01_chroot::process::ExecPlan;
 use ch01_chroot::start_pipe::{ChildReporter, ParentListener, StartPipe};
 use ch01_chroot::{Process, StartError};
 use nix::errno::Errno;
-use nix::sched::{CloneFlags, unshare};
+use nix::fcntl::{OFlag, open};
+use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::prctl::set_dumpable;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Pid, Uid, read, sethostname, setresgid, setresuid, write};
 
 use crate::idmap::{self, IdMapping};
+use crate::in_root::ProcFdPath;
 use crate::init::{init_signals, run_as_init};
 use crate::masks::{BadMaskPath, Masks};
-use crate::mounts::{MountOptions, StepResult, prepare_rootfs};
+use crate::mounts::{MountOptions, MountStep, StepResult, prepare_rootfs};
 use crate::namespaces::{self, Namespace, Namespaces};
 use crate::network::bring_up_loopback;
 use crate::security::{Security, set_no_new_privs};
@@ -60,6 +63,24 @@ pub struct ContainerConfig {
     /// What root in the container may do: capabilities, no_new_privs,
     /// masked and read-only paths ([`Security::default`] unless privileged).
     pub security: Security,
+    /// The mounts to make instead of chapter 2's /proc, /dev and /sys (an
+    /// OCI runtime's `mounts`, in order); `None`: chapter 2's.
+    pub mounts: Option<Vec<MountStep>>,
+    /// Remount the rootfs read-only after the mounts (`root.readonly`).
+    pub readonly_root: bool,
+    /// Move the rootfs onto `/` and chroot, instead of `pivot_root`.
+    pub no_pivot: bool,
+    /// Namespaces to join rather than create: descriptors of nsfs files
+    /// the caller opened (and keeps open), joined first, user first.
+    pub join: Vec<(Namespace, RawFd)>,
+    /// The gate between create and start: an `O_PATH` descriptor of a
+    /// FIFO. The child's last step before its exec opens it for writing,
+    /// which blocks until another process (the runtime's `start`) opens it
+    /// for reading.
+    pub gate: Option<RawFd>,
+    /// Descriptors 3 to 3+N-1 reach the command (an OCI runtime's
+    /// `--preserve-fds N`); every other one above 2 is closed at the exec.
+    pub preserve_fds: u32,
 }
 
 /// Errors of chapter 2, on top of chapter 1's.
@@ -135,6 +156,11 @@ pub struct Hooks<'a> {
     /// here (chapter 3 puts it in a cgroup) holds from the command's first
     /// instruction. An error kills the child and is returned.
     pub before_release: &'a dyn Fn(Pid) -> Result<(), HookError>,
+    /// Runs in the parent while the child waits with everything mounted,
+    /// just before its `pivot_root` (an OCI runtime's createContainer
+    /// hooks, which run in the container's namespaces). An error kills the
+    /// child and is returned. `None`: the child does not stop there.
+    pub before_pivot: Option<&'a dyn Fn(Pid) -> Result<(), HookError>>,
 }
 
 /// An error from a caller's hook.
@@ -148,6 +174,7 @@ impl Default for Hooks<'_> {
             after_rootfs: &|| Ok(()),
             on_start: &|_| {},
             before_release: &|_| Ok(()),
+            before_pivot: None,
         }
     }
 }
@@ -157,9 +184,71 @@ pub fn run_container(config: &ContainerConfig) -> Result<i32, ContainerError> {
     run_container_with(config, &Hooks::default())
 }
 
-/// [`run_container`] with hooks.
+/// [`run_container`] with hooks: start the container, then wait for it.
 // ANCHOR: run_container
 pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32, ContainerError> {
+    start_container(config, hooks)?.wait()
+}
+// ANCHOR_END: run_container
+
+/// A container whose child exists and has been released: waiting at its
+/// gate, or on its way to the exec. Dropping it kills the child (an error
+/// path); [`Started::wait`] and [`Started::release`] do not.
+pub struct Started<'c> {
+    pub pid: Pid,
+    start: Option<ParentListener>,
+    config: &'c ContainerConfig,
+    _forwarding: SignalForwarding,
+}
+
+impl Started<'_> {
+    /// The second half of `run`: wait for the exec (or its failure), then
+    /// for the exit; return the exit code.
+    // ANCHOR: wait
+    pub fn wait(mut self) -> Result<i32, ContainerError> {
+        let child = self.pid;
+        let config = self.config;
+        let start = self.start.take();
+        if let Some(Err(failure)) = start.map(ParentListener::wait_for_exec) {
+            let _ = wait_for_exit(child);
+            if failure.step.starts_with("pivot_root") && failure.errno == Errno::EINVAL {
+                return Err(ContainerError::PivotRoot(config.rootfs.clone()));
+            }
+            return Err(explain(failure, &config.rootfs, &config.process).into());
+        }
+        let status = wait_for_exit(child).map_err(|errno| StartError::Syscall {
+            call: "waitpid",
+            errno,
+        })?;
+        Ok(exit_code(status))
+    }
+    // ANCHOR_END: wait
+
+    /// Forget the child (an OCI `create`): it lives on, blocked at its
+    /// gate, and is reparented when we exit.
+    pub fn release(mut self) -> Pid {
+        self.start = None;
+        self.pid
+    }
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        if self.start.is_some() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = wait_for_exit(self.pid);
+        }
+    }
+}
+
+/// The parent's steps: clone the child, do the whole setup, and return once
+/// it has been released (with a gate: once it waits there). Nothing waits
+/// for its exit.
+// ANCHOR: start_container
+pub fn start_container<'c>(
+    config: &'c ContainerConfig,
+    hooks: &Hooks,
+) -> Result<Started<'c>, ContainerError> {
     // Parent, step 1: refuse what cannot work, before anything exists.
     check_rootfs(&config.rootfs)?;
     if let Some(ns) =
@@ -177,7 +266,7 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     // socket (child -> parent: "ready"; parent -> child: "go on").
     let start = StartPipe::new().map_err(syscall("pipe2"))?;
     let sync = SyncSocket::new().map_err(syscall("socketpair"))?;
-    let _forwarding = SignalForwarding::start();
+    let forwarding = SignalForwarding::start();
 
     // Step 3: clone into the new namespaces. No CLONE_VM/CLONE_VFORK: we
     // have work to do while the child waits on the sync socket.
@@ -207,33 +296,71 @@ pub fn run_container_with(config: &ContainerConfig, hooks: &Hooks) -> Result<i32
     // no_new_privs, so that nobody who learns its PID from now on (an
     // `exec`, which copies them) can find it still unrestricted.
     let start = wait_until_ready(&sync.parent, start.into_parent(), child, config)?;
+    let started = Started {
+        pid: child,
+        start: Some(start),
+        config,
+        _forwarding: forwarding,
+    };
     (hooks.on_start)(child);
 
     // Step 5: the user-namespace handshake, from outside; then whatever
     // the caller adds while the child still waits (chapter 3: its cgroup).
-    let prepared = write_id_maps(config, child)
-        .and_then(|()| (hooks.before_release)(child).map_err(ContainerError::Hook));
-    if let Err(err) = prepared {
-        let _ = kill(child, Signal::SIGKILL);
-        let _ = wait_for_exit(child);
-        return Err(err);
-    }
+    // An error drops `started`, which kills the child.
+    write_id_maps(config, child)?;
+    (hooks.before_release)(child).map_err(ContainerError::Hook)?;
     // Step 6: release the child.
     let _ = write(&sync.parent, b"g");
-    drop(sync.parent);
-
-    // Step 7: wait for the exec (EOF) or a failure report, then the exit.
-    if let Err(failure) = start.wait_for_exec() {
-        let _ = wait_for_exit(child);
-        if failure.step.starts_with("pivot_root") && failure.errno == Errno::EINVAL {
-            return Err(ContainerError::PivotRoot(config.rootfs.clone()));
-        }
-        return Err(explain(failure, &config.rootfs, &config.process).into());
+    // With a before_pivot hook: the child stops once its mounts are made.
+    let started = match hooks.before_pivot {
+        Some(hook) => at_pivot(&sync.parent, started, hook)?,
+        None => started,
+    };
+    // Step 7, with a gate: wait until the child waits there.
+    if config.gate.is_some() {
+        wait_at_gate(&sync.parent, started)
+    } else {
+        Ok(started)
     }
-    let status = wait_for_exit(child).map_err(syscall("waitpid"))?;
-    Ok(exit_code(status))
 }
-// ANCHOR_END: run_container
+// ANCHOR_END: start_container
+
+/// Wait for the child's "mounted" byte, run `hook`, and let it go on.
+fn at_pivot<'c>(
+    sync: &OwnedFd,
+    started: Started<'c>,
+    hook: &dyn Fn(Pid) -> Result<(), HookError>,
+) -> Result<Started<'c>, ContainerError> {
+    let mut byte = [0u8; 1];
+    if !matches!(read(sync, &mut byte), Ok(1)) {
+        return Err(match started.wait() {
+            Err(err) => err,
+            Ok(_) => ContainerError::Start(StartError::Syscall {
+                call: "wait for the child's mounts",
+                errno: Errno::EPIPE,
+            }),
+        });
+    }
+    hook(started.pid).map_err(ContainerError::Hook)?;
+    let _ = write(sync, b"g");
+    Ok(started)
+}
+
+/// Read the child's "at the gate" byte; if the socket closes first, the
+/// child failed a step: return what it reported.
+fn wait_at_gate<'c>(sync: &OwnedFd, started: Started<'c>) -> Result<Started<'c>, ContainerError> {
+    let mut byte = [0u8; 1];
+    if matches!(read(sync, &mut byte), Ok(1)) {
+        return Ok(started);
+    }
+    match started.wait() {
+        Err(err) => Err(err),
+        Ok(_) => Err(ContainerError::Start(StartError::Syscall {
+            call: "wait for the child at its gate",
+            errno: Errno::EPIPE,
+        })),
+    }
+}
 
 /// Read the child's "ready" byte. If the socket closes first, the child
 /// failed a step: reap it and return what it reported.
@@ -328,6 +455,9 @@ fn child_main(
     let security = &config.security;
     let fail = |(step, errno): (&'static str, Errno)| -> ! { pipe.fail(step, b"", errno) };
     let becomes_init = ns.contains(&Namespace::Pid) && config.init;
+    // 0. Join the namespaces the caller named (user first), before
+    //    anything else happens in them.
+    join_namespaces(&config.join).unwrap_or_else(|e| fail(e));
     // 1. Shed for good what neither we nor the command will need (we keep
     //    our effective capabilities until step 10), then tell the parent.
     shed_for_good(security, sync).unwrap_or_else(|e| fail(e));
@@ -343,7 +473,7 @@ fn child_main(
     set_dumpable(false).unwrap_or_else(|e| fail(("prctl PR_SET_DUMPABLE", e)));
     // 4. Become root of the user namespace (uid/gid 0 inside map to the
     //    host IDs the parent chose).
-    if ns.contains(&Namespace::User) {
+    if ns.contains(&Namespace::User) || config.join.iter().any(|(n, _)| *n == Namespace::User) {
         become_root().unwrap_or_else(|e| fail(e));
     }
     // 5. The cgroup namespace is made now, not at clone: its root is the
@@ -355,7 +485,7 @@ fn child_main(
     }
     // 6. The filesystem: pivot_root with a mount namespace; without one,
     //    chapter 1's chroot (mounting /proc would change the host's tree).
-    set_up_filesystem(config, rootfs, masks, hooks).unwrap_or_else(|e| fail(e));
+    set_up_filesystem(config, rootfs, masks, hooks, sync).unwrap_or_else(|e| fail(e));
     // 7. The hostname, in our own UTS namespace only.
     if ns.contains(&Namespace::Uts) {
         sethostname(&config.hostname).unwrap_or_else(|e| fail(("sethostname", e)));
@@ -366,10 +496,24 @@ fn child_main(
     }
     // 9. Whatever the caller adds (the escape demonstration tries here).
     (hooks.before_exec)().unwrap_or_else(|e| fail(e));
-    // 10. Exec the command (as the child of a tiny init when we are PID 1),
+    // 10. With a gate (an OCI `create`): say we are there, and block until
+    //     `start` opens it.
+    //     The command must be there first, as runc checks: `create`
+    //     reports a missing program, not `start`.
+    if let Some(gate) = config.gate {
+        check_command(plan, pipe);
+        pass_gate(gate, sync).unwrap_or_else(|e| fail(e));
+    }
+    // 11. Exec the command (as the child of a tiny init when we are PID 1),
     //     becoming its user with only the capabilities it was given.
     let caps = &security.capabilities;
-    let identity = |plan: &ExecPlan| caps.apply(&|| plan.set_user());
+    let preserve = config.preserve_fds;
+    let identity = |plan: &ExecPlan| {
+        // The descriptors the caller passes on, taken back from the
+        // close-on-exec marking of every descriptor above 2.
+        keep_across_exec(preserve)?;
+        caps.apply(&|| plan.set_user())
+    };
     if becomes_init {
         run_as_init(plan, pipe, &identity)
     } else {
@@ -377,6 +521,78 @@ fn child_main(
     }
 }
 // ANCHOR_END: child_main
+
+/// Clear close-on-exec on descriptors 3 to 3+`count`-1.
+fn keep_across_exec(count: u32) -> StepResult {
+    for fd in 3..3 + count as RawFd {
+        // SAFETY: F_SETFD on a descriptor number: EBADF at worst.
+        let set = unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) };
+        Errno::result(set).map_err(|e| ("keep a preserved descriptor (--preserve-fds)", e))?;
+    }
+    Ok(())
+}
+
+/// setns(2) into each namespace of `join`, in exec's order (user first,
+/// mount last).
+fn join_namespaces(join: &[(Namespace, RawFd)]) -> StepResult {
+    for ns in crate::exec::JOIN_ORDER {
+        for (_, fd) in join.iter().filter(|(n, _)| *n == ns) {
+            // SAFETY: the caller opened the descriptor and keeps it open
+            // until the child has exec'd or exited.
+            let fd = unsafe { BorrowedFd::borrow_raw(*fd) };
+            setns(fd, ns.clone_flag()).map_err(|e| ("setns (join a namespace)", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Report a command that no exec could start (none of its candidates is
+/// an executable file), as the exec itself would report it.
+fn check_command(plan: &ExecPlan, pipe: &ChildReporter<'_>) {
+    use nix::unistd::{AccessFlags, access};
+    let mut denied = None;
+    for path in plan.candidates() {
+        match access(path, AccessFlags::X_OK) {
+            Ok(()) => {
+                // access(2) says yes to root for a directory: an exec would not.
+                match nix::sys::stat::stat(path) {
+                    Ok(st) if st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR => {
+                        denied.get_or_insert(path);
+                    }
+                    _ => return,
+                }
+            }
+            Err(Errno::EACCES) => {
+                denied.get_or_insert(path);
+            }
+            Err(_) => {}
+        }
+    }
+    match denied {
+        Some(path) => pipe.fail("exec-denied", path.to_bytes(), Errno::EACCES),
+        None => pipe.fail("exec-not-found", plan.command().to_bytes(), Errno::ENOENT),
+    }
+}
+
+/// Tell the parent we wait at the gate, then open the FIFO behind `gate`
+/// for writing: the open blocks until `start` opens it for reading. Write
+/// one byte for `start` to read; close-on-exec closes our end at the exec.
+/// Through `/proc/self/fd`, since the FIFO's directory is out of our sight.
+fn pass_gate(gate: RawFd, sync: &SyncSocket) -> StepResult {
+    match write(&sync.child, b"a") {
+        Ok(1) => {}
+        _ => return Err(("tell the parent we wait at the gate", Errno::EPIPE)),
+    }
+    let path = ProcFdPath::of(&gate);
+    let fifo = open(
+        path.as_cstr(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ("open the exec FIFO", e))?;
+    write(&fifo, b"0").map_err(|e| ("write the exec FIFO", e))?;
+    Ok(())
+}
 
 /// The child's first step: drop the capabilities outside the bounding set and
 /// set no_new_privs, then say "ready" over the sync socket (our copy of the
@@ -400,8 +616,21 @@ fn set_up_filesystem(
     rootfs: &CString,
     masks: &Masks,
     hooks: &Hooks,
+    sync: &SyncSocket,
 ) -> StepResult {
     let ns = &config.namespaces;
+    // Mounted, before pivot_root: tell the parent, wait for its go.
+    let at_pivot = || {
+        let mut byte = [0u8; 1];
+        match write(&sync.child, b"m") {
+            Ok(1) => {}
+            _ => return Err(("tell the parent the mounts are made", Errno::EPIPE)),
+        }
+        match read(&sync.child, &mut byte) {
+            Ok(1) => Ok(()),
+            _ => Err(("wait for the parent's createContainer hooks", Errno::EPIPE)),
+        }
+    };
     if !ns.contains(&Namespace::Mount) {
         return chroot_into(rootfs);
     }
@@ -410,6 +639,12 @@ fn set_up_filesystem(
         new_net_ns: ns.contains(&Namespace::Network),
         new_ipc_ns: ns.contains(&Namespace::Ipc),
         readonly_sys: config.security.readonly_sys,
+        plan: config.mounts.as_deref(),
+        readonly_root: config.readonly_root,
+        no_pivot: config.no_pivot,
+        before_pivot: hooks
+            .before_pivot
+            .map(|_| &at_pivot as &dyn Fn() -> StepResult),
     };
     (hooks.before_rootfs)()?;
     prepare_rootfs(rootfs, opts, masks)?;

@@ -42,7 +42,7 @@ use crate::security::{no_new_privs_of, set_no_new_privs};
 
 /// The order in which namespaces are joined: user first, for the
 /// capabilities the others need; mount last, because it changes our root.
-const JOIN_ORDER: [Namespace; 7] = [
+pub(crate) const JOIN_ORDER: [Namespace; 7] = [
     Namespace::User,
     Namespace::Ipc,
     Namespace::Uts,
@@ -84,6 +84,28 @@ pub fn exec_in_with(
     proc_root: &Path,
     before_exec: ChildStep,
 ) -> Result<i32, ExecError> {
+    let child = exec_spawn(pid, process, proc_root, before_exec)?;
+    let status = wait_for_exit(child).map_err(|errno| {
+        ContainerError::from(StartError::Syscall {
+            call: "waitpid",
+            errno,
+        })
+    })?;
+    Ok(exit_code(status))
+}
+// ANCHOR_END: exec_in
+
+/// [`exec_in_with`]'s first half: start the command in the container and
+/// return its host PID once it has exec'd, without waiting for it (an OCI
+/// runtime's `exec -d`). The calling process is left in the container's
+/// namespaces.
+// ANCHOR: exec_spawn
+pub fn exec_spawn(
+    pid: Pid,
+    process: &Process,
+    proc_root: &Path,
+    before_exec: ChildStep,
+) -> Result<Pid, ExecError> {
     let target = proc_root.join(pid.to_string());
     if !target.exists() {
         return Err(ExecError::NoSuchProcess(pid));
@@ -145,15 +167,9 @@ pub fn exec_in_with(
             ContainerError::from(explain(failure, Path::new("the container"), process)).into(),
         );
     }
-    let status = wait_for_exit(child).map_err(|errno| {
-        ContainerError::from(StartError::Syscall {
-            call: "waitpid",
-            errno,
-        })
-    })?;
-    Ok(exit_code(status))
+    Ok(child)
 }
-// ANCHOR_END: exec_in
+// ANCHOR_END: exec_spawn
 
 /// The `/proc` directory whose `ns/` files we may open for the container
 /// whose first process is at `target`. Our init is not dumpable (its memory

@@ -21,7 +21,7 @@
 //! proc(5), sysfs(5), tmpfs(5), devpts (Documentation/filesystems/devpts.rst),
 //! mknod(2), makedev(3).
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -40,8 +40,8 @@ pub type StepResult = Result<(), (&'static str, Errno)>;
 const NONE: Option<&str> = None;
 
 /// What the mount steps need to know about the container.
-#[derive(Debug, Clone, Copy)]
-pub struct MountOptions {
+#[derive(Clone, Copy)]
+pub struct MountOptions<'a> {
     /// In a user namespace: mknod is refused, and devpts' gid=5 is unmapped.
     pub in_user_ns: bool,
     /// In a new network namespace, which sysfs needs to be mounted afresh.
@@ -50,6 +50,38 @@ pub struct MountOptions {
     pub new_ipc_ns: bool,
     /// Mount /sys read-only (everything but `--privileged`).
     pub readonly_sys: bool,
+    /// The mounts to make instead of chapter 2's /proc, /dev and /sys: an
+    /// OCI runtime mounts exactly config.json's `mounts`, in order.
+    pub plan: Option<&'a [MountStep]>,
+    /// Remount the rootfs read-only once everything is mounted.
+    pub readonly_root: bool,
+    /// Move the rootfs onto `/` and chroot instead of `pivot_root` (a
+    /// rootfs on the initramfs, where pivot_root fails).
+    pub no_pivot: bool,
+    /// A step once everything is mounted, just before the root changes
+    /// (an OCI runtime's createContainer hooks run then).
+    pub before_pivot: Option<&'a dyn Fn() -> StepResult>,
+}
+
+/// One mount of a plan, prepared in the parent so that the child only
+/// makes system calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountStep {
+    /// A bind's host path, or the filesystem's source name.
+    pub source: CString,
+    /// Where, relative to the rootfs (no leading `/`).
+    pub target: CString,
+    /// The filesystem type; ignored for a bind.
+    pub fstype: CString,
+    /// mount(2)'s flags: `MS_BIND` (`| MS_REC`) for a bind, plus the
+    /// per-mount flags (`MS_RDONLY`, `MS_NOSUID`, ...).
+    pub flags: MsFlags,
+    pub data: Option<CString>,
+    /// `MS_SHARED`, `MS_SLAVE`, `MS_PRIVATE`, `MS_UNBINDABLE` (with
+    /// `MS_REC`), applied after the mount; empty for none.
+    pub propagation: MsFlags,
+    /// The mount point is a directory (a file for a bind of a file).
+    pub dir: bool,
 }
 
 /// The character devices every container gets (name, major, minor): the
@@ -87,18 +119,33 @@ pub fn prepare_rootfs(rootfs: &CStr, opts: MountOptions, masks: &Masks) -> StepR
     )
     .map_err(|e| ("open the rootfs", e))?;
     let root = root.as_fd();
-    // 3. A /proc for the new PID namespace: ps and /proc/self now show the
-    //    container's processes only.
-    mount_proc(root)?;
-    // 4. /dev: a small tmpfs with the standard devices, not the host's /dev.
-    mount_dev(root, opts)?;
-    // 5. /sys, read-only: the container may look, not touch.
-    mount_sys(root, opts)?;
+    if let Some(plan) = opts.plan {
+        // 3-5. An OCI runtime's plan instead: exactly the mounts asked for.
+        mount_plan(root, plan, opts)?;
+    } else {
+        // 3. A /proc for the new PID namespace: ps and /proc/self now show
+        //    the container's processes only.
+        mount_proc(root)?;
+        // 4. /dev: a small tmpfs with the standard devices, not the host's.
+        mount_dev(root, opts)?;
+        // 5. /sys, read-only: the container may look, not touch.
+        mount_sys(root, opts)?;
+    }
     // 6. Hide what /proc and /sys must not show, and freeze what they must
     //    not change.
     apply_masks(root, masks)?;
+    if opts.readonly_root {
+        remount_read_only(root)?;
+    }
+    if let Some(step) = opts.before_pivot {
+        step()?;
+    }
     // 7. Swap roots and drop the host's tree from this namespace.
-    pivot_into_cwd()
+    if opts.no_pivot {
+        move_root_into_cwd()
+    } else {
+        pivot_into_cwd()
+    }
 }
 // ANCHOR_END: prepare_rootfs
 
@@ -152,9 +199,7 @@ pub fn mount_dev(root: BorrowedFd, opts: MountOptions) -> StepResult {
     // Everything below is made in that tmpfs, through a descriptor of it.
     let dev = open_new_tmpfs(root, c"dev")?;
     let dev = dev.as_fd();
-    for (name, host_path, major, minor) in DEVICES {
-        make_device(dev, name, host_path, makedev(major, minor), opts.in_user_ns)?;
-    }
+    make_default_devices(dev, opts)?;
     mount_dev_filesystems(dev, opts)?;
     for (target, link) in [
         ("/proc/self/fd", c"fd"),
@@ -217,6 +262,14 @@ fn mount_dev_filesystems(dev: BorrowedFd, opts: MountOptions) -> StepResult {
     Ok(())
 }
 // ANCHOR_END: mount_dev_filesystems
+
+/// The standard devices in a new /dev tmpfs.
+fn make_default_devices(dev: BorrowedFd, opts: MountOptions) -> StepResult {
+    for (name, host_path, major, minor) in DEVICES {
+        make_device(dev, name, host_path, makedev(major, minor), opts.in_user_ns)?;
+    }
+    Ok(())
+}
 
 /// `name` under `root`, which we have just mounted a tmpfs on: open it again
 /// (symlinks refused) and check it is that tmpfs, not something swapped in.
@@ -356,3 +409,182 @@ pub fn pivot_into_cwd() -> StepResult {
     chdir("/").map_err(|e| ("chdir /", e))
 }
 // ANCHOR_END: pivot_root
+
+/// Make `/` read-only (`root.readonly`): a remount of the rootfs's bind.
+fn remount_read_only(root: BorrowedFd) -> StepResult {
+    let on = ProcFdPath::of(&root);
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    mount(NONE, on.as_cstr(), NONE, flags, NONE).map_err(|e| ("remount the rootfs read-only", e))
+}
+
+/// `--no-pivot`: move the rootfs (the current directory) onto `/` and
+/// chroot into it. The old root stays underneath, out of sight but not
+/// unmounted: that is why pivot_root is the default.
+pub fn move_root_into_cwd() -> StepResult {
+    mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).map_err(|e| ("mount --move . /", e))?;
+    nix::unistd::chroot(".").map_err(|e| ("chroot .", e))?;
+    chdir("/").map_err(|e| ("chdir /", e))
+}
+
+/// Mount each step of `plan` under `root`, in order. Targets are resolved
+/// inside the rootfs (symlinks followed there, never out of it), and
+/// missing ones are made; a tmpfs on `/dev` gets the standard devices.
+pub fn mount_plan(root: BorrowedFd, plan: &[MountStep], opts: MountOptions) -> StepResult {
+    for step in plan {
+        let target = make_mount_point(root, &step.target, step.dir)
+            .map_err(|e| ("find or make a mount point in the rootfs", e))?;
+        let on = ProcFdPath::of(&target);
+        let bind = step.flags.contains(MsFlags::MS_BIND);
+        if bind {
+            // MS_BIND ignores the other flags: bind, then remount with them.
+            let flags = step.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+            mount(
+                Some(step.source.as_c_str()),
+                on.as_cstr(),
+                NONE,
+                flags,
+                NONE,
+            )
+            .map_err(|e| ("bind mount", e))?;
+            let rest = step.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
+            if !rest.is_empty() {
+                let bound = reopen(root, step)?;
+                let on = ProcFdPath::of(&bound);
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rest;
+                mount(NONE, on.as_cstr(), NONE, flags, NONE)
+                    .map_err(|e| ("remount a bind mount", e))?;
+            }
+        } else {
+            mount_fs(root, step, &on, opts)?;
+        }
+        if !step.propagation.is_empty() {
+            let mounted = reopen(root, step)?;
+            let on = ProcFdPath::of(&mounted);
+            mount(NONE, on.as_cstr(), NONE, step.propagation, NONE)
+                .map_err(|e| ("set a mount's propagation", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A filesystem of the plan (not a bind): sysfs falls back to a bind of the
+/// host's /sys where a user namespace may not mount it; a tmpfs on /dev
+/// gets the standard devices and links.
+fn mount_fs(root: BorrowedFd, step: &MountStep, on: &ProcFdPath, opts: MountOptions) -> StepResult {
+    let source = Some(step.source.as_c_str());
+    let fstype = Some(step.fstype.as_c_str());
+    let data = step.data.as_deref();
+    match mount(source, on.as_cstr(), fstype, step.flags, data) {
+        Ok(()) => {}
+        Err(Errno::EPERM) if opts.in_user_ns && step.fstype.as_bytes() == b"sysfs" => {
+            let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some("/sys"), on.as_cstr(), NONE, rbind, NONE)
+                .map_err(|e| ("bind-mount /sys", e))?;
+            let bound = reopen(root, step)?;
+            let on = ProcFdPath::of(&bound);
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | step.flags;
+            return mount(NONE, on.as_cstr(), NONE, flags, NONE).map_err(|e| ("remount /sys", e));
+        }
+        Err(e) => return Err(("mount", e)),
+    }
+    if step.target.as_bytes() == b"dev" && step.fstype.as_bytes() == b"tmpfs" {
+        let dev = open_new_tmpfs(root, c"dev")?;
+        let dev = dev.as_fd();
+        make_default_devices(dev, opts)?;
+        symlink(dev, "pts/ptmx", c"ptmx")?;
+        for (target, link) in [
+            ("/proc/self/fd", c"fd"),
+            ("/proc/self/fd/0", c"stdin"),
+            ("/proc/self/fd/1", c"stdout"),
+            ("/proc/self/fd/2", c"stderr"),
+        ] {
+            symlink(dev, target, link)?;
+        }
+    }
+    Ok(())
+}
+
+/// The step's target again, now that something is mounted on it.
+fn reopen(root: BorrowedFd, step: &MountStep) -> Result<OwnedFd, (&'static str, Errno)> {
+    open_in_root(root, &step.target, Symlinks::InRoot).map_err(|e| ("reopen a mount point", e))
+}
+
+/// `target` under `root`, resolved inside it; each missing component is
+/// made (a directory, or an empty file last when `dir` is false) through
+/// a descriptor of its parent, so nothing is made outside the rootfs.
+/// Allocation-free: prefixes are built in a buffer on the stack.
+pub fn make_mount_point(root: BorrowedFd, target: &CStr, dir: bool) -> Result<OwnedFd, Errno> {
+    match open_in_root(root, target, Symlinks::InRoot) {
+        Err(Errno::ENOENT) => {}
+        found => return found,
+    }
+    let bytes = target.to_bytes();
+    let mut buf = [0u8; 4096];
+    if bytes.len() >= buf.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let ends = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'/')
+        .map(|(i, _)| i)
+        .chain(std::iter::once(bytes.len()));
+    let mut start = 0;
+    for end in ends {
+        let name_start = start;
+        start = end + 1;
+        if end == name_start {
+            continue; // "a//b"
+        }
+        buf[..end].copy_from_slice(&bytes[..end]);
+        buf[end] = 0;
+        let prefix = CStr::from_bytes_until_nul(&buf[..=end]).map_err(|_| Errno::EINVAL)?;
+        match open_in_root(root, prefix, Symlinks::InRoot) {
+            Ok(_) => continue,
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        // The parent exists (the previous round made or found it).
+        let mut parent_buf = [0u8; 4096];
+        let parent = if name_start == 0 {
+            None
+        } else {
+            parent_buf[..name_start - 1].copy_from_slice(&bytes[..name_start - 1]);
+            Some(open_in_root(
+                root,
+                CStr::from_bytes_until_nul(&parent_buf[..name_start]).map_err(|_| Errno::EINVAL)?,
+                Symlinks::InRoot,
+            )?)
+        };
+        let parent_fd = parent.as_ref().map_or(root, |p| p.as_fd());
+        let mut name_buf = [0u8; 256];
+        let name = &bytes[name_start..end];
+        if name.len() >= name_buf.len() {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        name_buf[..name.len()].copy_from_slice(name);
+        let name =
+            CStr::from_bytes_until_nul(&name_buf[..=name.len()]).map_err(|_| Errno::EINVAL)?;
+        let last = end == bytes.len();
+        let made = if last && !dir {
+            openat(
+                parent_fd,
+                name,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_WRONLY
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map(drop)
+        } else {
+            mkdirat(parent_fd, name, Mode::from_bits_truncate(0o755))
+        };
+        match made {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    open_in_root(root, target, Symlinks::InRoot)
+}

@@ -357,6 +357,13 @@ impl Cgroup {
         }
     }
 
+    /// Hand the cgroup over to whoever finds it again with
+    /// [`Cgroup::open`]: dropping it no longer kills and removes (an OCI
+    /// `create`, whose container outlives the command).
+    pub fn persist(mut self) {
+        self.owned = false;
+    }
+
     /// Kill what is left and remove the cgroup, reporting errors (Drop does
     /// the same for an owned cgroup, silently). Works on an opened one too.
     pub fn remove(mut self) -> Result<(), CgroupError> {

@@ -1,7 +1,7 @@
 //! berth-runtime's command line, run as engines run it: errors as runc
 //! writes them, `spec` against the installed runc's, bad bundles, and the
-//! commands that act on a container's state (with a stand-in init process:
-//! starting real containers comes with phase 2).
+//! commands that act on a container's state (with a stand-in init process;
+//! containers.rs runs real ones).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -263,6 +263,11 @@ fn bad_bundles_are_one_line_naming_the_field_and_leave_nothing() {
             "no config",
             Box::new(|b, _| std::fs::remove_file(b.join("config.json")).unwrap()),
             "read ",
+        ),
+        (
+            "cgroups path",
+            Box::new(|_, c| c["linux"]["cgroupsPath"] = "/elsewhere/c1".into()),
+            "config.json: linux.cgroupsPath: /elsewhere/c1: berth-runtime places the container's cgroup at /berth/c1 only",
         ),
         (
             "refused field",

@@ -29,6 +29,12 @@ fn ex2_nsenter_uts() {
         deny_setgroups: false,
         init: true,
         security: Default::default(),
+        mounts: None,
+        readonly_root: false,
+        no_pivot: false,
+        join: Vec::new(),
+        gate: None,
+        preserve_fds: 0,
     };
     let (tx, rx) = mpsc::channel();
     let container = std::thread::spawn(move || {

@@ -144,8 +144,10 @@ impl Engine {
             stopped = self.wait_stopped(id, limit)?;
         }
         if !stopped {
-            self.signal(&c, Signal::SIGKILL as i32)?;
+            // The event first: the container dies at once, and its monitor
+            // writes "die" as soon as it has (kill, then die, as docker's).
             self.event("kill", &c, &[("signal", "9".into())]);
+            self.signal(&c, Signal::SIGKILL as i32)?;
             if c.state.status == Status::Paused {
                 let _ = self.runtime_of(&c).resume(&c.id);
             }

@@ -158,14 +158,17 @@ fn set_nonblocking(fd: BorrowedFd<'_>) {
 /// docker's exit codes for a container that could not start: 127 when the
 /// program is missing, 126 when it cannot be run, else 128.
 pub fn exit_code_for_error(message: &str) -> i32 {
-    if message.contains("executable file not found")
+    // "permission denied" first: berth-runtime's message for it also says
+    // "not a directory" (in its advice).
+    if message.contains("permission denied") || message.contains("Permission denied") {
+        126
+    } else if message.contains("executable file not found")
+        || message.contains("command not found") // berth-runtime's words
         || message.contains("no such file or directory")
         || message.contains("No such file or directory")
         || message.contains("not a directory")
     {
         127
-    } else if message.contains("permission denied") || message.contains("Permission denied") {
-        126
     } else {
         128
     }

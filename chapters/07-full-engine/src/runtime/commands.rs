@@ -7,13 +7,15 @@
 //! `stats` and `oom_kills` for events, `kill_all` and the cgroup's
 //! processes for `kill --all` and `ps`, `remove` for delete.
 //!
-//! `create`, `run`, `start`'s container side, `exec` and `update` need the
-//! start sequence of chapter 2 split in two, and chapter 3's `update`:
-//! today they check everything they are given (bundle, process, resources,
-//! seccomp profile) and then say plainly that running containers comes
-//! next (issue 13, phase 2).
+//! `create` translates the bundle ([`super::translate`]) into chapter 2's
+//! container and runs chapter 2's start sequence up to the gate
+//! (`start_container`, with the container's init blocked on `exec.fifo`);
+//! `start` opens the FIFO; `run` is both, then waits and deletes. `exec`
+//! joins the container with chapter 2's `exec_in_with` and chapter 3's
+//! cgroup join. `update` still needs chapter 3's `Cgroup::update`.
 
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,7 +27,7 @@ use oci_spec::runtime::{LinuxResources, Process};
 
 use super::cli::{
     Cli, Command, CreateArgs, DeleteArgs, EventsArgs, ExecArgs, Format, KillArgs, ListArgs, PsArgs,
-    Rootless, SpecArgs, UpdateArgs,
+    Rootless, RunArgs, SpecArgs, UpdateArgs,
 };
 use super::config::{self, CONFIG_FILE, io_reason, load_bundle, parse_json};
 use super::log::Logger;
@@ -34,7 +36,7 @@ use super::state::{
     user_name,
 };
 use super::validate::{Host, validate, validate_process};
-use super::{features, hooks, resources, seccomp, signals, spec};
+use super::{features, hooks, resources, seccomp, signals, spec, translate};
 
 /// Write to stdout; a reader that went away (`| head`) is not an error
 /// worth a panic.
@@ -108,8 +110,8 @@ pub fn run(cli: &Cli, logger: &Logger) -> Result<i32> {
         cx.rootless
     ));
     match command {
-        Command::Create(args) => create(&cx, args, "create"),
-        Command::Run(args) => create(&cx, &args.create, "run"),
+        Command::Create(args) => create(&cx, args, None),
+        Command::Run(args) => create(&cx, &args.create, Some(args)),
         Command::Start(args) => start(&cx, &args.id),
         Command::State(args) => state(&cx, &args.id),
         Command::List(args) => list(&cx, args),
@@ -183,7 +185,8 @@ fn open(cx: &Runtime, id: &str) -> Result<(ContainerDir, State, Status)> {
 }
 
 // ANCHOR: create
-fn create(cx: &Runtime, args: &CreateArgs, verb: &str) -> Result<i32> {
+fn create(cx: &Runtime, args: &CreateArgs, run: Option<&RunArgs>) -> Result<i32> {
+    let verb = if run.is_some() { "run" } else { "create" };
     check_id(&args.id)?;
     if cx.root.path.join(&args.id).exists() {
         return Err(StateError::Exists(args.id.clone()).into());
@@ -196,20 +199,412 @@ fn create(cx: &Runtime, args: &CreateArgs, verb: &str) -> Result<i32> {
     if bundle.spec.process().is_none() {
         bail!("config.json: process: missing: {verb} needs the process to run");
     }
-    if let Some(profile) = bundle
+    let seccomp = match bundle
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
     {
-        seccomp::compile(profile)?;
+        Some(profile) => Some(seccomp::compile(profile)?),
+        None => None,
+    };
+    if seccomp.as_ref().is_some_and(|f| f.notify) {
+        bail!(
+            "linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported by berth-runtime yet"
+        );
     }
-    bail!(
-        "{verb} {}: the bundle is valid, but starting containers is not implemented yet (issue 13, phase 2: chapter 2's start sequence split into create and start)",
-        args.id
-    )
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    match (terminal, &args.console_socket) {
+        (true, None) => {
+            bail!("process.terminal is true: give --console-socket, where the pty master is sent")
+        }
+        (false, Some(_)) => {
+            bail!("--console-socket given, but process.terminal is false: leave one of them out")
+        }
+        _ => {}
+    }
+    // linux.cgroupsPath: chapter 3 places a container's cgroup at
+    // /berth/ID in each hierarchy; any other place is refused by name.
+    if let Some(path) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+    {
+        let ours = format!("{}/{}", ch03_cgroups::cgroup::PARENT, args.id);
+        if path.display().to_string().trim_start_matches('/') != ours {
+            bail!(
+                "config.json: linux.cgroupsPath: {}: berth-runtime places the container's cgroup at /{ours} only (yet): leave cgroupsPath out, or set it to /{ours}",
+                path.display()
+            );
+        }
+    }
+    let translated = translate::translate(&bundle, args.no_pivot)?;
+    let steps = translate::ChildSteps::new(&bundle.spec)?;
+    // From here on something exists: the state directory, locked. Any
+    // failure removes it (the cgroup and the child go with their owners).
+    let dir = cx.root.create_dir(&args.id)?;
+    let path = dir.path.clone();
+    let created = start_created(
+        cx, args, run, &bundle, &accepted, translated, &steps, seccomp, dir,
+    );
+    if created.is_err() {
+        let _ = std::fs::remove_dir_all(&path);
+    }
+    created
 }
 // ANCHOR_END: create
+
+/// create's steps once the state directory exists (PHASE2 §5), and run's
+/// start and wait.
+// ANCHOR: start_created
+#[allow(clippy::too_many_arguments)]
+fn start_created(
+    cx: &Runtime,
+    args: &CreateArgs,
+    run: Option<&RunArgs>,
+    bundle: &config::Bundle,
+    accepted: &super::validate::Accepted,
+    mut translated: translate::Translated,
+    steps: &translate::ChildSteps,
+    seccomp: Option<seccomp::Filter>,
+    dir: ContainerDir,
+) -> Result<i32> {
+    let id = &args.id;
+    // 1. The gate: a FIFO in the state directory, opened O_PATH for the
+    //    child, which opens it for writing just before its exec.
+    let fifo = dir.path.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("mkfifo {}", fifo.display()))?;
+    // The init opens it as root of its user namespace: the FIFO belongs
+    // to the host ids that root maps to (runc does the same).
+    let host_id = |maps: &[ch02_namespaces::idmap::IdMapping]| {
+        maps.iter().find(|m| m.container_id == 0).map(|m| m.host_id)
+    };
+    let config = &translated.config;
+    if config
+        .namespaces
+        .contains(&ch02_namespaces::namespaces::Namespace::User)
+    {
+        nix::unistd::chown(
+            &fifo,
+            host_id(&config.uid_mappings).map(nix::unistd::Uid::from_raw),
+            host_id(&config.gid_mappings).map(nix::unistd::Gid::from_raw),
+        )
+        .with_context(|| format!("chown {}", fifo.display()))?;
+    }
+    let gate = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("open {}", fifo.display()))?;
+    translated.config.gate = Some(std::os::fd::AsRawFd::as_raw_fd(&gate));
+    translated.config.preserve_fds = args.preserve_fds;
+    // 2. The cgroup, with its limits, named by the container's id.
+    let cgroup = create_cgroup(cx, id, accepted, &bundle.spec)?;
+    let view = match (&cgroup, translated.cgroup_mount) {
+        (Some(_), true) => {
+            let layout = ch03_cgroups::detect(&cx.proc_root)?;
+            let userns = translated
+                .config
+                .namespaces
+                .contains(&ch02_namespaces::namespaces::Namespace::User);
+            if userns && matches!(layout, ch03_cgroups::Layout::V1 { .. }) {
+                bail!(
+                    "config.json: mounts: a cgroup mount in a new user namespace on cgroup v1 is not supported by berth-runtime yet: leave it out"
+                );
+            }
+            Some(ch03_cgroups::view::CgroupfsView::plan(
+                &layout,
+                &cx.proc_root,
+            )?)
+        }
+        _ => None,
+    };
+    // 3. The state as hooks see it (pid filled in once the child exists).
+    let mut state = State {
+        oci_version: spec::OCI_VERSION.to_string(),
+        id: id.clone(),
+        init_process_pid: 0,
+        init_process_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        annotations: bundle
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        hooks: bundle.spec.hooks().clone(),
+        process: bundle.spec.process().clone(),
+    };
+    let spec_hooks = bundle.spec.hooks().clone().unwrap_or_default();
+    // 4. Chapter 2's start sequence, with the runtime's steps.
+    let before_release = |pid: Pid| -> Result<(), ch02_namespaces::container::HookError> {
+        if let Some(cgroup) = &cgroup {
+            cgroup.add_process(pid)?;
+        }
+        let mut creating = spec_state(
+            &State {
+                init_process_pid: pid.as_raw(),
+                ..state.clone()
+            },
+            Status::Created,
+        );
+        creating["status"] = "creating".into();
+        let creating = serde_json::to_vec(&creating)?;
+        #[allow(deprecated)]
+        hooks::run_hooks("prestart", spec_hooks.prestart().as_ref(), &creating)?;
+        hooks::run_hooks(
+            "createRuntime",
+            spec_hooks.create_runtime().as_ref(),
+            &creating,
+        )?;
+        Ok(())
+    };
+    // createContainer: in the container's namespaces, its mounts made,
+    // before pivot_root (the child waits meanwhile).
+    let create_container = spec_hooks
+        .create_container()
+        .as_ref()
+        .filter(|h| !h.is_empty());
+    let before_pivot = |pid: Pid| -> Result<(), ch02_namespaces::container::HookError> {
+        let mut creating = spec_state(
+            &State {
+                init_process_pid: pid.as_raw(),
+                ..state.clone()
+            },
+            Status::Created,
+        );
+        creating["status"] = "creating".into();
+        hooks::run_hooks_in_namespaces_of(
+            "createContainer",
+            create_container,
+            &serde_json::to_vec(&creating)?,
+            &cx.proc_root,
+            pid.as_raw(),
+        )?;
+        Ok(())
+    };
+    let before_rootfs = || steps.before_rootfs();
+    let after_rootfs = || {
+        view.as_ref().map_or(Ok(()), |v| v.mount())?;
+        steps.make_devices()
+    };
+    // The console's socket pair: the child sends the pty master over it.
+    let console = match &args.console_socket {
+        Some(_) => Some(
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .context("socketpair for the console")?,
+        ),
+        None => None,
+    };
+    let size = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.console_size())
+        .map(|b| (b.height() as u16, b.width() as u16));
+    let before_exec = || {
+        if let Some((_, child_end)) = &console {
+            super::console::set_up_console(child_end.as_fd(), size)?;
+        }
+        steps.before_exec()?;
+        match &seccomp {
+            Some(filter) => filter
+                .load()
+                .map(drop)
+                .map_err(|e| ("seccomp (load linux.seccomp)", e)),
+            None => Ok(()),
+        }
+    };
+    let ch02_hooks = ch02_namespaces::container::Hooks {
+        before_release: &before_release,
+        before_rootfs: &before_rootfs,
+        after_rootfs: &after_rootfs,
+        before_exec: &before_exec,
+        before_pivot: create_container.map(|_| &before_pivot as _),
+        ..Default::default()
+    };
+    let started = ch02_namespaces::container::start_container(&translated.config, &ch02_hooks)?;
+    // The pty master, from the child to --console-socket.
+    if let (Some((ours, theirs)), Some(path)) = (console, &args.console_socket) {
+        drop(theirs);
+        let (_, master) = super::console::recv_fd(ours.as_fd())?;
+        super::console::send_console(path, master.as_fd())?;
+    }
+    // 5. The state and the pid file; the cgroup outlives us.
+    state.init_process_pid = started.pid.as_raw();
+    state.init_process_start = super::state::proc_stat(&cx.proc_root, state.init_process_pid)
+        .map(|s| s.start_time)
+        .context("read the init's start time")?;
+    dir.write_state(&state)?;
+    if let Some(pid_file) = &args.pid_file {
+        write_pid_file(pid_file, state.init_process_pid)?;
+    }
+    if let Some(cgroup) = cgroup {
+        cgroup.persist();
+    }
+    let Some(run) = run else {
+        started.release();
+        return Ok(0);
+    };
+    // run: start it at once, then wait (and delete) unless detached.
+    release_gate(cx, &dir, &state)?;
+    if run.detach {
+        started.release();
+        return Ok(0);
+    }
+    drop(dir);
+    let code = started.wait();
+    if !run.keep {
+        delete(
+            cx,
+            &DeleteArgs {
+                id: id.clone(),
+                force: true,
+            },
+        )?;
+    }
+    Ok(code?)
+}
+// ANCHOR_END: start_created
+
+/// The container's cgroup `berth/ID` with its limits; none when rootless
+/// and no limit is asked for (runc's rule), or the host gives us none.
+fn create_cgroup(
+    cx: &Runtime,
+    id: &str,
+    accepted: &super::validate::Accepted,
+    accepted_spec: &oci_spec::runtime::Spec,
+) -> Result<Option<Cgroup>> {
+    let layout = ch03_cgroups::detect(&cx.proc_root)?;
+    // The device cgroup's rules, in the spec's order, as chapter 3's.
+    let mut resources = accepted.cgroup.resources.clone();
+    resources.devices = accepted
+        .cgroup
+        .devices
+        .iter()
+        .map(|rule| {
+            use ch03_cgroups::DeviceType;
+            use oci_spec::runtime::LinuxDeviceType;
+            let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+                LinuxDeviceType::B => DeviceType::Block,
+                LinuxDeviceType::C | LinuxDeviceType::U => DeviceType::Char,
+                LinuxDeviceType::A | LinuxDeviceType::P => DeviceType::All,
+            };
+            ch03_cgroups::LinuxDeviceCgroup {
+                allow: rule.allow(),
+                typ,
+                major: rule.major(),
+                minor: rule.minor(),
+                access: rule.access().clone().unwrap_or_else(|| "rwm".to_string()),
+            }
+        })
+        .collect();
+    // Then, as runc does, what every container may use whatever the spec's
+    // rules say: mknod of any node, the standard devices, its ptys, and
+    // each device of linux.devices.
+    resources
+        .devices
+        .extend(default_device_rules(&bundle_devices(accepted_spec)));
+    match Cgroup::create(&layout, &cx.proc_root, id, &resources) {
+        Ok(cgroup) => Ok(Some(cgroup)),
+        Err(CgroupError::RootlessV1 | CgroupError::NotDelegated { .. })
+            if cx.rootless && accepted.cgroup.resources == Default::default() =>
+        {
+            cx.logger
+                .warn("no cgroup for the container: this user may not create one (rootless)");
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `linux.devices` as (type, major, minor).
+fn bundle_devices(spec: &oci_spec::runtime::Spec) -> Vec<(ch03_cgroups::DeviceType, i64, i64)> {
+    use oci_spec::runtime::LinuxDeviceType;
+    spec.linux()
+        .iter()
+        .flat_map(|l| l.devices().iter().flatten())
+        .filter_map(|d| {
+            let typ = match d.typ() {
+                LinuxDeviceType::B => ch03_cgroups::DeviceType::Block,
+                LinuxDeviceType::C | LinuxDeviceType::U => ch03_cgroups::DeviceType::Char,
+                _ => return None,
+            };
+            Some((typ, d.major(), d.minor()))
+        })
+        .collect()
+}
+
+/// runc's allowed devices: mknod of anything (`c *:* m`, `b *:* m`),
+/// /dev/null, zero, full, random, urandom, tty, console, ptmx and the
+/// ptys, then `extra` (linux.devices), read, write and mknod.
+fn default_device_rules(
+    extra: &[(ch03_cgroups::DeviceType, i64, i64)],
+) -> Vec<ch03_cgroups::LinuxDeviceCgroup> {
+    use ch03_cgroups::{DeviceType, LinuxDeviceCgroup};
+    let mut rules = vec![
+        LinuxDeviceCgroup::allow(DeviceType::Char, None, None, "m"),
+        LinuxDeviceCgroup::allow(DeviceType::Block, None, None, "m"),
+    ];
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
+        rules.push(LinuxDeviceCgroup::allow(
+            DeviceType::Char,
+            Some(major),
+            Some(minor),
+            "rwm",
+        ));
+    }
+    rules.push(LinuxDeviceCgroup::allow(
+        DeviceType::Char,
+        Some(136),
+        None,
+        "rwm",
+    ));
+    for &(typ, major, minor) in extra {
+        rules.push(LinuxDeviceCgroup::allow(
+            typ,
+            Some(major),
+            Some(minor),
+            "rwm",
+        ));
+    }
+    rules
+}
+
+/// `--pid-file`: the init's host PID, written whole or not at all.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::write(&temp, pid.to_string())
+        .and_then(|()| std::fs::rename(&temp, path))
+        .with_context(|| format!("write the pid file {}", path.display()))
+}
 
 /// `start`: let the created container's init go on to the user's program.
 /// The init is blocked opening `exec.fifo` for writing; opening it for
@@ -224,6 +619,27 @@ fn start(cx: &Runtime, id: &str) -> Result<i32> {
             bail!("cannot start container {id}: it is already running")
         }
     }
+    release_gate(cx, &dir, &state)
+}
+
+/// Open `exec.fifo` for reading, which lets the init go on; read its byte,
+/// remove the FIFO (the container is running now), run the poststart hooks.
+fn release_gate(cx: &Runtime, dir: &ContainerDir, state: &State) -> Result<i32> {
+    let id = &state.id;
+    let start_hooks = state
+        .hooks
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref());
+    let starting = serde_json::to_vec(&spec_state(state, Status::Created))?;
+    // startContainer: in the container's namespaces (its root is the
+    // container's now), before the program runs.
+    hooks::run_hooks_in_namespaces_of(
+        "startContainer",
+        start_hooks,
+        &starting,
+        &cx.proc_root,
+        state.init_process_pid,
+    )?;
     let fifo = dir.path.join(EXEC_FIFO);
     // Non-blocking, so a dead init cannot leave us waiting forever.
     let file = std::fs::OpenOptions::new()
@@ -240,13 +656,13 @@ fn start(cx: &Runtime, id: &str) -> Result<i32> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e).with_context(|| format!("read {}", fifo.display())),
         }
-        if !init_alive(&cx.proc_root, &state) {
+        if !init_alive(&cx.proc_root, state) {
             bail!("cannot start container {id}: its init exited before it was released");
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     std::fs::remove_file(&fifo).with_context(|| format!("remove {}", fifo.display()))?;
-    let running = serde_json::to_vec(&spec_state(&state, Status::Running))?;
+    let running = serde_json::to_vec(&spec_state(state, Status::Running))?;
     let poststart = state.hooks.as_ref().and_then(|h| h.poststart().as_ref());
     if let Err(err) = hooks::run_hooks("poststart", poststart, &running) {
         // runtime-spec: a failed poststart hook is a warning.
@@ -684,7 +1100,7 @@ pub fn exec_process(args: &ExecArgs, base: Option<&Process>) -> Result<Process> 
 }
 
 fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
-    let (_dir, state, status) = open(cx, &args.id)?;
+    let (dir, state, status) = open(cx, &args.id)?;
     let process = exec_process(args, state.process.as_ref())?;
     let mut warnings = Vec::new();
     validate_process(
@@ -710,10 +1126,98 @@ fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
             )
         }
     }
-    bail!(
-        "exec in {}: the process is valid, but joining a container is not implemented yet (issue 13, phase 2)",
-        args.id
-    )
+    if process.terminal() == Some(true) || args.console_socket.is_some() {
+        bail!("exec -t: terminals are not supported by berth-runtime yet");
+    }
+    if args.preserve_fds > 0 {
+        bail!("exec --preserve-fds: not supported by berth-runtime yet");
+    }
+    let user = process.user();
+    let command = ch01_chroot::Process {
+        args: process.args().clone().unwrap_or_default(),
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().display().to_string(),
+        user: Some(ch01_chroot::process::User {
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        }),
+    };
+    // The container's cgroup, joined by the new process before its exec.
+    let join = match container_cgroup(cx, &args.id)? {
+        Some((cgroup, _)) => Some(ch03_cgroups::exec::CgroupJoin::open(&cgroup)?),
+        None => None,
+    };
+    let before_exec = || join.as_ref().map_or(Ok(()), |j| j.join());
+    let init = Pid::from_raw(state.init_process_pid);
+    // The pid file's directory, opened while the host's tree is ours: we
+    // join the container's mount namespace to start the process.
+    let pid_file = match &args.pid_file {
+        Some(path) => Some(PidFileDir::open(path)?),
+        None => None,
+    };
+    drop(dir);
+    if !args.detach && pid_file.is_none() {
+        return Ok(ch02_namespaces::exec::exec_in_with(
+            init,
+            &command,
+            &cx.proc_root,
+            &before_exec,
+        )?);
+    }
+    let child = ch02_namespaces::exec::exec_spawn(init, &command, &cx.proc_root, &before_exec)?;
+    if let Some(dir) = pid_file {
+        dir.write(child.as_raw())?;
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let status = nix::sys::wait::waitpid(child, None).context("waitpid")?;
+    Ok(ch01_chroot::exit_code(status))
+}
+
+/// `--pid-file`'s directory, open, and the file's name in it.
+struct PidFileDir {
+    dir: std::os::fd::OwnedFd,
+    name: std::ffi::OsString,
+}
+
+impl PidFileDir {
+    fn open(path: &Path) -> Result<PidFileDir> {
+        let path = std::path::absolute(path)?;
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let dir = nix::fcntl::open(
+            parent,
+            nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("open {}", parent.display()))?;
+        let name = path.file_name().unwrap_or_default().to_os_string();
+        Ok(PidFileDir { dir, name })
+    }
+
+    /// Write the PID to a temporary file and rename it into place.
+    fn write(&self, pid: i32) -> Result<()> {
+        use nix::fcntl::{OFlag, openat, renameat};
+        let mut temp = std::ffi::OsString::from(".");
+        temp.push(&self.name);
+        temp.push(".tmp");
+        let fd = openat(
+            &self.dir,
+            temp.as_os_str(),
+            OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .context("write the pid file")?;
+        nix::unistd::write(&fd, pid.to_string().as_bytes()).context("write the pid file")?;
+        renameat(
+            &self.dir,
+            temp.as_os_str(),
+            &self.dir,
+            self.name.as_os_str(),
+        )
+        .context("rename the pid file")
+    }
 }
 
 /// `update`'s request: `-r` (a file or `-`), or the flags, as the spec's

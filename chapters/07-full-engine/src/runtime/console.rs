@@ -146,6 +146,82 @@ pub fn send_console(socket_path: &Path, master: BorrowedFd<'_>) -> Result<(), Co
     send_fd(stream.as_fd(), PTY_NAME, master)
 }
 
+/// The container's terminal, made by its init after `pivot_root` (so
+/// from the container's own devpts): a new pty whose slave becomes the
+/// init's controlling terminal, its stdin, stdout and stderr, and
+/// `/dev/console`; the master goes to the runtime over `socket` (made
+/// before the clone), which hands it to `--console-socket`.
+/// System calls only, on data prepared before the clone.
+// ANCHOR: set_up_console
+pub fn set_up_console(
+    socket: BorrowedFd<'_>,
+    size: Option<(u16, u16)>,
+) -> Result<(), (&'static str, Errno)> {
+    use nix::libc;
+    // 1. A pty from the container's devpts: master, unlocked; the slave
+    //    opened from the master (TIOCGPTPEER), so no path is looked up.
+    let master = open(
+        c"/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ("open /dev/ptmx", e))?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer we pass.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })
+        .map_err(|e| ("unlock the pty (TIOCSPTLCK)", e))?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY;
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new descriptor.
+    let slave = Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })
+        .map_err(|e| ("open the pty's slave (TIOCGPTPEER)", e))?;
+    // SAFETY: the ioctl just returned this descriptor; nothing else owns it.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    if let Some((rows, cols)) = size {
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from the pointer we pass.
+        Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) })
+            .map_err(|e| ("set the console size (TIOCSWINSZ)", e))?;
+    }
+    // 2. /dev/console is that terminal: the slave bound on an empty file.
+    let console = open(
+        c"/dev/console",
+        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| ("create /dev/console", e))?;
+    drop(console);
+    let source = ch02_namespaces::in_root::ProcFdPath::of(&slave);
+    nix::mount::mount(
+        Some(source.as_cstr()),
+        c"/dev/console",
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| ("bind the console on /dev/console", e))?;
+    // 3. The master to the runtime.
+    send_fd(socket, PTY_NAME, master.as_fd()).map_err(|_| ("send the pty master", Errno::EPIPE))?;
+    drop(master);
+    // 4. A session of our own, with the slave as its controlling terminal
+    //    and as stdin, stdout and stderr.
+    nix::unistd::setsid().map_err(|e| ("setsid", e))?;
+    // SAFETY: TIOCSCTTY takes an int argument.
+    Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
+        .map_err(|e| ("make the console our controlling terminal (TIOCSCTTY)", e))?;
+    for target in 0..=2 {
+        // SAFETY: dup2 onto the standard descriptors, which we mean to replace.
+        Errno::result(unsafe { libc::dup2(slave.as_raw_fd(), target) })
+            .map_err(|e| ("dup2 the console onto stdio", e))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: set_up_console
+
 #[cfg(test)]
 mod tests {
     use super::*;

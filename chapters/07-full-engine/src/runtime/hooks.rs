@@ -72,8 +72,35 @@ const POLL: Duration = Duration::from_millis(2);
 /// it, at most its timeout.
 // ANCHOR: run_hook
 pub fn run_hook(hook: &Hook, name: &str, state: &[u8]) -> Result<(), HookError> {
+    run_hook_in(hook, name, state, &[])
+}
+
+/// [`run_hook`], with the hook process joining the namespaces `join`
+/// (descriptors of nsfs files, in setns order, mount last) before its exec:
+/// createContainer's hooks run in the container's namespaces.
+pub fn run_hook_in(
+    hook: &Hook,
+    name: &str,
+    state: &[u8],
+    join: &[std::os::fd::RawFd],
+) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let mut cmd = Command::new(hook.path());
+    if !join.is_empty() {
+        let join = join.to_vec();
+        // SAFETY: the closure runs in the forked child before its exec and
+        // only makes setns(2) calls on descriptors we keep open.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &join {
+                    if nix::libc::setns(fd, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
     // args[0] is argv[0]; with no args, the path is.
     if let Some((first, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
         cmd.arg0(first).args(rest);
@@ -166,6 +193,41 @@ pub fn run_hook(hook: &Hook, name: &str, state: &[u8]) -> Result<(), HookError> 
     }
 }
 // ANCHOR_END: run_hook
+
+/// Run the hooks of one kind in the namespaces of process `pid` (under
+/// `proc_root`) that differ from ours: user, ipc, uts, net, pid (for the
+/// hook's children: setns(2) moves no process into a PID namespace, it
+/// places the ones it forks there), cgroup, mount.
+pub fn run_hooks_in_namespaces_of(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &[u8],
+    proc_root: &std::path::Path,
+    pid: i32,
+) -> Result<(), HookError> {
+    if hooks.is_none_or(|h| h.is_empty()) {
+        return Ok(());
+    }
+    let mut files = Vec::new();
+    for ns in ["user", "ipc", "uts", "net", "pid", "cgroup", "mnt"] {
+        let theirs = proc_root.join(pid.to_string()).join("ns").join(ns);
+        let ours = proc_root.join("self/ns").join(ns);
+        if std::fs::read_link(&theirs).ok() == std::fs::read_link(&ours).ok() {
+            continue;
+        }
+        let file = std::fs::File::open(&theirs).map_err(|err| HookError::Start {
+            name: format!("hooks.{kind}"),
+            path: theirs.display().to_string(),
+            reason: super::config::io_reason(&err),
+        })?;
+        files.push(file);
+    }
+    let join: Vec<_> = files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    for (i, hook) in hooks.into_iter().flatten().enumerate() {
+        run_hook_in(hook, &format!("hooks.{kind}[{i}]"), state, &join)?;
+    }
+    Ok(())
+}
 
 /// Run the hooks of one kind (`poststop`, ...) in order; the first failure
 /// stops the rest.

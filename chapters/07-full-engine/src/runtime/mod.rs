@@ -38,4 +38,5 @@ pub mod seccomp;
 pub mod signals;
 pub mod spec;
 pub mod state;
+pub mod translate;
 pub mod validate;

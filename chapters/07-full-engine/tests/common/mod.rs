@@ -31,9 +31,9 @@ pub fn have(program: &str) -> bool {
 
 /// The runtimes the engine's tests run with: those installed and able to
 /// run containers here. `BERTH_TEST_RUNTIMES` (comma-separated) overrides.
-/// runc is the reference; berth-runtime joins once its create/start land
-/// (issue 13, phase 2); crun needs this host's empty cgroup2 controllers
-/// hidden, so it is only used when asked for.
+/// runc is the reference, and berth-runtime (built beside berth, where the
+/// engine finds it by name) runs every test too; crun needs this host's
+/// empty cgroup2 controllers hidden (see [`crun`]).
 pub fn runtimes() -> Vec<String> {
     if let Ok(list) = std::env::var("BERTH_TEST_RUNTIMES") {
         return list
@@ -50,6 +50,7 @@ pub fn runtimes() -> Vec<String> {
         .filter(|r| have(r))
         .map(|r| r.to_string())
         .collect();
+    found.push("berth-runtime".to_string());
     found.extend(crun());
     found
 }
