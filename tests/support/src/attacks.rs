@@ -134,6 +134,9 @@ pub fn capabilities_are_the_default_set(ch: &Chapter) {
         engine.pid,
         &[PROBE_IN_CONTAINER, "capabilities", "no_new_privs"],
     ));
+    // Stopped as a user would, so the engine removes what it made (a
+    // SIGKILL, which dropping it sends, would leave its cgroup behind).
+    engine.terminate();
     drop(engine);
     assert_eq!(joined.code(), Some(0), "{}", joined.transcript());
     check_default_restrictions(ch, &joined.stdout(), "exec");
@@ -492,6 +495,8 @@ sleep 20"#
         out.push_str(&line);
     }
     let (memory_after, pids_after) = (read(&memory_file), read(&pids_file));
+    // Stopped as a user would, so the engine removes its cgroup and mounts.
+    engine.terminate();
     drop(engine);
     assert!(out.ends_with("done\n"), "{out}");
     assert!(!out.contains("attack:"), "{out}");
