@@ -290,59 +290,11 @@ impl Auth {
         // 1. Who, and what they may do: with tokens, a token that grants
         //    the scope this request needs...
         if let Some(tokens) = &self.tokens {
-            let needed = needed_scope(method, endpoint);
-            let refuse = |error: Option<&str>, detail: String| {
-                ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, detail)
-                    .with_header(
-                        header::WWW_AUTHENTICATE,
-                        &tokens.challenge(needed.as_ref(), error),
-                    )
-            };
-            let Some(token) = bearer_token(headers) else {
-                return Err(refuse(
-                    None,
-                    format!(
-                        "this registry takes bearer tokens: get one from {} (docker, podman, \
-                         skopeo and chapter 5's pull do so by themselves)",
-                        tokens.realm
-                    ),
-                ));
-            };
-            let claims = tokens
-                .verify(token, token::now())
-                .map_err(|e| refuse(Some("invalid_token"), e.to_string()))?;
-            if let Some(needed) = &needed
-                && let Some(missing) = needed
-                    .actions
-                    .iter()
-                    .find(|a| !claims.allows(&needed.kind, &needed.name, a))
-            {
-                let hint = if claims.sub.is_empty() {
-                    ": it is anonymous; log in to get more"
-                } else {
-                    ""
-                };
-                return Err(refuse(
-                    Some("insufficient_scope"),
-                    format!(
-                        "the token does not grant {missing} on {} {}{hint}",
-                        needed.kind, needed.name
-                    ),
-                ));
-            }
-            granted = Granted::Token(claims);
+            granted = Granted::Token(check_bearer_token(tokens, method, endpoint, headers)?);
         // ...or, with an htpasswd file alone, valid credentials on every
         // request.
         } else if let Some(htpasswd) = &self.htpasswd {
-            let Some((user, password)) = basic_credentials(headers) else {
-                return Err(unauthorized(
-                    "this registry needs a user name and password (HTTP Basic auth): \
-                     log in with `docker login` or pass credentials to your client",
-                ));
-            };
-            if !self.verify_password(htpasswd, &user, &password).await {
-                return Err(unauthorized("wrong user name or password"));
-            }
+            self.check_basic_auth(htpasswd, headers).await?;
         }
         // 2. What: nothing that writes on a read-only registry.
         if self.read_only && is_write(method) {
@@ -355,6 +307,27 @@ impl Auth {
         Ok(granted)
     }
     // ANCHOR_END: check
+
+    // ANCHOR: check_basic_auth
+    /// Refuses a request without credentials, or with ones the htpasswd
+    /// file does not accept.
+    async fn check_basic_auth(
+        &self,
+        htpasswd: &Htpasswd,
+        headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
+        let Some((user, password)) = basic_credentials(headers) else {
+            return Err(unauthorized(
+                "this registry needs a user name and password (HTTP Basic auth): \
+                 log in with `docker login` or pass credentials to your client",
+            ));
+        };
+        if !self.verify_password(htpasswd, &user, &password).await {
+            return Err(unauthorized("wrong user name or password"));
+        }
+        Ok(())
+    }
+    // ANCHOR_END: check_basic_auth
 
     // ANCHOR: issue_token
     /// `GET /token?service=...&scope=...`: the token server. Credentials
@@ -372,41 +345,19 @@ impl Auth {
                 "this registry does not issue tokens: start it with --token-realm",
             ));
         };
-        let bad =
-            |detail: String| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, detail);
         // 1. For us?
         if let Some(service) = query.get("service")
             && service != token::SERVICE
         {
-            return Err(bad(format!(
+            return Err(bad_token_request(format!(
                 "this token server issues tokens for service {:?}, not {service:?}",
                 token::SERVICE
             )));
         }
         // 2. Who: a user of the htpasswd file, or anonymous.
-        let user = match basic_credentials(headers) {
-            None => None,
-            Some((user, password)) => {
-                let known = match &self.htpasswd {
-                    Some(htpasswd) => self.verify_password(htpasswd, &user, &password).await,
-                    None => false,
-                };
-                if !known {
-                    return Err(unauthorized("wrong user name or password"));
-                }
-                Some(user)
-            }
-        };
-        // 3. What was asked: `scope` parameters, each one or more scopes
-        //    separated by spaces.
-        let mut requested = Vec::new();
-        for scope in query.get_all("scope").flat_map(str::split_whitespace) {
-            requested.push(ResourceActions::parse_scope(scope).ok_or_else(|| {
-                bad(format!(
-                    "scope {scope:?} is not TYPE:NAME:ACTIONS (e.g. repository:app:pull)"
-                ))
-            })?);
-        }
+        let user = self.token_user(headers).await?;
+        // 3. What was asked.
+        let requested = requested_scopes(query)?;
         // 4. What is granted, signed.
         let granted = tokens.grant(user.as_deref(), &requested);
         let now = token::now();
@@ -420,6 +371,98 @@ impl Auth {
         }))
     }
     // ANCHOR_END: issue_token
+
+    // ANCHOR: token_user
+    /// Who asks for a token: `None` without credentials (anonymous), the
+    /// user if the htpasswd file accepts the credentials, and an error if
+    /// it does not.
+    async fn token_user(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+        let Some((user, password)) = basic_credentials(headers) else {
+            return Ok(None);
+        };
+        let known = match &self.htpasswd {
+            Some(htpasswd) => self.verify_password(htpasswd, &user, &password).await,
+            None => false,
+        };
+        if !known {
+            return Err(unauthorized("wrong user name or password"));
+        }
+        Ok(Some(user))
+    }
+    // ANCHOR_END: token_user
+}
+
+// ANCHOR: check_bearer_token
+/// The claims of the request's bearer token if they grant the scope the
+/// request needs; otherwise a `401` whose challenge names that scope.
+fn check_bearer_token(
+    tokens: &Tokens,
+    method: &Method,
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+) -> Result<Claims, ApiError> {
+    let needed = needed_scope(method, endpoint);
+    let refuse = |error: Option<&str>, detail: String| {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, detail).with_header(
+            header::WWW_AUTHENTICATE,
+            &tokens.challenge(needed.as_ref(), error),
+        )
+    };
+    let Some(token) = bearer_token(headers) else {
+        return Err(refuse(
+            None,
+            format!(
+                "this registry takes bearer tokens: get one from {} (docker, podman, \
+                 skopeo and chapter 5's pull do so by themselves)",
+                tokens.realm
+            ),
+        ));
+    };
+    let claims = tokens
+        .verify(token, token::now())
+        .map_err(|e| refuse(Some("invalid_token"), e.to_string()))?;
+    if let Some(needed) = &needed
+        && let Some(missing) = needed
+            .actions
+            .iter()
+            .find(|a| !claims.allows(&needed.kind, &needed.name, a))
+    {
+        let hint = if claims.sub.is_empty() {
+            ": it is anonymous; log in to get more"
+        } else {
+            ""
+        };
+        return Err(refuse(
+            Some("insufficient_scope"),
+            format!(
+                "the token does not grant {missing} on {} {}{hint}",
+                needed.kind, needed.name
+            ),
+        ));
+    }
+    Ok(claims)
+}
+// ANCHOR_END: check_bearer_token
+
+// ANCHOR: requested_scopes
+/// The scopes a token request asks for: its `scope` parameters, each one
+/// or more scopes separated by spaces.
+fn requested_scopes(query: &Query) -> Result<Vec<ResourceActions>, ApiError> {
+    let mut requested = Vec::new();
+    for scope in query.get_all("scope").flat_map(str::split_whitespace) {
+        requested.push(ResourceActions::parse_scope(scope).ok_or_else(|| {
+            bad_token_request(format!(
+                "scope {scope:?} is not TYPE:NAME:ACTIONS (e.g. repository:app:pull)"
+            ))
+        })?);
+    }
+    Ok(requested)
+}
+// ANCHOR_END: requested_scopes
+
+/// The `400` for a token request the token server cannot answer.
+fn bad_token_request(detail: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Unsupported, detail)
 }
 
 #[cfg(test)]

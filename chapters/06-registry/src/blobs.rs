@@ -100,22 +100,8 @@ pub async fn get(
     head: bool,
 ) -> Result<Response, ApiError> {
     let digest = parse_digest(digest)?;
-    let Some(len) = storage
-        .has_blob(name, &digest)
-        .await
-        .map_err(|e| ApiError::internal(format!("stat {digest}: {e}")))?
-    else {
-        return Err(blob_unknown(name, &digest.to_string()));
-    };
-    let mut out: Vec<(HeaderName, String)> = vec![
-        (header::CONTENT_TYPE, "application/octet-stream".into()),
-        (
-            HeaderName::from_static(DOCKER_CONTENT_DIGEST),
-            digest.to_string(),
-        ),
-        (header::ETAG, format!("\"{digest}\"")),
-        (header::ACCEPT_RANGES, "bytes".into()),
-    ];
+    let len = blob_size(storage, name, &digest).await?;
+    let mut out = blob_headers(&digest);
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, count) = match parse_range(range, len) {
         RangeRequest::Whole => (StatusCode::OK, 0, len),
@@ -137,8 +123,54 @@ pub async fn get(
     if head {
         return Ok(empty_response(status, out));
     }
+    stream_blob(storage, &digest, start, count, status, out).await
+}
+// ANCHOR_END: get_blob
+
+// ANCHOR: blob_size
+/// The size of blob `digest` if repository `name` links it;
+/// `BLOB_UNKNOWN` if not.
+async fn blob_size(storage: &Storage, name: &str, digest: &Digest) -> Result<u64, ApiError> {
+    let Some(len) = storage
+        .has_blob(name, digest)
+        .await
+        .map_err(|e| ApiError::internal(format!("stat {digest}: {e}")))?
+    else {
+        return Err(blob_unknown(name, &digest.to_string()));
+    };
+    Ok(len)
+}
+// ANCHOR_END: blob_size
+
+// ANCHOR: blob_headers
+/// The headers every answer about a blob carries: its type, its digest (as
+/// `Docker-Content-Digest` and `ETag`) and that ranges are served.
+fn blob_headers(digest: &Digest) -> Vec<(HeaderName, String)> {
+    vec![
+        (header::CONTENT_TYPE, "application/octet-stream".into()),
+        (
+            HeaderName::from_static(DOCKER_CONTENT_DIGEST),
+            digest.to_string(),
+        ),
+        (header::ETAG, format!("\"{digest}\"")),
+        (header::ACCEPT_RANGES, "bytes".into()),
+    ]
+}
+// ANCHOR_END: blob_headers
+
+// ANCHOR: stream_blob
+/// The response that sends `count` bytes of blob `digest` from byte
+/// `start`, a buffer at a time, with `status` and the headers `out`.
+async fn stream_blob(
+    storage: &Storage,
+    digest: &Digest,
+    start: u64,
+    count: u64,
+    status: StatusCode,
+    out: Vec<(HeaderName, String)>,
+) -> Result<Response, ApiError> {
     let mut file = storage
-        .open_blob(&digest)
+        .open_blob(digest)
         .await
         .map_err(|e| ApiError::internal(format!("open {digest}: {e}")))?;
     if start > 0 {
@@ -156,7 +188,7 @@ pub async fn get(
     }
     Ok(response)
 }
-// ANCHOR_END: get_blob
+// ANCHOR_END: stream_blob
 
 /// `DELETE /v2/<name>/blobs/<digest>`: forget the blob in this repository.
 pub async fn delete(storage: &Storage, name: &str, digest: &str) -> Result<Response, ApiError> {

@@ -268,23 +268,7 @@ fn push_blob(
     progress: &dyn Progress,
     cancelled: &AtomicBool,
 ) -> Result<BlobOutcome> {
-    let stop = || PushError::Cancelled {
-        digest: digest.to_string(),
-    };
-    let path = store.blob_path(digest)?;
-    let actual = std::fs::metadata(&path)
-        .map_err(|cause| PushError::Read {
-            path: path.clone(),
-            cause,
-        })?
-        .len();
-    if actual != size {
-        return Err(PushError::Size {
-            digest: digest.to_string(),
-            expected: size,
-            actual,
-        });
-    }
+    let path = check_blob_size(store, digest, size)?;
     let repo = dest.repository;
     let from = options.mount_from.as_deref();
     let what = || format!("blob {digest}");
@@ -297,23 +281,13 @@ fn push_blob(
 
     // 3. Mount, or start a session.
     if cancelled.load(Ordering::SeqCst) {
-        return Err(stop());
+        return Err(PushError::Cancelled {
+            digest: digest.to_string(),
+        });
     }
-    let mut start = format!("/v2/{repo}/blobs/uploads/?mount={digest}");
-    if let Some(from) = from {
-        start = with_query(&start, "from", from);
-    }
-    let post = dest.call("POST", &start, from);
-    let answer = dest.expect(&post, &[201, 202], &what)?;
-    if answer.status() == 201 {
+    let Some(mut location) = mount_or_start_upload(dest, digest, from)? else {
         return Ok(BlobOutcome::Mounted(from.map(str::to_string)));
-    }
-    let mut location = header(&answer, "location").ok_or_else(|| PushError::NoLocation {
-        what: what(),
-        method: "POST",
-        url: post.url.clone(),
-        status: 202,
-    })?;
+    };
 
     // 4. The bytes. If they do not all arrive, the session is cancelled,
     //    so the registry keeps nothing half-sent.
@@ -336,6 +310,59 @@ fn push_blob(
     }
     sent.map(|()| BlobOutcome::Pushed)
 }
+// ANCHOR_END: push_blob
+
+// ANCHOR: check_blob_size
+/// The path of blob `digest` in the store, once its file is checked to
+/// hold the `size` bytes the manifest says: a damaged store is reported
+/// as such, not discovered by the registry.
+fn check_blob_size(store: &Store, digest: &str, size: u64) -> Result<PathBuf> {
+    let path = store.blob_path(digest)?;
+    let actual = std::fs::metadata(&path)
+        .map_err(|cause| PushError::Read {
+            path: path.clone(),
+            cause,
+        })?
+        .len();
+    if actual != size {
+        return Err(PushError::Size {
+            digest: digest.to_string(),
+            expected: size,
+            actual,
+        });
+    }
+    Ok(path)
+}
+// ANCHOR_END: check_blob_size
+
+// ANCHOR: mount_or_start_upload
+/// `POST ?mount=<digest>` (and `&from=`): `None` if the registry mounted
+/// the blob, else the location of the upload session it started.
+fn mount_or_start_upload(
+    dest: &Destination,
+    digest: &str,
+    from: Option<&str>,
+) -> Result<Option<String>> {
+    let repo = dest.repository;
+    let what = || format!("blob {digest}");
+    let mut start = format!("/v2/{repo}/blobs/uploads/?mount={digest}");
+    if let Some(from) = from {
+        start = with_query(&start, "from", from);
+    }
+    let post = dest.call("POST", &start, from);
+    let answer = dest.expect(&post, &[201, 202], &what)?;
+    if answer.status() == 201 {
+        return Ok(None);
+    }
+    let location = header(&answer, "location").ok_or_else(|| PushError::NoLocation {
+        what: what(),
+        method: "POST",
+        url: post.url.clone(),
+        status: 202,
+    })?;
+    Ok(Some(location))
+}
+// ANCHOR_END: mount_or_start_upload
 
 /// One blob's bytes, on their way to an upload session.
 struct Upload<'a> {
@@ -359,37 +386,16 @@ impl Upload<'_> {
         }
     }
 
+    // ANCHOR: upload_send
     /// The whole file in the closing `PUT`, or `PATCH`es of `chunk_size`
     /// bytes and an empty `PUT`. `location` follows the session.
     fn send(&self, location: &mut String, chunk_size: Option<u64>) -> Result<()> {
         let (dest, digest, size) = (self.dest, self.digest, self.size);
         let what = || format!("blob {digest}");
-        let octets = ("Content-Type", "application/octet-stream".to_string());
         let last = match chunk_size.filter(|&c| c > 0 && c < size) {
             None => Some(self.part(0, size)),
             Some(chunk) => {
-                let mut offset = 0;
-                while offset < size {
-                    if self.cancelled.load(Ordering::SeqCst) {
-                        return Err(PushError::Cancelled {
-                            digest: digest.to_string(),
-                        });
-                    }
-                    let len = chunk.min(size - offset);
-                    let chunk = self.part(offset, len);
-                    let patch = Call {
-                        body: Some(&chunk),
-                        ..dest
-                            .call("PATCH", location, self.from)
-                            .header(octets.0, octets.1.clone())
-                            .header("Content-Range", format!("{offset}-{}", offset + len - 1))
-                    };
-                    let answer = dest.expect(&patch, &[202], &what)?;
-                    if let Some(next) = header(&answer, "location") {
-                        *location = next;
-                    }
-                    offset += len;
-                }
+                self.send_chunks(location, chunk)?;
                 None
             }
         };
@@ -397,7 +403,7 @@ impl Upload<'_> {
             body: last.as_ref().map(|p| p as &dyn Payload),
             ..dest
                 .call("PUT", &with_query(location, "digest", digest), self.from)
-                .header(octets.0, octets.1)
+                .header("Content-Type", "application/octet-stream")
         };
         let put = dest.expect(&put, &[201], &what)?;
         if let Some(stored) = header(&put, "docker-content-digest")
@@ -411,8 +417,40 @@ impl Upload<'_> {
         }
         Ok(())
     }
+    // ANCHOR_END: upload_send
+
+    // ANCHOR: send_chunks
+    /// A `PATCH` per `chunk` bytes of the file, each with its
+    /// `Content-Range`; `location` follows the session.
+    fn send_chunks(&self, location: &mut String, chunk: u64) -> Result<()> {
+        let (dest, digest, size) = (self.dest, self.digest, self.size);
+        let what = || format!("blob {digest}");
+        let mut offset = 0;
+        while offset < size {
+            if self.cancelled.load(Ordering::SeqCst) {
+                return Err(PushError::Cancelled {
+                    digest: digest.to_string(),
+                });
+            }
+            let len = chunk.min(size - offset);
+            let chunk = self.part(offset, len);
+            let patch = Call {
+                body: Some(&chunk),
+                ..dest
+                    .call("PATCH", location, self.from)
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Range", format!("{offset}-{}", offset + len - 1))
+            };
+            let answer = dest.expect(&patch, &[202], &what)?;
+            if let Some(next) = header(&answer, "location") {
+                *location = next;
+            }
+            offset += len;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: send_chunks
 }
-// ANCHOR_END: push_blob
 
 // ANCHOR: push_layers
 /// Steps 2 to 4 for each of `layers`, `options.jobs` at a time, each

@@ -36,7 +36,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Granted};
 use crate::errors::{ApiError, ErrorCode};
 use crate::names::check_name;
 use crate::storage::Storage;
@@ -251,15 +251,17 @@ pub async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response
     );
     response
 }
+// ANCHOR_END: dispatch
 
-async fn route(
+// ANCHOR: admit_request
+/// The endpoint `path` names and what the caller was granted, or the error
+/// that turns the request away before any handler runs.
+async fn admit_request(
     app: &App,
     method: &Method,
     path: &str,
-    query: &Query,
     headers: &axum::http::HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<(Endpoint, Granted), ApiError> {
     let Some(endpoint) = parse_path(path) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -275,6 +277,22 @@ async fn route(
         check_name(name)
             .map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::NameInvalid, why))?;
     }
+    Ok((endpoint, granted))
+}
+// ANCHOR_END: admit_request
+
+// ANCHOR: route
+/// Admits the request, then hands it to the module's function that
+/// answers its method on its endpoint.
+async fn route(
+    app: &App,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (endpoint, granted) = admit_request(app, method, path, headers).await?;
     let storage = &app.storage;
     let head = method == Method::HEAD;
     use Endpoint::*;
@@ -322,7 +340,7 @@ async fn route(
         (method, _) => Err(not_allowed(&method, path)),
     }
 }
-// ANCHOR_END: dispatch
+// ANCHOR_END: route
 
 async fn not_found(request: Request) -> Response {
     ApiError::new(

@@ -37,7 +37,7 @@
 //! signal handling; getrlimit(2), accept(2) (`EMFILE`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -55,7 +55,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::auth::Auth;
 use crate::routes::{App, router};
-use crate::storage::Storage;
+use crate::storage::{RootLock, Storage};
 use crate::uploads::{UPLOAD_MAX_AGE, Uploads};
 
 /// How long requests in progress may take to finish after a stop signal.
@@ -116,33 +116,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
 
     // 2. The storage; then the token realm, which may name the address
     //    the kernel picked.
-    let storage = Storage::open(&options.root)
-        .await
-        .with_context(|| format!("open the registry storage in {}", options.root.display()))?;
-    let _lock = storage
-        .try_lock(false)
-        .with_context(|| format!("lock {}", options.root.display()))?
-        .with_context(|| {
-            format!(
-                "gc is running on {}: wait for it to finish, then start the registry",
-                options.root.display()
-            )
-        })?;
+    let (storage, _lock) = open_storage(&options.root).await?;
     eprintln!(
         "ch06-registry: listening on http://{bound}, storing under {}",
         options.root.display()
     );
     let mut auth = options.auth;
-    if let Some(tokens) = auth.tokens_mut() {
-        if tokens.realm.is_empty() {
-            tokens.realm = format!("http://{bound}/token");
-        }
-        eprintln!(
-            "ch06-registry: bearer tokens from {}, good for {} s",
-            tokens.realm,
-            tokens.ttl.as_secs()
-        );
-    }
+    name_token_realm(&mut auth, bound);
     let app = Arc::new(App {
         uploads: Uploads::new(storage.clone()),
         storage,
@@ -150,19 +130,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     });
 
     // 3. Stale uploads.
-    let sweeper = app.clone();
-    tokio::spawn(async move {
-        loop {
-            match sweeper.uploads.purge_stale(UPLOAD_MAX_AGE).await {
-                Ok(removed) if !removed.is_empty() => {
-                    eprintln!("ch06-registry: removed {} stale uploads", removed.len());
-                }
-                Ok(_) => {}
-                Err(e) => eprintln!("ch06-registry: sweep uploads: {e}"),
-            }
-            tokio::time::sleep(SWEEP_EVERY).await;
-        }
-    });
+    sweep_uploads_hourly(app.clone());
 
     // 4. Serve until a signal; 5. then wait a while for requests in
     //    progress, each connection closing once its request is answered.
@@ -174,6 +142,70 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         first = stop_signal() => first.context("wait for signals")?,
     };
     drop(listener);
+    finish_requests(graceful, first).await
+}
+// ANCHOR_END: serve
+
+// ANCHOR: open_storage
+/// Opens the storage under `root` and takes its lock shared, which fails
+/// while `gc` holds it; the lock is held as long as the registry runs.
+async fn open_storage(root: &Path) -> anyhow::Result<(Storage, RootLock)> {
+    let storage = Storage::open(root)
+        .await
+        .with_context(|| format!("open the registry storage in {}", root.display()))?;
+    let lock = storage
+        .try_lock(false)
+        .with_context(|| format!("lock {}", root.display()))?
+        .with_context(|| {
+            format!(
+                "gc is running on {}: wait for it to finish, then start the registry",
+                root.display()
+            )
+        })?;
+    Ok((storage, lock))
+}
+// ANCHOR_END: open_storage
+
+// ANCHOR: name_token_realm
+/// With tokens, names the realm `/token` on the bound address unless
+/// `--token-realm` gave a URL, and says where tokens come from.
+fn name_token_realm(auth: &mut Auth, bound: SocketAddr) {
+    if let Some(tokens) = auth.tokens_mut() {
+        if tokens.realm.is_empty() {
+            tokens.realm = format!("http://{bound}/token");
+        }
+        eprintln!(
+            "ch06-registry: bearer tokens from {}, good for {} s",
+            tokens.realm,
+            tokens.ttl.as_secs()
+        );
+    }
+}
+// ANCHOR_END: name_token_realm
+
+// ANCHOR: sweep_uploads_hourly
+/// Starts a task that removes stale upload sessions now and every
+/// [`SWEEP_EVERY`].
+fn sweep_uploads_hourly(app: Arc<App>) {
+    tokio::spawn(async move {
+        loop {
+            match app.uploads.purge_stale(UPLOAD_MAX_AGE).await {
+                Ok(removed) if !removed.is_empty() => {
+                    eprintln!("ch06-registry: removed {} stale uploads", removed.len());
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("ch06-registry: sweep uploads: {e}"),
+            }
+            tokio::time::sleep(SWEEP_EVERY).await;
+        }
+    });
+}
+// ANCHOR_END: sweep_uploads_hourly
+
+// ANCHOR: finish_requests
+/// After the `first` stop signal: waits for the requests in progress, for
+/// at most [`SHUTDOWN_GRACE`] or until a second signal.
+async fn finish_requests(graceful: GracefulShutdown, first: &str) -> anyhow::Result<()> {
     eprintln!(
         "ch06-registry: {first}: no new connections; finishing requests in progress \
          (up to {} s, or until a second signal)",
@@ -193,7 +225,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     }
     Ok(())
 }
-// ANCHOR_END: serve
+// ANCHOR_END: finish_requests
 
 /// How many connections to serve at once: half the descriptor limit
 /// (`RLIMIT_NOFILE`, soft), so that each may also open a file or two of

@@ -447,44 +447,7 @@ impl Uploads {
         headers: &HeaderMap,
         body: Body,
     ) -> Result<(), ApiError> {
-        let range = match headers.get(header::CONTENT_RANGE) {
-            None => None,
-            Some(value) => {
-                let text = value.to_str().unwrap_or("");
-                let Some((start, end)) = parse_content_range(text) else {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        ErrorCode::BlobUploadInvalid,
-                        format!("Content-Range {text:?} is not START-END (inclusive byte offsets)"),
-                    ));
-                };
-                // Chunks come in order: this one starts where the last ended,
-                // and its length (END - START + 1) must be a number: with
-                // END = 2^64 - 1 it would wrap around to 0.
-                let length = end.checked_sub(start).and_then(|n| n.checked_add(1));
-                if start != session.size || length.is_none() {
-                    let why = if start != session.size {
-                        "is out of order"
-                    } else {
-                        "ends before it starts, or past the last byte there can be"
-                    };
-                    let mut err = ApiError::new(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        ErrorCode::BlobUploadInvalid,
-                        format!(
-                            "chunk {start}-{end} {why}: the upload has {} bytes, so the next \
-                             chunk starts at {}",
-                            session.size, session.size
-                        ),
-                    );
-                    for (name, value) in session.progress_headers() {
-                        err = err.with_header(name, &value);
-                    }
-                    return Err(err);
-                }
-                length
-            }
-        };
+        let range = chunk_length(session, headers)?;
         if let (Some(expected), Some(declared)) = (range, content_length(headers))
             && expected != declared
         {
@@ -495,47 +458,7 @@ impl Uploads {
             ));
         }
 
-        let mut verifier = session
-            .verifier()
-            .await
-            .map_err(|e| ApiError::internal(format!("rehash upload {}: {e}", session.id)))?;
-        let before = session.size;
-        let data = session.data();
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&data)
-            .await
-            .map_err(|e| ApiError::internal(format!("open {}: {e}", data.display())))?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let result = match copy_body(body, &mut out, Some(&mut verifier), None).await {
-            Ok(n) if range.is_some_and(|expected| expected != n) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::SizeInvalid,
-                format!(
-                    "Content-Range names {} bytes but the body held {n}",
-                    range.unwrap_or_default()
-                ),
-            )),
-            Ok(n) => Ok(n),
-            Err(e) => Err(body_error(e)),
-        };
-        match result {
-            Ok(n) => {
-                session.size = before + n;
-                session.verifier = Some(verifier);
-                Ok(())
-            }
-            Err(err) => {
-                // Undo the partial chunk; the hash must be rebuilt.
-                drop(out);
-                if let Err(e) = truncate(&data, before).await {
-                    eprintln!("ch06-registry: cut {} back: {e}", data.display());
-                }
-                session.size = before;
-                session.verifier = None;
-                Err(err)
-            }
-        }
+        write_chunk(session, body, range).await
     }
     // ANCHOR_END: append
 
@@ -641,6 +564,106 @@ impl Uploads {
         purge_stale_uploads(&self.storage, max_age, &self.sessions).await
     }
 }
+
+// ANCHOR: chunk_length
+/// The length of the chunk `Content-Range` announces, if the header is
+/// there: a `416` if the chunk does not start where the upload ends, or
+/// its length cannot be a number.
+fn chunk_length(session: &Session, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let length = match headers.get(header::CONTENT_RANGE) {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().unwrap_or("");
+            let Some((start, end)) = parse_content_range(text) else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BlobUploadInvalid,
+                    format!("Content-Range {text:?} is not START-END (inclusive byte offsets)"),
+                ));
+            };
+            // Chunks come in order: this one starts where the last ended,
+            // and its length (END - START + 1) must be a number: with
+            // END = 2^64 - 1 it would wrap around to 0.
+            let length = end.checked_sub(start).and_then(|n| n.checked_add(1));
+            if start != session.size || length.is_none() {
+                let why = if start != session.size {
+                    "is out of order"
+                } else {
+                    "ends before it starts, or past the last byte there can be"
+                };
+                let mut err = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    ErrorCode::BlobUploadInvalid,
+                    format!(
+                        "chunk {start}-{end} {why}: the upload has {} bytes, so the next \
+                         chunk starts at {}",
+                        session.size, session.size
+                    ),
+                );
+                for (name, value) in session.progress_headers() {
+                    err = err.with_header(name, &value);
+                }
+                return Err(err);
+            }
+            length
+        }
+    };
+    Ok(length)
+}
+// ANCHOR_END: chunk_length
+
+// ANCHOR: write_chunk
+/// Streams `body` onto the end of the session's data, feeding its hash;
+/// `range` is the length `Content-Range` announced. On any failure the
+/// data file is cut back to where it was, so the session stays usable.
+async fn write_chunk(
+    session: &mut Session,
+    body: Body,
+    range: Option<u64>,
+) -> Result<(), ApiError> {
+    let mut verifier = session
+        .verifier()
+        .await
+        .map_err(|e| ApiError::internal(format!("rehash upload {}: {e}", session.id)))?;
+    let before = session.size;
+    let data = session.data();
+    let file = OpenOptions::new()
+        .append(true)
+        .open(&data)
+        .await
+        .map_err(|e| ApiError::internal(format!("open {}: {e}", data.display())))?;
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+    let result = match copy_body(body, &mut out, Some(&mut verifier), None).await {
+        Ok(n) if range.is_some_and(|expected| expected != n) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::SizeInvalid,
+            format!(
+                "Content-Range names {} bytes but the body held {n}",
+                range.unwrap_or_default()
+            ),
+        )),
+        Ok(n) => Ok(n),
+        Err(e) => Err(body_error(e)),
+    };
+    match result {
+        Ok(n) => {
+            session.size = before + n;
+            session.verifier = Some(verifier);
+            Ok(())
+        }
+        Err(err) => {
+            // Undo the partial chunk; the hash must be rebuilt.
+            drop(out);
+            if let Err(e) = truncate(&data, before).await {
+                eprintln!("ch06-registry: cut {} back: {e}", data.display());
+            }
+            session.size = before;
+            session.verifier = None;
+            Err(err)
+        }
+    }
+}
+// ANCHOR_END: write_chunk
 
 /// [`Uploads::purge_stale`], also usable by `gc` without a running server.
 async fn purge_stale_uploads(
