@@ -250,16 +250,7 @@ pub fn start_container<'c>(
     hooks: &Hooks,
 ) -> Result<Started<'c>, ContainerError> {
     // Parent, step 1: refuse what cannot work, before anything exists.
-    check_rootfs(&config.rootfs)?;
-    if let Some(ns) =
-        namespaces::missing_from_kernel(&config.namespaces, Path::new("/proc")).first()
-    {
-        return Err(ContainerError::NamespaceMissing(ns.proc_name()));
-    }
-    let plan = ExecPlan::new(&config.process)?;
-    let masks = Masks::new(&config.security)?;
-    let rootfs = CString::new(config.rootfs.as_os_str().as_bytes())
-        .map_err(|_| StartError::NulByte(config.rootfs.display().to_string()))?;
+    let prepared = check_request(config)?;
     let syscall = |call| move |errno| StartError::Syscall { call, errno };
 
     // Step 2: the start pipe (child -> parent: "a step failed") and the sync
@@ -268,28 +259,9 @@ pub fn start_container<'c>(
     let sync = SyncSocket::new().map_err(syscall("socketpair"))?;
     let forwarding = SignalForwarding::start();
 
-    // Step 3: clone into the new namespaces. No CLONE_VM/CLONE_VFORK: we
-    // have work to do while the child waits on the sync socket.
-    // (Every namespace but the cgroup one: the child makes that itself.)
-    let flags = namespaces::clone_flags(&config.namespaces) - CloneFlags::CLONE_NEWCGROUP;
-    // The child is PID 1 from its first instruction, long before init runs:
-    // the kernel drops a signal sent to a PID 1 without a handler, but never
-    // a blocked one. So it starts with init's signals blocked (it inherits
-    // our mask), and one sent during setup — a `docker stop` — waits for init.
-    let init_mask = InitSignalsBlocked::new(config);
-    let child = spawn_child(flags, &mut || {
-        child_main(
-            config,
-            &rootfs,
-            &plan,
-            &masks,
-            &sync,
-            &start.child_end(),
-            hooks,
-        )
-    })
-    .map_err(|err| clone_error(err, config))?;
-    drop(init_mask);
+    // Step 3: clone into the new namespaces; then close our copy of the
+    // child's end, so that EOF on ours means the child is gone.
+    let child = clone_child(config, &prepared, &sync, &start, hooks)?;
     drop(sync.child);
 
     // Step 4: wait until the child has dropped its bounding set and set
@@ -324,6 +296,75 @@ pub fn start_container<'c>(
     }
 }
 // ANCHOR_END: start_container
+
+/// What the parent prepares before the clone, so that the child only uses
+/// it (it allocates nothing).
+struct Prepared {
+    /// The command, resolved as far as it can be before the clone.
+    plan: ExecPlan,
+    /// The paths to mask and make read-only.
+    masks: Masks,
+    /// The root filesystem's path, as the C string the mounts take.
+    rootfs: CString,
+}
+
+// ANCHOR: check_request
+/// The parent's step 1: refuse a missing rootfs and a namespace this
+/// kernel lacks, before anything exists; prepare the command, the masks
+/// and the rootfs path for the child.
+fn check_request(config: &ContainerConfig) -> Result<Prepared, ContainerError> {
+    check_rootfs(&config.rootfs)?;
+    if let Some(ns) =
+        namespaces::missing_from_kernel(&config.namespaces, Path::new("/proc")).first()
+    {
+        return Err(ContainerError::NamespaceMissing(ns.proc_name()));
+    }
+    let plan = ExecPlan::new(&config.process)?;
+    let masks = Masks::new(&config.security)?;
+    let rootfs = CString::new(config.rootfs.as_os_str().as_bytes())
+        .map_err(|_| StartError::NulByte(config.rootfs.display().to_string()))?;
+    Ok(Prepared {
+        plan,
+        masks,
+        rootfs,
+    })
+}
+// ANCHOR_END: check_request
+
+// ANCHOR: clone_child
+/// The parent's step 3: clone the child into its new namespaces, running
+/// [`child_main`]. No CLONE_VM/CLONE_VFORK: we have work to do while the
+/// child waits on the sync socket. Every namespace but the cgroup one:
+/// the child makes that itself.
+fn clone_child(
+    config: &ContainerConfig,
+    prepared: &Prepared,
+    sync: &SyncSocket,
+    start: &StartPipe,
+    hooks: &Hooks,
+) -> Result<Pid, ContainerError> {
+    let flags = namespaces::clone_flags(&config.namespaces) - CloneFlags::CLONE_NEWCGROUP;
+    // The child is PID 1 from its first instruction, long before init runs:
+    // the kernel drops a signal sent to a PID 1 without a handler, but never
+    // a blocked one. So it starts with init's signals blocked (it inherits
+    // our mask), and one sent during setup — a `docker stop` — waits for init.
+    let init_mask = InitSignalsBlocked::new(config);
+    let child = spawn_child(flags, &mut || {
+        child_main(
+            config,
+            &prepared.rootfs,
+            &prepared.plan,
+            &prepared.masks,
+            sync,
+            &start.child_end(),
+            hooks,
+        )
+    })
+    .map_err(|err| clone_error(err, config))?;
+    drop(init_mask);
+    Ok(child)
+}
+// ANCHOR_END: clone_child
 
 /// Wait for the child's "mounted" byte, run `hook`, and let it go on.
 fn at_pivot<'c>(
@@ -451,49 +492,34 @@ fn child_main(
     pipe: &ChildReporter<'_>,
     hooks: &Hooks,
 ) -> ! {
-    let ns = &config.namespaces;
-    let security = &config.security;
     let fail = |(step, errno): (&'static str, Errno)| -> ! { pipe.fail(step, b"", errno) };
-    let becomes_init = ns.contains(&Namespace::Pid) && config.init;
     // 0. Join the namespaces the caller named (user first), before
     //    anything else happens in them.
     join_namespaces(&config.join).unwrap_or_else(|e| fail(e));
     // 1. Shed for good what neither we nor the command will need (we keep
-    //    our effective capabilities until step 10), then tell the parent.
-    shed_for_good(security, sync).unwrap_or_else(|e| fail(e));
+    //    our effective capabilities until step 11), then tell the parent.
+    shed_for_good(&config.security, sync).unwrap_or_else(|e| fail(e));
     // 2. Wait until the parent has written our uid/gid maps: until then we
     //    have no identity in our user namespace.
-    let mut byte = [0u8; 1];
-    if !matches!(read(&sync.child, &mut byte), Ok(1)) {
-        fail(("wait for the parent", Errno::EPIPE));
-    }
+    wait_for_parent(sync).unwrap_or_else(|e| fail(e));
     // 3. From here on, processes of the container must not read our memory
     //    or open our /proc/PID/exe: not dumpable (set only now, because the
     //    parent had to open our uid_map, which that makes root's).
     set_dumpable(false).unwrap_or_else(|e| fail(("prctl PR_SET_DUMPABLE", e)));
     // 4. Become root of the user namespace (uid/gid 0 inside map to the
-    //    host IDs the parent chose).
-    if ns.contains(&Namespace::User) || config.join.iter().any(|(n, _)| *n == Namespace::User) {
-        become_root().unwrap_or_else(|e| fail(e));
-    }
+    //    host IDs the parent chose): only once the maps exist.
+    become_root_if_in_user_ns(config).unwrap_or_else(|e| fail(e));
     // 5. The cgroup namespace is made now, not at clone: its root is the
     //    cgroup we are in when it is created, and the parent may have just
     //    moved us into the container's own cgroup (chapter 3).
-    if ns.contains(&Namespace::Cgroup) {
-        unshare(CloneFlags::CLONE_NEWCGROUP)
-            .unwrap_or_else(|e| fail(("unshare the cgroup namespace", e)));
-    }
+    unshare_cgroup_namespace(&config.namespaces).unwrap_or_else(|e| fail(e));
     // 6. The filesystem: pivot_root with a mount namespace; without one,
     //    chapter 1's chroot (mounting /proc would change the host's tree).
     set_up_filesystem(config, rootfs, masks, hooks, sync).unwrap_or_else(|e| fail(e));
     // 7. The hostname, in our own UTS namespace only.
-    if ns.contains(&Namespace::Uts) {
-        sethostname(&config.hostname).unwrap_or_else(|e| fail(("sethostname", e)));
-    }
+    set_hostname(config).unwrap_or_else(|e| fail(e));
     // 8. A network namespace starts with lo down.
-    if ns.contains(&Namespace::Network) {
-        bring_up_loopback().unwrap_or_else(|e| fail(e));
-    }
+    bring_up_lo(&config.namespaces).unwrap_or_else(|e| fail(e));
     // 9. Whatever the caller adds (the escape demonstration tries here).
     (hooks.before_exec)().unwrap_or_else(|e| fail(e));
     // 10. With a gate (an OCI `create`): say we are there, and block until
@@ -504,9 +530,76 @@ fn child_main(
         check_command(plan, pipe);
         pass_gate(gate, sync).unwrap_or_else(|e| fail(e));
     }
-    // 11. Exec the command (as the child of a tiny init when we are PID 1),
-    //     becoming its user with only the capabilities it was given.
-    let caps = &security.capabilities;
+    // 11. Exec the command, last: every step above needs privileges or
+    //     descriptors the command must not keep.
+    exec_command(config, plan, pipe)
+}
+// ANCHOR_END: child_main
+
+// ANCHOR: wait_for_parent
+/// The child's step 2: block on the sync socket until the parent says "go
+/// on" (its uid/gid maps are written); EOF means the parent gave up.
+fn wait_for_parent(sync: &SyncSocket) -> StepResult {
+    let mut byte = [0u8; 1];
+    match read(&sync.child, &mut byte) {
+        Ok(1) => Ok(()),
+        _ => Err(("wait for the parent", Errno::EPIPE)),
+    }
+}
+// ANCHOR_END: wait_for_parent
+
+// ANCHOR: become_root_if_in_user_ns
+/// The child's step 4: become root of the user namespace we were cloned
+/// into or joined; without one, stay who we are.
+fn become_root_if_in_user_ns(config: &ContainerConfig) -> StepResult {
+    let joined = config.join.iter().any(|(n, _)| *n == Namespace::User);
+    if config.namespaces.contains(&Namespace::User) || joined {
+        become_root()?;
+    }
+    Ok(())
+}
+// ANCHOR_END: become_root_if_in_user_ns
+
+// ANCHOR: unshare_cgroup_namespace
+/// The child's step 5: `unshare(CLONE_NEWCGROUP)`, if the container has a
+/// cgroup namespace: its root is the cgroup we are in now.
+fn unshare_cgroup_namespace(ns: &Namespaces) -> StepResult {
+    if ns.contains(&Namespace::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| ("unshare the cgroup namespace", e))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: unshare_cgroup_namespace
+
+// ANCHOR: set_hostname
+/// The child's step 7: `sethostname(2)`, in a UTS namespace of our own
+/// only (as root without one, it would rename the host).
+fn set_hostname(config: &ContainerConfig) -> StepResult {
+    if config.namespaces.contains(&Namespace::Uts) {
+        sethostname(&config.hostname).map_err(|e| ("sethostname", e))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: set_hostname
+
+// ANCHOR: bring_up_lo
+/// The child's step 8: bring up `lo` in a network namespace of our own
+/// (a new one starts with it down).
+fn bring_up_lo(ns: &Namespaces) -> StepResult {
+    if ns.contains(&Namespace::Network) {
+        bring_up_loopback()?;
+    }
+    Ok(())
+}
+// ANCHOR_END: bring_up_lo
+
+// ANCHOR: exec_command
+/// The child's step 11: exec the command (as the child of a tiny init when
+/// we are PID 1), becoming its user with only the capabilities it was
+/// given. Never returns: a failure goes back over the start pipe.
+fn exec_command(config: &ContainerConfig, plan: &ExecPlan, pipe: &ChildReporter<'_>) -> ! {
+    let becomes_init = config.namespaces.contains(&Namespace::Pid) && config.init;
+    let caps = &config.security.capabilities;
     let preserve = config.preserve_fds;
     let identity = |plan: &ExecPlan| {
         // The descriptors the caller passes on, taken back from the
@@ -520,7 +613,7 @@ fn child_main(
         exec_as_or_report(plan, pipe, &identity)
     }
 }
-// ANCHOR_END: child_main
+// ANCHOR_END: exec_command
 
 /// Clear close-on-exec on descriptors 3 to 3+`count`-1.
 fn keep_across_exec(count: u32) -> StepResult {

@@ -115,14 +115,8 @@ pub fn exec_spawn(
     let joins = open_namespaces(&namespace_holder(&target), proc_root)?;
     let (caps, no_new_privs) = restrictions_of(pid, proc_root)?;
     let plan = ExecPlan::new(process).map_err(ContainerError::from)?;
-
     // 2. Join them, user namespace first (the list is in that order).
-    for (ns, file) in &joins {
-        setns(file.as_fd(), ns.clone_flag()).map_err(|errno| ExecError::Setns {
-            ns: ns.proc_name(),
-            errno,
-        })?;
-    }
+    join_in_order(&joins)?;
     // 3. In a container's user namespace we are whoever our host IDs map to
     //    (nobody, for host root): become its root, as `run` does.
     if joins.iter().any(|(ns, _)| *ns == Namespace::User) {
@@ -135,7 +129,37 @@ pub fn exec_spawn(
         ns: "prctl PR_SET_DUMPABLE",
         errno,
     })?;
-    // 5. The PID namespace takes effect for children: start one to exec.
+    // 5. The PID namespace takes effect for children: start one to exec,
+    //    with the container's restrictions.
+    spawn_in_pid_namespace(process, &plan, &caps, no_new_privs, before_exec)
+}
+// ANCHOR_END: exec_spawn
+
+/// setns(2) into each opened namespace, in the list's order.
+// ANCHOR: join_in_order
+fn join_in_order(joins: &[(Namespace, File)]) -> Result<(), ExecError> {
+    for (ns, file) in joins {
+        setns(file.as_fd(), ns.clone_flag()).map_err(|errno| ExecError::Setns {
+            ns: ns.proc_name(),
+            errno,
+        })?;
+    }
+    Ok(())
+}
+// ANCHOR_END: join_in_order
+
+/// Start the child that execs the command, once we have joined the
+/// container's PID namespace (it takes effect for children only); return
+/// its host PID once it has exec'd. The child applies the container's
+/// capabilities and no_new_privs just before its exec, as `run` does.
+// ANCHOR: spawn_in_pid_namespace
+fn spawn_in_pid_namespace(
+    process: &Process,
+    plan: &ExecPlan,
+    caps: &LinuxCapabilities,
+    no_new_privs: bool,
+    before_exec: ChildStep,
+) -> Result<Pid, ExecError> {
     let start = StartPipe::new()
         .map_err(|errno| StartError::Syscall {
             call: "pipe2",
@@ -154,11 +178,11 @@ pub fn exec_spawn(
         if let Err((step, errno)) = before_exec() {
             pipe.fail(step, b"", errno);
         }
-        // 6. The container's restrictions, as `run` applies them.
+        // The container's restrictions, as `run` applies them.
         if no_new_privs && let Err((step, errno)) = set_no_new_privs() {
             pipe.fail(step, b"", errno);
         }
-        exec_as_or_report(&plan, &pipe, &|plan| caps.apply(&|| plan.set_user()))
+        exec_as_or_report(plan, &pipe, &|plan| caps.apply(&|| plan.set_user()))
     })
     .map_err(ContainerError::from)?;
     if let Err(failure) = start.into_parent().wait_for_exec() {
@@ -169,7 +193,7 @@ pub fn exec_spawn(
     }
     Ok(child)
 }
-// ANCHOR_END: exec_spawn
+// ANCHOR_END: spawn_in_pid_namespace
 
 /// The `/proc` directory whose `ns/` files we may open for the container
 /// whose first process is at `target`. Our init is not dumpable (its memory

@@ -7,10 +7,13 @@ use ch01_chroot::launch::ChildStep;
 use ch02_namespaces::container::ContainerConfig;
 use ch03_cgroups::cli::{LimitArgs, run_limited_with};
 use ch03_cgroups::{Cgroup, CgroupError, LinuxResources, detect};
+use nix::errno::Errno;
 
 use crate::commit::visible_lowers;
-use crate::overlay::{OverlayDirs, choose_driver, mount_overlay, rootless_overlay_step};
-use crate::state::{self, ContainerDir, ContainerState, StorageDriver, cgroup_id};
+use crate::overlay::{
+    OverlayDirs, OverlayMount, choose_driver, mount_overlay, rootless_overlay_step,
+};
+use crate::state::{self, ContainerDir, ContainerState, EngineRecord, StorageDriver, cgroup_id};
 use crate::vfs::copy_layers;
 use crate::walk::remove_tree;
 
@@ -37,68 +40,20 @@ pub fn run_on_layers(
     limits: &LimitArgs,
     configure: impl FnOnce(PathBuf, String) -> anyhow::Result<ContainerConfig>,
 ) -> anyhow::Result<i32> {
-    // 1. Refuse what can be refused before anything exists: a name taken,
-    //    missing layers, limits that are wrong or that this host cannot
-    //    apply (tried on a cgroup made and removed at once).
-    state::check_free(root, &spec.name)?;
-    let layers = existing_layers(&spec.layers)?;
-    let cgroup = cgroup_id(root, &spec.name);
-    check_limits(&cgroup, limits)?;
-    let driver = spec.driver.unwrap_or_else(auto_driver);
-    // 2. The container's state directory, and the record that we run it,
-    //    kept until we return (`rm` leaves a container alone meanwhile).
-    let state = ContainerState {
-        name: spec.name.clone(),
-        layers: layers.clone(),
-        driver,
-    };
-    let dir = state::create(root, &state)?;
-    let engine_lock = state::record_engine(&dir, Path::new("/proc"));
-    // 3. Its root filesystem: an overlay, or a copy. On failure, the state
-    //    goes too: nothing half-made stays behind.
-    //    Rootless, the overlay is mounted by the container's child, inside
-    //    its user namespace (chapter 2's before_rootfs hook).
-    let rootless = !nix::unistd::Uid::effective().is_root();
-    let dirs = OverlayDirs {
-        lower: layers.clone(),
-        upper: dir.upper(),
-        work: dir.work(),
-        merged: dir.merged(),
-    };
-    let made = engine_lock.map_err(anyhow::Error::from).and_then(|lock| {
-        let made = match driver {
-            StorageDriver::Overlay if rootless => (None, Some(rootless_overlay_step(&dirs)?)),
-            StorageDriver::Overlay => (Some(mount_overlay(&dirs)?), None),
-            StorageDriver::Vfs => {
-                copy_layers(&layers, &dir.merged())?;
-                (None, None)
-            }
-        };
-        Ok((lock, made))
-    });
-    let (engine_lock, (mount, in_child)) = match made {
-        Ok(made) => made,
-        Err(err) => {
-            let _ = remove_tree(&dir.0);
-            return Err(err);
-        }
-    };
-    let no_step = || Ok(());
-    let before_rootfs: ChildStep = match &in_child {
-        Some(step) => step,
-        None => &no_step,
-    };
-    // 4. Chapter 3's run on it, in a cgroup named after the container and
-    //    its store. A container in a user namespace gets its directory's
-    //    group, to reach its merged/ through it.
-    let result = configure(dir.merged(), spec.name.clone()).and_then(|config| {
-        open_to_container_root(&dir, &config)?;
-        run_limited_with(engine, &cgroup, &config, limits, before_rootfs)
-    });
-    // 5. Unmount; the writable layer stays for diff and commit, unless --rm.
-    if let Some(mount) = mount {
-        mount.unmount()?;
-    }
+    // 1. Refuse what can be refused before anything exists: nothing is
+    //    made yet, so a refusal leaves nothing to undo.
+    let checked = refuse_early(root, spec, limits)?;
+    // 2. The state directory, with the record that we run it: before the
+    //    root filesystem, which lives in that directory.
+    let (dir, engine_lock) = create_state_dir(root, spec, &checked)?;
+    // 3. The root filesystem, in the state directory: before the run, which
+    //    needs it (or, rootless, the step that mounts it in the child).
+    let rootfs = make_rootfs(&dir, &checked)?;
+    // 4. Chapter 3's run on it: its result waits until the cleanup is done.
+    let result = run_in_cgroup(engine, &dir, spec, &checked, limits, &rootfs, configure);
+    // 5. Unmount, then drop the engine's record (so that `rm` may act only
+    //    once the mount is gone), then remove everything if --rm.
+    unmount_rootfs(rootfs)?;
     drop(engine_lock);
     if spec.rm {
         remove_container_dir(&dir.0)?;
@@ -106,6 +61,151 @@ pub fn run_on_layers(
     result
 }
 // ANCHOR_END: run
+
+/// What `refuse_early` found usable: the layers, the cgroup and the driver.
+struct Checked {
+    /// Existing, absolute, visible layers, bottom first.
+    layers: Vec<PathBuf>,
+    /// The cgroup named after the container and its store.
+    cgroup: String,
+    /// The storage driver chosen (given, or the host's best).
+    driver: StorageDriver,
+}
+
+/// The step that mounts the overlay inside the child (chapter 2's
+/// before_rootfs hook).
+type OverlayStep = dyn Fn() -> Result<(), (&'static str, Errno)>;
+
+/// A container's root filesystem, as made: the overlay mount the engine
+/// holds, or the step that mounts it in the child (rootless), or neither
+/// (vfs: a copy).
+struct Rootfs {
+    /// The overlay mount, when the engine made it.
+    mount: Option<OverlayMount>,
+    /// The child's overlay step, when the engine may not mount.
+    in_child: Option<Box<OverlayStep>>,
+}
+
+// ANCHOR: refuse_early
+/// Step 1: refuse, before anything exists, a name taken, missing layers,
+/// and limits that are wrong or that this host cannot apply (tried on a
+/// cgroup made and removed at once); choose the storage driver.
+fn refuse_early(root: &Path, spec: &LayerRun, limits: &LimitArgs) -> anyhow::Result<Checked> {
+    state::check_free(root, &spec.name)?;
+    let layers = existing_layers(&spec.layers)?;
+    let cgroup = cgroup_id(root, &spec.name);
+    check_limits(&cgroup, limits)?;
+    let driver = spec.driver.unwrap_or_else(auto_driver);
+    Ok(Checked {
+        layers,
+        cgroup,
+        driver,
+    })
+}
+// ANCHOR_END: refuse_early
+
+// ANCHOR: create_state_dir
+/// Step 2: the container's state directory, and the record that our
+/// engine runs it, kept until `run_on_layers` returns (`rm` leaves a
+/// container alone meanwhile). If the record cannot be made, the
+/// directory goes again.
+fn create_state_dir(
+    root: &Path,
+    spec: &LayerRun,
+    checked: &Checked,
+) -> anyhow::Result<(ContainerDir, EngineRecord)> {
+    let state = ContainerState {
+        name: spec.name.clone(),
+        layers: checked.layers.clone(),
+        driver: checked.driver,
+    };
+    let dir = state::create(root, &state)?;
+    match state::record_engine(&dir, Path::new("/proc")) {
+        Ok(lock) => Ok((dir, lock)),
+        Err(err) => {
+            let _ = remove_tree(&dir.0);
+            Err(err.into())
+        }
+    }
+}
+// ANCHOR_END: create_state_dir
+
+// ANCHOR: make_rootfs
+/// Step 3: the container's root filesystem on `merged/`; on failure the
+/// state directory goes too: nothing half-made stays behind.
+fn make_rootfs(dir: &ContainerDir, checked: &Checked) -> anyhow::Result<Rootfs> {
+    let made = mount_or_copy(dir, checked);
+    if made.is_err() {
+        let _ = remove_tree(&dir.0);
+    }
+    made
+}
+
+/// An overlay mount of the layers on `merged/`, or a copy of them there
+/// (vfs). Rootless, the overlay is mounted by the container's child,
+/// inside its user namespace (chapter 2's before_rootfs hook): this
+/// returns that step.
+fn mount_or_copy(dir: &ContainerDir, checked: &Checked) -> anyhow::Result<Rootfs> {
+    let rootless = !nix::unistd::Uid::effective().is_root();
+    let dirs = OverlayDirs {
+        lower: checked.layers.clone(),
+        upper: dir.upper(),
+        work: dir.work(),
+        merged: dir.merged(),
+    };
+    Ok(match checked.driver {
+        StorageDriver::Overlay if rootless => Rootfs {
+            mount: None,
+            in_child: Some(Box::new(rootless_overlay_step(&dirs)?)),
+        },
+        StorageDriver::Overlay => Rootfs {
+            mount: Some(mount_overlay(&dirs)?),
+            in_child: None,
+        },
+        StorageDriver::Vfs => {
+            copy_layers(&checked.layers, &dir.merged())?;
+            Rootfs {
+                mount: None,
+                in_child: None,
+            }
+        }
+    })
+}
+// ANCHOR_END: make_rootfs
+
+// ANCHOR: run_in_cgroup
+/// Step 4: chapter 3's run on `merged/`, in a cgroup named after the
+/// container and its store, with the child's overlay step if there is
+/// one. A container in a user namespace gets its directory's group, to
+/// reach its merged/ through it.
+fn run_in_cgroup(
+    engine: &str,
+    dir: &ContainerDir,
+    spec: &LayerRun,
+    checked: &Checked,
+    limits: &LimitArgs,
+    rootfs: &Rootfs,
+    configure: impl FnOnce(PathBuf, String) -> anyhow::Result<ContainerConfig>,
+) -> anyhow::Result<i32> {
+    let no_step = || Ok(());
+    let before_rootfs: ChildStep = match &rootfs.in_child {
+        Some(step) => step.as_ref(),
+        None => &no_step,
+    };
+    let config = configure(dir.merged(), spec.name.clone())?;
+    open_to_container_root(dir, &config)?;
+    run_limited_with(engine, &checked.cgroup, &config, limits, before_rootfs)
+}
+// ANCHOR_END: run_in_cgroup
+
+/// Step 5: unmount the overlay the engine mounted, if it did; the
+/// writable layer stays for diff and commit.
+fn unmount_rootfs(rootfs: Rootfs) -> anyhow::Result<()> {
+    if let Some(mount) = rootfs.mount {
+        mount.unmount()?;
+    }
+    Ok(())
+}
 
 /// The layers as absolute paths, each an existing directory, bottom first;
 /// without those a layer with an opaque root hides (overlayfs would show
