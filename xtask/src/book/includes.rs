@@ -157,6 +157,21 @@ pub fn check(page: &Path, name: &str, text: &str, problems: &mut Vec<Problem>) -
                 Ok(_) => None,
             },
         };
+        // mdBook pastes what it includes as it is, unindented: an
+        // indented include (a listing inside a list item) ends the item at
+        // its second line, and the rest of the listing shows as text.
+        let indented = text
+            .lines()
+            .nth(directive.line - 1)
+            .is_some_and(|line| line.starts_with([' ', '\t']));
+        let message = message.or_else(|| {
+            indented.then(|| {
+                format!(
+                    "the include of {path} is indented: mdBook pastes it unindented, which ends \
+                     the list item it is in; start the line (and its code fence) at column 0"
+                )
+            })
+        });
         if let Some(message) = message {
             problems.push(Problem {
                 file: name.to_string(),
@@ -267,5 +282,21 @@ fn outer() {
         let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, [Some(2), Some(3), Some(4)], "{problems:?}");
         assert!(problems[2].message.starts_with("cannot include b.rs"));
+    }
+
+    /// A listing inside a list item: the include is indented, and mdBook
+    /// would end the item at the listing's second line.
+    #[test]
+    fn an_indented_include_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.rs"), SOURCE).unwrap();
+        let page = dir.path().join("page.md");
+        let text = "- an item:\n\n  ```rust\n  {{#include a.rs:outer}}\n  ```\n\n\
+                    ```rust\n{{#include a.rs:outer}}\n```\n";
+        let mut problems = Vec::new();
+        assert_eq!(check(&page, "page.md", text, &mut problems), 2);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(4));
+        assert!(problems[0].message.contains("is indented"), "{problems:?}");
     }
 }
