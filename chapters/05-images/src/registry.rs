@@ -531,59 +531,17 @@ impl Registry {
     /// `reference` is a digest the bytes must hash to it; if the registry
     /// states a `Docker-Content-Digest`, it must agree too.
     pub fn fetch_manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest> {
-        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
-        let call = Call::new("GET", url, repository)
-            .header("Accept", oci::ACCEPTED_MANIFEST_TYPES.join(", "));
         let name = format!("{}/{repository}:{reference}", self.name);
-        let mut response = self.send(&call)?;
-        match response.status().as_u16() {
-            200 => {}
-            404 => {
-                let detail = error_detail(&mut response);
-                if self.trace {
-                    eprintln!("  {}", detail.trim_start_matches(": "));
-                }
-                let what = if reference.contains(':') {
-                    format!("manifest {name}")
-                } else {
-                    format!("tag {reference} of {repository}")
-                };
-                return Err(RegistryError::NotFound(what, self.name.clone()));
-            }
-            _ => return Err(self.status_error(&call, &mut response)),
-        }
+        // 1. The request; a 404 names the tag or digest that is missing.
+        let (call, mut response) = self.request_manifest(repository, reference, &name)?;
+        // 2. What the registry says the body is, before reading it.
         let media_type = header(&response, "content-type").unwrap_or_default();
         let stated = header(&response, "docker-content-digest");
-        let bytes = match oci::read_document(response.body_mut().as_reader()) {
-            Ok(bytes) => bytes,
-            Err(oci::DocumentError::TooLarge) => {
-                return Err(RegistryError::ManifestTooLarge { reference: name });
-            }
-            Err(oci::DocumentError::Read(cause)) => {
-                return Err(RegistryError::Read {
-                    what: "manifest".into(),
-                    url: call.url.clone(),
-                    cause,
-                });
-            }
-        };
-        let expected = match Digest::parse(reference) {
-            Ok(d) => Some(d),
-            Err(_) => stated.as_deref().and_then(|s| Digest::parse(s).ok()),
-        };
-        let algorithm = expected
-            .as_ref()
-            .map_or(Algorithm::Sha256, |d| d.algorithm());
-        let actual = Digest::of_bytes(algorithm, &bytes);
-        if let Some(expected) = expected
-            && expected != actual
-        {
-            return Err(RegistryError::ManifestDigest {
-                reference: name,
-                expected: expected.to_string(),
-                actual: actual.to_string(),
-            });
-        }
+        // 3. The body, capped.
+        let bytes = Self::read_manifest_body(&call, &mut response, &name)?;
+        // 4. The digest, checked against the reference or the stated one.
+        let actual = Self::check_manifest_digest(reference, stated.as_deref(), &bytes, &name)?;
+        // 5. The document, parsed by its media type.
         let manifest =
             oci::parse_manifest(&media_type, &bytes).map_err(|cause| RegistryError::Manifest {
                 reference: name,
@@ -597,6 +555,95 @@ impl Registry {
         })
     }
     // ANCHOR_END: fetch_manifest
+
+    // ANCHOR: request_manifest
+    /// Send the manifest request, with every manifest type we read in
+    /// `Accept`, and return the call and a 200 answer. A 404 becomes
+    /// [`RegistryError::NotFound`] naming the tag or digest; any other
+    /// status, the registry's error.
+    fn request_manifest<'a>(
+        &self,
+        repository: &'a str,
+        reference: &str,
+        name: &str,
+    ) -> Result<(Call<'a>, ureq::http::Response<ureq::Body>)> {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        let call = Call::new("GET", url, repository)
+            .header("Accept", oci::ACCEPTED_MANIFEST_TYPES.join(", "));
+        let mut response = self.send(&call)?;
+        match response.status().as_u16() {
+            200 => Ok((call, response)),
+            404 => {
+                let detail = error_detail(&mut response);
+                if self.trace {
+                    eprintln!("  {}", detail.trim_start_matches(": "));
+                }
+                let what = if reference.contains(':') {
+                    format!("manifest {name}")
+                } else {
+                    format!("tag {reference} of {repository}")
+                };
+                Err(RegistryError::NotFound(what, self.name.clone()))
+            }
+            _ => Err(self.status_error(&call, &mut response)),
+        }
+    }
+    // ANCHOR_END: request_manifest
+
+    // ANCHOR: read_manifest_body
+    /// Read the manifest's bytes through [`oci::read_document`], which
+    /// stops one byte past its cap: too large is
+    /// [`RegistryError::ManifestTooLarge`], a failed read names the URL.
+    fn read_manifest_body(
+        call: &Call,
+        response: &mut ureq::http::Response<ureq::Body>,
+        name: &str,
+    ) -> Result<Vec<u8>> {
+        match oci::read_document(response.body_mut().as_reader()) {
+            Ok(bytes) => Ok(bytes),
+            Err(oci::DocumentError::TooLarge) => Err(RegistryError::ManifestTooLarge {
+                reference: name.to_string(),
+            }),
+            Err(oci::DocumentError::Read(cause)) => Err(RegistryError::Read {
+                what: "manifest".into(),
+                url: call.url.clone(),
+                cause,
+            }),
+        }
+    }
+    // ANCHOR_END: read_manifest_body
+
+    // ANCHOR: check_manifest_digest
+    /// The manifest's digest, checked: a `reference` that is a digest must
+    /// match the bytes, else the registry's `Docker-Content-Digest` must if
+    /// it stated one. The algorithm is the expected digest's (sha256 when
+    /// nothing is expected).
+    fn check_manifest_digest(
+        reference: &str,
+        stated: Option<&str>,
+        bytes: &[u8],
+        name: &str,
+    ) -> Result<Digest> {
+        let expected = match Digest::parse(reference) {
+            Ok(d) => Some(d),
+            Err(_) => stated.and_then(|s| Digest::parse(s).ok()),
+        };
+        let algorithm = expected
+            .as_ref()
+            .map_or(Algorithm::Sha256, |d| d.algorithm());
+        let actual = Digest::of_bytes(algorithm, bytes);
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            return Err(RegistryError::ManifestDigest {
+                reference: name.to_string(),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(actual)
+    }
+    // ANCHOR_END: check_manifest_digest
 
     /// `GET /v2/<repository>/blobs/<digest>`: the blob's bytes as a stream
     /// (after any redirect) and its length if the server gave one. The
