@@ -433,8 +433,35 @@ impl Store {
             return Ok(final_path);
         }
 
+        // Stream into a temporary file, hashed and counted on the way,
+        // check size and digest, then move it under its final name.
         let (file, temp) = self.create_temp_file()?;
         let mut file = Hashing::new(file, parse_digest(expected_digest)?.algorithm());
+        let count = self.stream_blob(
+            &mut reader,
+            &mut file,
+            temp.path(),
+            expected_digest,
+            expected_size,
+        )?;
+        let file = verify_blob(file, count, expected_digest, expected_size)?;
+        self.publish_blob(file, temp, &final_path)?;
+        Ok(final_path)
+    }
+    // ANCHOR_END: put_blob
+
+    // ANCHOR: stream_blob
+    /// Copy `reader` into the temporary file `file` (at `temp`), hashing on
+    /// the way, and return how many bytes it yielded; stop with
+    /// [`StoreError::SizeMismatch`] as soon as they exceed `expected_size`.
+    fn stream_blob(
+        &self,
+        reader: &mut impl Read,
+        file: &mut Hashing<File>,
+        temp: &Path,
+        expected_digest: &str,
+        expected_size: Option<u64>,
+    ) -> Result<u64> {
         let mut count: u64 = 0;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -459,36 +486,28 @@ impl Store {
                 });
             }
             file.write_all(&buf[..n])
-                .map_err(|cause| self.write_error(temp.path(), cause))?;
+                .map_err(|cause| self.write_error(temp, cause))?;
         }
-        if let Some(expected) = expected_size.filter(|&e| count != e) {
-            return Err(StoreError::SizeMismatch {
-                digest: expected_digest.to_string(),
-                expected,
-                actual: count,
-                more: false,
-            });
-        }
-        let (actual, _, file) = file.into_parts();
-        let actual = actual.to_string();
-        if actual != expected_digest {
-            return Err(StoreError::DigestMismatch {
-                expected: expected_digest.to_string(),
-                actual,
-            });
-        }
+        Ok(count)
+    }
+    // ANCHOR_END: stream_blob
 
+    // ANCHOR: publish_blob
+    /// Make a verified temporary file the blob `final_path`: fsync it,
+    /// rename it into place (creating the algorithm's directory if needed)
+    /// and fsync the directory, so a crash leaves either no blob or all
+    /// of it.
+    fn publish_blob(&self, file: File, temp: TempPath, final_path: &Path) -> Result<()> {
         file.sync_all()
             .map_err(|cause| self.write_error(temp.path(), cause))?;
         drop(file);
         let dir = final_path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        fs::rename(temp.path(), &final_path).map_err(io_err(&final_path))?;
+        fs::rename(temp.path(), final_path).map_err(io_err(final_path))?;
         temp.keep();
-        sync_dir(dir)?;
-        Ok(final_path)
+        sync_dir(dir)
     }
-    // ANCHOR_END: put_blob
+    // ANCHOR_END: publish_blob
 
     fn create_temp_file(&self) -> Result<(File, TempPath)> {
         let dir = self.blob_tmp_dir();
@@ -852,6 +871,35 @@ fn check_name(name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+// ANCHOR: verify_blob
+/// Check a streamed blob: `count` bytes must be `expected_size` (when
+/// known) and their hash `expected_digest`. Returns the temporary file.
+fn verify_blob(
+    file: Hashing<File>,
+    count: u64,
+    expected_digest: &str,
+    expected_size: Option<u64>,
+) -> Result<File> {
+    if let Some(expected) = expected_size.filter(|&e| count != e) {
+        return Err(StoreError::SizeMismatch {
+            digest: expected_digest.to_string(),
+            expected,
+            actual: count,
+            more: false,
+        });
+    }
+    let (actual, _, file) = file.into_parts();
+    let actual = actual.to_string();
+    if actual != expected_digest {
+        return Err(StoreError::DigestMismatch {
+            expected: expected_digest.to_string(),
+            actual,
+        });
+    }
+    Ok(file)
+}
+// ANCHOR_END: verify_blob
 
 #[cfg(test)]
 mod tests {
