@@ -820,13 +820,32 @@ impl Registry {
                 registry: self.name.clone(),
                 challenge: header.to_string(),
             })?;
+        // 1. A token for the scope, from the realm.
+        let service = challenge.params.get("service").map(String::as_str);
+        let response = self.request_token(realm, service, scope)?;
+        // 2. The token, from the answer.
+        let token = read_token(response, realm)?;
+        Ok(format!("Bearer {token}"))
+    }
+    // ANCHOR_END: answer_challenge
+
+    // ANCHOR: request_token
+    /// `GET realm?scope=...&service=...`, with our credentials as Basic
+    /// auth if we have some, and return the 200 answer; 401 and 403 are
+    /// [`RegistryError::Unauthorized`], any other status a token error.
+    fn request_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         // Several scopes (a mount reads another repository) are several
         // `scope` parameters.
         let mut request = self.agent.get(realm);
         for scope in scope.split(' ') {
             request = request.query("scope", scope);
         }
-        if let Some(service) = challenge.params.get("service") {
+        if let Some(service) = service {
             request = request.query("service", service);
         }
         if let Some(credentials) = &self.credentials {
@@ -836,7 +855,7 @@ impl Registry {
             eprintln!("> GET {realm}?scope={scope}");
         }
         let token_error = |cause: String| RegistryError::Token {
-            realm: realm.clone(),
+            realm: realm.to_string(),
             cause,
         };
         let mut response = request.call().map_err(|e| token_error(e.to_string()))?;
@@ -844,34 +863,19 @@ impl Registry {
             trace_response(&response);
         }
         match response.status().as_u16() {
-            200 => {}
-            401 | 403 => {
-                return Err(RegistryError::Unauthorized {
-                    registry: self.name.clone(),
-                    status: response.status().as_u16(),
-                    detail: error_detail(&mut response),
-                });
-            }
+            200 => Ok(response),
+            401 | 403 => Err(RegistryError::Unauthorized {
+                registry: self.name.clone(),
+                status: response.status().as_u16(),
+                detail: error_detail(&mut response),
+            }),
             status => {
                 let detail = error_detail(&mut response);
-                return Err(token_error(format!("status {status}{detail}")));
+                Err(token_error(format!("status {status}{detail}")))
             }
         }
-        let answer: serde_json::Value = response
-            .body_mut()
-            .with_config()
-            .limit(SMALL_BODY_LIMIT)
-            .read_json()
-            .map_err(|e| token_error(format!("not a token answer: {e}")))?;
-        // Docker's token servers say "token"; OAuth2 ones "access_token".
-        let token = answer["token"]
-            .as_str()
-            .or_else(|| answer["access_token"].as_str())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_error("the answer has no token".into()))?;
-        Ok(format!("Bearer {token}"))
     }
-    // ANCHOR_END: answer_challenge
+    // ANCHOR_END: request_token
 
     /// The error for a response that is not what `call` hoped for:
     /// `Unauthorized` (with what to do) for 401 and 403, else the status and
@@ -993,6 +997,30 @@ pub fn error_detail(response: &mut ureq::http::Response<ureq::Body>) -> String {
         format!(": {}", errors.join("; "))
     }
 }
+
+// ANCHOR: read_token
+/// The token of a token server's JSON answer (read up to
+/// `SMALL_BODY_LIMIT`): Docker's servers say `token`, OAuth2 ones
+/// `access_token`; an empty one is no token.
+fn read_token(mut response: ureq::http::Response<ureq::Body>, realm: &str) -> Result<String> {
+    let token_error = |cause: String| RegistryError::Token {
+        realm: realm.to_string(),
+        cause,
+    };
+    let answer: serde_json::Value = response
+        .body_mut()
+        .with_config()
+        .limit(SMALL_BODY_LIMIT)
+        .read_json()
+        .map_err(|e| token_error(format!("not a token answer: {e}")))?;
+    answer["token"]
+        .as_str()
+        .or_else(|| answer["access_token"].as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| token_error("the answer has no token".into()))
+}
+// ANCHOR_END: read_token
 
 #[cfg(test)]
 mod tests {
