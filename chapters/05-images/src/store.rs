@@ -567,8 +567,27 @@ impl Store {
             return Ok(final_path);
         }
 
+        // 1. The blob's uncompressed bytes, hashed as they are read.
+        let reader = Hashing::new(self.open_layer_stream(blob_digest, compression)?, algorithm);
+        // 2. Applied into a temporary directory, and checked against diff_id.
+        let temp = self.create_temp_dir()?;
+        self.apply_verified(reader, temp.path(), blob_digest, diff_id, &final_path)?;
+        // 3. Synced and renamed into place.
+        self.publish_layer(temp, diff_id, algorithm, &final_path)?;
+        Ok(final_path)
+    }
+    // ANCHOR_END: unpack_layer
+
+    // ANCHOR: open_layer_stream
+    /// The uncompressed bytes of the blob `blob_digest`, through the
+    /// decoder `compression` names.
+    fn open_layer_stream(
+        &self,
+        blob_digest: &str,
+        compression: Compression,
+    ) -> Result<Box<dyn Read>> {
         let blob = io::BufReader::new(self.open_blob(blob_digest)?);
-        let inner: Box<dyn Read> = match compression {
+        Ok(match compression {
             Compression::None => Box::new(blob),
             Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(blob).map_err(
@@ -577,16 +596,28 @@ impl Store {
                     cause,
                 },
             )?),
-        };
-        let mut reader = Hashing::new(inner, algorithm);
+        })
+    }
+    // ANCHOR_END: open_layer_stream
 
-        let temp = self.create_temp_dir()?;
+    // ANCHOR: apply_verified
+    /// Apply the layer `reader` yields into the directory `temp` with
+    /// chapter 4's safe `apply_layer` (whiteouts as overlayfs markers),
+    /// read it to its end, and check that it hashed to `diff_id`.
+    fn apply_verified(
+        &self,
+        mut reader: Hashing<Box<dyn Read>>,
+        temp: &Path,
+        blob_digest: &str,
+        diff_id: &str,
+        final_path: &Path,
+    ) -> Result<()> {
         let opts = ApplyOptions::for_current_user(WhiteoutMode::Overlay);
-        apply_layer(&mut reader, temp.path(), &opts).map_err(|cause| match cause {
-            ApplyError::Write { path, cause } => self.write_error(&temp.path().join(path), cause),
+        apply_layer(&mut reader, temp, &opts).map_err(|cause| match cause {
+            ApplyError::Write { path, cause } => self.write_error(&temp.join(path), cause),
             cause => StoreError::Apply {
                 blob: blob_digest.to_string(),
-                path: final_path.clone(),
+                path: final_path.to_path_buf(),
                 cause,
             },
         })?;
@@ -605,7 +636,21 @@ impl Store {
                 actual,
             });
         }
+        Ok(())
+    }
+    // ANCHOR_END: apply_verified
 
+    // ANCHOR: publish_layer
+    /// Make the verified directory `temp` the layer `final_path`: syncfs
+    /// it, rename it into place and sync the parent. If another process
+    /// finished the same layer first, ours is dropped and theirs used.
+    fn publish_layer(
+        &self,
+        temp: TempPath,
+        diff_id: &str,
+        algorithm: Algorithm,
+        final_path: &Path,
+    ) -> Result<()> {
         let dir = File::open(temp.path()).map_err(io_err(temp.path()))?;
         nix::unistd::syncfs(&dir).map_err(|errno| StoreError::Io {
             path: temp.path().to_path_buf(),
@@ -614,22 +659,21 @@ impl Store {
         drop(dir);
         let layers = self.layer_dir_for(algorithm);
         fs::create_dir_all(&layers).map_err(io_err(&layers))?;
-        match fs::rename(temp.path(), &final_path) {
+        match fs::rename(temp.path(), final_path) {
             Ok(()) => temp.keep(),
             // Someone else finished the same layer first (a non-empty
             // directory cannot be renamed over): ours is dropped, theirs used.
             Err(_) if self.has_layer(diff_id)? => drop(temp),
             Err(cause) => {
                 return Err(StoreError::Io {
-                    path: final_path,
+                    path: final_path.to_path_buf(),
                     cause,
                 });
             }
         }
-        sync_dir(&layers)?;
-        Ok(final_path)
+        sync_dir(&layers)
     }
-    // ANCHOR_END: unpack_layer
+    // ANCHOR_END: publish_layer
 
     /// The diff_ids of every unpacked layer, sorted.
     pub fn layer_diff_ids(&self) -> Result<Vec<String>> {
