@@ -1457,15 +1457,31 @@ pub fn save_docker_archive<W: Write>(store: &Store, refs: &[Reference], out: W) 
     //    (under the store lock, so that garbage collection waits for us).
     let _lock = store.lock_shared()?;
     let (images, blobs) = gather(store, refs)?;
+    let manifest_json = docker_manifest_entries(&images);
+    let repositories = docker_repositories(&images);
+    let documents = [
+        ("index.json", to_json(&layout_index(&images), "index.json")?),
+        ("manifest.json", to_json(&manifest_json, "manifest.json")?),
+        (OCI_LAYOUT_FILE, to_json(&layout_file(), OCI_LAYOUT_FILE)?),
+        ("repositories", to_json(&repositories, "repositories")?),
+    ];
+    // 2. The tar, in sorted order: the blob directories, the blobs (by
+    //    digest), then the documents (whose names sort after "blobs/").
+    write_archive_tar(store, &blobs, documents, out)
+}
+// ANCHOR_END: save_docker_archive
+
+// ANCHOR: docker_manifest_entries
+/// The entries of Docker's `manifest.json`: one per image (by config),
+/// holding every name it is saved under and its layers' paths, in order.
+fn docker_manifest_entries(images: &[ToSave]) -> Vec<DockerManifest> {
     let mut manifest_json: Vec<DockerManifest> = Vec::new();
-    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for s in &images {
+    for s in images {
         let tag = s
             .name
             .tag
             .as_ref()
             .map(|t| format!("{}:{t}", s.name.familiar_name()));
-        // One manifest.json entry per image, holding all its names.
         match manifest_json
             .iter_mut()
             .find(|e| e.config == blob_path(&s.image.manifest.config.digest))
@@ -1483,6 +1499,17 @@ pub fn save_docker_archive<W: Write>(store: &Store, refs: &[Reference], out: W) 
                     .collect(),
             }),
         }
+    }
+    manifest_json
+}
+// ANCHOR_END: docker_manifest_entries
+
+// ANCHOR: docker_repositories
+/// The legacy `repositories` file, as `docker save` still writes it: for
+/// each tagged name, the tag's top layer as bare hex.
+fn docker_repositories(images: &[ToSave]) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for s in images {
         if let (Some(tag), Some(top)) = (&s.name.tag, s.image.manifest.layers.last()) {
             let hex = top.digest.trim_start_matches("sha256:").to_string();
             repositories
@@ -1491,14 +1518,20 @@ pub fn save_docker_archive<W: Write>(store: &Store, refs: &[Reference], out: W) 
                 .insert(tag.clone(), hex);
         }
     }
-    let documents = [
-        ("index.json", to_json(&layout_index(&images), "index.json")?),
-        ("manifest.json", to_json(&manifest_json, "manifest.json")?),
-        (OCI_LAYOUT_FILE, to_json(&layout_file(), OCI_LAYOUT_FILE)?),
-        ("repositories", to_json(&repositories, "repositories")?),
-    ];
-    // 2. The tar, in sorted order: the blob directories, the blobs (by
-    //    digest), then the documents (whose names sort after "blobs/").
+    repositories
+}
+// ANCHOR_END: docker_repositories
+
+// ANCHOR: write_archive_tar
+/// Write the tar to `out` in sorted order: the blob directories, each
+/// blob (checked against its digest and size as it is copied), then the
+/// documents. Returns `out`.
+fn write_archive_tar<W: Write>(
+    store: &Store,
+    blobs: &BTreeMap<String, u64>,
+    documents: [(&str, Vec<u8>); 4],
+    out: W,
+) -> Result<W> {
     let mut tar = tar::Builder::new(out);
     let fail = |cause| ArchiveError::Io {
         what: "write the archive".into(),
@@ -1508,7 +1541,7 @@ pub fn save_docker_archive<W: Write>(store: &Store, refs: &[Reference], out: W) 
         tar.append_data(&mut tar_header(0, true), dir, io::empty())
             .map_err(fail)?;
     }
-    for (digest, size) in &blobs {
+    for (digest, size) in blobs {
         let mut read = hashing(store.open_blob(digest)?.take(*size), digest);
         tar.append_data(&mut tar_header(*size, false), blob_path(digest), &mut read)
             .map_err(fail)?;
@@ -1524,7 +1557,7 @@ pub fn save_docker_archive<W: Write>(store: &Store, refs: &[Reference], out: W) 
     }
     tar.into_inner().map_err(fail)
 }
-// ANCHOR_END: save_docker_archive
+// ANCHOR_END: write_archive_tar
 
 /// [`save_docker_archive`] into the file `path`, written beside it under a
 /// temporary name and renamed over it once complete.

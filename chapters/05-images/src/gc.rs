@@ -446,31 +446,57 @@ fn names_to_remove(
         Err(_) if id_prefix(target).is_some() => None,
         Err(e) => return Err(e.into()),
     };
-    if let Some(reference) = &parsed {
-        let full = reference.to_string();
-        if let Some(digest) = names.get(&full) {
-            return Ok((digest.clone(), vec![full]));
-        }
-        // 2. NAME@DIGEST: the names of that repository pointing there.
-        if let Some(digest) = &reference.digest {
-            let digest = digest.to_string();
-            let matching: Vec<String> = names
-                .iter()
-                .filter(|(name, d)| {
-                    **d == digest
-                        && Reference::parse(name).is_ok_and(|n| same_repository(&n, reference))
-                })
-                .map(|(name, _)| name.clone())
-                .collect();
-            if !matching.is_empty() {
-                return Ok((digest, matching));
-            }
-        }
+    // 2. That name, or NAME@DIGEST: the names of that repository pointing there.
+    if let Some(reference) = &parsed
+        && let Some(found) = names_by_reference(names, reference)
+    {
+        return Ok(found);
     }
     // 3. An image ID: a prefix of the config digest, which `images` shows.
     let Some(prefix) = id_prefix(target) else {
         return Err(GcError::NoImage(target.to_string()));
     };
+    let (digest, matching) = names_by_id(store, names, target, prefix)?;
+    // 4. By ID, every name goes: refused across repositories unless forced.
+    refuse_many_repositories(target, &matching, force)?;
+    Ok((digest, matching))
+}
+// ANCHOR_END: which_names
+
+// ANCHOR: names_by_reference
+/// The names a reference removes: itself if the store has it; for
+/// `NAME@DIGEST`, every name of that repository pointing to the digest.
+/// `None` if there is none.
+fn names_by_reference(
+    names: &BTreeMap<String, String>,
+    reference: &Reference,
+) -> Option<(String, Vec<String>)> {
+    let full = reference.to_string();
+    if let Some(digest) = names.get(&full) {
+        return Some((digest.clone(), vec![full]));
+    }
+    let digest = reference.digest.as_ref()?.to_string();
+    let matching: Vec<String> = names
+        .iter()
+        .filter(|(name, d)| {
+            **d == digest && Reference::parse(name).is_ok_and(|n| same_repository(&n, reference))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    (!matching.is_empty()).then_some((digest, matching))
+}
+// ANCHOR_END: names_by_reference
+
+// ANCHOR: names_by_id
+/// The manifest whose config digest starts with the image ID `prefix`,
+/// and every name pointing to it; an error if no image or more than one
+/// matches (naming them).
+fn names_by_id(
+    store: &Store,
+    names: &BTreeMap<String, String>,
+    target: &str,
+    prefix: &str,
+) -> Result<(String, Vec<String>), GcError> {
     let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, digest) in names {
         let is_it = config_of(store, digest)
@@ -480,9 +506,9 @@ fn names_to_remove(
         }
     }
     let mut found = images.into_iter();
-    let (digest, matching) = match (found.next(), found.next()) {
-        (None, _) => return Err(GcError::NoImage(target.to_string())),
-        (Some(one), None) => one,
+    match (found.next(), found.next()) {
+        (None, _) => Err(GcError::NoImage(target.to_string())),
+        (Some(one), None) => Ok(one),
         (Some(a), Some(b)) => {
             let images = [a, b]
                 .into_iter()
@@ -490,13 +516,19 @@ fn names_to_remove(
                 .map(|(_, names)| familiar(&names[0]))
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(GcError::Ambiguous {
+            Err(GcError::Ambiguous {
                 prefix: target.to_string(),
                 images,
-            });
+            })
         }
-    };
-    // 4. By ID, every name goes: refused across repositories unless forced.
+    }
+}
+// ANCHOR_END: names_by_id
+
+// ANCHOR: refuse_many_repositories
+/// Refuse, unless `force`, to remove by ID names of more than one
+/// repository, as docker does: the error lists them.
+fn refuse_many_repositories(target: &str, matching: &[String], force: bool) -> Result<(), GcError> {
     let repositories: BTreeSet<String> = matching
         .iter()
         .filter_map(|n| Reference::parse(n).ok())
@@ -512,9 +544,9 @@ fn names_to_remove(
                 .join(", "),
         });
     }
-    Ok((digest, matching))
+    Ok(())
 }
-// ANCHOR_END: which_names
+// ANCHOR_END: refuse_many_repositories
 
 /// A stored name as `images` shows it.
 pub fn familiar(name: &str) -> String {

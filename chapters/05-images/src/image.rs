@@ -86,6 +86,21 @@ pub fn import_rootfs(
 ) -> Result<String, ImageError> {
     // 1. The layer: the tree as a gzip tarball, written to a temp file and
     //    then moved into the store under its digest.
+    let (layer, diff_id) = store_rootfs_layer(store, rootfs)?;
+    // 2. The config: the platform, what to run, and the diff_id.
+    let config = store_import_config(store, config.into(), diff_id)?;
+    // 3. The manifest, last: it names the others, and its digest names the image.
+    let manifest = store_import_manifest(store, config, layer)?;
+    store.set_name(&name.to_string(), &manifest.digest)?;
+    Ok(manifest.digest)
+}
+// ANCHOR_END: import_rootfs
+
+// ANCHOR: store_rootfs_layer
+/// Write the tree `rootfs` as a deterministic gzip layer into a temp file
+/// in the store's directory, then put it in the store under its digest.
+/// Returns the layer's descriptor and its `diff_id`.
+fn store_rootfs_layer(store: &Store, rootfs: &Path) -> Result<(Descriptor, String), ImageError> {
     let mut tmp = tempfile::tempfile_in(store.root()).map_err(io("create a temp file"))?;
     let opts = CommitOptions {
         keep_times: false,
@@ -109,7 +124,19 @@ pub fn import_rootfs(
         platform: None,
         artifact_type: None,
     };
-    // 2. The config: the platform, what to run, and the diff_id.
+    Ok((layer, digests.diff_id))
+}
+// ANCHOR_END: store_rootfs_layer
+
+// ANCHOR: store_import_config
+/// Put the image config in the store: the host's platform, `config` with
+/// the standard `PATH`, and the one layer's `diff_id`; no creation date,
+/// so the same tree gives the same digest.
+fn store_import_config(
+    store: &Store,
+    config: ContainerConfig,
+    diff_id: String,
+) -> Result<Descriptor, ImageError> {
     let platform = Platform::host();
     let config = ImageConfig {
         created: None,
@@ -119,10 +146,10 @@ pub fn import_rootfs(
         os_version: None,
         os_features: None,
         variant: platform.variant.clone(),
-        config: Some(with_default_path(config.into())),
+        config: Some(with_default_path(config)),
         rootfs: RootFs {
             kind: "layers".to_string(),
-            diff_ids: vec![digests.diff_id],
+            diff_ids: vec![diff_id],
         },
         history: None,
     };
@@ -130,8 +157,18 @@ pub fn import_rootfs(
         what: "the config".into(),
         cause,
     })?;
-    let config = put_json(store, oci::OCI_CONFIG, &config_bytes)?;
-    // 3. The manifest, last: it names the others, and its digest names the image.
+    put_json(store, oci::OCI_CONFIG, &config_bytes)
+}
+// ANCHOR_END: store_import_config
+
+// ANCHOR: store_import_manifest
+/// Put the OCI manifest naming `config` and the one `layer` in the store;
+/// its descriptor's digest is the image's.
+fn store_import_manifest(
+    store: &Store,
+    config: Descriptor,
+    layer: Descriptor,
+) -> Result<Descriptor, ImageError> {
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(oci::OCI_MANIFEST.to_string()),
@@ -145,11 +182,9 @@ pub fn import_rootfs(
         what: "the manifest".into(),
         cause,
     })?;
-    let manifest = put_json(store, oci::OCI_MANIFEST, &bytes)?;
-    store.set_name(&name.to_string(), &manifest.digest)?;
-    Ok(manifest.digest)
+    put_json(store, oci::OCI_MANIFEST, &bytes)
 }
-// ANCHOR_END: import_rootfs
+// ANCHOR_END: store_import_manifest
 
 /// The standard `PATH` first in `Env`, unless the config sets its own.
 fn with_default_path(mut config: ContainerConfig) -> ContainerConfig {

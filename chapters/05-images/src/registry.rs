@@ -531,59 +531,17 @@ impl Registry {
     /// `reference` is a digest the bytes must hash to it; if the registry
     /// states a `Docker-Content-Digest`, it must agree too.
     pub fn fetch_manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest> {
-        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
-        let call = Call::new("GET", url, repository)
-            .header("Accept", oci::ACCEPTED_MANIFEST_TYPES.join(", "));
         let name = format!("{}/{repository}:{reference}", self.name);
-        let mut response = self.send(&call)?;
-        match response.status().as_u16() {
-            200 => {}
-            404 => {
-                let detail = error_detail(&mut response);
-                if self.trace {
-                    eprintln!("  {}", detail.trim_start_matches(": "));
-                }
-                let what = if reference.contains(':') {
-                    format!("manifest {name}")
-                } else {
-                    format!("tag {reference} of {repository}")
-                };
-                return Err(RegistryError::NotFound(what, self.name.clone()));
-            }
-            _ => return Err(self.status_error(&call, &mut response)),
-        }
+        // 1. The request; a 404 names the tag or digest that is missing.
+        let (call, mut response) = self.request_manifest(repository, reference, &name)?;
+        // 2. What the registry says the body is, before reading it.
         let media_type = header(&response, "content-type").unwrap_or_default();
         let stated = header(&response, "docker-content-digest");
-        let bytes = match oci::read_document(response.body_mut().as_reader()) {
-            Ok(bytes) => bytes,
-            Err(oci::DocumentError::TooLarge) => {
-                return Err(RegistryError::ManifestTooLarge { reference: name });
-            }
-            Err(oci::DocumentError::Read(cause)) => {
-                return Err(RegistryError::Read {
-                    what: "manifest".into(),
-                    url: call.url.clone(),
-                    cause,
-                });
-            }
-        };
-        let expected = match Digest::parse(reference) {
-            Ok(d) => Some(d),
-            Err(_) => stated.as_deref().and_then(|s| Digest::parse(s).ok()),
-        };
-        let algorithm = expected
-            .as_ref()
-            .map_or(Algorithm::Sha256, |d| d.algorithm());
-        let actual = Digest::of_bytes(algorithm, &bytes);
-        if let Some(expected) = expected
-            && expected != actual
-        {
-            return Err(RegistryError::ManifestDigest {
-                reference: name,
-                expected: expected.to_string(),
-                actual: actual.to_string(),
-            });
-        }
+        // 3. The body, capped.
+        let bytes = Self::read_manifest_body(&call, &mut response, &name)?;
+        // 4. The digest, checked against the reference or the stated one.
+        let actual = Self::check_manifest_digest(reference, stated.as_deref(), &bytes, &name)?;
+        // 5. The document, parsed by its media type.
         let manifest =
             oci::parse_manifest(&media_type, &bytes).map_err(|cause| RegistryError::Manifest {
                 reference: name,
@@ -597,6 +555,95 @@ impl Registry {
         })
     }
     // ANCHOR_END: fetch_manifest
+
+    // ANCHOR: request_manifest
+    /// Send the manifest request, with every manifest type we read in
+    /// `Accept`, and return the call and a 200 answer. A 404 becomes
+    /// [`RegistryError::NotFound`] naming the tag or digest; any other
+    /// status, the registry's error.
+    fn request_manifest<'a>(
+        &self,
+        repository: &'a str,
+        reference: &str,
+        name: &str,
+    ) -> Result<(Call<'a>, ureq::http::Response<ureq::Body>)> {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        let call = Call::new("GET", url, repository)
+            .header("Accept", oci::ACCEPTED_MANIFEST_TYPES.join(", "));
+        let mut response = self.send(&call)?;
+        match response.status().as_u16() {
+            200 => Ok((call, response)),
+            404 => {
+                let detail = error_detail(&mut response);
+                if self.trace {
+                    eprintln!("  {}", detail.trim_start_matches(": "));
+                }
+                let what = if reference.contains(':') {
+                    format!("manifest {name}")
+                } else {
+                    format!("tag {reference} of {repository}")
+                };
+                Err(RegistryError::NotFound(what, self.name.clone()))
+            }
+            _ => Err(self.status_error(&call, &mut response)),
+        }
+    }
+    // ANCHOR_END: request_manifest
+
+    // ANCHOR: read_manifest_body
+    /// Read the manifest's bytes through [`oci::read_document`], which
+    /// stops one byte past its cap: too large is
+    /// [`RegistryError::ManifestTooLarge`], a failed read names the URL.
+    fn read_manifest_body(
+        call: &Call,
+        response: &mut ureq::http::Response<ureq::Body>,
+        name: &str,
+    ) -> Result<Vec<u8>> {
+        match oci::read_document(response.body_mut().as_reader()) {
+            Ok(bytes) => Ok(bytes),
+            Err(oci::DocumentError::TooLarge) => Err(RegistryError::ManifestTooLarge {
+                reference: name.to_string(),
+            }),
+            Err(oci::DocumentError::Read(cause)) => Err(RegistryError::Read {
+                what: "manifest".into(),
+                url: call.url.clone(),
+                cause,
+            }),
+        }
+    }
+    // ANCHOR_END: read_manifest_body
+
+    // ANCHOR: check_manifest_digest
+    /// The manifest's digest, checked: a `reference` that is a digest must
+    /// match the bytes, else the registry's `Docker-Content-Digest` must if
+    /// it stated one. The algorithm is the expected digest's (sha256 when
+    /// nothing is expected).
+    fn check_manifest_digest(
+        reference: &str,
+        stated: Option<&str>,
+        bytes: &[u8],
+        name: &str,
+    ) -> Result<Digest> {
+        let expected = match Digest::parse(reference) {
+            Ok(d) => Some(d),
+            Err(_) => stated.and_then(|s| Digest::parse(s).ok()),
+        };
+        let algorithm = expected
+            .as_ref()
+            .map_or(Algorithm::Sha256, |d| d.algorithm());
+        let actual = Digest::of_bytes(algorithm, bytes);
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            return Err(RegistryError::ManifestDigest {
+                reference: name.to_string(),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(actual)
+    }
+    // ANCHOR_END: check_manifest_digest
 
     /// `GET /v2/<repository>/blobs/<digest>`: the blob's bytes as a stream
     /// (after any redirect) and its length if the server gave one. The
@@ -773,13 +820,32 @@ impl Registry {
                 registry: self.name.clone(),
                 challenge: header.to_string(),
             })?;
+        // 1. A token for the scope, from the realm.
+        let service = challenge.params.get("service").map(String::as_str);
+        let response = self.request_token(realm, service, scope)?;
+        // 2. The token, from the answer.
+        let token = read_token(response, realm)?;
+        Ok(format!("Bearer {token}"))
+    }
+    // ANCHOR_END: answer_challenge
+
+    // ANCHOR: request_token
+    /// `GET realm?scope=...&service=...`, with our credentials as Basic
+    /// auth if we have some, and return the 200 answer; 401 and 403 are
+    /// [`RegistryError::Unauthorized`], any other status a token error.
+    fn request_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         // Several scopes (a mount reads another repository) are several
         // `scope` parameters.
         let mut request = self.agent.get(realm);
         for scope in scope.split(' ') {
             request = request.query("scope", scope);
         }
-        if let Some(service) = challenge.params.get("service") {
+        if let Some(service) = service {
             request = request.query("service", service);
         }
         if let Some(credentials) = &self.credentials {
@@ -789,7 +855,7 @@ impl Registry {
             eprintln!("> GET {realm}?scope={scope}");
         }
         let token_error = |cause: String| RegistryError::Token {
-            realm: realm.clone(),
+            realm: realm.to_string(),
             cause,
         };
         let mut response = request.call().map_err(|e| token_error(e.to_string()))?;
@@ -797,34 +863,19 @@ impl Registry {
             trace_response(&response);
         }
         match response.status().as_u16() {
-            200 => {}
-            401 | 403 => {
-                return Err(RegistryError::Unauthorized {
-                    registry: self.name.clone(),
-                    status: response.status().as_u16(),
-                    detail: error_detail(&mut response),
-                });
-            }
+            200 => Ok(response),
+            401 | 403 => Err(RegistryError::Unauthorized {
+                registry: self.name.clone(),
+                status: response.status().as_u16(),
+                detail: error_detail(&mut response),
+            }),
             status => {
                 let detail = error_detail(&mut response);
-                return Err(token_error(format!("status {status}{detail}")));
+                Err(token_error(format!("status {status}{detail}")))
             }
         }
-        let answer: serde_json::Value = response
-            .body_mut()
-            .with_config()
-            .limit(SMALL_BODY_LIMIT)
-            .read_json()
-            .map_err(|e| token_error(format!("not a token answer: {e}")))?;
-        // Docker's token servers say "token"; OAuth2 ones "access_token".
-        let token = answer["token"]
-            .as_str()
-            .or_else(|| answer["access_token"].as_str())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_error("the answer has no token".into()))?;
-        Ok(format!("Bearer {token}"))
     }
-    // ANCHOR_END: answer_challenge
+    // ANCHOR_END: request_token
 
     /// The error for a response that is not what `call` hoped for:
     /// `Unauthorized` (with what to do) for 401 and 403, else the status and
@@ -946,6 +997,30 @@ pub fn error_detail(response: &mut ureq::http::Response<ureq::Body>) -> String {
         format!(": {}", errors.join("; "))
     }
 }
+
+// ANCHOR: read_token
+/// The token of a token server's JSON answer (read up to
+/// `SMALL_BODY_LIMIT`): Docker's servers say `token`, OAuth2 ones
+/// `access_token`; an empty one is no token.
+fn read_token(mut response: ureq::http::Response<ureq::Body>, realm: &str) -> Result<String> {
+    let token_error = |cause: String| RegistryError::Token {
+        realm: realm.to_string(),
+        cause,
+    };
+    let answer: serde_json::Value = response
+        .body_mut()
+        .with_config()
+        .limit(SMALL_BODY_LIMIT)
+        .read_json()
+        .map_err(|e| token_error(format!("not a token answer: {e}")))?;
+    answer["token"]
+        .as_str()
+        .or_else(|| answer["access_token"].as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| token_error("the answer has no token".into()))
+}
+// ANCHOR_END: read_token
 
 #[cfg(test)]
 mod tests {

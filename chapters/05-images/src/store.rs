@@ -433,8 +433,35 @@ impl Store {
             return Ok(final_path);
         }
 
+        // Stream into a temporary file, hashed and counted on the way,
+        // check size and digest, then move it under its final name.
         let (file, temp) = self.create_temp_file()?;
         let mut file = Hashing::new(file, parse_digest(expected_digest)?.algorithm());
+        let count = self.stream_blob(
+            &mut reader,
+            &mut file,
+            temp.path(),
+            expected_digest,
+            expected_size,
+        )?;
+        let file = verify_blob(file, count, expected_digest, expected_size)?;
+        self.publish_blob(file, temp, &final_path)?;
+        Ok(final_path)
+    }
+    // ANCHOR_END: put_blob
+
+    // ANCHOR: stream_blob
+    /// Copy `reader` into the temporary file `file` (at `temp`), hashing on
+    /// the way, and return how many bytes it yielded; stop with
+    /// [`StoreError::SizeMismatch`] as soon as they exceed `expected_size`.
+    fn stream_blob(
+        &self,
+        reader: &mut impl Read,
+        file: &mut Hashing<File>,
+        temp: &Path,
+        expected_digest: &str,
+        expected_size: Option<u64>,
+    ) -> Result<u64> {
         let mut count: u64 = 0;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -459,36 +486,28 @@ impl Store {
                 });
             }
             file.write_all(&buf[..n])
-                .map_err(|cause| self.write_error(temp.path(), cause))?;
+                .map_err(|cause| self.write_error(temp, cause))?;
         }
-        if let Some(expected) = expected_size.filter(|&e| count != e) {
-            return Err(StoreError::SizeMismatch {
-                digest: expected_digest.to_string(),
-                expected,
-                actual: count,
-                more: false,
-            });
-        }
-        let (actual, _, file) = file.into_parts();
-        let actual = actual.to_string();
-        if actual != expected_digest {
-            return Err(StoreError::DigestMismatch {
-                expected: expected_digest.to_string(),
-                actual,
-            });
-        }
+        Ok(count)
+    }
+    // ANCHOR_END: stream_blob
 
+    // ANCHOR: publish_blob
+    /// Make a verified temporary file the blob `final_path`: fsync it,
+    /// rename it into place (creating the algorithm's directory if needed)
+    /// and fsync the directory, so a crash leaves either no blob or all
+    /// of it.
+    fn publish_blob(&self, file: File, temp: TempPath, final_path: &Path) -> Result<()> {
         file.sync_all()
             .map_err(|cause| self.write_error(temp.path(), cause))?;
         drop(file);
         let dir = final_path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        fs::rename(temp.path(), &final_path).map_err(io_err(&final_path))?;
+        fs::rename(temp.path(), final_path).map_err(io_err(final_path))?;
         temp.keep();
-        sync_dir(dir)?;
-        Ok(final_path)
+        sync_dir(dir)
     }
-    // ANCHOR_END: put_blob
+    // ANCHOR_END: publish_blob
 
     fn create_temp_file(&self) -> Result<(File, TempPath)> {
         let dir = self.blob_tmp_dir();
@@ -548,8 +567,27 @@ impl Store {
             return Ok(final_path);
         }
 
+        // 1. The blob's uncompressed bytes, hashed as they are read.
+        let reader = Hashing::new(self.open_layer_stream(blob_digest, compression)?, algorithm);
+        // 2. Applied into a temporary directory, and checked against diff_id.
+        let temp = self.create_temp_dir()?;
+        self.apply_verified(reader, temp.path(), blob_digest, diff_id, &final_path)?;
+        // 3. Synced and renamed into place.
+        self.publish_layer(temp, diff_id, algorithm, &final_path)?;
+        Ok(final_path)
+    }
+    // ANCHOR_END: unpack_layer
+
+    // ANCHOR: open_layer_stream
+    /// The uncompressed bytes of the blob `blob_digest`, through the
+    /// decoder `compression` names.
+    fn open_layer_stream(
+        &self,
+        blob_digest: &str,
+        compression: Compression,
+    ) -> Result<Box<dyn Read>> {
         let blob = io::BufReader::new(self.open_blob(blob_digest)?);
-        let inner: Box<dyn Read> = match compression {
+        Ok(match compression {
             Compression::None => Box::new(blob),
             Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(blob).map_err(
@@ -558,16 +596,28 @@ impl Store {
                     cause,
                 },
             )?),
-        };
-        let mut reader = Hashing::new(inner, algorithm);
+        })
+    }
+    // ANCHOR_END: open_layer_stream
 
-        let temp = self.create_temp_dir()?;
+    // ANCHOR: apply_verified
+    /// Apply the layer `reader` yields into the directory `temp` with
+    /// chapter 4's safe `apply_layer` (whiteouts as overlayfs markers),
+    /// read it to its end, and check that it hashed to `diff_id`.
+    fn apply_verified(
+        &self,
+        mut reader: Hashing<Box<dyn Read>>,
+        temp: &Path,
+        blob_digest: &str,
+        diff_id: &str,
+        final_path: &Path,
+    ) -> Result<()> {
         let opts = ApplyOptions::for_current_user(WhiteoutMode::Overlay);
-        apply_layer(&mut reader, temp.path(), &opts).map_err(|cause| match cause {
-            ApplyError::Write { path, cause } => self.write_error(&temp.path().join(path), cause),
+        apply_layer(&mut reader, temp, &opts).map_err(|cause| match cause {
+            ApplyError::Write { path, cause } => self.write_error(&temp.join(path), cause),
             cause => StoreError::Apply {
                 blob: blob_digest.to_string(),
-                path: final_path.clone(),
+                path: final_path.to_path_buf(),
                 cause,
             },
         })?;
@@ -586,7 +636,21 @@ impl Store {
                 actual,
             });
         }
+        Ok(())
+    }
+    // ANCHOR_END: apply_verified
 
+    // ANCHOR: publish_layer
+    /// Make the verified directory `temp` the layer `final_path`: syncfs
+    /// it, rename it into place and sync the parent. If another process
+    /// finished the same layer first, ours is dropped and theirs used.
+    fn publish_layer(
+        &self,
+        temp: TempPath,
+        diff_id: &str,
+        algorithm: Algorithm,
+        final_path: &Path,
+    ) -> Result<()> {
         let dir = File::open(temp.path()).map_err(io_err(temp.path()))?;
         nix::unistd::syncfs(&dir).map_err(|errno| StoreError::Io {
             path: temp.path().to_path_buf(),
@@ -595,22 +659,21 @@ impl Store {
         drop(dir);
         let layers = self.layer_dir_for(algorithm);
         fs::create_dir_all(&layers).map_err(io_err(&layers))?;
-        match fs::rename(temp.path(), &final_path) {
+        match fs::rename(temp.path(), final_path) {
             Ok(()) => temp.keep(),
             // Someone else finished the same layer first (a non-empty
             // directory cannot be renamed over): ours is dropped, theirs used.
             Err(_) if self.has_layer(diff_id)? => drop(temp),
             Err(cause) => {
                 return Err(StoreError::Io {
-                    path: final_path,
+                    path: final_path.to_path_buf(),
                     cause,
                 });
             }
         }
-        sync_dir(&layers)?;
-        Ok(final_path)
+        sync_dir(&layers)
     }
-    // ANCHOR_END: unpack_layer
+    // ANCHOR_END: publish_layer
 
     /// The diff_ids of every unpacked layer, sorted.
     pub fn layer_diff_ids(&self) -> Result<Vec<String>> {
@@ -852,6 +915,35 @@ fn check_name(name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+// ANCHOR: verify_blob
+/// Check a streamed blob: `count` bytes must be `expected_size` (when
+/// known) and their hash `expected_digest`. Returns the temporary file.
+fn verify_blob(
+    file: Hashing<File>,
+    count: u64,
+    expected_digest: &str,
+    expected_size: Option<u64>,
+) -> Result<File> {
+    if let Some(expected) = expected_size.filter(|&e| count != e) {
+        return Err(StoreError::SizeMismatch {
+            digest: expected_digest.to_string(),
+            expected,
+            actual: count,
+            more: false,
+        });
+    }
+    let (actual, _, file) = file.into_parts();
+    let actual = actual.to_string();
+    if actual != expected_digest {
+        return Err(StoreError::DigestMismatch {
+            expected: expected_digest.to_string(),
+            actual,
+        });
+    }
+    Ok(file)
+}
+// ANCHOR_END: verify_blob
 
 #[cfg(test)]
 mod tests {

@@ -195,13 +195,39 @@ pub fn resolve_user(
     group: &[GroupEntry],
 ) -> Result<ExecUser, UserError> {
     // 1. USER[:GROUP]; an empty USER means root, as in runc.
-    let (user_part, group_part) = match spec.split_once(':') {
-        Some((_, g)) if g.contains(':') => return Err(UserError::BadSpec(spec.to_string())),
-        Some((u, g)) => (u, Some(g).filter(|g| !g.is_empty())),
-        None => (spec, None),
-    };
+    let (user_part, group_part) = split_user_spec(spec)?;
     // 2. The user: a number is a uid, looked up for its gid and home but
     //    fine without a passwd line; a name must have one.
+    let (mut user, entry) = look_up_user(spec, user_part, passwd)?;
+    // 3. The groups: an explicit group replaces the primary gid and brings
+    //    no supplementary groups; otherwise the user's memberships do.
+    apply_groups(&mut user, spec, group_part, entry, group)?;
+    Ok(user)
+}
+// ANCHOR_END: resolve_user
+
+// ANCHOR: split_user_spec
+/// Split a `User` spec into its user and its group: `USER[:GROUP]`, with
+/// an empty group the same as none and a second `:` an error.
+fn split_user_spec(spec: &str) -> Result<(&str, Option<&str>), UserError> {
+    match spec.split_once(':') {
+        Some((_, g)) if g.contains(':') => Err(UserError::BadSpec(spec.to_string())),
+        Some((u, g)) => Ok((u, Some(g).filter(|g| !g.is_empty()))),
+        None => Ok((spec, None)),
+    }
+}
+// ANCHOR_END: split_user_spec
+
+// ANCHOR: look_up_user
+/// The user part of a spec as an [`ExecUser`] with its uid, primary gid
+/// and home, and the passwd line it came from if any: a number is a uid,
+/// looked up but fine without a line (gid 0, home `/`); a name must have
+/// one; an empty name is root.
+fn look_up_user<'a>(
+    spec: &str,
+    user_part: &str,
+    passwd: &'a [PasswdEntry],
+) -> Result<(ExecUser, Option<&'a PasswdEntry>), UserError> {
     let entry = match numeric(spec, user_part)? {
         Some(uid) => passwd.iter().find(|e| e.uid == uid),
         None if user_part.is_empty() => passwd.iter().find(|e| e.uid == 0),
@@ -212,7 +238,7 @@ pub fn resolve_user(
                 .ok_or_else(|| UserError::UserNotFound(user_part.to_string()))?,
         ),
     };
-    let mut user = match entry {
+    let user = match entry {
         Some(e) => ExecUser {
             uid: e.uid,
             gid: e.gid,
@@ -226,8 +252,22 @@ pub fn resolve_user(
             home: "/".to_string(),
         },
     };
-    // 3. The groups: an explicit group replaces the primary gid and brings
-    //    no supplementary groups; otherwise the user's memberships do.
+    Ok((user, entry))
+}
+// ANCHOR_END: look_up_user
+
+// ANCHOR: apply_groups
+/// Set the user's groups: an explicit group (a gid, or a name of the
+/// image's `/etc/group`) replaces the primary gid and brings no
+/// supplementary groups; otherwise every group listing the user as a
+/// member is a supplementary group, each once.
+fn apply_groups(
+    user: &mut ExecUser,
+    spec: &str,
+    group_part: Option<&str>,
+    entry: Option<&PasswdEntry>,
+    group: &[GroupEntry],
+) -> Result<(), UserError> {
     match group_part {
         Some(g) => {
             user.gid = match numeric(spec, g)? {
@@ -251,9 +291,9 @@ pub fn resolve_user(
             }
         }
     }
-    Ok(user)
+    Ok(())
 }
-// ANCHOR_END: resolve_user
+// ANCHOR_END: apply_groups
 
 // ANCHOR: apply_image_env
 /// The environment of a container's process: the image's `Env` over
