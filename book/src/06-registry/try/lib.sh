@@ -34,7 +34,8 @@ ask() {
     done
     curl -sS -D "$work/headers" -o "$work/body" "$@"
     tr -d '\r' < "$work/headers" | grep -v -i -e '^date:' -e '^$' | sed 's/^/< /'
-    if [ -s "$work/body" ]; then sed 's/^/<   | /' "$work/body"; echo; fi
+    # With -I curl writes the headers to -o's file too: a HEAD has no body.
+    if [ "$method" != HEAD ] && [ -s "$work/body" ]; then sed 's/^/<   | /' "$work/body"; echo; fi
     got=$(head -n 1 "$work/headers" | cut -d' ' -f2)
     if [ "$got" != "$want" ]; then
         echo "expected $want, got $got" >&2
