@@ -292,10 +292,12 @@ fn sigterm_is_lost_on_a_pid_1_without_handlers() {
         let mut cmd = command(Path::new(BIN));
         cmd.args(&args);
         // Once the container exists, signal the engine.
-        let code = BackgroundEngine::start(cmd).terminate();
+        let mut engine = BackgroundEngine::start(cmd);
+        let started = format!("container {} started, pid {}", engine.id, engine.pid);
+        let code = engine.terminate();
         assert_eq!(code, Some(want), "{name}");
         let transcript = format!(
-            "$ ch02-namespaces {}\n$ kill -TERM $ENGINE_PID\n[exit {}]\n",
+            "$ ch02-namespaces {}\n[stderr] ch02-namespaces: {started}\n$ kill -TERM $ENGINE_PID\n[exit {}]\n",
             args.join(" "),
             code.unwrap()
         );
