@@ -261,6 +261,14 @@ impl Drop for Env {
             args.extend(ids);
             let _ = self.berth(&args);
         }
+        // A monitor finishes its container's cleanup (the runtime's delete,
+        // the cgroup) after `rm -f` has returned: the roots must outlive it,
+        // or the cleanup fails half-way and leaves the cgroup behind (seen
+        // in CI). Bounded, so a stuck monitor cannot hang the suite.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !monitors_of(&self.run).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
