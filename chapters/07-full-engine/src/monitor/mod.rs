@@ -122,8 +122,22 @@ pub fn main(config_path: &Path) -> i32 {
         }
     };
 
-    // 5. The container. The report goes first: the engine holds the
-    //    container's lock until it has it, and recording needs that lock.
+    // 5. The container, if it is still wanted: a `run -d` killed before it
+    //    had our report frees the container's lock, and an `rm` may have
+    //    removed the container since; creating it now would leave a
+    //    container no record names, and a cgroup no cleanup removes.
+    //    The report goes first: the engine holds the container's lock
+    //    until it has it, and recording needs that lock.
+    let record = crate::engine::record::ContainerDir(config.container_dir.clone()).record();
+    if !record.exists() {
+        report_error(
+            report,
+            "the container was removed before its monitor started it",
+        );
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&config.run_dir);
+        return 1;
+    }
     let created = match create::create(&config) {
         Ok(created) => created,
         Err(message) => {
