@@ -556,11 +556,14 @@ fn what_a_killed_engine_left_on_the_network_is_removed_by_the_next_ps() {
     let merged = env.inspect(&id, "{{.GraphDriver.Data.MergedDir}}");
     let pid = env.inspect(&id, "{{.State.Pid}}");
     // The container and its record vanish, its network is still there
-    // (as if an engine died half-way through a removal of its own).
+    // (as if an engine died half-way through a removal of its own, after
+    // the runtime's delete: the cgroup goes with the container, or no
+    // engine could ever find it again once the record is gone).
     for monitor in monitors_of(&env.run) {
         sh(&format!("kill -9 {monitor}"));
     }
     sh(&format!("kill -9 {pid}"));
+    ch07_full_engine::engine::remove::remove_cgroup(&id, std::path::Path::new("/proc"));
     let dir = env.root.join("containers").join(&id);
     for step in [
         format!("umount -l {merged}"),
