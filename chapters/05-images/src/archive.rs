@@ -1110,23 +1110,10 @@ fn load_docker_archive(store: &Store, source: &Source) -> Result<Vec<Loaded>> {
     Ok(loaded)
 }
 
-fn descriptor(media_type: &str, digest: String, size: u64) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_string(),
-        digest,
-        size,
-        urls: None,
-        annotations: None,
-        data: None,
-        platform: None,
-        artifact_type: None,
-    }
-}
-
 fn put_json(store: &Store, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
     let digest = sha256(bytes);
     store.put_blob(&digest, Some(bytes.len() as u64), bytes)?;
-    Ok(descriptor(media_type, digest, bytes.len() as u64))
+    Ok(Descriptor::new(media_type, digest, bytes.len() as u64))
 }
 
 /// Store one layer of a docker archive and describe it. An uncompressed
@@ -1213,7 +1200,7 @@ fn load_docker_layer(
         };
         (media_type, digest)
     };
-    Ok(descriptor(media_type, digest, found.size))
+    Ok(Descriptor::new(media_type, digest, found.size))
 }
 
 // ----- save -----
@@ -1255,7 +1242,7 @@ fn gather(store: &Store, refs: &[Reference]) -> Result<(Vec<ToSave>, BTreeMap<St
         for layer in &image.manifest.layers {
             blobs.insert(layer.digest.clone(), layer.size);
         }
-        let mut manifest = descriptor(&media_type, image.digest.clone(), size);
+        let mut manifest = Descriptor::new(&media_type, image.digest.clone(), size);
         // A multi-platform name: the index goes out whole, every platform
         // with it, so that loading the archive gives the same name back.
         if let Some(index) = &image.index {
@@ -1306,7 +1293,7 @@ fn add_tree(
     for child in parts.manifests.iter().flatten() {
         add_tree(store, &child.digest, blobs, depth + 1)?;
     }
-    Ok(descriptor(
+    Ok(Descriptor::new(
         &media_type,
         digest.to_string(),
         bytes.len() as u64,

@@ -194,6 +194,22 @@ pub struct Descriptor {
     pub artifact_type: Option<String>,
 }
 
+impl Descriptor {
+    /// A descriptor of `size` bytes with `digest`, nothing optional set.
+    pub fn new(media_type: &str, digest: String, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            urls: None,
+            annotations: None,
+            data: None,
+            platform: None,
+            artifact_type: None,
+        }
+    }
+}
+
 /// A platform, in Go's names: `GOOS` as `os`, `GOARCH` as `architecture`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {

@@ -199,20 +199,7 @@ pub fn put_json(store: &Store, media_type: &str, bytes: &[u8]) -> Result<Descrip
     store
         .put_blob(&digest, Some(bytes.len() as u64), bytes)
         .map_err(msg)?;
-    Ok(descriptor(media_type, digest, bytes.len() as u64))
-}
-
-fn descriptor(media_type: &str, digest: String, size: u64) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_string(),
-        digest,
-        size,
-        urls: None,
-        annotations: None,
-        data: None,
-        platform: None,
-        artifact_type: None,
-    }
+    Ok(Descriptor::new(media_type, digest, bytes.len() as u64))
 }
 
 impl Engine {
@@ -298,7 +285,7 @@ impl Engine {
         let config = put_json(store, oci::OCI_CONFIG, &config_bytes)?;
         // 4. The manifest last, then the name.
         let mut layers = base.layers.clone();
-        layers.push(descriptor(oci::OCI_LAYER_TAR_GZIP, blob, size));
+        layers.push(Descriptor::new(oci::OCI_LAYER_TAR_GZIP, blob, size));
         let manifest = ImageManifest {
             schema_version: 2,
             media_type: Some(oci::OCI_MANIFEST.to_string()),
