@@ -24,7 +24,7 @@ use std::io::Write;
 
 use ch05_images::image::{Image, load_image, unpack_layers};
 use ch05_images::oci::{self, Platform};
-use ch05_images::pull::{LayerOutcome, PullOptions};
+use ch05_images::pull::PullOptions;
 use ch05_images::reference::Reference;
 use ch05_images::registry::{ClientOptions, Registry};
 
@@ -154,11 +154,7 @@ impl Engine {
         let pulled = ch05_images::pull::pull(store, &registry, reference, &options)
             .map_err(|e| EngineError::msg(format!("pull {}: {e}", reference.familiar())))?;
         for (id, outcome) in &pulled.layers {
-            let what = match outcome {
-                LayerOutcome::AlreadyExists => "Already exists",
-                LayerOutcome::PullComplete => "Pull complete",
-            };
-            let _ = writeln!(progress, "{id}: {what}");
+            let _ = writeln!(progress, "{id}: {outcome}");
         }
         let _ = writeln!(progress, "Digest: {}", pulled.digest);
         let status = if pulled.up_to_date {
