@@ -627,10 +627,17 @@ pub fn run(engine: &Engine, args: RunArgs) -> Outcome {
     let detach_keys =
         parse_detach_keys(args.detach_keys.as_deref()).map_err(|m| Failure::new(m, 125))?;
     let c = create_container(engine, &args)?;
+    // A start that fails leaves the container Created, as docker's does,
+    // unless --rm: then it goes (and its anonymous volumes), as dockerd
+    // removes an auto-remove container whose start failed.
+    let failed = |e: crate::engine::EngineError| {
+        if args.rm {
+            let _ = engine.remove(&c.id, true);
+        }
+        Failure::new(e.to_string(), e.run_exit_code())
+    };
     if args.detach {
-        engine
-            .start(&c.id, StartMode::Detached)
-            .map_err(|e| Failure::new(e.to_string(), e.run_exit_code()))?;
+        engine.start(&c.id, StartMode::Detached).map_err(failed)?;
         println!("{}", c.id);
         return Ok(0);
     }
@@ -643,7 +650,7 @@ pub fn run(engine: &Engine, args: RunArgs) -> Outcome {
     let stream = match engine.start(&c.id, StartMode::Attached(request)) {
         Ok(Started::Attached(stream)) => stream,
         Ok(_) => return Ok(0),
-        Err(e) => return Err(Failure::new(e.to_string(), e.run_exit_code())),
+        Err(e) => return Err(failed(e)),
     };
     let options = AttachOptions {
         stdin: request.stdin,
