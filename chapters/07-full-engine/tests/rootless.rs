@@ -171,6 +171,12 @@ fn a_normal_users_containers_run_as_root_of_their_own_user_namespace() {
         "echo pwned > /host-file && echo WROTE",
     ]);
     if Uid::effective().is_root() {
+        // The container ran (the bind was made) and its root was refused.
+        assert!(
+            run.stderr().contains("Permission denied"),
+            "{}",
+            run.transcript()
+        );
         assert!(!run.stdout().contains("WROTE"), "{}", run.transcript());
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "host\n");
     }

@@ -175,6 +175,8 @@ pub fn runtime_config(c: &Container, inputs: &BundleInputs) -> Result<Value, Str
                            "options": ["rbind", "rprivate"]}),
         );
     }
+    // The user's binds, volumes and tmpfs, over the defaults.
+    mounts.extend(super::volumes::oci_mounts(&c.mounts, &host.tmpfs));
     if let Some(init) = &inputs.init {
         mounts.push(json!({"destination": INIT_IN_CONTAINER, "type": "bind",
                            "source": init, "options": ["bind", "ro", "rprivate"]}));

@@ -53,6 +53,7 @@ pub mod seccomp_profile;
 pub mod security;
 pub mod start;
 pub mod top;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

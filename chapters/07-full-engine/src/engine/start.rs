@@ -292,6 +292,18 @@ impl Engine {
             let _ = rootfs::unmount(dir, &self.proc_root);
             err
         };
+        // A new volume's first use: the image's content at its path.
+        for m in c
+            .mounts
+            .iter()
+            .filter(|m| m["Type"] == "volume" && m["NoCopy"] != true)
+        {
+            let (Some(target), Some(source)) = (m["Destination"].as_str(), m["Source"].as_str())
+            else {
+                continue;
+            };
+            super::volumes::fill_from_image(&rootfs, target, Path::new(source)).map_err(undo)?;
+        }
         // The user, from the image's files.
         let user = resolve_user_in_layers(&c.berth.layers, &c.config.user).map_err(|e| {
             undo(EngineError::Start {
