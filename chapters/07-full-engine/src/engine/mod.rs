@@ -38,6 +38,7 @@ pub mod control;
 pub mod create;
 pub mod events;
 pub mod exec;
+pub mod filesystem;
 pub mod ids;
 pub mod logs;
 pub mod monitor_client;
