@@ -27,6 +27,7 @@ pub mod attach;
 pub mod commit;
 pub mod containers;
 pub mod cp;
+pub mod events;
 pub mod exec;
 pub mod filesystem;
 pub mod format;
@@ -37,6 +38,7 @@ pub mod network;
 pub mod ps;
 pub mod registry;
 pub mod run;
+pub mod stats;
 pub mod system;
 pub mod top;
 pub mod volume;
@@ -122,6 +124,10 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Manage images
@@ -338,6 +344,8 @@ fn dispatch(engine: &Engine, command: Command) -> Outcome {
         Command::Network(command) => network::network(engine, command),
         Command::Port(args) => network::port(engine, &args),
         Command::Volume(command) => volume::volume(engine, command),
+        Command::Events(args) => events::events(engine, &args),
+        Command::Stats(args) => stats::stats(engine, &args),
         Command::Diff(args) => filesystem::diff(engine, &args),
         Command::Export(args) => filesystem::export(engine, &args),
         Command::Cp(args) => cp::cp(engine, &args),

@@ -215,7 +215,7 @@ pub fn volume(engine: &Engine, command: VolumeCommand) -> Outcome {
                 if !(args.all || v.is_anonymous()) || !engine.volume_users(&v.name)?.is_empty() {
                     continue;
                 }
-                freed += tree_size(&volumes.data(&v.name));
+                freed += super::ps::dir_size(&volumes.data(&v.name));
                 volumes.remove(&v.name)?;
                 removed.push(v.name);
             }
@@ -229,26 +229,9 @@ pub fn volume(engine: &Engine, command: VolumeCommand) -> Outcome {
             let _ = writeln!(
                 out,
                 "Total reclaimed space: {}",
-                ch03_cgroups::format_size(freed)
+                super::ps::human_size(freed)
             );
         }
     }
     Ok(0)
-}
-
-/// The bytes of the files under `dir` (what a prune frees), walked with
-/// a stack of directories, not recursion, however deep the tree.
-fn tree_size(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => pending.push(entry.path()),
-                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }

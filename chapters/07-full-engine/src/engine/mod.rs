@@ -53,6 +53,7 @@ pub mod runtime_client;
 pub mod seccomp_profile;
 pub mod security;
 pub mod start;
+pub mod stats;
 pub mod top;
 pub mod volumes;
 
