@@ -41,6 +41,7 @@ pub mod run;
 pub mod stats;
 pub mod system;
 pub mod top;
+pub mod update;
 pub mod volume;
 
 use std::path::PathBuf;
@@ -128,6 +129,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(update::UpdateArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Manage images
@@ -346,6 +349,7 @@ fn dispatch(engine: &Engine, command: Command) -> Outcome {
         Command::Volume(command) => volume::volume(engine, command),
         Command::Events(args) => events::events(engine, &args),
         Command::Stats(args) => stats::stats(engine, &args),
+        Command::Update(args) => update::update(engine, &args),
         Command::Diff(args) => filesystem::diff(engine, &args),
         Command::Export(args) => filesystem::export(engine, &args),
         Command::Cp(args) => cp::cp(engine, &args),

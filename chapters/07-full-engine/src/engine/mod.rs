@@ -55,6 +55,7 @@ pub mod security;
 pub mod start;
 pub mod stats;
 pub mod top;
+pub mod update;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
