@@ -27,6 +27,7 @@ pub mod attach;
 pub mod commit;
 pub mod containers;
 pub mod cp;
+pub mod disk;
 pub mod events;
 pub mod exec;
 pub mod filesystem;
@@ -131,6 +132,9 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Update configuration of one or more containers
     Update(update::UpdateArgs),
+    /// Manage Berth: disk usage, pruning, events, information
+    #[command(subcommand)]
+    System(disk::SystemCommand),
     /// List images
     Images(images::ImagesArgs),
     /// Manage images
@@ -271,6 +275,28 @@ impl From<EngineError> for Failure {
 /// What a command returns: its exit code, or a failure to print.
 pub type Outcome = Result<i32, Failure>;
 
+/// Ask docker's question (on stdout, as docker's CLI does); true on `y`.
+pub fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, Write};
+    print!("{question}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// docker's `Deleted THINGS:` block (nothing when `names` is empty).
+pub fn print_deleted(out: &mut dyn std::io::Write, what: &str, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Deleted {what}:");
+    for name in names {
+        let _ = writeln!(out, "{name}");
+    }
+    let _ = writeln!(out);
+}
+
 /// Print `failure` as docker does and return its code.
 pub fn report(failure: &Failure) -> i32 {
     if !failure.message.is_empty() {
@@ -350,6 +376,7 @@ fn dispatch(engine: &Engine, command: Command) -> Outcome {
         Command::Events(args) => events::events(engine, &args),
         Command::Stats(args) => stats::stats(engine, &args),
         Command::Update(args) => update::update(engine, &args),
+        Command::System(command) => disk::system(engine, command),
         Command::Diff(args) => filesystem::diff(engine, &args),
         Command::Export(args) => filesystem::export(engine, &args),
         Command::Cp(args) => cp::cp(engine, &args),

@@ -209,23 +209,18 @@ pub fn volume(engine: &Engine, command: VolumeCommand) -> Outcome {
             }
         }
         VolumeCommand::Prune(args) => {
-            let mut removed = Vec::new();
-            let mut freed = 0u64;
-            for v in volumes.list()? {
-                if !(args.all || v.is_anonymous()) || !engine.volume_users(&v.name)?.is_empty() {
-                    continue;
+            if !args.force {
+                let question = if args.all {
+                    "WARNING! This will remove all local volumes not used by at least one container."
+                } else {
+                    "WARNING! This will remove anonymous local volumes not used by at least one container."
+                };
+                if !super::confirm(question) {
+                    return Ok(0);
                 }
-                freed += super::ps::dir_size(&volumes.data(&v.name));
-                volumes.remove(&v.name)?;
-                removed.push(v.name);
             }
-            if !removed.is_empty() {
-                let _ = writeln!(out, "Deleted Volumes:");
-                for name in &removed {
-                    let _ = writeln!(out, "{name}");
-                }
-                let _ = writeln!(out);
-            }
+            let (removed, freed) = prune_volumes(engine, args.all)?;
+            super::print_deleted(&mut out, "Volumes", &removed);
             let _ = writeln!(
                 out,
                 "Total reclaimed space: {}",
@@ -234,4 +229,20 @@ pub fn volume(engine: &Engine, command: VolumeCommand) -> Outcome {
         }
     }
     Ok(0)
+}
+
+/// Remove the anonymous volumes no container uses (every unused one with
+/// `all`): their names, and the bytes freed.
+pub fn prune_volumes(engine: &Engine, all: bool) -> Result<(Vec<String>, u64), Failure> {
+    let volumes = engine.volumes();
+    let (mut removed, mut freed) = (Vec::new(), 0);
+    for v in volumes.list()? {
+        if !(all || v.is_anonymous()) || !engine.volume_users(&v.name)?.is_empty() {
+            continue;
+        }
+        freed += super::ps::dir_size(&volumes.data(&v.name));
+        volumes.remove(&v.name)?;
+        removed.push(v.name);
+    }
+    Ok((removed, freed))
 }
