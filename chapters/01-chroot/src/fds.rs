@@ -18,6 +18,8 @@
 //! Man pages: close_range(2), fcntl(2) ("F_SETFD"), execve(2) ("File
 //! descriptors"), open(2) ("O_CLOEXEC").
 
+use std::os::fd::RawFd;
+
 use nix::errno::Errno;
 use nix::libc;
 
@@ -48,6 +50,41 @@ pub fn close_inherited_fds() -> Result<(), (&'static str, Errno)> {
     }
 }
 // ANCHOR_END: close_inherited_fds
+
+/// Close every descriptor from `first` up but those in `keep`, now: for a
+/// child that waits a long time before its exec (an OCI `create` blocks
+/// at the exec FIFO until `start`), so that it holds nothing its parent's
+/// parent waits to see closed (a pipe conmon or containerd's shim reads to
+/// its end). `keep` is sorted here in place: no allocation, safe in a
+/// child that shares the engine's memory.
+pub fn close_all_but(first: RawFd, keep: &mut [RawFd]) -> Result<(), (&'static str, Errno)> {
+    keep.sort_unstable();
+    let mut from = first;
+    for &fd in keep.iter().filter(|&&fd| fd >= first) {
+        if fd > from {
+            close_range(from, fd - 1)?;
+        }
+        from = fd + 1;
+    }
+    close_range(from, RawFd::MAX)
+}
+
+/// close_range(2) of `first..=last`.
+fn close_range(first: RawFd, last: RawFd) -> Result<(), (&'static str, Errno)> {
+    // SAFETY: close_range(2) closes only this process's own descriptors;
+    // it takes no pointers.
+    let closed = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            last as libc::c_uint,
+            0 as libc::c_uint,
+        )
+    };
+    Errno::result(closed)
+        .map(drop)
+        .map_err(|e| ("close_range (close inherited descriptors)", e))
+}
 
 /// The fallback: `fcntl(fd, F_SETFD, FD_CLOEXEC)` on every descriptor number
 /// below the process's descriptor limit (none can be at or above it).

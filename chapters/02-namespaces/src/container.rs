@@ -528,6 +528,11 @@ fn child_main(
     //     reports a missing program, not `start`.
     if let Some(gate) = config.gate {
         check_command(plan, pipe);
+        // Nothing inherited stays open while we wait: only the gate, the
+        // parent's socket and pipe, and the descriptors passed on.
+        let first = 3 + config.preserve_fds as RawFd;
+        let mut keep = [gate, sync.child.as_raw_fd(), pipe.raw_fd()];
+        ch01_chroot::fds::close_all_but(first, &mut keep).unwrap_or_else(|e| fail(e));
         pass_gate(gate, sync).unwrap_or_else(|e| fail(e));
     }
     // 11. Exec the command, last: every step above needs privileges or

@@ -134,7 +134,6 @@ impl Cgroup {
     }
 
     /// [`Cgroup::create`] with the placement chosen by the caller.
-    // ANCHOR: create
     pub fn create_with(
         layout: &Layout,
         proc_root: &Path,
@@ -142,17 +141,34 @@ impl Cgroup {
         resources: &LinuxResources,
         placement: Placement,
     ) -> Result<Cgroup, CgroupError> {
+        let parent = Path::new(PARENT);
+        Cgroup::create_in(layout, proc_root, parent, id, resources, placement)
+    }
+
+    // ANCHOR: create
+    /// [`Cgroup::create_with`] below `parent` (a relative path such as
+    /// `berth` or `libpod_parent`, made if missing) instead of `berth/`:
+    /// where another engine's runtime config asks for it.
+    pub fn create_in(
+        layout: &Layout,
+        proc_root: &Path,
+        parent: &Path,
+        id: &str,
+        resources: &LinuxResources,
+        placement: Placement,
+    ) -> Result<Cgroup, CgroupError> {
         check_id(id)?;
+        check_parent(parent)?;
         resources.validate()?;
         let driver = match (layout, placement) {
             (Layout::V1 { controllers }, Placement::Root) => {
-                Driver::V1(V1Cgroup::create(controllers, id, resources)?)
+                Driver::V1(V1Cgroup::create(controllers, parent, id, resources)?)
             }
             (Layout::V1 { .. }, Placement::Delegated) => return Err(CgroupError::RootlessV1),
             (Layout::V2 { mount }, placement) => {
                 let base = v2::base(mount, proc_root, placement)?;
                 let delegated = placement == Placement::Delegated;
-                Driver::V2(V2Cgroup::create(&base, delegated, id, resources)?)
+                Driver::V2(V2Cgroup::create(&base, delegated, parent, id, resources)?)
             }
         };
         Ok(Cgroup {
@@ -178,15 +194,27 @@ impl Cgroup {
         id: &str,
         placement: Placement,
     ) -> Result<Cgroup, CgroupError> {
+        Cgroup::open_in(layout, proc_root, Path::new(PARENT), id, placement)
+    }
+
+    /// [`Cgroup::open_with`] of a cgroup made by [`Cgroup::create_in`].
+    pub fn open_in(
+        layout: &Layout,
+        proc_root: &Path,
+        parent: &Path,
+        id: &str,
+        placement: Placement,
+    ) -> Result<Cgroup, CgroupError> {
         check_id(id)?;
+        check_parent(parent)?;
         let driver = match (layout, placement) {
             (Layout::V1 { controllers }, Placement::Root) => {
-                Driver::V1(V1Cgroup::open(controllers, id)?)
+                Driver::V1(V1Cgroup::open(controllers, parent, id)?)
             }
             (Layout::V1 { .. }, Placement::Delegated) => return Err(CgroupError::RootlessV1),
             (Layout::V2 { mount }, placement) => {
                 let base = v2::base(mount, proc_root, placement)?;
-                Driver::V2(V2Cgroup::open(&base, id)?)
+                Driver::V2(V2Cgroup::open(&base, parent, id)?)
             }
         };
         let memory_limit = match &driver {
@@ -420,6 +448,18 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
 
 /// A container id becomes a directory name: keep it to docker's
 /// characters, so it can be neither `..` nor a path.
+/// A parent path: relative, each component a name [`check_id`] accepts
+/// (no `..`, no `/`), so it stays inside the hierarchy.
+fn check_parent(parent: &Path) -> Result<(), CgroupError> {
+    for component in parent.components() {
+        match component {
+            std::path::Component::Normal(name) => check_id(&name.to_string_lossy())?,
+            _ => return Err(CgroupError::InvalidId(parent.display().to_string())),
+        }
+    }
+    Ok(())
+}
+
 fn check_id(id: &str) -> Result<(), CgroupError> {
     let valid = !id.is_empty()
         && id.len() <= 128

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
-use crate::cgroup::{PARENT, Stats};
+use crate::cgroup::Stats;
 use crate::cgroupfs::{self, WAIT_LIMIT};
 use crate::devices::DeviceCgroupState;
 use crate::error::CgroupError;
@@ -60,6 +60,7 @@ impl V1Cgroup {
     /// fails, removes the directories it made.
     pub fn create(
         hierarchies: &BTreeMap<String, PathBuf>,
+        parent: &Path,
         id: &str,
         r: &LinuxResources,
     ) -> Result<V1Cgroup, CgroupError> {
@@ -75,7 +76,7 @@ impl V1Cgroup {
         if !r.devices.is_empty() && !hierarchies.contains_key("devices") {
             return Err(not_mounted("the device rules", "devices"));
         }
-        let cgroup = V1Cgroup::at(hierarchies, id);
+        let cgroup = V1Cgroup::at(hierarchies, parent, id);
         if cgroup.dirs.is_empty() {
             return Err(not_mounted("a container cgroup", "memory"));
         }
@@ -87,15 +88,22 @@ impl V1Cgroup {
             });
         }
 
-        // berth/ in each hierarchy: shared by every container, never removed.
-        for leaf in &leaves {
-            if let Some(parent) = leaf.parent() {
-                cgroupfs::make_dir(parent)?;
+        // The parent (berth/) in each hierarchy, every level of it: shared
+        // by every container, never removed. A new cpuset level gets its
+        // parent's CPUs and memory nodes before anything goes below it.
+        let depth = parent.components().count();
+        for (controller, leaf) in &cgroup.dirs {
+            let mut levels: Vec<&Path> = leaf.ancestors().skip(1).take(depth).collect();
+            levels.reverse();
+            for level in levels {
+                cgroupfs::make_dir(level)?;
+                if controller == "cpuset" {
+                    inherit_cpuset(level)?;
+                }
             }
         }
         let cpuset = cgroup.dirs.get("cpuset");
         if let Some(parent) = cpuset.and_then(|leaf| leaf.parent()) {
-            inherit_cpuset(parent)?;
             let cpu = r.cpu.as_ref();
             let asked = [
                 ("--cpuset-cpus", cpu.and_then(|c| c.cpus.as_ref())),
@@ -179,9 +187,10 @@ impl V1Cgroup {
     /// The cgroup of container `id`, made earlier (by another process).
     pub fn open(
         hierarchies: &BTreeMap<String, PathBuf>,
+        parent: &Path,
         id: &str,
     ) -> Result<V1Cgroup, CgroupError> {
-        let mut cgroup = V1Cgroup::at(hierarchies, id);
+        let mut cgroup = V1Cgroup::at(hierarchies, parent, id);
         let expected = cgroup
             .dirs
             .get("memory")
@@ -198,13 +207,14 @@ impl V1Cgroup {
         }
     }
 
-    /// Where container `id`'s directories are (or would be).
-    fn at(hierarchies: &BTreeMap<String, PathBuf>, id: &str) -> V1Cgroup {
+    /// Where container `id`'s directories are (or would be), below
+    /// `parent` in each hierarchy.
+    fn at(hierarchies: &BTreeMap<String, PathBuf>, parent: &Path, id: &str) -> V1Cgroup {
         let dirs = V1_CONTROLLERS
             .iter()
             .filter_map(|c| {
                 let mount = hierarchies.get(*c)?;
-                Some((c.to_string(), mount.join(PARENT).join(id)))
+                Some((c.to_string(), mount.join(parent).join(id)))
             })
             .collect();
         V1Cgroup { dirs }
@@ -415,6 +425,7 @@ fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroup::PARENT;
     use crate::resources::{LinuxCPU, LinuxMemory, LinuxPids};
 
     /// A fake v1 host: one directory per hierarchy, cpu and cpuacct
@@ -441,6 +452,28 @@ mod tests {
         (root, hierarchies)
     }
 
+    #[test]
+    fn a_deeper_parent_is_made_level_by_level_with_its_cpusets() {
+        let (root, hierarchies) = fake_host();
+        let parent = Path::new("libpod_parent/pods");
+        let cgroup = V1Cgroup::create(&hierarchies, parent, "c9", &limits()).unwrap();
+        let leaf = root.path().join("memory/libpod_parent/pods/c9");
+        assert!(cgroup.paths().contains(&leaf), "{:?}", cgroup.paths());
+        // Each new cpuset level took its parent's CPUs and memory nodes.
+        for level in ["cpuset/libpod_parent", "cpuset/libpod_parent/pods"] {
+            assert_eq!(
+                read(root.path().join(level).join("cpuset.cpus")).trim(),
+                "0-1"
+            );
+            assert_eq!(
+                read(root.path().join(level).join("cpuset.mems")).trim(),
+                "0"
+            );
+        }
+        let opened = V1Cgroup::open(&hierarchies, parent, "c9").unwrap();
+        assert_eq!(opened.paths(), cgroup.paths());
+    }
+
     fn read(path: PathBuf) -> String {
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
@@ -465,7 +498,7 @@ mod tests {
     #[test]
     fn a_cgroup_in_every_hierarchy_with_its_limits() {
         let (root, hierarchies) = fake_host();
-        let cgroup = V1Cgroup::create(&hierarchies, "c1", &limits()).unwrap();
+        let cgroup = V1Cgroup::create(&hierarchies, Path::new(PARENT), "c1", &limits()).unwrap();
         let r = root.path();
         // One directory per hierarchy, the combined one once.
         assert_eq!(
@@ -556,7 +589,7 @@ mod tests {
         assert_eq!(read(r.join("freezer/berth/c1/freezer.state")), "THAWED");
 
         // Opened from elsewhere: the same directories.
-        let opened = V1Cgroup::open(&hierarchies, "c1").unwrap();
+        let opened = V1Cgroup::open(&hierarchies, Path::new(PARENT), "c1").unwrap();
         assert_eq!(opened.paths(), cgroup.paths());
         assert_eq!(opened.memory_limit().unwrap(), Some(32 << 20));
 
@@ -570,7 +603,9 @@ mod tests {
             assert!(!dir.exists(), "{}", dir.display());
             assert!(dir.parent().unwrap().exists(), "berth/ stays");
         }
-        let err = V1Cgroup::open(&hierarchies, "c1").unwrap_err().to_string();
+        let err = V1Cgroup::open(&hierarchies, Path::new(PARENT), "c1")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("container c1 has no cgroup: "), "{err}");
     }
 
@@ -584,7 +619,7 @@ mod tests {
             }),
             ..LinuxResources::default()
         };
-        let err = V1Cgroup::create(&hierarchies, "c2", &r)
+        let err = V1Cgroup::create(&hierarchies, Path::new(PARENT), "c2", &r)
             .unwrap_err()
             .to_string();
         assert!(
@@ -604,7 +639,7 @@ mod tests {
             }),
             ..LinuxResources::default()
         };
-        let cgroup = V1Cgroup::create(&hierarchies, "c2", &r).unwrap();
+        let cgroup = V1Cgroup::create(&hierarchies, Path::new(PARENT), "c2", &r).unwrap();
         assert_eq!(read(root.path().join("cpuset/berth/c2/cpuset.cpus")), "1");
         assert_eq!(read(root.path().join("cpuset/berth/c2/cpuset.mems")), "0");
         cgroup.remove().unwrap();
@@ -614,7 +649,7 @@ mod tests {
     fn a_limit_without_its_controller_is_refused() {
         let (root, mut hierarchies) = fake_host();
         hierarchies.remove("pids");
-        let err = V1Cgroup::create(&hierarchies, "c3", &limits())
+        let err = V1Cgroup::create(&hierarchies, Path::new(PARENT), "c3", &limits())
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -628,7 +663,7 @@ mod tests {
     fn an_existing_cgroup_is_not_taken_over() {
         let (root, hierarchies) = fake_host();
         std::fs::create_dir_all(root.path().join("pids/berth/c4")).unwrap();
-        let err = V1Cgroup::create(&hierarchies, "c4", &limits())
+        let err = V1Cgroup::create(&hierarchies, Path::new(PARENT), "c4", &limits())
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("cgroup "), "{err}");
@@ -646,7 +681,7 @@ mod tests {
         // The pids hierarchy's berth/ is a file: the mkdir of c5 there fails,
         // after the other hierarchies' c5 were made.
         std::fs::write(root.path().join("pids/berth"), "").unwrap();
-        let err = V1Cgroup::create(&hierarchies, "c5", &limits())
+        let err = V1Cgroup::create(&hierarchies, Path::new(PARENT), "c5", &limits())
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("mkdir "), "{err}");

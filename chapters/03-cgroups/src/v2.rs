@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::unistd::{Pid, Uid};
 
-use crate::cgroup::{PARENT, Placement, Stats};
+use crate::cgroup::{Placement, Stats};
 use crate::cgroupfs::{self, WAIT_LIMIT};
 use crate::device_filter::{attach_device_filter, device_filter};
 use crate::devices::DeviceCgroupState;
@@ -101,6 +101,7 @@ impl V2Cgroup {
     pub fn create(
         base: &Path,
         delegated: bool,
+        parent_path: &Path,
         id: &str,
         r: &LinuxResources,
     ) -> Result<V2Cgroup, CgroupError> {
@@ -157,7 +158,7 @@ impl V2Cgroup {
                 .map(|c| c.to_string()),
         );
 
-        let parent = base.join(PARENT);
+        let parent = base.join(parent_path);
         let dir = parent.join(id);
         if dir.exists() {
             return Err(CgroupError::Exists {
@@ -165,11 +166,16 @@ impl V2Cgroup {
                 path: dir,
             });
         }
-        // Top-down: the base hands the controllers to berth/, berth/ to <id>.
-        // berth/ is shared by every container and never removed.
-        cgroupfs::make_dir(&parent)?;
+        // Top-down: the base hands the controllers to berth/, berth/ to <id>
+        // (through every level of a deeper parent). The parent is shared
+        // by every container and never removed.
         enable_controllers(base, &wanted, &required, true)?;
-        enable_controllers(&parent, &wanted, &required, false)?;
+        let mut level = base.to_path_buf();
+        for component in parent_path.components() {
+            level.push(component);
+            cgroupfs::make_dir(&level)?;
+            enable_controllers(&level, &wanted, &required, false)?;
+        }
         let cpu = r.cpu.as_ref();
         let asked = [
             (
@@ -225,8 +231,8 @@ impl V2Cgroup {
     }
 
     /// The cgroup of container `id`, made earlier (by another process).
-    pub fn open(base: &Path, id: &str) -> Result<V2Cgroup, CgroupError> {
-        let dir = base.join(PARENT).join(id);
+    pub fn open(base: &Path, parent: &Path, id: &str) -> Result<V2Cgroup, CgroupError> {
+        let dir = base.join(parent).join(id);
         if !dir.is_dir() {
             return Err(CgroupError::NotFound {
                 id: id.to_string(),
@@ -496,6 +502,7 @@ pub fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroup::PARENT;
     use crate::resources::{LinuxBlockIO, LinuxCPU, LinuxMemory, LinuxPids};
 
     /// A fake v2 root: these controllers available, none enabled, CPUs 0-3.
@@ -508,6 +515,22 @@ mod tests {
         std::fs::write(r.join("cpuset.cpus.effective"), "0-3\n").unwrap();
         std::fs::write(r.join("cpuset.mems.effective"), "0\n").unwrap();
         root
+    }
+
+    #[test]
+    fn a_deeper_parent_hands_the_controllers_down_every_level() {
+        let root = fake_root(ALL);
+        let parent = Path::new("libpod_parent/pods");
+        let cgroup =
+            V2Cgroup::create(root.path(), false, parent, "c9", &LinuxResources::default()).unwrap();
+        assert_eq!(cgroup.path(), root.path().join("libpod_parent/pods/c9"));
+        for level in ["", "libpod_parent", "libpod_parent/pods"] {
+            let control = read(root.path().join(level).join("cgroup.subtree_control"));
+            assert!(
+                control.contains("memory") && control.contains("pids"),
+                "{level}: {control}"
+            );
+        }
     }
 
     fn read(path: PathBuf) -> String {
@@ -540,7 +563,7 @@ mod tests {
             block_io: Some(LinuxBlockIO { weight: Some(500) }),
             devices: vec![],
         };
-        let cgroup = V2Cgroup::create(r, false, "c1", &resources).unwrap();
+        let cgroup = V2Cgroup::create(r, false, Path::new(PARENT), "c1", &resources).unwrap();
         assert_eq!(cgroup.path(), r.join("berth/c1"));
         // The root hands everything needed to berth/, berth/ what it lacked.
         assert_eq!(
@@ -614,7 +637,7 @@ mod tests {
             block_io: Some(LinuxBlockIO { weight: Some(500) }),
             ..LinuxResources::default()
         };
-        let err = V2Cgroup::create(root.path(), false, "c2", &resources)
+        let err = V2Cgroup::create(root.path(), false, Path::new(PARENT), "c2", &resources)
             .unwrap_err()
             .to_string();
         assert!(
@@ -641,7 +664,7 @@ mod tests {
             }),
             ..LinuxResources::default()
         };
-        let err = V2Cgroup::create(root.path(), false, "c3", &resources)
+        let err = V2Cgroup::create(root.path(), false, Path::new(PARENT), "c3", &resources)
             .unwrap_err()
             .to_string();
         assert!(
@@ -658,18 +681,24 @@ mod tests {
     #[test]
     fn stats_without_the_memory_controller_say_so() {
         let root = fake_root(ALL);
-        let cgroup =
-            V2Cgroup::create(root.path(), false, "c4", &LinuxResources::default()).unwrap();
+        let cgroup = V2Cgroup::create(
+            root.path(),
+            false,
+            Path::new(PARENT),
+            "c4",
+            &LinuxResources::default(),
+        )
+        .unwrap();
         let err = cgroup.stats().unwrap_err().to_string();
         assert!(
             err.starts_with("stats needs the memory controller, which is not enabled for "),
             "{err}"
         );
         assert_eq!(cgroup.memory_limit().unwrap(), None);
-        let opened = V2Cgroup::open(root.path(), "c4").unwrap();
+        let opened = V2Cgroup::open(root.path(), Path::new(PARENT), "c4").unwrap();
         assert_eq!(opened.path(), cgroup.path());
         cgroup.remove().unwrap();
-        assert!(V2Cgroup::open(root.path(), "c4").is_err());
+        assert!(V2Cgroup::open(root.path(), Path::new(PARENT), "c4").is_err());
     }
 
     #[test]

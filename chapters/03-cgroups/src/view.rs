@@ -18,6 +18,11 @@
 //!   read-only, plus a symlink per controller of a combined hierarchy
 //!   (`cpu -> cpu,cpuacct`); then the tmpfs itself is made read-only.
 //!
+//! Without a cgroup namespace (podman's and docker's default on v1), a
+//! cgroupfs mounted in the container would show the host's whole tree;
+//! then each mount gets the container's own directory bind-mounted over
+//! it, as runc does ([`CgroupfsView::plan_for`]).
+//!
 //! The parent works all of that out ([`CgroupfsView::plan`]); the child,
 //! which must not allocate, only makes the system calls
 //! ([`CgroupfsView::mount`]), after pivot_root, with `/` its new root.
@@ -62,6 +67,8 @@ pub enum Step {
     Symlink { target: CString, link: CString },
     /// Make the mount at `target` read-only.
     RemountReadOnly(CString),
+    /// Bind-mount `source` (a directory below `target`) over `target`.
+    BindOver { source: CString, target: CString },
 }
 
 /// The steps that mount the container's view of its cgroups.
@@ -84,17 +91,53 @@ fn cstring(text: String) -> CString {
 impl CgroupfsView {
     /// Work out the mounts for this host's `layout`; the v1 hierarchies
     /// (and their controllers) are read from `proc_root`/self/mountinfo.
-    // ANCHOR: plan
     pub fn plan(layout: &Layout, proc_root: &Path) -> Result<CgroupfsView, CgroupError> {
+        CgroupfsView::plan_for(layout, proc_root, None)
+    }
+
+    /// [`CgroupfsView::plan`] for a container with no cgroup namespace of
+    /// its own (`own`: its cgroup's directories on the host): a cgroupfs
+    /// mounted there would show the host's whole tree, so each mount gets
+    /// the container's own directory bind-mounted over it, as runc does,
+    /// and a hierarchy the container has no directory in is left out.
+    // ANCHOR: plan
+    pub fn plan_for(
+        layout: &Layout,
+        proc_root: &Path,
+        own: Option<&[std::path::PathBuf]>,
+    ) -> Result<CgroupfsView, CgroupError> {
         let at = |rel: &str| cstring(format!("{MOUNT_POINT}{rel}"));
+        // Where the container's own directory is below a hierarchy mounted
+        // at `mount` (None: no namespace, no directory there).
+        let own_below = |mount: &Path| -> Option<Option<String>> {
+            let own = own?;
+            let rel = own.iter().find_map(|dir| dir.strip_prefix(mount).ok());
+            Some(rel.map(|r| r.display().to_string()))
+        };
+        // A mount narrowed to the container's own directory, read-only.
+        let narrow = |steps: &mut Vec<Step>, target: &str, rel: &str| {
+            steps.push(Step::BindOver {
+                source: at(&format!("{target}/{rel}")),
+                target: at(target),
+            });
+            steps.push(Step::RemountReadOnly(at(target)));
+        };
         let steps = match layout {
-            Layout::V2 { .. } => vec![Step::Mount {
-                source: c"cgroup2".into(),
-                target: at(""),
-                fstype: c"cgroup2".into(),
-                flags: SAFE | MsFlags::MS_RDONLY,
-                data: None,
-            }],
+            Layout::V2 { mount } => {
+                let mut steps = vec![Step::Mount {
+                    source: c"cgroup2".into(),
+                    target: at(""),
+                    fstype: c"cgroup2".into(),
+                    flags: SAFE | MsFlags::MS_RDONLY,
+                    data: None,
+                }];
+                match own_below(mount) {
+                    Some(Some(rel)) if !rel.is_empty() => narrow(&mut steps, "", &rel),
+                    Some(None) => steps.clear(),
+                    _ => {}
+                }
+                steps
+            }
             Layout::V1 { controllers } => {
                 let mut steps = vec![Step::Mount {
                     source: c"tmpfs".into(),
@@ -104,7 +147,11 @@ impl CgroupfsView {
                     data: Some(c"mode=755".into()),
                 }];
                 let mut links = Vec::new();
-                for (name, options) in v1_hierarchies(controllers, proc_root)? {
+                for (name, options, mount) in v1_hierarchies(controllers, proc_root)? {
+                    let own_dir = own_below(&mount);
+                    if own_dir == Some(None) {
+                        continue; // not the container's: nothing of it shown
+                    }
                     steps.push(Step::Mkdir(at(&format!("/{name}"))));
                     steps.push(Step::Mount {
                         source: c"cgroup".into(),
@@ -113,6 +160,11 @@ impl CgroupfsView {
                         flags: SAFE | MsFlags::MS_RDONLY,
                         data: Some(cstring(options.join(","))),
                     });
+                    if let Some(Some(rel)) =
+                        own_dir.filter(|r| r.as_ref().is_some_and(|r| !r.is_empty()))
+                    {
+                        narrow(&mut steps, &format!("/{name}"), &rel);
+                    }
                     // cpu -> cpu,cpuacct: each controller under its own name.
                     for controller in options.iter().filter(|o| !o.starts_with("name=")) {
                         if *controller != name {
@@ -165,6 +217,14 @@ impl CgroupfsView {
                     None::<&str>,
                 )
                 .map_err(|e| ("remount /sys/fs/cgroup read-only", e))?,
+                Step::BindOver { source, target } => mount(
+                    Some(source.as_c_str()),
+                    target.as_c_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| ("bind the container's own cgroup in /sys/fs/cgroup", e))?,
             }
         }
         Ok(())
@@ -177,7 +237,7 @@ impl CgroupfsView {
 fn v1_hierarchies(
     controllers: &std::collections::BTreeMap<String, std::path::PathBuf>,
     proc_root: &Path,
-) -> Result<Vec<(String, Vec<String>)>, CgroupError> {
+) -> Result<Vec<(String, Vec<String>, std::path::PathBuf)>, CgroupError> {
     let path = proc_root.join("self/mountinfo");
     let mountinfo = std::fs::read_to_string(&path).map_err(|e| CgroupError::Read {
         path: path.clone(),
@@ -202,7 +262,7 @@ fn v1_hierarchies(
         if options.is_empty() || name.contains('\0') || !names.insert(name.clone()) {
             continue;
         }
-        hierarchies.push((name, options));
+        hierarchies.push((name, options, mount.mount_point.clone()));
     }
     Ok(hierarchies)
 }
@@ -234,6 +294,7 @@ mod tests {
                 Step::Mkdir(path) => format!("mkdir {path:?}"),
                 Step::Symlink { target, link } => format!("symlink {link:?} -> {target:?}"),
                 Step::RemountReadOnly(target) => format!("remount ro {target:?}"),
+                Step::BindOver { source, target } => format!("bind {source:?} over {target:?}"),
             })
             .collect()
     }
@@ -284,6 +345,54 @@ mod tests {
                 r#"mount "cgroup" "sys/fs/cgroup/memory" ro Some("memory")"#,
                 r#"symlink "sys/fs/cgroup/cpu" -> "cpu,cpuacct""#,
                 r#"symlink "sys/fs/cgroup/cpuacct" -> "cpu,cpuacct""#,
+                r#"remount ro "sys/fs/cgroup""#,
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_namespace_only_the_containers_own_cgroup_is_shown() {
+        let proc_root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(proc_root.path().join("self")).unwrap();
+        std::fs::write(
+            proc_root.path().join("self/mountinfo"),
+            "\
+25 18 0:21 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:22 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+",
+        )
+        .unwrap();
+        let controllers: BTreeMap<String, PathBuf> =
+            [("memory".to_string(), PathBuf::from("/sys/fs/cgroup/memory"))].into();
+        let own = [PathBuf::from(
+            "/sys/fs/cgroup/memory/libpod_parent/libpod-1",
+        )];
+        let view =
+            CgroupfsView::plan_for(&Layout::V1 { controllers }, proc_root.path(), Some(&own))
+                .unwrap();
+        assert_eq!(
+            shown(&view),
+            [
+                r#"mount "tmpfs" "sys/fs/cgroup" rw Some("mode=755")"#,
+                r#"mkdir "sys/fs/cgroup/memory""#,
+                r#"mount "cgroup" "sys/fs/cgroup/memory" ro Some("memory")"#,
+                r#"bind "sys/fs/cgroup/memory/libpod_parent/libpod-1" over "sys/fs/cgroup/memory""#,
+                r#"remount ro "sys/fs/cgroup/memory""#,
+                r#"remount ro "sys/fs/cgroup""#,
+            ],
+            "systemd's hierarchy holds no directory of the container: left out"
+        );
+        let v2 = Layout::V2 {
+            mount: "/sys/fs/cgroup".into(),
+        };
+        let own = [PathBuf::from("/sys/fs/cgroup/berth/c1")];
+        let view = CgroupfsView::plan_for(&v2, Path::new("/nonexistent"), Some(&own)).unwrap();
+        assert_eq!(
+            shown(&view),
+            [
+                r#"mount "cgroup2" "sys/fs/cgroup" ro None"#,
+                r#"bind "sys/fs/cgroup/berth/c1" over "sys/fs/cgroup""#,
                 r#"remount ro "sys/fs/cgroup""#,
             ]
         );

@@ -266,8 +266,8 @@ fn bad_bundles_are_one_line_naming_the_field_and_leave_nothing() {
         ),
         (
             "cgroups path",
-            Box::new(|_, c| c["linux"]["cgroupsPath"] = "/elsewhere/c1".into()),
-            "config.json: linux.cgroupsPath: /elsewhere/c1: berth-runtime places the container's cgroup at /berth/c1 only",
+            Box::new(|_, c| c["linux"]["cgroupsPath"] = "system.slice:berth:c1".into()),
+            "config.json: linux.cgroupsPath: system.slice:berth:c1: a systemd path (slice:prefix:name) needs the systemd cgroup driver",
         ),
         (
             "refused field",
@@ -342,6 +342,7 @@ impl FakeInit {
             annotations: Default::default(),
             hooks: hooks.map(|h| serde_json::from_value(h).unwrap()),
             process: None,
+            cgroups_path: None,
         })
         .unwrap();
         FakeInit {

@@ -208,7 +208,11 @@ fn rmi_refuses_an_image_a_container_uses_and_prune_removes_the_unused() {
     assert_eq!(env.ok(&["start", "-a", "user"]), "");
     // prune keeps it while the container exists, removes it after.
     let out = text(&with_stdin(env.cmd(&["image", "prune"]), b"n\n").stdout);
-    assert_eq!(out, "", "answered no: nothing done");
+    assert_eq!(
+        out,
+        "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] ",
+        "docker's question on stdout; answered no: nothing done"
+    );
     assert_eq!(env.ok(&["images", "-q"]), format!("{id}\n"));
     env.ok(&["rm", "user"]);
     let pruned = env.ok(&["image", "prune", "-f"]);

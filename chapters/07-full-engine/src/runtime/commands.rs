@@ -143,10 +143,57 @@ pub fn version() -> String {
     )
 }
 
-/// The container's cgroup, if it has one (chapter 3 names it by id).
+/// Where a container's cgroup lives: below `parent`, named `leaf`, in
+/// every hierarchy. `linux.cgroupsPath` `/libpod_parent/libpod-ID` (podman)
+/// or `/default/ID` (containerd) says where; none means chapter 3's
+/// `/berth/ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupPlace {
+    pub parent: PathBuf,
+    pub leaf: String,
+}
+
+impl CgroupPlace {
+    pub fn of(cgroups_path: Option<&str>, id: &str) -> Result<CgroupPlace> {
+        let Some(path) = cgroups_path else {
+            return Ok(CgroupPlace {
+                parent: PathBuf::from(ch03_cgroups::cgroup::PARENT),
+                leaf: id.to_string(),
+            });
+        };
+        if path.contains(':') {
+            bail!(
+                "config.json: linux.cgroupsPath: {path}: a systemd path (slice:prefix:name) needs the systemd cgroup driver, which berth-runtime does not have: use the cgroupfs driver (podman --cgroup-manager=cgroupfs; containerd SystemdCgroup = false)"
+            );
+        }
+        let path = Path::new(path.trim_start_matches('/'));
+        let (Some(leaf), parent) = (path.file_name(), path.parent()) else {
+            bail!(
+                "config.json: linux.cgroupsPath: {}: names no cgroup",
+                path.display()
+            );
+        };
+        Ok(CgroupPlace {
+            parent: parent.map(Path::to_path_buf).unwrap_or_default(),
+            leaf: leaf.to_string_lossy().into_owned(),
+        })
+    }
+}
+
+/// The container's cgroup, if it has one, where its state says.
 fn container_cgroup(cx: &Runtime, id: &str) -> Result<Option<(Cgroup, Layout)>> {
     let layout = ch03_cgroups::detect(&cx.proc_root)?;
-    match Cgroup::open(&layout, &cx.proc_root, id) {
+    // Read without the lock: the callers hold it already.
+    let recorded = cx.root.peek_state(id).and_then(|state| state.cgroups_path);
+    let place = CgroupPlace::of(recorded.as_deref(), id)?;
+    let placement = ch03_cgroups::cgroup::Placement::for_current_user();
+    match Cgroup::open_in(
+        &layout,
+        &cx.proc_root,
+        &place.parent,
+        &place.leaf,
+        placement,
+    ) {
         Ok(cgroup) => Ok(Some((cgroup, layout))),
         // No cgroup by that name, or none we could reach (v1 without root).
         Err(CgroupError::NotFound { .. } | CgroupError::InvalidId(_) | CgroupError::RootlessV1) => {
@@ -223,22 +270,15 @@ fn create(cx: &Runtime, args: &CreateArgs, run: Option<&RunArgs>) -> Result<i32>
         }
         _ => {}
     }
-    // linux.cgroupsPath: chapter 3 places a container's cgroup at
-    // /berth/ID in each hierarchy; any other place is refused by name.
-    if let Some(path) = bundle
+    // linux.cgroupsPath: where the cgroup goes, checked before anything
+    // is made (a systemd slice path is refused by name).
+    let cgroups_path = bundle
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())
-    {
-        let ours = format!("{}/{}", ch03_cgroups::cgroup::PARENT, args.id);
-        if path.display().to_string().trim_start_matches('/') != ours {
-            bail!(
-                "config.json: linux.cgroupsPath: {}: berth-runtime places the container's cgroup at /{ours} only (yet): leave cgroupsPath out, or set it to /{ours}",
-                path.display()
-            );
-        }
-    }
+        .map(|p| p.display().to_string());
+    CgroupPlace::of(cgroups_path.as_deref(), &args.id)?;
     let translated = translate::translate(&bundle, args.no_pivot)?;
     let steps = translate::ChildSteps::new(&bundle.spec)?;
     // From here on something exists: the state directory, locked. Any
@@ -304,7 +344,7 @@ fn start_created(
     // 2. The cgroup, with its limits, named by the container's id.
     let cgroup = create_cgroup(cx, id, accepted, &bundle.spec)?;
     let view = match (&cgroup, translated.cgroup_mount) {
-        (Some(_), true) => {
+        (Some(cgroup), true) => {
             let layout = ch03_cgroups::detect(&cx.proc_root)?;
             let userns = translated
                 .config
@@ -315,9 +355,17 @@ fn start_created(
                     "config.json: mounts: a cgroup mount in a new user namespace on cgroup v1 is not supported by berth-runtime yet: leave it out"
                 );
             }
-            Some(ch03_cgroups::view::CgroupfsView::plan(
+            // Without a cgroup namespace of its own, the container is
+            // shown only its own cgroup (runc's bind), not the host's tree.
+            let own_namespace = translated
+                .config
+                .namespaces
+                .contains(&ch02_namespaces::namespaces::Namespace::Cgroup);
+            let own = cgroup.paths();
+            Some(ch03_cgroups::view::CgroupfsView::plan_for(
                 &layout,
                 &cx.proc_root,
+                (!own_namespace).then_some(own.as_slice()),
             )?)
         }
         _ => None,
@@ -340,6 +388,12 @@ fn start_created(
             .collect(),
         hooks: bundle.spec.hooks().clone(),
         process: bundle.spec.process().clone(),
+        cgroups_path: bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone())
+            .map(|p| p.display().to_string()),
     };
     let spec_hooks = bundle.spec.hooks().clone().unwrap_or_default();
     // 4. Chapter 2's start sequence, with the runtime's steps.
@@ -516,7 +570,21 @@ fn create_cgroup(
     resources
         .devices
         .extend(default_device_rules(&bundle_devices(accepted_spec)));
-    match Cgroup::create(&layout, &cx.proc_root, id, &resources) {
+    let cgroups_path = accepted_spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.display().to_string());
+    let place = CgroupPlace::of(cgroups_path.as_deref(), id)?;
+    let placement = ch03_cgroups::cgroup::Placement::for_current_user();
+    match Cgroup::create_in(
+        &layout,
+        &cx.proc_root,
+        &place.parent,
+        &place.leaf,
+        &resources,
+        placement,
+    ) {
         Ok(cgroup) => Ok(Some(cgroup)),
         Err(CgroupError::RootlessV1 | CgroupError::NotDelegated { .. })
             if cx.rootless && accepted.cgroup.resources == Default::default() =>

@@ -110,6 +110,10 @@ pub struct State {
     /// config.json's process: what `exec` without `--process` starts from.
     #[serde(default)]
     pub process: Option<oci_spec::runtime::Process>,
+    /// `linux.cgroupsPath` as given (none: chapter 3's `/berth/ID`), so
+    /// every later command finds the cgroup where create made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<String>,
 }
 
 /// The lifecycle's states (runtime-spec "State"; `creating` is never
@@ -191,6 +195,15 @@ impl Root {
 
     /// Lock an existing container's directory. Waits for another command
     /// holding it; a directory deleted meanwhile does not exist.
+    /// Container `id`'s state as last written, read without its lock (for
+    /// a caller that holds the lock already, or needs no consistency with
+    /// other fields: `state.json` is replaced whole, never half-written).
+    pub fn peek_state(&self, id: &str) -> Option<State> {
+        check_id(id).ok()?;
+        let bytes = std::fs::read(self.path.join(id).join(STATE_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     pub fn open_dir(&self, id: &str) -> Result<ContainerDir, StateError> {
         check_id(id)?;
         let path = self.path.join(id);
@@ -397,6 +410,7 @@ mod tests {
             annotations: BTreeMap::from([("k".to_string(), "v".to_string())]),
             hooks: None,
             process: None,
+            cgroups_path: None,
         }
     }
 
