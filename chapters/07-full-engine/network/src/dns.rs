@@ -203,6 +203,8 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
         }
         return encode(&reply);
     }
+    // ANCHOR_END: answer
+    // ANCHOR: answer_other
     // Reverse lookups of this network's addresses.
     if question.query_type() == RecordType::PTR
         && let Ok(IpAddr::V4(ip)) = question.name().parse_arpa_name().map(|net| net.addr())
@@ -234,7 +236,7 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
     }
     Verdict::Forward(servers)
 }
-// ANCHOR_END: answer
+// ANCHOR_END: answer_other
 
 /// Ask `servers` in turn over UDP; the first answer with the query's ID wins.
 async fn forward_udp(query: &[u8], servers: &[IpAddr]) -> Option<Vec<u8>> {
@@ -520,6 +522,8 @@ pub fn start(
         .stdout
         .take()
         .ok_or_else(|| helper_err("no stdout pipe".into()))?;
+    // ANCHOR_END: start_dns
+    // ANCHOR: dns_ready
     // The server says `ready PID` once it listens, or exits (EOF).
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -556,7 +560,7 @@ pub fn start(
     )?;
     Ok(pid)
 }
-// ANCHOR_END: start_dns
+// ANCHOR_END: dns_ready
 
 /// Stop network `id`'s DNS server (SIGTERM, then SIGKILL after 3 s) and
 /// remove its pid file. Not running is fine.

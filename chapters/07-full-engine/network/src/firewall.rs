@@ -311,6 +311,8 @@ fn nat_rules(active: &[ActiveNetwork]) -> Vec<NfListObject<'static>> {
                 rules.push(rule("published", expr, Some(comment)));
             }
         }
+        // ANCHOR_END: nat_rules
+        // ANCHOR: nat_masquerade
         let (Some(subnet), br) = (a.network.subnet, &a.network.bridge) else {
             continue;
         };
@@ -345,7 +347,7 @@ fn nat_rules(active: &[ActiveNetwork]) -> Vec<NfListObject<'static>> {
     }
     rules
 }
-// ANCHOR_END: nat_rules
+// ANCHOR_END: nat_masquerade
 
 /// The whole table for `active` networks (those with containers), as one
 /// nft transaction: create the table if missing, delete it (and every

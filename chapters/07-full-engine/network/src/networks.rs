@@ -261,6 +261,8 @@ impl Networks {
                 (subnet, ipam::gateway_of(subnet).expect("a /24 has hosts"))
             }
         };
+        // ANCHOR_END: create
+        // ANCHOR: create_record
         let links: Vec<String> = Netlink::open()?
             .links()?
             .into_iter()
@@ -286,7 +288,7 @@ impl Networks {
         self.store.save_network(&network)?;
         Ok(network)
     }
-    // ANCHOR_END: create
+    // ANCHOR_END: create_record
 
     /// `network rm`: refused for the pre-defined networks and for a
     /// network with containers.
@@ -371,6 +373,8 @@ impl Networks {
                 network: network.name.clone(),
             });
         }
+        // ANCHOR_END: attach
+        // ANCHOR: attach_steps
         // 1. The records: the lease and the host ports, saved first.
         let (subnet, gateway) = match (network.subnet, network.gateway) {
             (Some(s), Some(g)) => (s, g),
@@ -417,7 +421,7 @@ impl Networks {
         }
         Ok((network, endpoint))
     }
-    // ANCHOR_END: attach
+    // ANCHOR_END: attach_steps
 
     /// The kernel side of an attach, in order.
     fn plumb(
@@ -594,10 +598,10 @@ impl Networks {
         ))
     }
 
-    // ANCHOR: reconcile
     /// After a crash or a reboot: given the containers that still exist,
     /// remove every endpoint, veth, bridge, DNS server and namespace file
     /// of ours that belongs to none of them, and rewrite the rules.
+    // ANCHOR: reconcile
     pub fn reconcile(&self, live: &BTreeSet<String>) -> Result<Reconciled> {
         let lock = self.store.lock()?;
         let mut done = Reconciled::default();

@@ -121,6 +121,7 @@ pub fn run_hook_in(
         path: path.clone(),
         reason: super::config::io_reason(&err),
     })?;
+    // ANCHOR_END: run_hook
     // Feed stdin and drain the output on threads: a hook that reads
     // nothing, or writes a lot, must not block us.
     let mut stdin = child.stdin.take().expect("piped stdin");
@@ -151,6 +152,7 @@ pub fn run_hook_in(
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
 
+    // ANCHOR: run_hook_wait
     let deadline = hook
         .timeout()
         .map(|secs| Instant::now() + Duration::from_secs(secs.max(0) as u64));
@@ -192,7 +194,7 @@ pub fn run_hook_in(
         }),
     }
 }
-// ANCHOR_END: run_hook
+// ANCHOR_END: run_hook_wait
 
 /// Run the hooks of one kind in the namespaces of process `pid` (under
 /// `proc_root`) that differ from ours: user, ipc, uts, net, pid (for the

@@ -82,6 +82,7 @@ pub fn cgroup_request(
         };
         out.resources.memory = (memory != LinuxMemory::default()).then_some(memory);
     }
+    // ANCHOR_END: cgroup_request
     if let Some(c) = resources.cpu() {
         let refused = [
             (
@@ -148,6 +149,7 @@ pub fn cgroup_request(
         let weight = b.weight().filter(|&w| w != 0);
         out.resources.block_io = weight.map(|w| LinuxBlockIO { weight: Some(w) });
     }
+    // ANCHOR: cgroup_request_check
     let refused = [
         (
             "hugepageLimits",
@@ -175,7 +177,7 @@ pub fn cgroup_request(
         .map_err(|err| invalid(field, err.to_string()))?;
     Ok(out)
 }
-// ANCHOR_END: cgroup_request
+// ANCHOR_END: cgroup_request_check
 
 #[cfg(test)]
 mod tests {

@@ -155,6 +155,8 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         if act == default {
             continue;
         }
+        // ANCHOR_END: compile
+        // ANCHOR: compile_rules
         let args: Vec<_> = rule.args().iter().flatten().collect();
         for (j, arg) in args.iter().enumerate() {
             if arg.index() > 5 {
@@ -190,6 +192,8 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter, SeccompError> {
             }
         }
     }
+    // ANCHOR_END: compile_rules
+    // ANCHOR: compile_flags
     if notify && spec.listener_path().is_none() {
         return Err(error(
             "linux.seccomp.listenerPath",
@@ -216,7 +220,7 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         notify,
     })
 }
-// ANCHOR_END: compile
+// ANCHOR_END: compile_flags
 
 /// The BPF program libseccomp made, as `sock_filter` entries. (libseccomp
 /// 2.5 exports only to a file descriptor: an unlinked temporary file.)

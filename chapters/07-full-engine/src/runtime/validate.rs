@@ -103,6 +103,8 @@ pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
     if let Some((field, _, why)) = refused.iter().find(|(_, set, _)| *set) {
         return Err(unsupported(field, why));
     }
+    // ANCHOR_END: validate
+    // ANCHOR: validate_namespaces
     if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
         selinux_label("linux.mountLabel", label, host, &mut warnings)?;
     }
@@ -142,6 +144,8 @@ pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
     for (key, _) in sysctls {
         check_sysctl(key, &has).map_err(|why| invalid(format!("linux.sysctl.{key}"), why))?;
     }
+    // ANCHOR_END: validate_namespaces
+    // ANCHOR: validate_linux
     if let Some(p) = linux.rootfs_propagation().as_deref() {
         const KINDS: [&str; 8] = [
             "shared",
@@ -184,7 +188,7 @@ pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
     };
     Ok(Accepted { cgroup, warnings })
 }
-// ANCHOR_END: validate
+// ANCHOR_END: validate_linux
 
 /// `process`: config.json's, or the one `exec` runs.
 pub fn validate_process(
