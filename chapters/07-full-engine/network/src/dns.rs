@@ -158,6 +158,8 @@ fn encode(message: &Message) -> Verdict {
 // ANCHOR: answer
 /// Decide about one query from `client`.
 fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Verdict {
+    // 1. A query; what does not parse gets FORMERR, if it has an id to
+    //    answer to.
     let query = match Message::from_vec(bytes) {
         Ok(q) if q.message_type() == MessageType::Query => q,
         Ok(_) => return Verdict::Ignore,
@@ -171,6 +173,8 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
         }
         Err(_) => return Verdict::Ignore,
     };
+    // 2. Only from the network's own subnet: the gateway's address is
+    //    reachable from other networks too.
     let from_network = match (zone.subnet, client) {
         (Some(subnet), IpAddr::V4(ip)) => subnet.contains(&ip),
         _ => false,
@@ -178,6 +182,7 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
     if !from_network {
         return encode(&reply_to(&query, ResponseCode::Refused));
     }
+    // 3. A standard query, with a question.
     let Some(question) = query
         .queries()
         .first()
@@ -185,43 +190,12 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
     else {
         return encode(&reply_to(&query, ResponseCode::NotImp));
     };
-    let qname = question.name().to_lowercase().to_ascii();
-    let qname = qname.trim_end_matches('.');
-    // Names of this network's containers.
-    let addresses = zone.lookup(qname);
-    if !addresses.is_empty() {
-        let mut reply = reply_to(&query, ResponseCode::NoError);
-        reply.set_authoritative(true);
-        if question.query_type() == RecordType::A {
-            for ip in addresses {
-                reply.add_answer(Record::from_rdata(
-                    question.name().clone(),
-                    TTL,
-                    RData::A(A(ip)),
-                ));
-            }
-        }
+    // 4. The network's own names and addresses, answered here.
+    if let Some(reply) = local_answer(zone, &query, question) {
         return encode(&reply);
     }
-    // ANCHOR_END: answer
-    // ANCHOR: answer_other
-    // Reverse lookups of this network's addresses.
-    if question.query_type() == RecordType::PTR
-        && let Ok(IpAddr::V4(ip)) = question.name().parse_arpa_name().map(|net| net.addr())
-        && let Some(name) = zone
-            .name_of(ip)
-            .and_then(|n| Name::from_ascii(format!("{n}.")).ok())
-    {
-        let mut reply = reply_to(&query, ResponseCode::NoError);
-        reply.set_authoritative(true);
-        reply.add_answer(Record::from_rdata(
-            question.name().clone(),
-            TTL,
-            RData::PTR(PTR(name)),
-        ));
-        return encode(&reply);
-    }
-    // Everything else: the container's own --dns servers, or the host's.
+    // 5. Everything else: the container's own --dns servers, or the
+    //    host's; none on an --internal network.
     let own = zone
         .endpoint_at(client)
         .map(|e| e.dns_servers.clone())
@@ -236,7 +210,54 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
     }
     Verdict::Forward(servers)
 }
-// ANCHOR_END: answer_other
+// ANCHOR_END: answer
+
+/// The authoritative answer for a name or an address of this network,
+/// if `question` asks for one.
+// ANCHOR: local_answer
+fn local_answer(
+    zone: &Zone,
+    query: &Message,
+    question: &hickory_proto::op::Query,
+) -> Option<Message> {
+    let qname = question.name().to_lowercase().to_ascii();
+    let qname = qname.trim_end_matches('.');
+    // Names of this network's containers: A records; any other type, an
+    // empty answer (the name exists).
+    let addresses = zone.lookup(qname);
+    if !addresses.is_empty() {
+        let mut reply = reply_to(query, ResponseCode::NoError);
+        reply.set_authoritative(true);
+        if question.query_type() == RecordType::A {
+            for ip in addresses {
+                reply.add_answer(Record::from_rdata(
+                    question.name().clone(),
+                    TTL,
+                    RData::A(A(ip)),
+                ));
+            }
+        }
+        return Some(reply);
+    }
+    // Reverse lookups of this network's addresses.
+    if question.query_type() == RecordType::PTR
+        && let Ok(IpAddr::V4(ip)) = question.name().parse_arpa_name().map(|net| net.addr())
+        && let Some(name) = zone
+            .name_of(ip)
+            .and_then(|n| Name::from_ascii(format!("{n}.")).ok())
+    {
+        let mut reply = reply_to(query, ResponseCode::NoError);
+        reply.set_authoritative(true);
+        reply.add_answer(Record::from_rdata(
+            question.name().clone(),
+            TTL,
+            RData::PTR(PTR(name)),
+        ));
+        return Some(reply);
+    }
+    None
+}
+// ANCHOR_END: local_answer
 
 /// Ask `servers` in turn over UDP; the first answer with the query's ID wins.
 async fn forward_udp(query: &[u8], servers: &[IpAddr]) -> Option<Vec<u8>> {
