@@ -500,6 +500,7 @@ pub fn start(
     network: &NetworkConfig,
     resolv_conf: &Path,
 ) -> Result<i32> {
+    // 1. One server per network: a live one (pid and start time) is kept.
     if let Some(pid) = running(store, proc_root, &network.id) {
         return Ok(pid);
     }
@@ -507,12 +508,46 @@ pub fn start(
         program: launcher.program.display().to_string(),
         message,
     };
+    // 2. The daemon, its stdout a pipe back to us.
     let log_path = store.root().join("dns").join(format!("{}.log", network.id));
+    let stdout = spawn_daemon(launcher, store, network, resolv_conf, &log_path)?
+        .ok_or_else(|| helper_err("no stdout pipe".into()))?;
+    // 3. Its `ready PID`, once it listens; or its last words.
+    let pid = wait_until_ready(stdout).ok_or_else(|| {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let last = log.lines().last().unwrap_or("exited without a word");
+        helper_err(format!(
+            "the DNS server of network {} did not start: {last}",
+            network.name
+        ))
+    })?;
+    // 4. Its pid and start time, for the next command to find it.
+    let started = start_time(proc_root, pid)
+        .ok_or_else(|| helper_err(format!("DNS server {pid} vanished")))?;
+    write_atomic(
+        &store.dns_pid_path(&network.id),
+        format!("{pid} {started}\n").as_bytes(),
+    )?;
+    Ok(pid)
+}
+// ANCHOR_END: start_dns
+
+/// Run the server as a daemon: `setsid`, then a second fork whose parent
+/// exits at once, so the server is nobody's child but init's (or the
+/// subreaper's). Returns its stdout, where it says when it is ready.
+// ANCHOR: spawn_daemon
+fn spawn_daemon(
+    launcher: &Launcher,
+    store: &Store,
+    network: &NetworkConfig,
+    resolv_conf: &Path,
+    log_path: &Path,
+) -> Result<Option<std::process::ChildStdout>> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
-        .map_err(io_err(&log_path))?;
+        .open(log_path)
+        .map_err(io_err(log_path))?;
     let mut command = Command::new(&launcher.program);
     command
         .args(&launcher.args)
@@ -539,13 +574,13 @@ pub fn start(
     }
     let mut intermediate = command.spawn().map_err(io_err(&launcher.program))?;
     let _ = intermediate.wait();
-    let stdout = intermediate
-        .stdout
-        .take()
-        .ok_or_else(|| helper_err("no stdout pipe".into()))?;
-    // ANCHOR_END: start_dns
-    // ANCHOR: dns_ready
-    // The server says `ready PID` once it listens, or exits (EOF).
+    Ok(intermediate.stdout.take())
+}
+// ANCHOR_END: spawn_daemon
+
+/// The server's first line, `ready PID`, read within ten seconds; `None`
+/// if it exits (EOF) or says something else first.
+fn wait_until_ready(stdout: std::process::ChildStdout) -> Option<i32> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -555,33 +590,9 @@ pub fn start(
     let line = receiver
         .recv_timeout(Duration::from_secs(10))
         .unwrap_or_default();
-    let pid: i32 = match line
-        .strip_prefix("ready ")
+    line.strip_prefix("ready ")
         .and_then(|p| p.trim().parse().ok())
-    {
-        Some(pid) => pid,
-        None => {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let last = log
-                .lines()
-                .last()
-                .unwrap_or("exited without a word")
-                .to_string();
-            return Err(helper_err(format!(
-                "the DNS server of network {} did not start: {last}",
-                network.name
-            )));
-        }
-    };
-    let started = start_time(proc_root, pid)
-        .ok_or_else(|| helper_err(format!("DNS server {pid} vanished")))?;
-    write_atomic(
-        &store.dns_pid_path(&network.id),
-        format!("{pid} {started}\n").as_bytes(),
-    )?;
-    Ok(pid)
 }
-// ANCHOR_END: dns_ready
 
 /// Stop network `id`'s DNS server (SIGTERM, then SIGKILL after 3 s) and
 /// remove its pid file. Not running is fine.
