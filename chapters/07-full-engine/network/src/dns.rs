@@ -158,6 +158,8 @@ fn encode(message: &Message) -> Verdict {
 // ANCHOR: answer
 /// Decide about one query from `client`.
 fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Verdict {
+    // 1. A query; what does not parse gets FORMERR, if it has an id to
+    //    answer to.
     let query = match Message::from_vec(bytes) {
         Ok(q) if q.message_type() == MessageType::Query => q,
         Ok(_) => return Verdict::Ignore,
@@ -171,6 +173,8 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
         }
         Err(_) => return Verdict::Ignore,
     };
+    // 2. Only from the network's own subnet: the gateway's address is
+    //    reachable from other networks too.
     let from_network = match (zone.subnet, client) {
         (Some(subnet), IpAddr::V4(ip)) => subnet.contains(&ip),
         _ => false,
@@ -178,6 +182,7 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
     if !from_network {
         return encode(&reply_to(&query, ResponseCode::Refused));
     }
+    // 3. A standard query, with a question.
     let Some(question) = query
         .queries()
         .first()
@@ -185,41 +190,12 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
     else {
         return encode(&reply_to(&query, ResponseCode::NotImp));
     };
-    let qname = question.name().to_lowercase().to_ascii();
-    let qname = qname.trim_end_matches('.');
-    // Names of this network's containers.
-    let addresses = zone.lookup(qname);
-    if !addresses.is_empty() {
-        let mut reply = reply_to(&query, ResponseCode::NoError);
-        reply.set_authoritative(true);
-        if question.query_type() == RecordType::A {
-            for ip in addresses {
-                reply.add_answer(Record::from_rdata(
-                    question.name().clone(),
-                    TTL,
-                    RData::A(A(ip)),
-                ));
-            }
-        }
+    // 4. The network's own names and addresses, answered here.
+    if let Some(reply) = local_answer(zone, &query, question) {
         return encode(&reply);
     }
-    // Reverse lookups of this network's addresses.
-    if question.query_type() == RecordType::PTR
-        && let Ok(IpAddr::V4(ip)) = question.name().parse_arpa_name().map(|net| net.addr())
-        && let Some(name) = zone
-            .name_of(ip)
-            .and_then(|n| Name::from_ascii(format!("{n}.")).ok())
-    {
-        let mut reply = reply_to(&query, ResponseCode::NoError);
-        reply.set_authoritative(true);
-        reply.add_answer(Record::from_rdata(
-            question.name().clone(),
-            TTL,
-            RData::PTR(PTR(name)),
-        ));
-        return encode(&reply);
-    }
-    // Everything else: the container's own --dns servers, or the host's.
+    // 5. Everything else: the container's own --dns servers, or the
+    //    host's; none on an --internal network.
     let own = zone
         .endpoint_at(client)
         .map(|e| e.dns_servers.clone())
@@ -235,6 +211,53 @@ fn answer(zone: &Zone, bytes: &[u8], client: IpAddr, upstreams: &[IpAddr]) -> Ve
     Verdict::Forward(servers)
 }
 // ANCHOR_END: answer
+
+/// The authoritative answer for a name or an address of this network,
+/// if `question` asks for one.
+// ANCHOR: local_answer
+fn local_answer(
+    zone: &Zone,
+    query: &Message,
+    question: &hickory_proto::op::Query,
+) -> Option<Message> {
+    let qname = question.name().to_lowercase().to_ascii();
+    let qname = qname.trim_end_matches('.');
+    // Names of this network's containers: A records; any other type, an
+    // empty answer (the name exists).
+    let addresses = zone.lookup(qname);
+    if !addresses.is_empty() {
+        let mut reply = reply_to(query, ResponseCode::NoError);
+        reply.set_authoritative(true);
+        if question.query_type() == RecordType::A {
+            for ip in addresses {
+                reply.add_answer(Record::from_rdata(
+                    question.name().clone(),
+                    TTL,
+                    RData::A(A(ip)),
+                ));
+            }
+        }
+        return Some(reply);
+    }
+    // Reverse lookups of this network's addresses.
+    if question.query_type() == RecordType::PTR
+        && let Ok(IpAddr::V4(ip)) = question.name().parse_arpa_name().map(|net| net.addr())
+        && let Some(name) = zone
+            .name_of(ip)
+            .and_then(|n| Name::from_ascii(format!("{n}.")).ok())
+    {
+        let mut reply = reply_to(query, ResponseCode::NoError);
+        reply.set_authoritative(true);
+        reply.add_answer(Record::from_rdata(
+            question.name().clone(),
+            TTL,
+            RData::PTR(PTR(name)),
+        ));
+        return Some(reply);
+    }
+    None
+}
+// ANCHOR_END: local_answer
 
 /// Ask `servers` in turn over UDP; the first answer with the query's ID wins.
 async fn forward_udp(query: &[u8], servers: &[IpAddr]) -> Option<Vec<u8>> {
@@ -477,6 +500,7 @@ pub fn start(
     network: &NetworkConfig,
     resolv_conf: &Path,
 ) -> Result<i32> {
+    // 1. One server per network: a live one (pid and start time) is kept.
     if let Some(pid) = running(store, proc_root, &network.id) {
         return Ok(pid);
     }
@@ -484,12 +508,46 @@ pub fn start(
         program: launcher.program.display().to_string(),
         message,
     };
+    // 2. The daemon, its stdout a pipe back to us.
     let log_path = store.root().join("dns").join(format!("{}.log", network.id));
+    let stdout = spawn_daemon(launcher, store, network, resolv_conf, &log_path)?
+        .ok_or_else(|| helper_err("no stdout pipe".into()))?;
+    // 3. Its `ready PID`, once it listens; or its last words.
+    let pid = wait_until_ready(stdout).ok_or_else(|| {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let last = log.lines().last().unwrap_or("exited without a word");
+        helper_err(format!(
+            "the DNS server of network {} did not start: {last}",
+            network.name
+        ))
+    })?;
+    // 4. Its pid and start time, for the next command to find it.
+    let started = start_time(proc_root, pid)
+        .ok_or_else(|| helper_err(format!("DNS server {pid} vanished")))?;
+    write_atomic(
+        &store.dns_pid_path(&network.id),
+        format!("{pid} {started}\n").as_bytes(),
+    )?;
+    Ok(pid)
+}
+// ANCHOR_END: start_dns
+
+/// Run the server as a daemon: `setsid`, then a second fork whose parent
+/// exits at once, so the server is nobody's child but init's (or the
+/// subreaper's). Returns its stdout, where it says when it is ready.
+// ANCHOR: spawn_daemon
+fn spawn_daemon(
+    launcher: &Launcher,
+    store: &Store,
+    network: &NetworkConfig,
+    resolv_conf: &Path,
+    log_path: &Path,
+) -> Result<Option<std::process::ChildStdout>> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
-        .map_err(io_err(&log_path))?;
+        .open(log_path)
+        .map_err(io_err(log_path))?;
     let mut command = Command::new(&launcher.program);
     command
         .args(&launcher.args)
@@ -516,11 +574,13 @@ pub fn start(
     }
     let mut intermediate = command.spawn().map_err(io_err(&launcher.program))?;
     let _ = intermediate.wait();
-    let stdout = intermediate
-        .stdout
-        .take()
-        .ok_or_else(|| helper_err("no stdout pipe".into()))?;
-    // The server says `ready PID` once it listens, or exits (EOF).
+    Ok(intermediate.stdout.take())
+}
+// ANCHOR_END: spawn_daemon
+
+/// The server's first line, `ready PID`, read within ten seconds; `None`
+/// if it exits (EOF) or says something else first.
+fn wait_until_ready(stdout: std::process::ChildStdout) -> Option<i32> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -530,33 +590,9 @@ pub fn start(
     let line = receiver
         .recv_timeout(Duration::from_secs(10))
         .unwrap_or_default();
-    let pid: i32 = match line
-        .strip_prefix("ready ")
+    line.strip_prefix("ready ")
         .and_then(|p| p.trim().parse().ok())
-    {
-        Some(pid) => pid,
-        None => {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let last = log
-                .lines()
-                .last()
-                .unwrap_or("exited without a word")
-                .to_string();
-            return Err(helper_err(format!(
-                "the DNS server of network {} did not start: {last}",
-                network.name
-            )));
-        }
-    };
-    let started = start_time(proc_root, pid)
-        .ok_or_else(|| helper_err(format!("DNS server {pid} vanished")))?;
-    write_atomic(
-        &store.dns_pid_path(&network.id),
-        format!("{pid} {started}\n").as_bytes(),
-    )?;
-    Ok(pid)
 }
-// ANCHOR_END: start_dns
 
 /// Stop network `id`'s DNS server (SIGTERM, then SIGKILL after 3 s) and
 /// remove its pid file. Not running is fine.

@@ -270,6 +270,9 @@ fn forward_rules(
 /// The NAT chains: DNAT of published ports, masquerade of what leaves.
 fn nat_rules(active: &[ActiveNetwork]) -> Vec<NfListObject<'static>> {
     let mut rules = Vec::new();
+    // 1. Traffic to one of the host's own addresses, arriving
+    //    (prerouting) or sent by the host itself (output), goes through
+    //    the published ports.
     let local = || {
         eq(
             Expression::Named(NamedExpression::Fib(Fib {
@@ -286,66 +289,86 @@ fn nat_rules(active: &[ActiveNetwork]) -> Vec<NfListObject<'static>> {
     };
     rules.push(rule("prerouting", vec![local(), jump()], None));
     rules.push(rule("output", vec![local(), jump()], None));
+    // 2. Per network that may reach out: its published ports, then its
+    //    masquerade.
     for a in active.iter().filter(|a| !a.network.internal) {
-        for ep in &a.endpoints {
-            for port in &ep.ports {
-                let mut expr = Vec::new();
-                if !port.host_ip.is_unspecified() {
-                    expr.push(eq(payload("ip", "daddr"), s(port.host_ip.to_string())));
-                }
-                expr.push(eq(
-                    port_field(port.protocol),
-                    Expression::Number(u32::from(port.host_port)),
-                ));
-                expr.push(Statement::DNAT(Some(NAT {
-                    addr: Some(s(ep.ip.to_string())),
-                    family: Some(NATFamily::IP),
-                    port: Some(Expression::Number(u32::from(port.container_port))),
-                    flags: None,
-                })));
-                let comment = format!(
-                    "{} {}",
-                    &ep.container_id[..12.min(ep.container_id.len())],
-                    port
-                );
-                rules.push(rule("published", expr, Some(comment)));
-            }
-        }
-        let (Some(subnet), br) = (a.network.subnet, &a.network.bridge) else {
-            continue;
-        };
-        // Outbound: the containers' private addresses leave as the host's.
-        rules.push(rule(
-            "postrouting",
-            vec![
-                eq(payload("ip", "saddr"), prefix(subnet)),
-                matches(meta(MetaKey::Oifname), Operator::NEQ, s(br.as_str())),
-                Statement::Masquerade(None),
-            ],
-            None,
-        ));
-        // A published port reached from the host's 127.0.0.1, or from a
-        // container of the same bridge (hairpin): the reply must come
-        // back through the host to be un-NATed, so the source becomes the
-        // gateway's address.
-        let loopback: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).expect("127/8");
-        rules.push(rule(
-            "postrouting",
-            vec![
-                oifname(br),
-                matches(ct("status"), Operator::IN, s("dnat")),
-                eq(
-                    payload("ip", "saddr"),
-                    set(vec![prefix(loopback), prefix(subnet)]),
-                ),
-                Statement::Masquerade(None),
-            ],
-            None,
-        ));
+        rules.extend(published_rules(a));
+        rules.extend(masquerade_rules(a));
     }
     rules
 }
 // ANCHOR_END: nat_rules
+
+/// One DNAT rule per published port of the network's containers.
+// ANCHOR: published_rules
+fn published_rules(a: &ActiveNetwork) -> Vec<NfListObject<'static>> {
+    let mut rules = Vec::new();
+    for ep in &a.endpoints {
+        for port in &ep.ports {
+            let mut expr = Vec::new();
+            if !port.host_ip.is_unspecified() {
+                expr.push(eq(payload("ip", "daddr"), s(port.host_ip.to_string())));
+            }
+            expr.push(eq(
+                port_field(port.protocol),
+                Expression::Number(u32::from(port.host_port)),
+            ));
+            expr.push(Statement::DNAT(Some(NAT {
+                addr: Some(s(ep.ip.to_string())),
+                family: Some(NATFamily::IP),
+                port: Some(Expression::Number(u32::from(port.container_port))),
+                flags: None,
+            })));
+            let comment = format!(
+                "{} {}",
+                &ep.container_id[..12.min(ep.container_id.len())],
+                port
+            );
+            rules.push(rule("published", expr, Some(comment)));
+        }
+    }
+    rules
+}
+// ANCHOR_END: published_rules
+
+/// The network's source NAT: outbound, and published ports reached from
+/// the host's loopback or from the same bridge.
+// ANCHOR: masquerade_rules
+fn masquerade_rules(a: &ActiveNetwork) -> Vec<NfListObject<'static>> {
+    let (Some(subnet), br) = (a.network.subnet, &a.network.bridge) else {
+        return Vec::new();
+    };
+    // Outbound: the containers' private addresses leave as the host's.
+    let outbound = rule(
+        "postrouting",
+        vec![
+            eq(payload("ip", "saddr"), prefix(subnet)),
+            matches(meta(MetaKey::Oifname), Operator::NEQ, s(br.as_str())),
+            Statement::Masquerade(None),
+        ],
+        None,
+    );
+    // A published port reached from the host's 127.0.0.1, or from a
+    // container of the same bridge (hairpin): the reply must come back
+    // through the host to be un-NATed, so the source becomes the
+    // gateway's address.
+    let loopback: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).expect("127/8");
+    let hairpin = rule(
+        "postrouting",
+        vec![
+            oifname(br),
+            matches(ct("status"), Operator::IN, s("dnat")),
+            eq(
+                payload("ip", "saddr"),
+                set(vec![prefix(loopback), prefix(subnet)]),
+            ),
+            Statement::Masquerade(None),
+        ],
+        None,
+    );
+    vec![outbound, hairpin]
+}
+// ANCHOR_END: masquerade_rules
 
 /// The whole table for `active` networks (those with containers), as one
 /// nft transaction: create the table if missing, delete it (and every

@@ -229,38 +229,10 @@ impl Networks {
         if existing.iter().any(|n| n.name == options.name) {
             return Err(NetworkError::Exists(options.name.clone()));
         }
-        let taken: Vec<Ipv4Net> = existing.iter().filter_map(|n| n.subnet).collect();
-        let routes = self.foreign_routes(&[])?;
-        let (subnet, gateway) = match options.subnet {
-            Some(subnet) => {
-                let (subnet, gateway) = ipam::check_subnet(subnet, options.gateway)?;
-                if taken.iter().any(|t| ipam::overlaps(*t, subnet)) {
-                    return Err(NetworkError::Invalid(format!(
-                        "invalid pool request: Pool overlaps with other one on this address space ({subnet})"
-                    )));
-                }
-                if let Some(route) = routes
-                    .iter()
-                    .find(|r| r.prefix_len() > 0 && ipam::overlaps(**r, subnet))
-                {
-                    return Err(NetworkError::Invalid(format!(
-                        "subnet {subnet} overlaps the host's route to {route}: choose another --subnet"
-                    )));
-                }
-                (subnet, gateway)
-            }
-            None => {
-                if options.gateway.is_some() {
-                    return Err(NetworkError::Invalid("--gateway needs --subnet".into()));
-                }
-                let subnet = ipam::choose_subnet(ipam::user_subnet_pool(), &taken, &routes).ok_or_else(|| {
-                    NetworkError::Invalid(
-                        "all predefined address pools have been fully subnetted: remove unused networks (network prune) or give --subnet".into(),
-                    )
-                })?;
-                (subnet, ipam::gateway_of(subnet).expect("a /24 has hosts"))
-            }
-        };
+        // 1. The subnet: --subnet if it is free, or the pool's first free /24.
+        let (subnet, gateway) = self.choose_network_subnet(options, &existing)?;
+        // 2. The bridge's name: the first berthN that no network and no
+        //    link of the host has.
         let links: Vec<String> = Netlink::open()?
             .links()?
             .into_iter()
@@ -270,6 +242,7 @@ impl Networks {
             .map(|n| format!("berth{n}"))
             .find(|b| !existing.iter().any(|n| &n.bridge == b) && !links.contains(b))
             .expect("an unbounded range has a free name");
+        // 3. The record; the kernel sees nothing until a container attaches.
         let network = NetworkConfig {
             name: options.name.clone(),
             id: random_id()?,
@@ -287,6 +260,46 @@ impl Networks {
         Ok(network)
     }
     // ANCHOR_END: create
+
+    /// A new network's subnet and gateway: `--subnet` (and `--gateway`),
+    /// which must overlap no other network and no route of the host; or
+    /// the first /24 of the pool that overlaps neither.
+    // ANCHOR: choose_network_subnet
+    fn choose_network_subnet(
+        &self,
+        options: &CreateOptions,
+        existing: &[NetworkConfig],
+    ) -> Result<(Ipv4Net, Ipv4Addr)> {
+        let taken: Vec<Ipv4Net> = existing.iter().filter_map(|n| n.subnet).collect();
+        let routes = self.foreign_routes(&[])?;
+        let Some(subnet) = options.subnet else {
+            if options.gateway.is_some() {
+                return Err(NetworkError::Invalid("--gateway needs --subnet".into()));
+            }
+            let subnet = ipam::choose_subnet(ipam::user_subnet_pool(), &taken, &routes).ok_or_else(|| {
+                NetworkError::Invalid(
+                    "all predefined address pools have been fully subnetted: remove unused networks (network prune) or give --subnet".into(),
+                )
+            })?;
+            return Ok((subnet, ipam::gateway_of(subnet).expect("a /24 has hosts")));
+        };
+        let (subnet, gateway) = ipam::check_subnet(subnet, options.gateway)?;
+        if taken.iter().any(|t| ipam::overlaps(*t, subnet)) {
+            return Err(NetworkError::Invalid(format!(
+                "invalid pool request: Pool overlaps with other one on this address space ({subnet})"
+            )));
+        }
+        if let Some(route) = routes
+            .iter()
+            .find(|r| r.prefix_len() > 0 && ipam::overlaps(**r, subnet))
+        {
+            return Err(NetworkError::Invalid(format!(
+                "subnet {subnet} overlaps the host's route to {route}: choose another --subnet"
+            )));
+        }
+        Ok((subnet, gateway))
+    }
+    // ANCHOR_END: choose_network_subnet
 
     /// `network rm`: refused for the pre-defined networks and for a
     /// network with containers.
@@ -332,38 +345,15 @@ impl Networks {
         Ok(inspect::network_resource(&network, &list))
     }
 
-    // ANCHOR: attach
     /// Attach a container to a network (`run`, `network connect`): lease
     /// an address, reserve its host ports, wire its namespace to the
     /// network's bridge, write the rules, start the network's DNS server.
+    // ANCHOR: attach
     pub fn attach(&self, request: &AttachRequest) -> Result<(NetworkConfig, Endpoint)> {
         let _lock = self.store.lock()?;
+        // 0. What docker refuses, in docker's words; once per network.
         let network = self.find(&request.network)?;
-        match network.driver.as_str() {
-            "bridge" => {}
-            "host" => {
-                return Err(NetworkError::Invalid(
-                    "container cannot be disconnected from host network or connected to host network".into(),
-                ));
-            }
-            _ => {
-                return Err(NetworkError::Invalid(format!(
-                    "container cannot be connected to network {}: it is the none network (lo only)",
-                    network.name
-                )));
-            }
-        }
-        if !network.dns && !request.aliases.is_empty() {
-            return Err(NetworkError::Invalid(
-                "network-scoped alias is supported only for containers in user defined networks"
-                    .into(),
-            ));
-        }
-        if !network.dns && request.ip.is_some() {
-            return Err(NetworkError::Invalid(
-                "user specified IP address is supported on user defined networks only".into(),
-            ));
-        }
+        check_attach(&network, request)?;
         let mut endpoints = self.store.endpoints(&network.id)?;
         if endpoints.endpoints.contains_key(&request.container_id) {
             return Err(NetworkError::EndpointExists {
@@ -594,10 +584,10 @@ impl Networks {
         ))
     }
 
-    // ANCHOR: reconcile
     /// After a crash or a reboot: given the containers that still exist,
     /// remove every endpoint, veth, bridge, DNS server and namespace file
     /// of ours that belongs to none of them, and rewrite the rules.
+    // ANCHOR: reconcile
     pub fn reconcile(&self, live: &BTreeSet<String>) -> Result<Reconciled> {
         let lock = self.store.lock()?;
         let mut done = Reconciled::default();
@@ -678,6 +668,37 @@ fn find_in(networks: &[NetworkConfig], key: &str) -> Result<NetworkConfig> {
     }
 }
 
+/// docker's rules for `--network NAME` and `network connect`: only bridge
+/// networks take containers, and aliases and a fixed `--ip` only
+/// user-defined ones.
+fn check_attach(network: &NetworkConfig, request: &AttachRequest) -> Result<()> {
+    match network.driver.as_str() {
+        "bridge" => {}
+        "host" => {
+            return Err(NetworkError::Invalid(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        _ => {
+            return Err(NetworkError::Invalid(format!(
+                "container cannot be connected to network {}: it is the none network (lo only)",
+                network.name
+            )));
+        }
+    }
+    if !network.dns && !request.aliases.is_empty() {
+        return Err(NetworkError::Invalid(
+            "network-scoped alias is supported only for containers in user defined networks".into(),
+        ));
+    }
+    if !network.dns && request.ip.is_some() {
+        return Err(NetworkError::Invalid(
+            "user specified IP address is supported on user defined networks only".into(),
+        ));
+    }
+    Ok(())
+}
 #[cfg(test)]
 mod tests {
     use super::*;

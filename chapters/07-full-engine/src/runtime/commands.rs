@@ -270,6 +270,8 @@ fn create(cx: &Runtime, args: &CreateArgs, run: Option<&RunArgs>) -> Result<i32>
         }
         _ => {}
     }
+    // ANCHOR_END: create
+    // ANCHOR: create_steps
     // linux.cgroupsPath: where the cgroup goes, checked before anything
     // is made (a systemd slice path is refused by name).
     let cgroups_path = bundle
@@ -292,8 +294,8 @@ fn create(cx: &Runtime, args: &CreateArgs, run: Option<&RunArgs>) -> Result<i32>
         let _ = std::fs::remove_dir_all(&path);
     }
     created
+    // ANCHOR_END: create_steps
 }
-// ANCHOR_END: create
 
 /// create's steps once the state directory exists (PHASE2 §5), and run's
 /// start and wait.
@@ -341,6 +343,8 @@ fn start_created(
     .with_context(|| format!("open {}", fifo.display()))?;
     translated.config.gate = Some(std::os::fd::AsRawFd::as_raw_fd(&gate));
     translated.config.preserve_fds = args.preserve_fds;
+    // ANCHOR_END: start_created
+    // ANCHOR: start_created_cgroup
     // 2. The cgroup, with its limits, named by the container's id.
     let cgroup = create_cgroup(cx, id, accepted, &bundle.spec)?;
     let view = match (&cgroup, translated.cgroup_mount) {
@@ -396,6 +400,8 @@ fn start_created(
             .map(|p| p.display().to_string()),
     };
     let spec_hooks = bundle.spec.hooks().clone().unwrap_or_default();
+    // ANCHOR_END: start_created_cgroup
+    // ANCHOR: start_created_hooks
     // 4. Chapter 2's start sequence, with the runtime's steps.
     let before_release = |pid: Pid| -> Result<(), ch02_namespaces::container::HookError> {
         if let Some(cgroup) = &cgroup {
@@ -443,6 +449,8 @@ fn start_created(
         )?;
         Ok(())
     };
+    // ANCHOR_END: start_created_hooks
+    // ANCHOR: start_created_child
     let before_rootfs = || steps.before_rootfs();
     let after_rootfs = || {
         view.as_ref().map_or(Ok(()), |v| v.mount())?;
@@ -495,6 +503,8 @@ fn start_created(
         let (_, master) = super::console::recv_fd(ours.as_fd())?;
         super::console::send_console(path, master.as_fd())?;
     }
+    // ANCHOR_END: start_created_child
+    // ANCHOR: start_created_finish
     // 5. The state and the pid file; the cgroup outlives us.
     state.init_process_pid = started.pid.as_raw();
     state.init_process_start = super::state::proc_stat(&cx.proc_root, state.init_process_pid)
@@ -529,8 +539,8 @@ fn start_created(
         )?;
     }
     Ok(code?)
+    // ANCHOR_END: start_created_finish
 }
-// ANCHOR_END: start_created
 
 /// The container's cgroup `berth/ID` with its limits; none when rootless
 /// and no limit is asked for (runc's rule), or the host gives us none.

@@ -187,6 +187,8 @@ pub fn set_up_console(
         Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) })
             .map_err(|e| ("set the console size (TIOCSWINSZ)", e))?;
     }
+    // ANCHOR_END: set_up_console
+    // ANCHOR: console_bind
     // 2. /dev/console is that terminal: the slave bound on an empty file.
     let console = open(
         c"/dev/console",
@@ -220,7 +222,7 @@ pub fn set_up_console(
     }
     Ok(())
 }
-// ANCHOR_END: set_up_console
+// ANCHOR_END: console_bind
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,8 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Hook;
@@ -85,6 +86,48 @@ pub fn run_hook_in(
     join: &[std::os::fd::RawFd],
 ) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
+    // 1. The process: the hook's own arguments and environment only, a
+    //    process group of its own, in the namespaces `join` names.
+    let mut child = spawn_hook(hook, join).map_err(|err| HookError::Start {
+        name: name.to_string(),
+        path: path.clone(),
+        reason: super::config::io_reason(&err),
+    })?;
+    // 2. Its stdin fed and its output drained on threads, started before
+    //    we wait: a hook that reads nothing, or writes a lot, must not
+    //    block us.
+    let io = HookIo::start(&mut child, state);
+    // 3. Wait, at most its timeout; then kill its whole process group.
+    let waited = wait_for_hook(&mut child, hook.timeout());
+    let (stdout, stderr) = io.finish();
+    match waited {
+        Ok(Some(status)) if status.success() => Ok(()),
+        Ok(Some(status)) => Err(HookError::Failed {
+            name: name.to_string(),
+            path,
+            status: status.to_string(),
+            stdout,
+            stderr,
+        }),
+        Ok(None) => Err(HookError::TimedOut {
+            name: name.to_string(),
+            path,
+            timeout: hook.timeout().unwrap_or_default(),
+        }),
+        Err(err) => Err(HookError::Start {
+            name: name.to_string(),
+            path,
+            reason: format!("wait: {}", super::config::io_reason(&err)),
+        }),
+    }
+}
+// ANCHOR_END: run_hook
+
+/// Start the hook's process: args[0] as argv[0], only the hook's own
+/// environment, its own process group (so a timeout kills whatever it
+/// started too), its three standard streams piped.
+// ANCHOR: spawn_hook
+fn spawn_hook(hook: &Hook, join: &[std::os::fd::RawFd]) -> std::io::Result<Child> {
     let mut cmd = Command::new(hook.path());
     if !join.is_empty() {
         let join = join.to_vec();
@@ -111,88 +154,91 @@ pub fn run_hook_in(
             cmd.env(key, value);
         }
     }
-    // Its own process group: a timeout kills whatever it started too.
     cmd.process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|err| HookError::Start {
-        name: name.to_string(),
-        path: path.clone(),
-        reason: super::config::io_reason(&err),
-    })?;
-    // Feed stdin and drain the output on threads: a hook that reads
-    // nothing, or writes a lot, must not block us.
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let state = state.to_vec();
-    let feeder = std::thread::spawn(move || {
-        // EPIPE when the hook does not read its stdin: allowed.
-        let _ = stdin.write_all(&state);
-    });
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(64 * 1024).read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+        .stderr(Stdio::piped())
+        .spawn()
+}
+// ANCHOR_END: spawn_hook
 
-    let deadline = hook
-        .timeout()
-        .map(|secs| Instant::now() + Duration::from_secs(secs.max(0) as u64));
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) => {}
-            Err(err) => break Err(err),
+/// The threads that feed a hook's stdin and collect (the first 64 KiB of)
+/// its stdout and stderr.
+struct HookIo {
+    feeder: JoinHandle<()>,
+    stdout: JoinHandle<String>,
+    stderr: JoinHandle<String>,
+}
+
+impl HookIo {
+    fn start(child: &mut Child, state: &[u8]) -> HookIo {
+        let stdin = child.stdin.take();
+        let state = state.to_vec();
+        let feeder = std::thread::spawn(move || {
+            // EPIPE when the hook does not read its stdin: allowed.
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&state);
+            }
+        });
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                if let Some(pipe) = pipe {
+                    let _ = pipe.take(64 * 1024).read_to_string(&mut text);
+                }
+                text
+            })
+        };
+        HookIo {
+            feeder,
+            stdout: drain(
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ),
+            stderr: drain(
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ),
+        }
+    }
+
+    /// Join the threads: the hook's stdout and stderr.
+    fn finish(self) -> (String, String) {
+        let _ = self.feeder.join();
+        (
+            self.stdout.join().unwrap_or_default(),
+            self.stderr.join().unwrap_or_default(),
+        )
+    }
+}
+
+/// Wait for the hook, at most `timeout` seconds (none: for as long as it
+/// takes). `None`: it timed out, and its process group was killed and the
+/// hook reaped.
+// ANCHOR: wait_for_hook
+fn wait_for_hook(
+    child: &mut Child,
+    timeout: Option<i64>,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs(secs.max(0) as u64));
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
             let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            let _ = (feeder.join(), stdout.join(), stderr.join());
-            return Err(HookError::TimedOut {
-                name: name.to_string(),
-                path,
-                timeout: hook.timeout().unwrap_or_default(),
-            });
+            return Ok(None);
         }
         std::thread::sleep(POLL);
-    };
-    let _ = feeder.join();
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    match status {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(HookError::Failed {
-            name: name.to_string(),
-            path,
-            status: status.to_string(),
-            stdout,
-            stderr,
-        }),
-        Err(err) => Err(HookError::Start {
-            name: name.to_string(),
-            path,
-            reason: format!("wait: {}", super::config::io_reason(&err)),
-        }),
     }
 }
-// ANCHOR_END: run_hook
+// ANCHOR_END: wait_for_hook
 
 /// Run the hooks of one kind in the namespaces of process `pid` (under
 /// `proc_root`) that differ from ours: user, ipc, uts, net, pid (for the

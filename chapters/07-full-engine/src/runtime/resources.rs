@@ -63,91 +63,135 @@ pub fn cgroup_request(
         devices: resources.devices().clone().unwrap_or_default(),
         ..CgroupRequest::default()
     };
+    // 1. The controllers chapter 3 drives, in the spec's order: each
+    //    refuses by name what chapter 3 cannot set, and copies the rest.
     if let Some(m) = resources.memory() {
-        let refused = [
-            ("reservation", m.reservation().is_some_and(|v| v != 0)),
-            ("kernel", m.kernel().is_some_and(|v| v != 0)),
-            ("kernelTCP", m.kernel_tcp().is_some_and(|v| v != 0)),
-            ("swappiness", m.swappiness().is_some()),
-            ("disableOOMKiller", m.disable_oom_killer() == Some(true)),
-            ("useHierarchy", m.use_hierarchy() == Some(true)),
-            ("checkBeforeUpdate", m.check_before_update() == Some(true)),
-        ];
-        if let Some((name, _)) = refused.iter().find(|(_, set)| *set) {
-            return Err(unsupported(at(&format!("memory.{name}")), name));
-        }
-        let memory = LinuxMemory {
-            limit: set_i64(m.limit()),
-            swap: set_i64(m.swap()),
-        };
-        out.resources.memory = (memory != LinuxMemory::default()).then_some(memory);
+        out.resources.memory = memory_request(m, &at)?;
     }
     if let Some(c) = resources.cpu() {
-        let refused = [
-            (
-                "realtimeRuntime",
-                c.realtime_runtime().is_some_and(|v| v != 0),
-            ),
-            (
-                "realtimePeriod",
-                c.realtime_period().is_some_and(|v| v != 0),
-            ),
-            ("idle", c.idle().is_some_and(|v| v != 0)),
-            ("burst", c.burst().is_some_and(|v| v != 0)),
-        ];
-        if let Some((name, _)) = refused.iter().find(|(_, set)| *set) {
-            return Err(unsupported(at(&format!("cpu.{name}")), name));
-        }
-        let cpu = LinuxCPU {
-            shares: set_u64(c.shares()),
-            quota: set_i64(c.quota()),
-            period: set_u64(c.period()),
-            cpus: c.cpus().clone().filter(|s| !s.is_empty()),
-            mems: c.mems().clone().filter(|s| !s.is_empty()),
-        };
-        out.resources.cpu = (cpu != LinuxCPU::default()).then_some(cpu);
+        out.resources.cpu = cpu_request(c, &at)?;
     }
     if let Some(p) = resources.pids() {
         out.resources.pids = set_i64(Some(p.limit())).map(|limit| LinuxPids { limit });
     }
     if let Some(b) = resources.block_io() {
-        let refused = [
-            ("leafWeight", b.leaf_weight().is_some_and(|v| v != 0)),
-            (
-                "weightDevice",
-                b.weight_device().as_ref().is_some_and(|v| !v.is_empty()),
-            ),
-            (
-                "throttleReadBpsDevice",
-                b.throttle_read_bps_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty()),
-            ),
-            (
-                "throttleWriteBpsDevice",
-                b.throttle_write_bps_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty()),
-            ),
-            (
-                "throttleReadIOPSDevice",
-                b.throttle_read_iops_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty()),
-            ),
-            (
-                "throttleWriteIOPSDevice",
-                b.throttle_write_iops_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty()),
-            ),
-        ];
-        if let Some((name, _)) = refused.iter().find(|(_, set)| *set) {
-            return Err(unsupported(at(&format!("blockIO.{name}")), name));
-        }
-        let weight = b.weight().filter(|&w| w != 0);
-        out.resources.block_io = weight.map(|w| LinuxBlockIO { weight: Some(w) });
+        out.resources.block_io = block_io_request(b, &at)?;
     }
+    // 2. What no controller of chapter 3 covers: refused.
+    refuse_uncovered(resources, &at)?;
+    // 3. Chapter 3's own checks (ranges, swap needs memory, cpuset lists).
+    out.resources
+        .validate()
+        .map_err(|err| invalid(field, err.to_string()))?;
+    Ok(out)
+}
+// ANCHOR_END: cgroup_request
+
+/// `memory`: the limit and the swap limit; none if neither is set.
+// ANCHOR: memory_request
+fn memory_request(
+    m: &oci_spec::runtime::LinuxMemory,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<LinuxMemory>, ConfigError> {
+    let refused = [
+        ("reservation", m.reservation().is_some_and(|v| v != 0)),
+        ("kernel", m.kernel().is_some_and(|v| v != 0)),
+        ("kernelTCP", m.kernel_tcp().is_some_and(|v| v != 0)),
+        ("swappiness", m.swappiness().is_some()),
+        ("disableOOMKiller", m.disable_oom_killer() == Some(true)),
+        ("useHierarchy", m.use_hierarchy() == Some(true)),
+        ("checkBeforeUpdate", m.check_before_update() == Some(true)),
+    ];
+    if let Some((name, _)) = refused.iter().find(|(_, set)| *set) {
+        return Err(unsupported(at(&format!("memory.{name}")), name));
+    }
+    let memory = LinuxMemory {
+        limit: set_i64(m.limit()),
+        swap: set_i64(m.swap()),
+    };
+    Ok((memory != LinuxMemory::default()).then_some(memory))
+}
+// ANCHOR_END: memory_request
+
+/// `cpu`: shares, quota and period, the cpuset; none if nothing is set.
+fn cpu_request(
+    c: &oci_spec::runtime::LinuxCpu,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<LinuxCPU>, ConfigError> {
+    let refused = [
+        (
+            "realtimeRuntime",
+            c.realtime_runtime().is_some_and(|v| v != 0),
+        ),
+        (
+            "realtimePeriod",
+            c.realtime_period().is_some_and(|v| v != 0),
+        ),
+        ("idle", c.idle().is_some_and(|v| v != 0)),
+        ("burst", c.burst().is_some_and(|v| v != 0)),
+    ];
+    if let Some((name, _)) = refused.iter().find(|(_, set)| *set) {
+        return Err(unsupported(at(&format!("cpu.{name}")), name));
+    }
+    let cpu = LinuxCPU {
+        shares: set_u64(c.shares()),
+        quota: set_i64(c.quota()),
+        period: set_u64(c.period()),
+        cpus: c.cpus().clone().filter(|s| !s.is_empty()),
+        mems: c.mems().clone().filter(|s| !s.is_empty()),
+    };
+    Ok((cpu != LinuxCPU::default()).then_some(cpu))
+}
+
+/// `blockIO`: the weight only; the per-device knobs are refused.
+fn block_io_request(
+    b: &oci_spec::runtime::LinuxBlockIo,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<LinuxBlockIO>, ConfigError> {
+    let refused = [
+        ("leafWeight", b.leaf_weight().is_some_and(|v| v != 0)),
+        (
+            "weightDevice",
+            b.weight_device().as_ref().is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "throttleReadBpsDevice",
+            b.throttle_read_bps_device()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "throttleWriteBpsDevice",
+            b.throttle_write_bps_device()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "throttleReadIOPSDevice",
+            b.throttle_read_iops_device()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+        ),
+        (
+            "throttleWriteIOPSDevice",
+            b.throttle_write_iops_device()
+                .as_ref()
+                .is_some_and(|v| !v.is_empty()),
+        ),
+    ];
+    if let Some((name, _)) = refused.iter().find(|(_, set)| *set) {
+        return Err(unsupported(at(&format!("blockIO.{name}")), name));
+    }
+    let weight = b.weight().filter(|&w| w != 0);
+    Ok(weight.map(|w| LinuxBlockIO { weight: Some(w) }))
+}
+
+/// The resources no controller of chapter 3 covers.
+// ANCHOR: refuse_uncovered
+fn refuse_uncovered(
+    resources: &LinuxResources,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
     let refused = [
         (
             "hugepageLimits",
@@ -169,13 +213,9 @@ pub fn cgroup_request(
     if let Some((name, _)) = refused.iter().find(|(_, set)| *set) {
         return Err(unsupported(at(name), name));
     }
-    // Chapter 3's own checks (ranges, swap needs memory, cpuset lists).
-    out.resources
-        .validate()
-        .map_err(|err| invalid(field, err.to_string()))?;
-    Ok(out)
+    Ok(())
 }
-// ANCHOR_END: cgroup_request
+// ANCHOR_END: refuse_uncovered
 
 #[cfg(test)]
 mod tests {

@@ -39,7 +39,7 @@ use libseccomp::{
 };
 use nix::errno::Errno;
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
 };
 
 /// A profile that cannot be compiled; `field` is its JSON path.
@@ -123,10 +123,8 @@ fn spec_name<T: serde::Serialize>(value: &T) -> String {
 /// Compile `linux.seccomp`.
 // ANCHOR: compile
 pub fn compile(spec: &LinuxSeccomp) -> Result<Filter, SeccompError> {
-    let lib = |field: &str| {
-        let field = field.to_string();
-        move |e: libseccomp::error::SeccompError| error(field, format!("libseccomp: {e}"))
-    };
+    // 1. The default action, which every call not named below gets; a
+    //    default of NOTIFY would stop the runtime's own calls too.
     if spec.default_action() == LinuxSeccompAction::ScmpActNotify {
         return Err(error(
             "linux.seccomp.defaultAction",
@@ -135,60 +133,18 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     }
     let default = action(spec.default_action(), spec.default_errno_ret());
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("linux.seccomp.defaultAction"))?;
+    // 2. The architectures: libseccomp checks each call's architecture
+    //    first, since one number is another call on i386 or x32.
     for (i, arch) in spec.architectures().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.architectures[{i}]");
         let arch = ScmpArch::from_str(&spec_name(arch)).map_err(lib(&field))?;
         ctx.add_arch(arch).map_err(lib(&field))?;
     }
+    // 3. The rules, in order.
     let mut notify = false;
     for (i, rule) in spec.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
-        let act = action(rule.action(), rule.errno_ret());
-        if rule.action() == LinuxSeccompAction::ScmpActNotify {
-            notify = true;
-            // The runtime's child reports a failed exec by writing to a
-            // pipe: a notified write would wait forever for a supervisor.
-            if rule.names().iter().any(|n| n == "write") {
-                return Err(error(field, "SCMP_ACT_NOTIFY cannot be used for write"));
-            }
-        }
-        if act == default {
-            continue;
-        }
-        let args: Vec<_> = rule.args().iter().flatten().collect();
-        for (j, arg) in args.iter().enumerate() {
-            if arg.index() > 5 {
-                return Err(error(
-                    format!("{field}.args[{j}].index"),
-                    format!("{}: a system call has arguments 0 to 5", arg.index()),
-                ));
-            }
-        }
-        let conditions: Vec<ScmpArgCompare> = args
-            .iter()
-            .map(|a| compare(a.op(), a.index() as u32, a.value(), a.value_two()))
-            .collect();
-        let repeats = args
-            .iter()
-            .enumerate()
-            .any(|(j, a)| args[..j].iter().any(|b| b.index() == a.index()));
-        for name in rule.names() {
-            // Not a call this libseccomp knows: skipped, as runc does.
-            let Ok(call) = ScmpSyscall::from_name(name) else {
-                continue;
-            };
-            if conditions.is_empty() {
-                ctx.add_rule(act, call).map_err(lib(&field))?;
-            } else if repeats {
-                for condition in &conditions {
-                    ctx.add_rule_conditional(act, call, std::slice::from_ref(condition))
-                        .map_err(lib(&field))?;
-                }
-            } else {
-                ctx.add_rule_conditional(act, call, &conditions)
-                    .map_err(lib(&field))?;
-            }
-        }
+        notify |= add_rule(&mut ctx, rule, default, &field)?;
     }
     if notify && spec.listener_path().is_none() {
         return Err(error(
@@ -196,6 +152,81 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter, SeccompError> {
             "missing: SCMP_ACT_NOTIFY needs a listener to receive the notification fd",
         ));
     }
+    // 4. The flags seccomp(2) is given, and the BPF program itself.
+    Ok(Filter {
+        program: export(&ctx).map_err(|why| error("linux.seccomp", why))?,
+        flags: filter_flags(spec, notify),
+        notify,
+    })
+}
+// ANCHOR_END: compile
+
+/// libseccomp's error, as an error about `field`.
+fn lib(field: &str) -> impl Fn(libseccomp::error::SeccompError) -> SeccompError {
+    let field = field.to_string();
+    move |e| error(field.clone(), format!("libseccomp: {e}"))
+}
+
+/// Add one of the spec's rules (at JSON path `field`) to `ctx`. True if
+/// its action is NOTIFY.
+// ANCHOR: add_rule
+fn add_rule(
+    ctx: &mut ScmpFilterContext,
+    rule: &LinuxSyscall,
+    default: ScmpAction,
+    field: &str,
+) -> Result<bool, SeccompError> {
+    let act = action(rule.action(), rule.errno_ret());
+    let notify = rule.action() == LinuxSeccompAction::ScmpActNotify;
+    // The runtime's child reports a failed exec by writing to a pipe: a
+    // notified write would wait forever for a supervisor.
+    if notify && rule.names().iter().any(|n| n == "write") {
+        return Err(error(field, "SCMP_ACT_NOTIFY cannot be used for write"));
+    }
+    if act == default {
+        return Ok(notify);
+    }
+    let args: Vec<_> = rule.args().iter().flatten().collect();
+    for (j, arg) in args.iter().enumerate() {
+        if arg.index() > 5 {
+            return Err(error(
+                format!("{field}.args[{j}].index"),
+                format!("{}: a system call has arguments 0 to 5", arg.index()),
+            ));
+        }
+    }
+    let conditions: Vec<ScmpArgCompare> = args
+        .iter()
+        .map(|a| compare(a.op(), a.index() as u32, a.value(), a.value_two()))
+        .collect();
+    let repeats = args
+        .iter()
+        .enumerate()
+        .any(|(j, a)| args[..j].iter().any(|b| b.index() == a.index()));
+    for name in rule.names() {
+        // Not a call this libseccomp knows: skipped, as runc does.
+        let Ok(call) = ScmpSyscall::from_name(name) else {
+            continue;
+        };
+        if conditions.is_empty() {
+            ctx.add_rule(act, call).map_err(lib(field))?;
+        } else if repeats {
+            for condition in &conditions {
+                ctx.add_rule_conditional(act, call, std::slice::from_ref(condition))
+                    .map_err(lib(field))?;
+            }
+        } else {
+            ctx.add_rule_conditional(act, call, &conditions)
+                .map_err(lib(field))?;
+        }
+    }
+    Ok(notify)
+}
+// ANCHOR_END: add_rule
+
+/// The `SECCOMP_FILTER_FLAG_*` bits for seccomp(2).
+// ANCHOR: filter_flags
+fn filter_flags(spec: &LinuxSeccomp, notify: bool) -> u32 {
     let mut flags = if notify { FLAG_NEW_LISTENER } else { 0 };
     for flag in spec.flags().iter().flatten() {
         flags |= match flag {
@@ -210,13 +241,9 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     if flags & FLAG_TSYNC != 0 && flags & FLAG_NEW_LISTENER != 0 {
         flags |= FLAG_TSYNC_ESRCH;
     }
-    Ok(Filter {
-        program: export(&ctx).map_err(|why| error("linux.seccomp", why))?,
-        flags,
-        notify,
-    })
+    flags
 }
-// ANCHOR_END: compile
+// ANCHOR_END: filter_flags
 
 /// The BPF program libseccomp made, as `sock_filter` entries. (libseccomp
 /// 2.5 exports only to a file descriptor: an unlinked temporary file.)

@@ -154,6 +154,7 @@ fn process(spec: &Spec) -> Result<ch01_chroot::Process, ConfigError> {
 
 /// `process.capabilities`, `process.noNewPrivileges`, `linux.maskedPaths`,
 /// `linux.readonlyPaths`.
+// ANCHOR: security
 fn security(spec: &Spec) -> Result<Security, ConfigError> {
     let process = spec.process().clone().unwrap_or_default();
     let caps = process.capabilities().clone().unwrap_or_default();
@@ -195,6 +196,7 @@ fn security(spec: &Spec) -> Result<Security, ConfigError> {
         readonly_sys: false,
     })
 }
+// ANCHOR_END: security
 
 /// runc's table of mount options: a flag to set, a flag to clear, or a
 /// propagation. Anything else is filesystem data.

@@ -19,7 +19,7 @@
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxDeviceType, LinuxNamespaceType, Spec};
 
 use super::config::{ConfigError, invalid, io_reason, ns_name};
 use super::resources::{CgroupRequest, cgroup_request};
@@ -60,6 +60,7 @@ fn unsupported(field: &str, why: &str) -> ConfigError {
 // ANCHOR: validate
 pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
     let mut warnings = Vec::new();
+    // 1. Linux containers only.
     let platforms = [
         ("solaris", spec.solaris().is_some()),
         ("windows", spec.windows().is_some()),
@@ -69,6 +70,7 @@ pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
     if let Some((name, _)) = platforms.iter().find(|(_, set)| *set) {
         return Err(unsupported(name, "berth-runtime runs Linux containers"));
     }
+    // 2. The process: capabilities, rlimits, its security labels.
     if let Some(process) = spec.process() {
         validate_process(process, "process", host, &mut warnings)?;
     }
@@ -78,6 +80,26 @@ pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
             warnings,
         });
     };
+    // 3. What berth-runtime does not implement: refused as a whole.
+    refuse_unimplemented(linux)?;
+    if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
+        selinux_label("linux.mountLabel", label, host, &mut warnings)?;
+    }
+    // 4. The namespaces, and what needs one of the container's own.
+    check_namespaces(spec, linux)?;
+    // 5. The fields left that have rules of their own.
+    check_linux_fields(linux)?;
+    // 6. linux.resources, as chapter 3's request.
+    let cgroup = match linux.resources() {
+        Some(resources) => cgroup_request(resources, "linux.resources")?,
+        None => CgroupRequest::default(),
+    };
+    Ok(Accepted { cgroup, warnings })
+}
+// ANCHOR_END: validate
+
+/// The parts of `linux` that berth-runtime does not implement.
+fn refuse_unimplemented(linux: &Linux) -> Result<(), ConfigError> {
     let refused = [
         (
             "linux.intelRdt",
@@ -100,12 +122,17 @@ pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
             "time namespaces are not implemented",
         ),
     ];
-    if let Some((field, _, why)) = refused.iter().find(|(_, set, _)| *set) {
-        return Err(unsupported(field, why));
+    match refused.iter().find(|(_, set, _)| *set) {
+        Some((field, _, why)) => Err(unsupported(field, why)),
+        None => Ok(()),
     }
-    if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
-        selinux_label("linux.mountLabel", label, host, &mut warnings)?;
-    }
+}
+
+/// `linux.namespaces`: no time namespace, a `path` must name a namespace
+/// of its type; a hostname, a domain name and each sysctl need a namespace
+/// of the container's own.
+// ANCHOR: check_namespaces
+fn check_namespaces(spec: &Spec, linux: &Linux) -> Result<(), ConfigError> {
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
     for (i, ns) in namespaces.iter().enumerate() {
         if ns.typ() == LinuxNamespaceType::Time {
@@ -142,6 +169,13 @@ pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
     for (key, _) in sysctls {
         check_sysctl(key, &has).map_err(|why| invalid(format!("linux.sysctl.{key}"), why))?;
     }
+    Ok(())
+}
+// ANCHOR_END: check_namespaces
+
+/// `rootfsPropagation`, `personality` and `devices`.
+// ANCHOR: check_linux_fields
+fn check_linux_fields(linux: &Linux) -> Result<(), ConfigError> {
     if let Some(p) = linux.rootfs_propagation().as_deref() {
         const KINDS: [&str; 8] = [
             "shared",
@@ -178,13 +212,9 @@ pub fn validate(spec: &Spec, host: Host) -> Result<Accepted, ConfigError> {
             ));
         }
     }
-    let cgroup = match linux.resources() {
-        Some(resources) => cgroup_request(resources, "linux.resources")?,
-        None => CgroupRequest::default(),
-    };
-    Ok(Accepted { cgroup, warnings })
+    Ok(())
 }
-// ANCHOR_END: validate
+// ANCHOR_END: check_linux_fields
 
 /// `process`: config.json's, or the one `exec` runs.
 pub fn validate_process(
