@@ -35,9 +35,9 @@
 //! Man pages: cgroup_namespaces(7), mount(2) (`MS_RDONLY`, `MS_REMOUNT`,
 //! `MS_BIND`), cgroups(7) ("Mounting v1 controllers").
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ch02_namespaces::mounts::StepResult;
 use nix::mount::{MsFlags, mount};
@@ -104,86 +104,110 @@ impl CgroupfsView {
     pub fn plan_for(
         layout: &Layout,
         proc_root: &Path,
-        own: Option<&[std::path::PathBuf]>,
+        own: Option<&[PathBuf]>,
     ) -> Result<CgroupfsView, CgroupError> {
-        let at = |rel: &str| cstring(format!("{MOUNT_POINT}{rel}"));
-        // Where the container's own directory is below a hierarchy mounted
-        // at `mount` (None: no namespace, no directory there).
-        let own_below = |mount: &Path| -> Option<Option<String>> {
-            let own = own?;
-            let rel = own.iter().find_map(|dir| dir.strip_prefix(mount).ok());
-            Some(rel.map(|r| r.display().to_string()))
-        };
-        // A mount narrowed to the container's own directory, read-only.
-        let narrow = |steps: &mut Vec<Step>, target: &str, rel: &str| {
-            steps.push(Step::BindOver {
-                source: at(&format!("{target}/{rel}")),
-                target: at(target),
-            });
-            steps.push(Step::RemountReadOnly(at(target)));
-        };
         let steps = match layout {
-            Layout::V2 { mount } => {
-                let mut steps = vec![Step::Mount {
-                    source: c"cgroup2".into(),
-                    target: at(""),
-                    fstype: c"cgroup2".into(),
-                    flags: SAFE | MsFlags::MS_RDONLY,
-                    data: None,
-                }];
-                match own_below(mount) {
-                    Some(Some(rel)) if !rel.is_empty() => narrow(&mut steps, "", &rel),
-                    Some(None) => steps.clear(),
-                    _ => {}
-                }
-                steps
-            }
-            Layout::V1 { controllers } => {
-                let mut steps = vec![Step::Mount {
-                    source: c"tmpfs".into(),
-                    target: at(""),
-                    fstype: c"tmpfs".into(),
-                    flags: SAFE,
-                    data: Some(c"mode=755".into()),
-                }];
-                let mut links = Vec::new();
-                for (name, options, mount) in v1_hierarchies(controllers, proc_root)? {
-                    let own_dir = own_below(&mount);
-                    if own_dir == Some(None) {
-                        continue; // not the container's: nothing of it shown
-                    }
-                    steps.push(Step::Mkdir(at(&format!("/{name}"))));
-                    steps.push(Step::Mount {
-                        source: c"cgroup".into(),
-                        target: at(&format!("/{name}")),
-                        fstype: c"cgroup".into(),
-                        flags: SAFE | MsFlags::MS_RDONLY,
-                        data: Some(cstring(options.join(","))),
-                    });
-                    if let Some(Some(rel)) =
-                        own_dir.filter(|r| r.as_ref().is_some_and(|r| !r.is_empty()))
-                    {
-                        narrow(&mut steps, &format!("/{name}"), &rel);
-                    }
-                    // cpu -> cpu,cpuacct: each controller under its own name.
-                    for controller in options.iter().filter(|o| !o.starts_with("name=")) {
-                        if *controller != name {
-                            links.push(Step::Symlink {
-                                target: cstring(name.clone()),
-                                link: at(&format!("/{controller}")),
-                            });
-                        }
-                    }
-                }
-                steps.extend(links);
-                steps.push(Step::RemountReadOnly(at("")));
-                steps
-            }
+            Layout::V2 { mount } => v2_steps(mount, own),
+            Layout::V1 { controllers } => v1_steps(controllers, proc_root, own)?,
         };
         Ok(CgroupfsView { steps })
     }
-    // ANCHOR_END: plan
+}
 
+/// v1: a tmpfs, each hierarchy mounted read-only in a directory of its
+/// own (narrowed to the container's directory without a namespace), one
+/// symlink per controller of a combined hierarchy, then the tmpfs
+/// read-only too.
+fn v1_steps(
+    controllers: &BTreeMap<String, PathBuf>,
+    proc_root: &Path,
+    own: Option<&[PathBuf]>,
+) -> Result<Vec<Step>, CgroupError> {
+    let mut steps = vec![Step::Mount {
+        source: c"tmpfs".into(),
+        target: at(""),
+        fstype: c"tmpfs".into(),
+        flags: SAFE,
+        data: Some(c"mode=755".into()),
+    }];
+    let mut links = Vec::new();
+    for (name, options, mount) in v1_hierarchies(controllers, proc_root)? {
+        let own_dir = own_below(own, &mount);
+        if own_dir == Some(None) {
+            continue; // not the container's: nothing of it shown
+        }
+        steps.push(Step::Mkdir(at(&format!("/{name}"))));
+        steps.push(Step::Mount {
+            source: c"cgroup".into(),
+            target: at(&format!("/{name}")),
+            fstype: c"cgroup".into(),
+            flags: SAFE | MsFlags::MS_RDONLY,
+            data: Some(cstring(options.join(","))),
+        });
+        if let Some(Some(rel)) = own_dir {
+            narrow(&mut steps, &format!("/{name}"), &rel);
+        }
+        // cpu -> cpu,cpuacct: each controller under its own name.
+        for controller in options.iter().filter(|o| !o.starts_with("name=")) {
+            if *controller != name {
+                links.push(Step::Symlink {
+                    target: cstring(name.clone()),
+                    link: at(&format!("/{controller}")),
+                });
+            }
+        }
+    }
+    steps.extend(links);
+    steps.push(Step::RemountReadOnly(at("")));
+    Ok(steps)
+}
+// ANCHOR_END: plan
+
+/// v2: one cgroup2 mount, read-only (narrowed to the container's own
+/// directory without a namespace).
+fn v2_steps(mount: &Path, own: Option<&[PathBuf]>) -> Vec<Step> {
+    let mut steps = vec![Step::Mount {
+        source: c"cgroup2".into(),
+        target: at(""),
+        fstype: c"cgroup2".into(),
+        flags: SAFE | MsFlags::MS_RDONLY,
+        data: None,
+    }];
+    match own_below(own, mount) {
+        Some(Some(rel)) => narrow(&mut steps, "", &rel),
+        Some(None) => steps.clear(),
+        None => {}
+    }
+    steps
+}
+
+/// A path below the container's /sys/fs/cgroup.
+fn at(rel: &str) -> CString {
+    cstring(format!("{MOUNT_POINT}{rel}"))
+}
+
+/// Where the container's own directory is below a hierarchy mounted at
+/// `mount`: `None` with a namespace (nothing to narrow); `Some(None)` when
+/// it has no directory there; `Some(Some(rel))` otherwise (never empty).
+fn own_below(own: Option<&[PathBuf]>, mount: &Path) -> Option<Option<String>> {
+    let own = own?;
+    let rel = own.iter().find_map(|dir| dir.strip_prefix(mount).ok());
+    Some(
+        rel.map(|r| r.display().to_string())
+            .filter(|r| !r.is_empty()),
+    )
+}
+
+/// The mount at `target` narrowed to its subdirectory `rel`, read-only.
+fn narrow(steps: &mut Vec<Step>, target: &str, rel: &str) {
+    steps.push(Step::BindOver {
+        source: at(&format!("{target}/{rel}")),
+        target: at(target),
+    });
+    steps.push(Step::RemountReadOnly(at(target)));
+}
+
+impl CgroupfsView {
     /// Run the plan, in the child, relative to its current directory (its
     /// new root). Makes system calls only.
     pub fn mount(&self) -> StepResult {
@@ -235,9 +259,9 @@ impl CgroupfsView {
 /// of its mount point) and the options that name it to mount(2) — its
 /// controllers, and `name=...` for a named one like systemd's.
 fn v1_hierarchies(
-    controllers: &std::collections::BTreeMap<String, std::path::PathBuf>,
+    controllers: &BTreeMap<String, PathBuf>,
     proc_root: &Path,
-) -> Result<Vec<(String, Vec<String>, std::path::PathBuf)>, CgroupError> {
+) -> Result<Vec<(String, Vec<String>, PathBuf)>, CgroupError> {
     let path = proc_root.join("self/mountinfo");
     let mountinfo = std::fs::read_to_string(&path).map_err(|e| CgroupError::Read {
         path: path.clone(),
