@@ -21,6 +21,8 @@
 //! - [`auth`] and [`token`], [`access_log`], [`server`]: who may (Basic
 //!   auth, or bearer tokens as Docker Hub issues them), what happened, and
 //!   running it all;
+//! - [`proxy`]: the registry as a pull-through cache (a mirror) of
+//!   another, with `--proxy-remote-url`;
 //! - [`push`]: the other side, pushing an image from chapter 5's store
 //!   with chapter 5's registry client.
 
@@ -33,6 +35,7 @@ pub mod errors;
 pub mod gc;
 pub mod manifests;
 pub mod names;
+pub mod proxy;
 pub mod push;
 pub mod routes;
 pub mod server;
