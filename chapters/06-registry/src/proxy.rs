@@ -44,6 +44,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::Response;
 use ch05_images::digest::{Digest, Verifier};
+use ch05_images::mirrors::parse_mirror;
 use ch05_images::oci;
 use ch05_images::registry::{Call, ClientOptions, Credentials, Registry, RegistryError};
 use http_body::Frame;
@@ -126,21 +127,10 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-/// `host[:port]` of `http(s)://host[:port][/]`, and whether it is plain HTTP.
+/// `host[:port]` of `http(s)://host[:port][/]`, and whether it is plain
+/// HTTP: a remote is named as a mirror is (chapter 5's `parse_mirror`).
 pub fn parse_remote_url(url: &str) -> Result<(String, bool), ProxyError> {
-    let bad = || ProxyError::BadUrl(url.to_string());
-    let (rest, plain) = if let Some(rest) = url.strip_prefix("http://") {
-        (rest, true)
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        (rest, false)
-    } else {
-        return Err(bad());
-    };
-    let host = rest.strip_suffix('/').unwrap_or(rest);
-    if host.is_empty() || host.contains(['/', '?', '#', '@']) {
-        return Err(bad());
-    }
-    Ok((host.to_string(), plain))
+    parse_mirror(url).map_err(|_| ProxyError::BadUrl(url.to_string()))
 }
 
 /// The cache's answer when the remote could not give what is not cached.

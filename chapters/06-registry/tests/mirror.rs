@@ -18,6 +18,7 @@ use berth_test_support::registry::{
     RegistryConfig, TestRegistry, oci_ref, require_tool, skopeo_copy, skopeo_digest,
 };
 use berth_test_support::require_root;
+use ch05_images::mirrors::pull_with_mirrors;
 use ch05_images::pull::{PullOptions, pull};
 use ch05_images::reference::Reference;
 use ch05_images::registry::{ClientOptions, Registry};
@@ -484,4 +485,40 @@ fn a_bad_remote_url_is_refused_before_serving() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn chapter_5_pulls_a_docker_hub_image_through_the_cache_as_its_mirror() {
+    let test = "chapter_5_pulls_a_docker_hub_image_through_the_cache_as_its_mirror";
+    let Some(m) = mirror(test, "1h") else { return };
+    push_to_remote(&m.remote, &m.layout, "library/busybox:latest");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let busybox = Reference::parse("busybox").unwrap();
+    let url = format!("http://{}", m.cache.addr);
+    let from = pull_with_mirrors(
+        &store,
+        &busybox,
+        std::slice::from_ref(&url),
+        &ClientOptions::default(),
+        &PullOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(from.mirror.as_deref(), Some(url.as_str()));
+    assert_eq!(from.pulled.digest, m.digest);
+    // Stored under Docker Hub's name; the bytes came through the cache.
+    assert_eq!(
+        store
+            .resolve("docker.io/library/busybox:latest")
+            .unwrap()
+            .as_deref(),
+        Some(m.digest.as_str())
+    );
+    assert!(
+        m.cache.log().lines().any(|l| l
+            .starts_with("GET /v2/library/busybox/manifests/latest 200")
+            && l.ends_with("(from upstream)")),
+        "{}",
+        m.cache.log()
+    );
 }
