@@ -59,6 +59,7 @@ pub struct PulledFrom {
     pub mirror: Option<String>,
 }
 
+// ANCHOR: pull_with_mirrors
 /// [`pull`] of `reference`, through `mirrors` first if it is a Docker Hub
 /// image: each mirror in turn, then Docker Hub. A mirror that fails is
 /// reported on stderr, with why, and the next one is tried.
@@ -92,6 +93,7 @@ pub fn pull_with_mirrors(
         mirror: None,
     })
 }
+// ANCHOR_END: pull_with_mirrors
 
 /// One mirror's try: a client for it (plain HTTP if its URL says so), and
 /// chapter 5's pull under the image's own name.

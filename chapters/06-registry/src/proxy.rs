@@ -209,6 +209,7 @@ impl Proxy {
         })
     }
 
+    // ANCHOR: proxy_answer
     /// Answers what a cache answers differently: pulls of manifests and
     /// blobs (through the cache), and every write (refused). `None`: the
     /// request is the ordinary registry's (`/v2/`, tags, the catalog,
@@ -241,6 +242,7 @@ impl Proxy {
             _ => return None,
         })
     }
+    // ANCHOR_END: proxy_answer
 
     /// A blocking call of chapter 5's client, off the async threads.
     async fn remote<T: Send + 'static>(
@@ -260,6 +262,7 @@ impl Proxy {
 
     // ----- manifests -----
 
+    // ANCHOR: proxy_manifest
     /// `GET`/`HEAD` of a manifest: from the cache while it is current, else
     /// from the remote, stored first.
     async fn manifest(
@@ -287,38 +290,57 @@ impl Proxy {
                 }
             }
             Ok(Reference::Tag(tag)) => {
-                // 2. By tag: trusted for the TTL after its last check.
+                // 2. By tag, if cached: current for the TTL after its last
+                //    check, then asked of the remote with a HEAD.
                 let local = storage.resolve_tag(name, &tag).await.map_err(io)?;
-                if local.is_some() && self.is_fresh(name, &tag) {
-                    return manifests::get(storage, name, reference, head).await;
-                }
-                // 3. Else: what does it point to on the remote now?
-                match self.remote_tag(name, &tag).await {
-                    Ok(Some(remote)) if local.as_ref() == Some(&remote) => {
-                        self.mark_fresh(name, &tag);
-                        return manifests::get(storage, name, reference, head).await;
-                    }
-                    Ok(_) => {}
-                    Err(e) if is_unreachable(&e) && local.is_some() => {
-                        let answer = manifests::get(storage, name, reference, head).await?;
-                        return Ok(noted(answer, REMOTE_DOWN));
-                    }
-                    Err(e) => {
-                        return Err(upstream_error(
-                            &self.url,
-                            &format!("manifest {name}:{tag}"),
-                            &e,
-                        ));
-                    }
+                if let Some(local) = local
+                    && let Some(answer) = self.revalidate(storage, name, &tag, &local, head).await?
+                {
+                    return Ok(answer);
                 }
             }
         }
-        // 4. Fetch it (checked against its digest by chapter 5), store it,
+        // 3. Fetch it (checked against its digest by chapter 5), store it,
         //    answer from the cache.
         self.fetch_manifest(storage, name, reference).await?;
         let answer = manifests::get(storage, name, reference, head).await?;
         Ok(noted(answer, FROM_UPSTREAM))
     }
+    // ANCHOR_END: proxy_manifest
+
+    // ANCHOR: revalidate
+    /// The cached answer for `tag` if it is still current: checked within
+    /// the TTL, or the remote names the same digest (or cannot be asked:
+    /// then said in the access log). `None`: the tag moved, fetch it.
+    async fn revalidate(
+        &self,
+        storage: &Storage,
+        name: &str,
+        tag: &str,
+        local: &Digest,
+        head: bool,
+    ) -> Result<Option<Response>, ApiError> {
+        if self.is_fresh(name, tag) {
+            return manifests::get(storage, name, tag, head).await.map(Some);
+        }
+        match self.remote_tag(name, tag).await {
+            Ok(Some(remote)) if remote == *local => {
+                self.mark_fresh(name, tag);
+                manifests::get(storage, name, tag, head).await.map(Some)
+            }
+            Ok(_) => Ok(None),
+            Err(e) if is_unreachable(&e) => {
+                let answer = manifests::get(storage, name, tag, head).await?;
+                Ok(Some(noted(answer, REMOTE_DOWN)))
+            }
+            Err(e) => Err(upstream_error(
+                &self.url,
+                &format!("manifest {name}:{tag}"),
+                &e,
+            )),
+        }
+    }
+    // ANCHOR_END: revalidate
 
     fn is_fresh(&self, name: &str, tag: &str) -> bool {
         let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
@@ -392,6 +414,7 @@ impl Proxy {
 
     // ----- blobs -----
 
+    // ANCHOR: proxy_blob
     /// `GET`/`HEAD` of a blob: from the cache if it is here; else a `HEAD`
     /// asks the remote, and a `GET` joins (or starts) its download.
     async fn blob(
@@ -424,6 +447,7 @@ impl Proxy {
             None => blobs::get(storage, name, digest_text, headers, head).await,
         }
     }
+    // ANCHOR_END: proxy_blob
 
     /// `HEAD` of a blob on the remote, answered as ours would be.
     async fn remote_blob_head(&self, name: &str, digest: &Digest) -> Result<Response, ApiError> {
@@ -457,6 +481,7 @@ impl Proxy {
         ))
     }
 
+    // ANCHOR: join_or_start
     /// The download of `digest` in progress, or a new one: the only place
     /// a blob download starts, under the `inflight` lock. `None`: a download
     /// finished since the caller looked, and the blob is cached.
@@ -503,6 +528,7 @@ impl Proxy {
             Ok(Some(fetch))
         }
     }
+    // ANCHOR_END: join_or_start
 }
 
 /// One blob's download: remote to temp file, hashed, committed or dropped.
@@ -590,6 +616,7 @@ enum Failure {
     Broken(String),
 }
 
+// ANCHOR: download_blob
 /// `GET` of the blob on the remote, written to `file` with pwrite(2) and
 /// hashed; every chunk written is announced on `progress`. The size (if
 /// announced) and the digest must match, or it is an error.
@@ -639,6 +666,7 @@ fn download_blob(
     }
     Ok(len)
 }
+// ANCHOR_END: download_blob
 
 /// The answer to one client of a download: the file as it grows, read
 /// with pread(2) from where this client is. The last byte waits for the

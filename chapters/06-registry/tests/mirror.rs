@@ -522,3 +522,109 @@ fn chapter_5_pulls_a_docker_hub_image_through_the_cache_as_its_mirror() {
         m.cache.log()
     );
 }
+
+/// The access-log lines of a registry, reduced to `METHOD PATH STATUS` and
+/// our note, with digests named: ours are `METHOD PATH STATUS N bytes T ms
+/// (NOTE)`, distribution's the combined log format.
+fn access_lines(log: &str, names: &[(&str, &str)]) -> Vec<String> {
+    let shorten = |text: &str| {
+        let mut text = text.replace("/v2/berth/test/", "");
+        for (digest, name) in names {
+            text = text.replace(digest, name);
+        }
+        text
+    };
+    log.lines()
+        .filter_map(|line| {
+            if let Some((_, request)) = line.split_once("] \"") {
+                // distribution: `... [DATE] "GET /v2/... HTTP/1.1" 200 SIZE "" "AGENT"`
+                let (request, rest) = request.split_once('"')?;
+                let status = rest.split_whitespace().next()?;
+                let request = request.trim_end_matches(" HTTP/1.1");
+                return Some(shorten(&format!("{request} {status}")));
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if !matches!(words.first(), Some(&"GET" | &"HEAD")) || words.len() < 3 {
+                return None;
+            }
+            let note = line.split_once(" ms").map_or("", |(_, note)| note);
+            Some(shorten(&format!(
+                "{} {} {}{note}",
+                words[0], words[1], words[2]
+            )))
+        })
+        .collect()
+}
+
+/// Two columns: the cache's lines and the remote's.
+fn side_by_side(cache: &[String], remote: &[String]) -> String {
+    let mut out = format!("{:<44}{}\n", "our cache", "the remote (docker-registry)");
+    for i in 0..cache.len().max(remote.len()) {
+        let left = cache.get(i).map_or("", String::as_str);
+        let right = remote.get(i).map_or("", String::as_str);
+        out.push_str(format!("{left:<44}{right}").trim_end());
+        out.push('\n');
+    }
+    if remote.is_empty() {
+        out.push_str(&format!("{:<44}(nothing)\n", ""));
+    }
+    out
+}
+
+#[test]
+fn book_the_access_logs_of_the_cache_and_the_remote() {
+    let test = "book_the_access_logs_of_the_cache_and_the_remote";
+    let Some(m) = mirror(test, "1h") else { return };
+    // The image's digests, from its layout, named for the book.
+    let hex = m.digest.trim_start_matches("sha256:");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let names = [
+        (m.digest.as_str(), "[MANIFEST]"),
+        (config.as_str(), "[CONFIG]"),
+        (layer.as_str(), "[LAYER]"),
+    ];
+    let mut text = String::new();
+    // The remote's log so far is skopeo's push of the image.
+    let (mut cache_seen, mut remote_seen) = (0, access_lines(&m.remote.log(), &names).len());
+    let steps = ["first pull (cold cache)", "second pull (warm cache)"];
+    for (pulls, step) in steps.into_iter().enumerate() {
+        assert_eq!(ch05_pull(&m.cache.addr, "1").unwrap(), m.digest);
+        // Each server logs a request once its answer is sent: wait for the
+        // three of the cache, and the remote's layer on the first pull.
+        let layer_line = format!("GET /v2/berth/test/blobs/{layer} 200");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while m.cache.log().matches(&layer_line).count() < pulls + 1
+            || remote_gets(&m.remote, &format!("blobs/{layer}")) == 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}\n{}",
+                m.cache.log(),
+                m.remote.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let cache = access_lines(&m.cache.log(), &names);
+        let remote = access_lines(&m.remote.log(), &names);
+        text.push_str(&format!(
+            "== {step}: ch05-images pull [CACHE]/berth/test:1\n"
+        ));
+        text.push_str(&side_by_side(&cache[cache_seen..], &remote[remote_seen..]));
+        (cache_seen, remote_seen) = (cache.len(), remote.len());
+    }
+    // What the book says about it.
+    assert!(
+        text.contains("GET blobs/[LAYER] 200 (from upstream)"),
+        "{text}"
+    );
+    assert_eq!(remote_gets(&m.remote, "blobs/"), 2);
+    berth_test_support::snapshot_settings()
+        .bind(|| insta::assert_snapshot!("ch06_mirror_access_logs", text));
+}

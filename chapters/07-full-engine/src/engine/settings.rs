@@ -79,6 +79,7 @@ pub struct AddressPool {
     pub size: u8,
 }
 
+// ANCHOR: settings
 /// What `daemon.json` may say; every key optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -102,6 +103,7 @@ pub struct Settings {
     #[serde(default)]
     pub default_address_pools: Vec<AddressPool>,
 }
+// ANCHOR_END: settings
 
 /// Why the settings file is refused.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +136,7 @@ pub fn default_path() -> PathBuf {
     config.join("berth/daemon.json")
 }
 
+// ANCHOR: load
 /// The settings in `explicit` (which must exist), or in the default file
 /// (which may not: then the defaults).
 pub fn load(explicit: Option<&Path>) -> Result<Settings, SettingsError> {
@@ -154,6 +157,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings, SettingsError> {
         .map_err(|(key, why)| SettingsError::Invalid { path, key, why })?;
     Ok(settings)
 }
+// ANCHOR_END: load
 
 /// The JSON, every key known: serde's "unknown field" names the key.
 pub fn parse(text: &str) -> Result<Settings, String> {
