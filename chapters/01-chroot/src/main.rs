@@ -85,20 +85,10 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         }
         Command::Mkrootfs { from, dir } => {
             let report = rootfs::mkrootfs(&dir, from, "/".as_ref()).context("mkrootfs")?;
-            for program in &report.missing {
-                eprintln!(
-                    "ch01-chroot: note: the host has no {program}; the rootfs has none either"
-                );
+            for note in report.notes() {
+                eprintln!("ch01-chroot: {note}");
             }
-            let from = match report.source {
-                Source::Busybox => "busybox",
-                _ => "host programs and their libraries",
-            };
-            println!(
-                "rootfs {}: {} entries, from {from}",
-                dir.display(),
-                report.entries
-            );
+            println!("{}", report.summary(&dir));
             Ok(0)
         }
     }

@@ -68,6 +68,28 @@ pub struct Report {
     pub entries: usize,
 }
 
+impl Report {
+    /// The line the `mkrootfs` commands print: where, how big, from what.
+    pub fn summary(&self, dir: &Path) -> String {
+        let from = match self.source {
+            Source::Busybox => "busybox",
+            _ => "host programs and their libraries",
+        };
+        format!(
+            "rootfs {}: {} entries, from {from}",
+            dir.display(),
+            self.entries
+        )
+    }
+
+    /// A note for each program the host lacks, so the rootfs lacks it too.
+    pub fn notes(&self) -> impl Iterator<Item = String> + '_ {
+        self.missing
+            .iter()
+            .map(|program| format!("note: the host has no {program}; the rootfs has none either"))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
     #[error("{0}: exists and is not empty: choose a new directory, or remove it first")]

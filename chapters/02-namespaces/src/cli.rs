@@ -334,6 +334,9 @@ pub fn mkrootfs_command(args: &MkrootfsArgs) -> anyhow::Result<i32> {
     use anyhow::Context;
     let report =
         ch01_chroot::rootfs::mkrootfs(&args.dir, args.from, "/".as_ref()).context("mkrootfs")?;
-    println!("rootfs {}: {} entries", args.dir.display(), report.entries);
+    for note in report.notes() {
+        eprintln!("{note}");
+    }
+    println!("{}", report.summary(&args.dir));
     Ok(0)
 }

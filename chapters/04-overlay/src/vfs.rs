@@ -48,116 +48,183 @@ pub fn copy_layers(layers: &[PathBuf], dest: &Path) -> Result<u64, CopyError> {
 }
 // ANCHOR_END: copy_layers
 
-fn walk_err(from: &Path, to: &Path) -> impl Fn(WalkError) -> CopyError {
-    let (from, to) = (from.to_path_buf(), to.to_path_buf());
-    move |e| CopyError {
-        from: from.clone(),
-        to: to.clone(),
-        cause: io::Error::other(e.to_string()),
-    }
-}
-
 /// Copy the tree `from` over `to`, depth first with a cursor in each (a
 /// few descriptors, however deep). A directory's mode is set when it is
 /// left, so a read-only one can still be filled.
 fn copy_tree(from: &Path, to: &Path) -> Result<u64, CopyError> {
-    let mut src = DirCursor::open(from).map_err(walk_err(from, to))?;
-    let mut dst = DirCursor::open(to).map_err(walk_err(from, to))?;
-    // A layer whose root is opaque hides everything below it.
+    let mut copy = TreeCopy::open(from, to)?;
+    // 1. A layer whose root is opaque hides everything below it.
     if is_opaque(from).unwrap_or(false) {
-        for name in list_names(dst.fd()).map_err(|e| CopyError {
-            from: from.to_path_buf(),
-            to: to.to_path_buf(),
-            cause: e.into(),
-        })? {
-            remove_tree_at(dst.fd(), &name).map_err(walk_err(from, to))?;
+        copy.clear_destination()?;
+    }
+    // 2. Depth first: (names still to copy here, the mode to give this
+    //    directory once left; none for the root, which is not ours).
+    let mut stack: Vec<(Vec<OsString>, Option<u32>)> = vec![(copy.sorted_names()?, None)];
+    while let Some((pending, _)) = stack.last_mut() {
+        match pending.pop() {
+            Some(name) => {
+                if let Some(mode) = copy.copy_entry(&name)? {
+                    stack.push((copy.sorted_names()?, Some(mode)));
+                }
+            }
+            None => {
+                if let Some((_, Some(mode))) = stack.pop() {
+                    copy.leave_dir(mode)?;
+                }
+            }
         }
     }
-    let mut bytes = 0;
-    let sorted = |c: &DirCursor| -> Result<Vec<OsString>, CopyError> {
-        let mut names = list_names(c.fd()).map_err(|e| CopyError {
-            from: from.join(c.path()),
-            to: to.join(c.path()),
+    Ok(copy.bytes)
+}
+
+/// One layer's copy in progress: both trees, a cursor in each, and the
+/// bytes copied so far.
+struct TreeCopy<'a> {
+    from: &'a Path,
+    to: &'a Path,
+    src: DirCursor,
+    dst: DirCursor,
+    bytes: u64,
+}
+
+impl<'a> TreeCopy<'a> {
+    fn open(from: &'a Path, to: &'a Path) -> Result<TreeCopy<'a>, CopyError> {
+        let walk_err = walk_err(from, to);
+        Ok(TreeCopy {
+            src: DirCursor::open(from).map_err(&walk_err)?,
+            dst: DirCursor::open(to).map_err(&walk_err)?,
+            from,
+            to,
+            bytes: 0,
+        })
+    }
+
+    /// The error for `name` in the current directories: both full paths,
+    /// computed now, so the closure borrows nothing.
+    fn err(&self, name: &OsString) -> impl Fn(io::Error) -> CopyError + use<> {
+        let from = self.from.join(self.src.path_of(name));
+        let to = self.to.join(self.dst.path_of(name));
+        move |cause| CopyError {
+            from: from.clone(),
+            to: to.clone(),
+            cause,
+        }
+    }
+
+    fn nix_err(&self, name: &OsString) -> impl Fn(Errno) -> CopyError + use<> {
+        let err = self.err(name);
+        move |errno| err(errno.into())
+    }
+
+    /// The source directory's names, in reverse order: popped from the
+    /// end, they come out sorted.
+    fn sorted_names(&self) -> Result<Vec<OsString>, CopyError> {
+        let mut names = list_names(self.src.fd()).map_err(|e| CopyError {
+            from: self.from.join(self.src.path()),
+            to: self.to.join(self.dst.path()),
             cause: e.into(),
         })?;
-        names.sort_by(|a, b| b.cmp(a)); // popped from the end: in order
+        names.sort_by(|a, b| b.cmp(a));
         Ok(names)
-    };
-    // (names still to copy, the mode to give the directory when done)
-    let mut stack: Vec<(Vec<OsString>, Option<u32>)> = vec![(sorted(&src)?, None)];
-    while let Some((pending, _)) = stack.last_mut() {
-        let Some(name) = pending.pop() else {
-            let (_, mode) = stack.pop().unwrap_or_default();
-            if let (Some(mode), Some(done)) = (mode, dst.names().last().cloned()) {
-                src.up().map_err(walk_err(from, to))?;
-                dst.up().map_err(walk_err(from, to))?;
-                fchmodat(
-                    dst.fd(),
-                    done.as_os_str(),
-                    Mode::from_bits_truncate(mode),
-                    FchmodatFlags::FollowSymlink,
-                )
-                .map_err(|e| CopyError {
-                    from: from.join(src.path_of(&done)),
-                    to: to.join(dst.path_of(&done)),
-                    cause: e.into(),
-                })?;
-            }
-            continue;
+    }
+
+    /// Empty the destination's root: an opaque layer root hides all below.
+    fn clear_destination(&self) -> Result<(), CopyError> {
+        let names = list_names(self.dst.fd()).map_err(|e| CopyError {
+            from: self.from.to_path_buf(),
+            to: self.to.to_path_buf(),
+            cause: e.into(),
+        })?;
+        for name in names {
+            remove_tree_at(self.dst.fd(), &name).map_err(walk_err(self.from, self.to))?;
+        }
+        Ok(())
+    }
+
+    /// Copy one entry of the current directory. A directory is entered
+    /// and its mode returned, to be set when [`TreeCopy::leave_dir`] leaves
+    /// it; anything else is copied whole.
+    fn copy_entry(&mut self, name: &OsString) -> Result<Option<u32>, CopyError> {
+        let Some(st) = stat_at(self.src.fd(), name).map_err(self.nix_err(name))? else {
+            return Ok(None); // gone since it was listed
         };
-        let err = |src: &DirCursor, dst: &DirCursor| {
-            let (f, t) = (from.join(src.path_of(&name)), to.join(dst.path_of(&name)));
-            move |cause: io::Error| CopyError {
-                from: f,
-                to: t,
-                cause,
-            }
-        };
-        let nix_err = |src: &DirCursor, dst: &DirCursor| {
-            let e = err(src, dst);
-            move |errno: Errno| e(errno.into())
-        };
-        let Some(st) = stat_at(src.fd(), &name).map_err(nix_err(&src, &dst))? else {
-            continue;
-        };
-        let existing = stat_at(dst.fd(), &name).map_err(nix_err(&src, &dst))?;
+        let existing = stat_at(self.dst.fd(), name).map_err(self.nix_err(name))?;
         let file_type = kind(&st);
         // A whiteout: what the lower layers had here is gone.
         if file_type == SFlag::S_IFCHR && st.st_rdev == 0 {
-            remove_tree_at(dst.fd(), &name).map_err(walk_err(from, to))?;
-            continue;
+            self.remove(name)?;
+            return Ok(None);
         }
         if file_type == SFlag::S_IFDIR {
-            // An opaque directory hides what the layers below had in it.
-            let opaque = is_opaque(&from.join(src.path_of(&name))).unwrap_or(false);
-            let is_dir = existing.is_some_and(|m| kind(&m) == SFlag::S_IFDIR);
-            if existing.is_some() && (!is_dir || opaque) {
-                remove_tree_at(dst.fd(), &name).map_err(walk_err(from, to))?;
-            }
-            if !is_dir || opaque {
-                mkdirat(dst.fd(), name.as_os_str(), Mode::from_bits_truncate(0o700))
-                    .map_err(nix_err(&src, &dst))?;
-            }
-            src.down(&name).map_err(nix_err(&src, &dst))?;
-            dst.down(&name).map_err(nix_err(&src, &dst))?;
-            stack.push((sorted(&src)?, Some(st.st_mode & 0o7777)));
-            continue;
+            self.enter_dir(name, existing.map(|m| kind(&m)))?;
+            return Ok(Some(st.st_mode & 0o7777));
         }
         if existing.is_some() {
-            remove_tree_at(dst.fd(), &name).map_err(walk_err(from, to))?;
+            self.remove(name)?;
         }
-        if file_type == SFlag::S_IFLNK {
-            let target = readlinkat(src.fd(), name.as_os_str()).map_err(nix_err(&src, &dst))?;
-            symlinkat(target.as_os_str(), dst.fd(), name.as_os_str())
-                .map_err(nix_err(&src, &dst))?;
-            continue;
-        }
-        if file_type != SFlag::S_IFREG {
-            return Err(err(&src, &dst)(io::Error::new(
+        match file_type {
+            SFlag::S_IFLNK => self.copy_symlink(name),
+            SFlag::S_IFREG => self.copy_file(name, st.st_mode & 0o7777),
+            _ => Err(self.err(name)(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "a device, fifo or socket: the vfs driver copies files, directories and links",
-            )));
+            ))),
         }
+        .map(|()| None)
+    }
+
+    fn remove(&self, name: &OsString) -> Result<(), CopyError> {
+        remove_tree_at(self.dst.fd(), name).map_err(walk_err(self.from, self.to))
+    }
+
+    /// Make (or keep) the directory `name` in the destination and step
+    /// into it in both trees. Kept only if the destination has a
+    /// directory there and this layer's is not opaque (which hides what
+    /// the layers below had in it).
+    fn enter_dir(&mut self, name: &OsString, existing: Option<SFlag>) -> Result<(), CopyError> {
+        let opaque = is_opaque(&self.from.join(self.src.path_of(name))).unwrap_or(false);
+        let keep = existing == Some(SFlag::S_IFDIR) && !opaque;
+        if !keep {
+            if existing.is_some() {
+                self.remove(name)?;
+            }
+            // Owner-only until left: the real mode may forbid writing.
+            mkdirat(
+                self.dst.fd(),
+                name.as_os_str(),
+                Mode::from_bits_truncate(0o700),
+            )
+            .map_err(self.nix_err(name))?;
+        }
+        self.src.down(name).map_err(self.nix_err(name))?;
+        self.dst.down(name).map_err(self.nix_err(name))?;
+        Ok(())
+    }
+
+    /// Step back up in both trees and give the directory just left `mode`.
+    fn leave_dir(&mut self, mode: u32) -> Result<(), CopyError> {
+        let Some(done) = self.dst.names().last().cloned() else {
+            return Ok(());
+        };
+        self.src.up().map_err(walk_err(self.from, self.to))?;
+        self.dst.up().map_err(walk_err(self.from, self.to))?;
+        fchmodat(
+            self.dst.fd(),
+            done.as_os_str(),
+            Mode::from_bits_truncate(mode),
+            FchmodatFlags::FollowSymlink,
+        )
+        .map_err(self.nix_err(&done))
+    }
+
+    fn copy_symlink(&self, name: &OsString) -> Result<(), CopyError> {
+        let target = readlinkat(self.src.fd(), name.as_os_str()).map_err(self.nix_err(name))?;
+        symlinkat(target.as_os_str(), self.dst.fd(), name.as_os_str()).map_err(self.nix_err(name))
+    }
+
+    /// The file's bytes and mode; never through a symlink (O_NOFOLLOW),
+    /// never over an existing file (O_EXCL).
+    fn copy_file(&mut self, name: &OsString, mode: u32) -> Result<(), CopyError> {
         let open = |dir: &DirCursor, flags: OFlag, mode: u32| {
             openat(
                 dir.fd().as_fd(),
@@ -167,21 +234,24 @@ fn copy_tree(from: &Path, to: &Path) -> Result<u64, CopyError> {
             )
             .map(File::from)
         };
-        let mut input = open(&src, OFlag::O_RDONLY, 0).map_err(nix_err(&src, &dst))?;
-        let mut output = open(
-            &dst,
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
-            st.st_mode & 0o7777,
-        )
-        .map_err(nix_err(&src, &dst))?;
-        bytes += io::copy(&mut input, &mut output).map_err(err(&src, &dst))?;
+        let mut input = open(&self.src, OFlag::O_RDONLY, 0).map_err(self.nix_err(name))?;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL;
+        let mut output = open(&self.dst, flags, mode).map_err(self.nix_err(name))?;
+        self.bytes += io::copy(&mut input, &mut output).map_err(self.err(name))?;
+        // open(2) applies the umask: set the mode as it was.
         output
-            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
-                st.st_mode & 0o7777,
-            ))
-            .map_err(err(&src, &dst))?;
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(self.err(name))
     }
-    Ok(bytes)
+}
+
+fn walk_err(from: &Path, to: &Path) -> impl Fn(WalkError) -> CopyError + use<> {
+    let (from, to) = (from.to_path_buf(), to.to_path_buf());
+    move |e| CopyError {
+        from: from.clone(),
+        to: to.clone(),
+        cause: io::Error::other(e.to_string()),
+    }
 }
 
 #[cfg(test)]

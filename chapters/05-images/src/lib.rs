@@ -22,8 +22,9 @@
 //!
 //! Going further: [`archive`] (docker and OCI archives, root filesystem
 //! tarballs), [`user`] (users by name, from the image's own `/etc/passwd`),
-//! and the helpers that are no format idea: [`workers`] (the worker pool)
-//! and [`cli`] (options shared by the binaries).
+//! and the helpers that are no format idea: [`workers`] (the worker pool),
+//! [`progress`] (the bars of long transfers) and [`cli`] (options shared
+//! by the binaries).
 
 pub mod oci;
 /// Digests are chapter 4's: a layer is named by one the moment it is written.
@@ -41,5 +42,6 @@ pub mod mirrors;
 // Going further.
 pub mod archive;
 pub mod cli;
+pub mod progress;
 pub mod user;
 pub mod workers;

@@ -15,7 +15,7 @@ use ch05_images::image::{import_rootfs, load_image, unpack_layers};
 use ch05_images::mirrors::pull_with_mirrors;
 use ch05_images::oci;
 use ch05_images::process::{Overrides, image_process};
-use ch05_images::pull::{LayerOutcome, PullOptions};
+use ch05_images::pull::PullOptions;
 use ch05_images::reference::Reference;
 use ch05_images::registry::ClientOptions;
 use ch05_images::store::{Store, StoreLock};
@@ -407,10 +407,7 @@ fn pull(store: &Store, cmd: &PullCmd) -> anyhow::Result<i32> {
         return Ok(0);
     }
     for (id, outcome) in &pulled.layers {
-        match outcome {
-            LayerOutcome::AlreadyExists => println!("{id}: Already exists"),
-            LayerOutcome::PullComplete => println!("{id}: Pull complete"),
-        }
+        println!("{id}: {outcome}");
     }
     println!("Digest: {}", pulled.digest);
     if pulled.up_to_date {

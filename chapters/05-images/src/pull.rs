@@ -17,11 +17,13 @@
 //! by the next pull once they are old) and complete, verified blobs and
 //! layers, which the next pull reuses.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
+
+use crate::progress::Transfers;
 
 use crate::gc;
 use crate::oci::{self, Descriptor, ImageConfig, ImageManifest, Manifest, Platform};
@@ -50,12 +52,10 @@ pub enum PullError {
         undo: Box<gc::GcError>,
     },
     #[error(
-        "{reference}: the index entry for {platform} is itself an index: refused (nested indexes are not images)"
+        "the index entry for {platform} is itself an index: refused (nested indexes are not images)"
     )]
     NestedIndex { reference: String, platform: String },
-    #[error(
-        "{reference}: the image is for {found}, not {wanted}: pick another tag, or leave out --platform"
-    )]
+    #[error("the image is for {found}, not {wanted}: pick another tag, or leave out --platform")]
     WrongPlatform {
         reference: String,
         wanted: String,
@@ -108,6 +108,16 @@ pub enum LayerOutcome {
     AlreadyExists,
     /// Downloaded, verified and unpacked.
     PullComplete,
+}
+
+/// The words docker prints after a layer's short id.
+impl std::fmt::Display for LayerOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LayerOutcome::AlreadyExists => "Already exists",
+            LayerOutcome::PullComplete => "Pull complete",
+        })
+    }
 }
 
 /// What a pull did, for the caller to report.
@@ -412,39 +422,18 @@ impl Read for WatchedReader<'_> {
 /// one plain line per finished layer. Both on stderr: stdout holds only
 /// the summary.
 struct Bars {
-    _multi: MultiProgress,
+    transfers: Transfers,
     bars: Vec<ProgressBar>,
-    terminal: bool,
 }
 
 impl Bars {
     fn new(layers: &[Descriptor]) -> Bars {
-        let terminal = std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if terminal {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
-        let style = ProgressStyle::with_template(
-            "{prefix}: {msg:11} [{bar:30}] {binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let transfers = Transfers::on_stderr();
         let bars = layers
             .iter()
-            .map(|layer| {
-                let bar = multi.add(ProgressBar::new(layer.size));
-                bar.set_style(style.clone());
-                bar.set_prefix(short_id(&layer.digest));
-                bar.set_message("downloading");
-                bar
-            })
+            .map(|layer| transfers.add(&short_id(&layer.digest), layer.size, "downloading"))
             .collect();
-        Bars {
-            _multi: multi,
-            bars,
-            terminal,
-        }
+        Bars { transfers, bars }
     }
 
     fn done(&self, i: usize, layer: &Descriptor, outcome: LayerOutcome) {
@@ -456,7 +445,7 @@ impl Bars {
         bar.set_message(what);
         bar.set_position(layer.size);
         bar.finish();
-        if !self.terminal {
+        if !self.transfers.drawn() {
             eprintln!(
                 "{}: {what} ({})",
                 short_id(&layer.digest),

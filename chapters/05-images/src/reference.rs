@@ -95,69 +95,20 @@ pub enum ReferenceError {
 impl Reference {
     /// Parses and normalises a reference the way `docker pull` does.
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
-        let err_input = || input.to_string();
+        // 1. Not empty, and not an image id (which docker refuses as a name).
         if input.is_empty() {
             return Err(ReferenceError::Empty);
         }
         if input.len() == 64 && input.bytes().all(is_lower_hex) {
-            return Err(ReferenceError::LooksLikeId { input: err_input() });
-        }
-
-        // NAME[:TAG][@DIGEST]; a ':' before the last '/' belongs to a port.
-        let (name_tag, digest) = match input.split_once('@') {
-            Some((before, after)) => {
-                let digest = Digest::parse(after).map_err(|cause| ReferenceError::Digest {
-                    input: err_input(),
-                    cause,
-                })?;
-                (before, Some(digest))
-            }
-            None => (input, None),
-        };
-        let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match name_tag[last_slash..].rfind(':') {
-            Some(i) => (
-                &name_tag[..last_slash + i],
-                Some(&name_tag[last_slash + i + 1..]),
-            ),
-            None => (name_tag, None),
-        };
-        if name.is_empty() {
-            return Err(ReferenceError::NoName { input: err_input() });
-        }
-        if let Some(tag) = tag
-            && !is_tag(tag)
-        {
-            return Err(ReferenceError::BadTag {
-                input: err_input(),
-                tag: tag.to_string(),
+            return Err(ReferenceError::LooksLikeId {
+                input: input.to_string(),
             });
         }
-
+        // 2. The parts: NAME[:TAG][@DIGEST], each checked on its own.
+        let (name, tag, digest) = split_parts(input)?;
         let (registry, repository) = split_registry(name);
-        if repository.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(ReferenceError::Uppercase { input: err_input() });
-        }
-        if let Some(registry) = registry
-            && !is_registry(registry)
-        {
-            return Err(ReferenceError::BadRegistry {
-                input: err_input(),
-                registry: registry.to_string(),
-            });
-        }
-        for component in repository.split('/') {
-            if component.is_empty() {
-                return Err(ReferenceError::EmptyComponent { input: err_input() });
-            }
-            if !is_path_component(component) {
-                return Err(ReferenceError::BadComponent {
-                    input: err_input(),
-                    component: component.to_string(),
-                });
-            }
-        }
-
+        check_name(input, registry, repository)?;
+        // 3. Docker's defaults: docker.io, library/ for its official images.
         let registry = match registry {
             None | Some(LEGACY_REGISTRY) => DEFAULT_REGISTRY,
             Some(host) => host,
@@ -167,14 +118,16 @@ impl Reference {
         } else {
             repository.to_string()
         };
+        // 4. The whole name within the spec's limit, once the defaults are in.
         let full_name = format!("{registry}/{repository}");
         if full_name.len() > NAME_MAX {
             return Err(ReferenceError::TooLong {
-                input: err_input(),
+                input: input.to_string(),
                 len: full_name.len(),
                 name: full_name,
             });
         }
+        // 5. No tag and no digest means `latest`.
         let tag = match (tag, &digest) {
             (Some(tag), _) => Some(tag.to_string()),
             (None, Some(_)) => None,
@@ -351,6 +304,72 @@ fn is_registry(registry: &str) -> bool {
                 _ => false,
             }
         })
+}
+
+/// `NAME[:TAG][@DIGEST]` cut in three, the tag and digest checked. A `:`
+/// before the last `/` belongs to a registry's port, not a tag.
+fn split_parts(input: &str) -> Result<(&str, Option<&str>, Option<Digest>), ReferenceError> {
+    let (name_tag, digest) = match input.split_once('@') {
+        Some((before, after)) => {
+            let digest = Digest::parse(after).map_err(|cause| ReferenceError::Digest {
+                input: input.to_string(),
+                cause,
+            })?;
+            (before, Some(digest))
+        }
+        None => (input, None),
+    };
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_tag[last_slash..].rfind(':') {
+        Some(i) => (
+            &name_tag[..last_slash + i],
+            Some(&name_tag[last_slash + i + 1..]),
+        ),
+        None => (name_tag, None),
+    };
+    if name.is_empty() {
+        return Err(ReferenceError::NoName {
+            input: input.to_string(),
+        });
+    }
+    if let Some(tag) = tag
+        && !is_tag(tag)
+    {
+        return Err(ReferenceError::BadTag {
+            input: input.to_string(),
+            tag: tag.to_string(),
+        });
+    }
+    Ok((name, tag, digest))
+}
+
+/// The registry host and every path component of the repository against
+/// the distribution spec's grammar; `input` is named in the error.
+fn check_name(input: &str, registry: Option<&str>, repository: &str) -> Result<(), ReferenceError> {
+    let input = || input.to_string();
+    if repository.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ReferenceError::Uppercase { input: input() });
+    }
+    if let Some(registry) = registry
+        && !is_registry(registry)
+    {
+        return Err(ReferenceError::BadRegistry {
+            input: input(),
+            registry: registry.to_string(),
+        });
+    }
+    for component in repository.split('/') {
+        if component.is_empty() {
+            return Err(ReferenceError::EmptyComponent { input: input() });
+        }
+        if !is_path_component(component) {
+            return Err(ReferenceError::BadComponent {
+                input: input(),
+                component: component.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,23 +8,25 @@
 //! not be trusted: a client checks what it gets. And because it is plain
 //! HTTP, `curl` can speak it.
 //!
-//! - [`routes`]: the URLs and which code answers them;
-//! - [`uploads`]: pushing blobs (monolithic, chunked, mounts);
-//! - [`blobs`]: pulling blobs, with `Range`;
-//! - [`manifests`]: pushing and pulling manifests, and what is checked;
-//! - [`discovery`]: tags, the catalog, referrers;
-//! - [`storage`]: the disk: shared content, per-repository links;
-//! - [`body`]: streaming request bodies to disk while hashing them;
-//! - [`names`]: the grammar of names, tags and digests;
-//! - [`errors`]: the spec's error codes and JSON;
-//! - [`gc`]: removing content no manifest needs;
-//! - [`auth`] and [`token`], [`access_log`], [`server`]: who may (Basic
-//!   auth, or bearer tokens as Docker Hub issues them), what happened, and
-//!   running it all;
-//! - [`proxy`]: the registry as a pull-through cache (a mirror) of
-//!   another, with `--proxy-remote-url`;
-//! - [`push`]: the other side, pushing an image from chapter 5's store
-//!   with chapter 5's registry client.
+//! Reading order, the chapter's idea first:
+//!
+//! 1. [`routes`]: the URLs and which code answers them;
+//! 2. [`uploads`]: pushing blobs (monolithic, chunked, mounts);
+//! 3. [`blobs`]: pulling blobs, with `Range`;
+//! 4. [`manifests`]: pushing and pulling manifests, and what is checked;
+//! 5. [`discovery`]: tags, the catalog, referrers;
+//! 6. [`storage`]: the disk: shared content, per-repository links;
+//! 7. [`body`]: streaming request bodies to disk while hashing them;
+//! 8. [`names`] and [`errors`]: the grammar of the URLs' names, tags and
+//!    digests, and the spec's error codes and JSON;
+//! 9. [`server`]: running it all;
+//! 10. [`push`]: the other side, pushing an image from chapter 5's store
+//!     with chapter 5's registry client.
+//!
+//! Going further: [`auth`] and [`token`] (who may: Basic auth, or bearer
+//! tokens as Docker Hub issues them), [`access_log`] (what happened) and
+//! [`gc`] (removing content no manifest needs); [`proxy`] (the registry
+//! as a pull-through cache, a mirror, of another: `--proxy-remote-url`).
 
 pub mod access_log;
 pub mod auth;

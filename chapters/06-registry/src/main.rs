@@ -1,6 +1,5 @@
 //! `ch06-registry`: an OCI distribution registry.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ch04_overlay::state::default_root;
 use ch05_images::cli::RegistryArgs;
+use ch05_images::progress::Transfers;
 use ch05_images::pull::short_id;
 use ch05_images::reference::Reference;
 use ch05_images::registry::{ClientOptions, Credentials, Registry};
@@ -20,7 +20,7 @@ use ch06_registry::server::{ServeOptions, Timeouts, serve};
 use ch06_registry::storage::Storage;
 use ch06_registry::token::Tokens;
 use clap::{Parser, Subcommand};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 /// Chapter 6 of Berth: a registry that stores and serves images over the
 /// OCI distribution API.
@@ -340,36 +340,17 @@ async fn gc(root: &Path, dry_run: bool, upload_max_age: Duration) -> anyhow::Res
 /// Progress as docker shows it: a bar per upload on a terminal, a line per
 /// blob on stdout.
 struct Bars {
-    multi: Option<MultiProgress>,
+    transfers: Transfers,
 }
 
 impl Progress for Bars {
     fn start(&self, digest: &str, size: u64) -> Option<ProgressBar> {
-        let multi = self.multi.as_ref()?;
-        let bar = multi.add(ProgressBar::new(size));
-        let style =
-            ProgressStyle::with_template("{prefix}: Pushing [{bar:30}] {bytes}/{total_bytes}")
-                .map(|s| s.progress_chars("=> "))
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_prefix(short_id(digest));
-        Some(bar)
+        Some(self.transfers.add(&short_id(digest), size, "Pushing"))
     }
 
     fn done(&self, digest: &str, outcome: &BlobOutcome) {
-        let what = match outcome {
-            BlobOutcome::AlreadyExists => "Layer already exists".to_string(),
-            BlobOutcome::Mounted(Some(from)) => format!("Mounted from {from}"),
-            BlobOutcome::Mounted(None) => "Mounted (the registry had it)".to_string(),
-            BlobOutcome::Pushed => "Pushed".to_string(),
-        };
-        let line = format!("{}: {what}", short_id(digest));
-        match &self.multi {
-            Some(multi) => {
-                let _ = multi.println(line);
-            }
-            None => println!("{line}"),
-        }
+        self.transfers
+            .println(&format!("{}: {outcome}", short_id(digest)));
     }
 }
 
@@ -410,7 +391,7 @@ fn push_command(
         .then(|| source.repository.clone());
     println!("The push refers to repository [{}]", dest.familiar_name());
     let bars = Bars {
-        multi: std::io::stderr().is_terminal().then(MultiProgress::new),
+        transfers: Transfers::on_stderr(),
     };
     let pushed = push(
         &store,

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::Response;
+use ch04_overlay::files::TempPath;
 use ch05_images::digest::{Digest, Verifier};
 use ch05_images::mirrors::parse_mirror;
 use ch05_images::oci;
@@ -54,7 +55,7 @@ use crate::access_log::Note;
 use crate::errors::{ApiError, ErrorCode, blob_unknown, digest_invalid};
 use crate::names::{Reference, ReferenceError};
 use crate::routes::{App, DOCKER_CONTENT_DIGEST, Endpoint, empty_response};
-use crate::storage::{Storage, TempFile};
+use crate::storage::Storage;
 use crate::{blobs, manifests};
 
 /// How much of a blob is read or written at a time.
@@ -496,7 +497,7 @@ impl Proxy {
         let (file, temp) = storage.temp_file().await.map_err(io)?;
         let file = file.into_std().await;
         // Opened again to read: the temp file is write-only.
-        let reader = Arc::new(std::fs::File::open(&temp.path).map_err(io)?);
+        let reader = Arc::new(std::fs::File::open(temp.path()).map_err(io)?);
         let (tx, rx) = watch::channel(Progress::Opening);
         // 2. Join a download in progress, or register this one.
         {
@@ -545,7 +546,7 @@ struct Download {
 impl Download {
     /// Downloads into `file`, then commits it as the blob if it hashed to
     /// the digest; tells the readers either way, then leaves `inflight`.
-    async fn run(self, file: std::fs::File, temp: TempFile) {
+    async fn run(self, file: std::fs::File, temp: TempPath) {
         // 1. The bytes, in a blocking thread (chapter 5's client is
         //    blocking), hashed as they are written.
         let (remote, name, digest) = (self.remote.clone(), self.name.clone(), self.digest.clone());
@@ -595,7 +596,7 @@ impl Download {
     }
 
     /// Moves the verified file into place and links it into the repository.
-    async fn commit(&self, file: std::fs::File, temp: TempFile, size: u64) -> Result<u64, String> {
+    async fn commit(&self, file: std::fs::File, temp: TempPath, size: u64) -> Result<u64, String> {
         let file = tokio::fs::File::from_std(file);
         self.storage
             .commit_blob(file, temp, &self.digest)

@@ -124,6 +124,18 @@ pub enum BlobOutcome {
     Pushed,
 }
 
+/// The words docker prints after a blob's short id.
+impl std::fmt::Display for BlobOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobOutcome::AlreadyExists => f.write_str("Layer already exists"),
+            BlobOutcome::Mounted(Some(from)) => write!(f, "Mounted from {from}"),
+            BlobOutcome::Mounted(None) => f.write_str("Mounted"),
+            BlobOutcome::Pushed => f.write_str("Pushed"),
+        }
+    }
+}
+
 /// What a push did.
 #[derive(Debug, Clone)]
 pub struct Pushed {

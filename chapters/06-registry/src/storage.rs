@@ -36,8 +36,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use ch04_overlay::files::{self, TempPath};
 use ch05_images::digest::Digest;
-use tokio::fs::{self, File, OpenOptions};
+use tokio::fs::{self, File};
 use tokio::io::AsyncWriteExt;
 
 /// Who holds `ROOT/registry.lock`: every server shared, `gc` exclusive.
@@ -49,42 +50,20 @@ pub struct Storage {
     root: PathBuf,
 }
 
-// ANCHOR: temp_file
-/// A file in `ROOT/tmp` that is removed when dropped, unless it was renamed
-/// into place by [`Storage::commit_blob`] or [`TempFile::persist`].
-#[derive(Debug)]
-pub struct TempFile {
-    pub path: PathBuf,
-    armed: bool,
+/// fsync a directory, so that a rename into it survives a crash: chapter
+/// 4's, on a thread where blocking is allowed.
+async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    blocking(move || files::sync_dir(&dir)).await
 }
 
-impl TempFile {
-    /// Renames the file to `target` (fsyncing its directory) and disarms it.
-    pub async fn persist(mut self, target: &Path) -> io::Result<()> {
-        if let Some(dir) = target.parent() {
-            fs::create_dir_all(dir).await?;
-        }
-        fs::rename(&self.path, target).await?;
-        self.armed = false;
-        if let Some(dir) = target.parent() {
-            sync_dir(dir).await?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-// ANCHOR_END: temp_file
-
-/// fsync a directory, so that a rename into it survives a crash.
-pub async fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir).await?.sync_all().await
+/// Runs a blocking file operation off the server's worker threads.
+async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// Whether `path` exists (an error other than "not found" counts as yes, so
@@ -209,26 +188,37 @@ impl Storage {
             .join(subject.blob_path())
     }
 
-    // ANCHOR: write_atomic
-    /// A new empty file in `ROOT/tmp`, removed on drop.
-    pub async fn temp_file(&self) -> io::Result<(File, TempFile)> {
-        let path = self.tmp_dir().join(uuid::Uuid::new_v4().to_string());
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await?;
-        Ok((file, TempFile { path, armed: true }))
+    // ANCHOR: temp_file
+    /// A new empty file in `ROOT/tmp`, and its owner: chapter 4's
+    /// [`TempPath`], which removes the file when dropped unless it was
+    /// renamed into place by [`Storage::persist`].
+    pub async fn temp_file(&self) -> io::Result<(File, TempPath)> {
+        let dir = self.tmp_dir();
+        let (file, temp) = blocking(move || files::create_temp_file(&dir, 0o644)).await?;
+        Ok((File::from_std(file), temp))
     }
 
+    /// Renames the temporary file to `target`, fsyncs `target`'s directory
+    /// and disarms the owner.
+    pub async fn persist(&self, temp: TempPath, target: &Path) -> io::Result<()> {
+        let dir = target.parent().unwrap_or(Path::new("/"));
+        fs::create_dir_all(dir).await?;
+        fs::rename(temp.path(), target).await?;
+        temp.keep();
+        sync_dir(dir).await
+    }
+    // ANCHOR_END: temp_file
+
+    // ANCHOR: write_atomic
     /// Writes `bytes` to `target` atomically: temp file, fsync, rename,
-    /// fsync of the directory.
+    /// fsync of the directory. Each writer has its own temporary file, so
+    /// two writers of one tag need no lock: the last rename wins.
     pub async fn write_atomic(&self, target: &Path, bytes: &[u8]) -> io::Result<()> {
         let (mut file, temp) = self.temp_file().await?;
         file.write_all(bytes).await?;
         file.sync_all().await?;
         drop(file);
-        temp.persist(target).await
+        self.persist(temp, target).await
     }
     // ANCHOR_END: write_atomic
 
@@ -298,14 +288,14 @@ impl Storage {
     /// `digest`. The caller has hashed it; this fsyncs it, renames it and
     /// fsyncs the directory. If the content is already there the new copy is
     /// simply dropped: same digest, same bytes.
-    pub async fn commit_blob(&self, file: File, temp: TempFile, digest: &Digest) -> io::Result<()> {
+    pub async fn commit_blob(&self, file: File, temp: TempPath, digest: &Digest) -> io::Result<()> {
         let target = self.blob_path(digest);
         if exists(&target).await {
             return Ok(());
         }
         file.sync_all().await?;
         drop(file);
-        temp.persist(&target).await
+        self.persist(temp, &target).await
     }
     // ANCHOR_END: commit_blob
 

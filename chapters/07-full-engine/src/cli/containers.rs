@@ -136,7 +136,14 @@ pub fn rm(engine: &Engine, args: &RmArgs) -> Outcome {
         ));
     }
     each(engine, &args.containers, |id| {
-        engine.remove(id, args.force).map(|()| None)
+        // -v: the anonymous volumes too, read before the record goes.
+        let mounts = match args.volumes {
+            true => engine.container(id).map(|c| c.mounts).unwrap_or_default(),
+            false => vec![],
+        };
+        engine.remove(id, args.force)?;
+        engine.remove_anonymous_volumes(&mounts);
+        Ok(None)
     })
 }
 

@@ -37,6 +37,7 @@ pub mod registry;
 pub mod run;
 pub mod system;
 pub mod top;
+pub mod volume;
 
 use std::path::PathBuf;
 
@@ -115,6 +116,9 @@ pub enum Command {
     Network(network::NetworkCommand),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// List images
     Images(images::ImagesArgs),
     /// Manage images
@@ -306,6 +310,7 @@ fn dispatch(engine: &Engine, command: Command) -> Outcome {
         Command::Version(args) => system::version(engine, &args),
         Command::Network(command) => network::network(engine, command),
         Command::Port(args) => network::port(engine, &args),
+        Command::Volume(command) => volume::volume(engine, command),
         Command::Container(_) => unreachable!("unwrapped in main"),
         Command::Images(args) => images::images(engine, &args),
         Command::Image(command) => images::image_command(engine, command),

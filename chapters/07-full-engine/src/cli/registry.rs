@@ -103,13 +103,7 @@ impl Progress for Lines {
         if self.quiet || self.unlisted.iter().any(|d| d == digest) {
             return;
         }
-        let what = match outcome {
-            BlobOutcome::AlreadyExists => "Layer already exists".to_string(),
-            BlobOutcome::Mounted(Some(from)) => format!("Mounted from {from}"),
-            BlobOutcome::Mounted(None) => "Mounted".to_string(),
-            BlobOutcome::Pushed => "Pushed".to_string(),
-        };
-        println!("{}: {what}", short_id(digest));
+        println!("{}: {outcome}", short_id(digest));
     }
 }
 

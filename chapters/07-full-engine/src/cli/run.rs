@@ -16,6 +16,7 @@ use crate::engine::record::{Config, HostConfig, LogConfig, NetworkFields, Ulimit
 use crate::engine::runtime_client::{DEFAULT_RUNTIME, find_runtime};
 use crate::engine::security::{default_masked_paths, default_readonly_paths};
 use crate::engine::start::{StartMode, Started};
+use crate::engine::volumes;
 use crate::monitor::protocol::AttachRequest;
 use crate::monitor::restart::parse_policy;
 use ch07_network::inspect::port_key;
@@ -169,6 +170,15 @@ pub struct RunArgs {
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short = 'u', long, value_name = "string")]
     pub user: Option<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long, value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory
+    #[arg(long, value_name = "list")]
+    pub tmpfs: Vec<String>,
     /// Working directory inside the container
     #[arg(short = 'w', long, value_name = "string")]
     pub workdir: Option<String>,
@@ -397,7 +407,27 @@ impl RunArgs {
             exposed_ports: network.exposed_ports.clone(),
             ..Config::default()
         };
+        // -v, --mount and --tmpfs, checked here so that a bad spec is
+        // refused before anything is made.
+        for volume in &self.volume {
+            volumes::parse_volume_flag(volume)?;
+        }
+        let mounts = self
+            .mount
+            .iter()
+            .map(|m| volumes::parse_mount_flag(m).map(|spec| spec.to_api()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tmpfs = BTreeMap::new();
+        for flag in &self.tmpfs {
+            if let volumes::MountSpec::Tmpfs { target, options } = volumes::parse_tmpfs_flag(flag)?
+            {
+                tmpfs.insert(target, options.join(","));
+            }
+        }
         let host_config = HostConfig {
+            binds: (!self.volume.is_empty()).then(|| self.volume.clone()),
+            mounts,
+            tmpfs,
             log_config: LogConfig {
                 kind: "json-file".into(),
                 config: log_config,
@@ -631,10 +661,17 @@ pub fn run(engine: &Engine, args: RunArgs) -> Outcome {
     let detach_keys =
         parse_detach_keys(args.detach_keys.as_deref()).map_err(|m| Failure::new(m, 125))?;
     let c = create_container(engine, &args)?;
+    // A start that fails leaves the container Created, as docker's does,
+    // unless --rm: then it goes (and its anonymous volumes), as dockerd
+    // removes an auto-remove container whose start failed.
+    let failed = |e: crate::engine::EngineError| {
+        if args.rm {
+            let _ = engine.remove(&c.id, true);
+        }
+        Failure::new(e.to_string(), e.run_exit_code())
+    };
     if args.detach {
-        engine
-            .start(&c.id, StartMode::Detached)
-            .map_err(|e| Failure::new(e.to_string(), e.run_exit_code()))?;
+        engine.start(&c.id, StartMode::Detached).map_err(failed)?;
         println!("{}", c.id);
         return Ok(0);
     }
@@ -647,7 +684,7 @@ pub fn run(engine: &Engine, args: RunArgs) -> Outcome {
     let stream = match engine.start(&c.id, StartMode::Attached(request)) {
         Ok(Started::Attached(stream)) => stream,
         Ok(_) => return Ok(0),
-        Err(e) => return Err(Failure::new(e.to_string(), e.run_exit_code())),
+        Err(e) => return Err(failed(e)),
     };
     let options = AttachOptions {
         stdin: request.stdin,

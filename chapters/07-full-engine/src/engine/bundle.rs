@@ -63,6 +63,9 @@ pub struct BundleInputs {
     pub cgroups_path: String,
     /// The network namespace ([`super::network`]).
     pub netns: super::network::NetNamespace,
+    /// A rootless engine's effective uid and gid, which become the
+    /// container's root ([`make_rootless`]); none as root.
+    pub rootless: Option<(u32, u32)>,
 }
 
 /// The cgroup path a container's runtime is given.
@@ -172,6 +175,8 @@ pub fn runtime_config(c: &Container, inputs: &BundleInputs) -> Result<Value, Str
                            "options": ["rbind", "rprivate"]}),
         );
     }
+    // The user's binds, volumes and tmpfs, over the defaults.
+    mounts.extend(super::volumes::oci_mounts(&c.mounts, &host.tmpfs));
     if let Some(init) = &inputs.init {
         mounts.push(json!({"destination": INIT_IN_CONTAINER, "type": "bind",
                            "source": init, "options": ["bind", "ro", "rprivate"]}));
@@ -233,14 +238,58 @@ pub fn runtime_config(c: &Container, inputs: &BundleInputs) -> Result<Value, Str
         linux["seccomp"] = seccomp.clone();
     }
 
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": inputs.rootfs, "readonly": host.readonly_rootfs},
         "hostname": config.hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    // 5. A rootless engine: the container's root is the engine's user.
+    if let Some((uid, gid)) = inputs.rootless {
+        make_rootless(&mut spec, uid, gid);
+    }
+    Ok(spec)
+}
+
+/// A normal user's container (runc's `spec --rootless` changes, keeping
+/// the network namespace the engine chose): a user namespace in which
+/// the user's own ids, and only they, are root's; no device rules, which
+/// need the host's devices cgroup (the runtime still writes the limits a
+/// user asked for where the host delegates a cgroup, and says plainly
+/// where it does not); sysfs and the cgroup filesystem, which only the
+/// host's root may mount, as the host's, read-only; no `uid=`/`gid=`
+/// mount options naming ids the namespace does not map.
+pub fn make_rootless(spec: &mut Value, uid: u32, gid: u32) {
+    let linux = &mut spec["linux"];
+    if let Some(namespaces) = linux["namespaces"].as_array_mut() {
+        namespaces.retain(|ns| ns["type"] != "user");
+        namespaces.push(json!({"type": "user"}));
+    }
+    linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(resources) = linux["resources"].as_object_mut() {
+        resources.remove("devices");
+        if resources.is_empty() {
+            linux.as_object_mut().map(|l| l.remove("resources"));
+        }
+    }
+    let Some(mounts) = spec["mounts"].as_array_mut() else {
+        return;
+    };
+    mounts.retain(|m| m["type"] != "cgroup");
+    for mount in mounts.iter_mut() {
+        if mount["type"] == "sysfs" {
+            *mount = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        } else if let Some(options) = mount["options"].as_array_mut() {
+            options.retain(|o| {
+                let o = o.as_str().unwrap_or("");
+                !o.starts_with("uid=") && !o.starts_with("gid=")
+            });
+        }
+    }
 }
 
 /// `linux.resources` from `HostConfig`.

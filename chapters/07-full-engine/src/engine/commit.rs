@@ -207,6 +207,16 @@ impl Engine {
     pub fn commit(&self, text: &str, request: &CommitRequest) -> Result<String> {
         let c = self.container(text)?;
         let id = c.id.clone();
+        // A rootless engine's containers are full copies (vfs): no upper
+        // directory holds what they changed.
+        if super::rootfs::driver() != ch04_overlay::state::StorageDriver::Overlay {
+            return Err(EngineError::msg(
+                "commit needs the overlay storage driver, which holds a container's changes \
+                 apart; a normal user's engine copies the layers instead (vfs): run berth as \
+                 root to commit"
+                    .to_string(),
+            ));
+        }
         let store = self.image_store()?;
         // 1. The image the container was made from (its recorded manifest).
         let uses = ch05_images::gc::container_uses(&self.roots.root).map_err(msg)?;

@@ -14,7 +14,9 @@
 //! 4. **The directory**, with chapter 4's state (the layers) and chapter
 //!    5's `image` file, written while the store's shared lock keeps
 //!    garbage collection from taking the layers meanwhile.
-//! 5. **The record**, status `created`, and a `create` event.
+//! 5. **The mounts**: binds checked, volumes made, the image's `VOLUME`s
+//!    given anonymous ones ([`super::volumes`]).
+//! 6. **The record**, status `created`, and a `create` event.
 //!
 //! Nothing is mounted and nothing runs yet: a created container has no
 //! process (docker's meaning). `start` does the rest.
@@ -25,7 +27,7 @@ use std::io::Write;
 use ch05_images::image::{Image, load_image, unpack_layers};
 use ch05_images::mirrors::pull_with_mirrors;
 use ch05_images::oci::{self, Platform};
-use ch05_images::pull::{LayerOutcome, PullOptions};
+use ch05_images::pull::PullOptions;
 use ch05_images::reference::Reference;
 use ch05_images::registry::ClientOptions;
 
@@ -158,11 +160,7 @@ impl Engine {
             .map_err(|e| EngineError::msg(format!("pull {}: {e}", reference.familiar())))?
             .pulled;
         for (id, outcome) in &pulled.layers {
-            let what = match outcome {
-                LayerOutcome::AlreadyExists => "Already exists",
-                LayerOutcome::PullComplete => "Pull complete",
-            };
-            let _ = writeln!(progress, "{id}: {what}");
+            let _ = writeln!(progress, "{id}: {outcome}");
         }
         let _ = writeln!(progress, "Digest: {}", pulled.digest);
         let status = if pulled.up_to_date {
@@ -235,10 +233,27 @@ impl Engine {
         };
         let lock = dir.lock()?;
         drop(names_lock);
+        // 5. The mounts: binds checked, volumes made (the image's VOLUMEs
+        //    as anonymous ones), so a bad spec leaves nothing behind.
+        let mut host_config = host_config;
+        let image_volumes: Vec<String> = config
+            .volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mounts = match self.make_mounts(&mut host_config, &image_volumes) {
+            Ok(mounts) => mounts,
+            Err(err) => {
+                let _ = ch04_overlay::cli::remove_container_dir(&dir.0);
+                names.release(&name, &id);
+                return Err(err);
+            }
+        };
         let made = (|| -> Result<Container> {
             ch05_images::gc::record_image(&dir.0, image.named_digest())
                 .map_err(|e| EngineError::msg(e.to_string()))?;
-            // 5. The record.
+            // 6. The record.
             let dirs = rootfs::overlay_dirs(&dir, &layers);
             let lower: Vec<String> = layers
                 .iter()
@@ -272,6 +287,7 @@ impl Engine {
                     name: "overlay".into(),
                 },
                 config,
+                mounts: mounts.clone(),
                 berth: super::record::BerthFields {
                     runtime_path: runtime_path.display().to_string(),
                     image_manifest: image.named_digest().to_string(),
@@ -292,6 +308,7 @@ impl Engine {
             Err(err) => {
                 let _ = ch04_overlay::cli::remove_container_dir(&dir.0);
                 names.release(&name, &id);
+                self.remove_anonymous_volumes(&mounts);
                 return Err(err);
             }
         };

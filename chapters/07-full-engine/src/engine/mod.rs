@@ -55,6 +55,7 @@ pub mod security;
 pub mod settings;
 pub mod start;
 pub mod top;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -145,6 +145,13 @@ impl Engine {
                 addresses.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
                 NetNamespace::New
             }
+            _ if !nix::unistd::geteuid().is_root() => {
+                return Err(EngineError::msg(format!(
+                    "--network {}: bridges, addresses and firewall rules need root; a normal \
+                     user's containers take --network none (the default) or host",
+                    c.host_config.network_mode
+                )));
+            }
             _ => {
                 let path = self.attach_all(c, &mode)?;
                 let networks = self.networks()?;

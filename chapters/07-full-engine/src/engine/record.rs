@@ -244,6 +244,12 @@ pub struct HostConfig {
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub init: Option<bool>,
+    /// `--mount`, as the API's `HostConfig.Mounts` ([`super::volumes`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<serde_json::Value>,
+    /// `--tmpfs`: destination to options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tmpfs: BTreeMap<String, String>,
 }
 
 /// `Config`: what runs (the image's config merged with the command line).

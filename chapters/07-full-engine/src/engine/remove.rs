@@ -92,6 +92,10 @@ impl Engine {
         ch04_overlay::cli::remove_container_dir(&dir.0)
             .map_err(|e| EngineError::msg(format!("{e:#}")))?;
         super::names::Names::new(&self.roots).release(c.name(), &c.id);
+        // --rm takes the anonymous volumes along (rm -v asks for it).
+        if c.host_config.auto_remove {
+            self.remove_anonymous_volumes(&c.mounts);
+        }
         self.event("destroy", c, &[]);
         Ok(())
     }

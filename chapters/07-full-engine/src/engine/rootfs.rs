@@ -11,6 +11,12 @@
 //! `merged/` is mounted is read from /proc/self/mountinfo, never assumed
 //! (after a crash, a mount may be left, or be gone).
 //!
+//! A rootless engine (run by a normal user) cannot mount in the host's
+//! mount namespace, so it uses chapter 4's other driver, vfs: the layers
+//! copied into `merged/` at the first start, kept for the next, as docker's
+//! rootless mode does where overlay is not possible. Such a container has
+//! no upper directory, so `commit` and `diff` say they need overlay.
+//!
 //! Man pages: mount(2), umount(2), proc(5) ("/proc/PID/mountinfo").
 
 use std::path::{Path, PathBuf};
@@ -28,11 +34,21 @@ pub fn create_dir(root: &Path, id: &str, layers: &[PathBuf]) -> Result<Container
     let state = ContainerState {
         name: id.to_string(),
         layers: layers.to_vec(),
-        driver: StorageDriver::Overlay,
+        driver: driver(),
     };
     let dir = ch04_overlay::state::create(root, &state)
         .map_err(|e| EngineError::msg(format!("create the container's directory: {e}")))?;
     Ok(ContainerDir(dir.0))
+}
+
+/// The storage driver this engine's containers use: overlay as root,
+/// vfs for a normal user, who cannot mount in the host's namespace.
+pub fn driver() -> StorageDriver {
+    if nix::unistd::geteuid().is_root() {
+        StorageDriver::Overlay
+    } else {
+        StorageDriver::Vfs
+    }
 }
 
 /// The overlay's directories for a container.
@@ -83,6 +99,9 @@ fn unescape(field: &str) -> String {
 /// container stops.
 pub fn mount(dir: &ContainerDir, layers: &[PathBuf], proc_root: &Path) -> Result<PathBuf> {
     let merged = dir.rootfs();
+    if driver() == StorageDriver::Vfs {
+        return copy_once(dir, layers);
+    }
     if is_mounted(&merged, proc_root) {
         return Ok(merged);
     }
@@ -90,6 +109,28 @@ pub fn mount(dir: &ContainerDir, layers: &[PathBuf], proc_root: &Path) -> Result
         .map_err(|e| EngineError::msg(format!("mount the container's filesystem: {e}")))?;
     // The mount stays when this process goes.
     Ok(mount.persist())
+}
+
+/// vfs: copy the layers into `merged/` unless an earlier start did
+/// (`copied` is written last, so a copy cut short is made again).
+fn copy_once(dir: &ContainerDir, layers: &[PathBuf]) -> Result<PathBuf> {
+    let merged = dir.rootfs();
+    let done = dir.0.join("copied");
+    if done.exists() {
+        return Ok(merged);
+    }
+    let failed = |e: &dyn std::fmt::Display| {
+        EngineError::msg(format!(
+            "copy the image's layers into {}: {e}",
+            merged.display()
+        ))
+    };
+    if merged.exists() {
+        ch04_overlay::walk::remove_tree(&merged).map_err(|e| failed(&e))?;
+    }
+    ch04_overlay::vfs::copy_layers(layers, &merged).map_err(|e| failed(&e))?;
+    std::fs::write(&done, b"").map_err(|e| failed(&e))?;
+    Ok(merged)
 }
 
 /// Unmount the container's overlay if it is mounted (lazily: a process

@@ -42,8 +42,16 @@ pub fn default_readonly_paths() -> Vec<String> {
     READONLY_PATHS.map(String::from).to_vec()
 }
 
-/// What the engine can give: its own permitted set.
+/// What the engine can give: its own permitted set. A rootless engine's
+/// containers get a user namespace of their own, in which their root
+/// holds every capability (over that namespace's objects only), so all
+/// can be given.
 fn held() -> Result<CapabilitySet, String> {
+    if !nix::unistd::geteuid().is_root() {
+        let last = ch02_namespaces::capabilities::last_cap(Path::new("/proc"))
+            .map_err(|e| format!("read /proc/sys/kernel/cap_last_cap: {e}"))?;
+        return Ok(CapabilitySet::up_to(last));
+    }
     static HELD: std::sync::OnceLock<Result<CapabilitySet, String>> = std::sync::OnceLock::new();
     HELD.get_or_init(|| {
         held_capabilities(Path::new("/proc"), false)

@@ -292,6 +292,18 @@ impl Engine {
             let _ = rootfs::unmount(dir, &self.proc_root);
             err
         };
+        // A new volume's first use: the image's content at its path.
+        for m in c
+            .mounts
+            .iter()
+            .filter(|m| m["Type"] == "volume" && m["NoCopy"] != true)
+        {
+            let (Some(target), Some(source)) = (m["Destination"].as_str(), m["Source"].as_str())
+            else {
+                continue;
+            };
+            super::volumes::fill_from_image(&rootfs, target, Path::new(source)).map_err(undo)?;
+        }
         // The user, from the image's files.
         let user = resolve_user_in_layers(&c.berth.layers, &c.config.user).map_err(|e| {
             undo(EngineError::Start {
@@ -337,8 +349,17 @@ impl Engine {
             no_new_privileges: security.no_new_privileges,
             cgroups_path: c.berth.cgroups_path.clone(),
             netns,
+            rootless: (!nix::unistd::geteuid().is_root()).then(|| {
+                (
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw(),
+                )
+            }),
         };
         let spec = runtime_config(c, &inputs).map_err(|e| undo(EngineError::msg(e)))?;
+        if inputs.rootless.is_some() && spec["linux"].get("resources").is_some() {
+            refuse_rootless_limits(&self.proc_root).map_err(undo)?;
+        }
         let bundle = dir.bundle();
         std::fs::create_dir_all(&bundle)
             .map_err(|e| undo(EngineError::msg(format!("{}: {e}", bundle.display()))))?;
@@ -442,6 +463,22 @@ pub fn oom_files(path: &str, proc_root: &Path) -> Vec<PathBuf> {
             .unwrap_or_default(),
         Ok(ch03_cgroups::Layout::V2 { mount }) => vec![mount.join(relative).join("memory.events")],
         Err(_) => vec![],
+    }
+}
+
+/// A rootless container with limits needs a cgroup its user may write:
+/// only cgroup v2 can delegate one. On a v1 host, refuse before the
+/// runtime does, in the engine's words (docker's exit code 125).
+fn refuse_rootless_limits(proc_root: &Path) -> Result<()> {
+    match ch03_cgroups::detect::detect(proc_root) {
+        Ok(layout) if layout.version() == 2 => Ok(()),
+        _ => Err(EngineError::Start {
+            code: 125,
+            message: "a normal user's containers cannot have limits on this host: its cgroups \
+                      are v1, which cannot be delegated to a user; leave out --memory, --cpus, \
+                      --pids-limit and the other limits, or run berth as root"
+                .into(),
+        }),
     }
 }
 

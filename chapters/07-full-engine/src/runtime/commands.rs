@@ -521,8 +521,10 @@ fn create_cgroup(
         Err(CgroupError::RootlessV1 | CgroupError::NotDelegated { .. })
             if cx.rootless && accepted.cgroup.resources == Default::default() =>
         {
+            // runc's rootless behaviour: no limits asked, none needed, and
+            // nothing to warn the user about on every start.
             cx.logger
-                .warn("no cgroup for the container: this user may not create one (rootless)");
+                .debug("no cgroup for the container: this user may not create one (rootless)");
             Ok(None)
         }
         Err(err) => Err(err.into()),
