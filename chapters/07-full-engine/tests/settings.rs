@@ -175,3 +175,45 @@ fn pull_goes_through_the_registry_mirrors_and_falls_back_to_the_hub() {
     let run = berth(work.path(), &config, &hub.addr, &["pull", "busybox"]);
     assert_eq!(digest_line(&run), hub_digest);
 }
+
+#[test]
+fn containers_get_the_files_log_opts_and_default_ulimits_unless_they_set_their_own() {
+    let test = "containers_get_the_files_log_opts_and_default_ulimits_unless_they_set_their_own";
+    let Some(env) = common::envs(test).into_iter().next() else {
+        return;
+    };
+    let config = write_config(
+        env.root.parent().unwrap(),
+        r#"{"log-opts": {"max-size": "10m", "max-file": "3"},
+            "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024},
+                                "nproc": {"Name": "nproc", "Hard": 512, "Soft": 256}}}"#,
+    );
+    let config = config.to_str().unwrap();
+    let template = "{{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}} {{end}}{{.HostConfig.LogConfig.Config}}";
+    // Nothing given: the file's.
+    let id = env.ok(&["--config-file", config, "create", common::IMAGE, "true"]);
+    let shown = env.ok(&["inspect", "--format", template, id.trim()]);
+    assert_eq!(
+        shown.trim(),
+        "nofile=1024:2048 nproc=256:512 map[max-file:3 max-size:10m]"
+    );
+    env.ok(&["rm", "-f", id.trim()]);
+    // The container's own win; the other default ulimit is added.
+    let id = env.ok(&[
+        "--config-file",
+        config,
+        "create",
+        "--ulimit",
+        "nofile=100:200",
+        "--log-opt",
+        "max-size=1m",
+        common::IMAGE,
+        "true",
+    ]);
+    let shown = env.ok(&["inspect", "--format", template, id.trim()]);
+    assert_eq!(
+        shown.trim(),
+        "nofile=100:200 nproc=256:512 map[max-size:1m]"
+    );
+    env.ok(&["rm", "-f", id.trim()]);
+}

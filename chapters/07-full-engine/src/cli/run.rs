@@ -608,9 +608,10 @@ fn create_container(
     args: &RunArgs,
 ) -> Result<crate::engine::record::Container, Failure> {
     let runtime = engine.settings().default_runtime.as_deref();
-    let request = args
+    let mut request = args
         .request(runtime.unwrap_or(DEFAULT_RUNTIME))
         .map_err(|m| Failure::new(m, 125))?;
+    engine.settings().apply_defaults(&mut request.host_config);
     // The network must exist (docker checks at create).
     match NetworkMode::parse(&request.host_config.network_mode) {
         Ok(NetworkMode::Named(name)) => {

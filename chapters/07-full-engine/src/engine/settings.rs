@@ -36,30 +36,14 @@ use ch05_images::mirrors::parse_mirror;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::cli::run::ULIMITS;
+use crate::engine::record::{self, HostConfig};
+
 /// The range docker always treats as insecure.
 pub const LOOPBACK_CIDR: &str = "127.0.0.0/8";
 
 /// The runtimes `default-runtime` may name.
 const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];
-
-/// The resource names `default-ulimits` may set (docker's `--ulimit`).
-const ULIMITS: [&str; 15] = [
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
 
 /// A `default-ulimits` entry, as docker writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -278,6 +262,24 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// A new container's host config, completed with the file's defaults
+    /// as dockerd does: `log-opts` when the container gave none, and each
+    /// `default-ulimits` entry the container did not set itself.
+    pub fn apply_defaults(&self, host_config: &mut HostConfig) {
+        if host_config.log_config.config.is_empty() {
+            host_config.log_config.config = self.log_opts.clone();
+        }
+        for (name, limit) in &self.default_ulimits {
+            if !host_config.ulimits.iter().any(|u| u.name == *name) {
+                host_config.ulimits.push(record::Ulimit {
+                    name: name.clone(),
+                    soft: limit.soft,
+                    hard: limit.hard,
+                });
+            }
+        }
     }
 
     /// The insecure registries as `docker info` lists them: CIDR ranges
