@@ -217,3 +217,39 @@ fn containers_get_the_files_log_opts_and_default_ulimits_unless_they_set_their_o
     );
     env.ok(&["rm", "-f", id.trim()]);
 }
+
+#[test]
+fn bip_and_default_address_pools_choose_the_subnets() {
+    let test = "bip_and_default_address_pools_choose_the_subnets";
+    if !berth_test_support::require_root(test) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    // Addresses from TEST-NET-2 (RFC 5737), which no host routes.
+    let config = write_config(
+        work.path(),
+        r#"{"bip": "198.51.100.1/25",
+            "default-address-pools": [{"base": "198.51.100.128/25", "size": 28}]}"#,
+    );
+    let subnet = "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}";
+    let berth = |args: &[&str]| {
+        let run = berth(work.path(), &config, "127.0.0.1:1", args);
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        run.stdout().trim().to_string()
+    };
+    assert_eq!(
+        berth(&["network", "inspect", "--format", subnet, "bridge"]),
+        "198.51.100.0/25 198.51.100.1"
+    );
+    berth(&["network", "create", "one"]);
+    berth(&["network", "create", "two"]);
+    assert_eq!(
+        berth(&["network", "inspect", "--format", subnet, "one"]),
+        "198.51.100.128/28 198.51.100.129"
+    );
+    assert_eq!(
+        berth(&["network", "inspect", "--format", subnet, "two"]),
+        "198.51.100.144/28 198.51.100.145"
+    );
+    berth(&["network", "rm", "one", "two"]);
+}

@@ -33,6 +33,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ch05_images::mirrors::parse_mirror;
+use ch07_network::networks::AddressPlan;
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -240,6 +241,9 @@ impl Settings {
                     format!("{bip:?} is not an address with a prefix (e.g. 172.26.0.1/16)"),
                 )
             })?;
+            if !matches!(net, IpNet::V4(_)) {
+                return Err(("bip", format!("{bip}: berth's networks are IPv4")));
+            }
             if net.addr() == net.network() {
                 return Err((
                     "bip",
@@ -248,15 +252,21 @@ impl Settings {
             }
         }
         for pool in &self.default_address_pools {
-            if pool.size < pool.base.prefix_len() || pool.size > pool.base.max_prefix_len() {
+            if !matches!(pool.base, IpNet::V4(_)) {
+                return Err((
+                    "default-address-pools",
+                    format!("{}: berth's networks are IPv4", pool.base),
+                ));
+            }
+            // A /31 or /32 has no address for a container next to the gateway.
+            if pool.size < pool.base.prefix_len() || pool.size > 30 {
                 return Err((
                     "default-address-pools",
                     format!(
-                        "size {} cannot cut networks from {} (between {} and {})",
+                        "size {} cannot cut networks from {} (between {} and 30)",
                         pool.size,
                         pool.base,
-                        pool.base.prefix_len(),
-                        pool.base.max_prefix_len()
+                        pool.base.prefix_len()
                     ),
                 ));
             }
@@ -279,6 +289,25 @@ impl Settings {
                     hard: limit.hard,
                 });
             }
+        }
+    }
+
+    /// `bip` and `default-address-pools` for the networks (checked: IPv4).
+    pub fn address_plan(&self) -> AddressPlan {
+        let v4 = |net: &IpNet| match net {
+            IpNet::V4(net) => Some(*net),
+            IpNet::V6(_) => None,
+        };
+        AddressPlan {
+            default_bridge: self
+                .bip
+                .as_deref()
+                .and_then(|b| b.parse::<IpNet>().ok())
+                .as_ref()
+                .and_then(v4),
+            pools: (self.default_address_pools.iter())
+                .filter_map(|p| Some((v4(&p.base)?, p.size)))
+                .collect(),
         }
     }
 
@@ -373,6 +402,7 @@ mod tests {
                 "default-ulimits",
             ),
             (r#"{"bip":"172.26.0.0/16"}"#, "bip"),
+            (r#"{"bip":"fd00::1/64"}"#, "bip"),
             (
                 r#"{"default-address-pools":[{"base":"172.80.0.0/16","size":8}]}"#,
                 "default-address-pools",
