@@ -459,7 +459,12 @@ impl Proxy {
                 let call = Call::new("HEAD", url, &repository);
                 let mut response = remote.send(&call)?;
                 match response.status().as_u16() {
-                    200 => Ok(Some(response.body().content_length().unwrap_or(0))),
+                    // A HEAD has no body: its size is the header's.
+                    200 => Ok(Some(
+                        ch05_images::registry::header(&response, "content-length")
+                            .and_then(|n| n.parse::<u64>().ok())
+                            .unwrap_or(0),
+                    )),
                     404 => Ok(None),
                     _ => Err(remote.status_error(&call, &mut response)),
                 }

@@ -628,3 +628,44 @@ fn book_the_access_logs_of_the_cache_and_the_remote() {
     berth_test_support::snapshot_settings()
         .bind(|| insta::assert_snapshot!("ch06_mirror_access_logs", text));
 }
+
+#[test]
+fn a_head_of_a_blob_not_cached_asks_the_remote_and_downloads_nothing() {
+    let test = "a_head_of_a_blob_not_cached_asks_the_remote_and_downloads_nothing";
+    let Some(m) = mirror(test, "1h") else { return };
+    let hex = m.digest.trim_start_matches("sha256:");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    let layer = &manifest["layers"][0];
+    let digest = layer["digest"].as_str().unwrap();
+    let reply = request(
+        "HEAD",
+        &m.cache.url(&format!("/v2/berth/test/blobs/{digest}")),
+        &[],
+        None,
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.header("content-length"),
+        Some(layer["size"].to_string().as_str())
+    );
+    assert_eq!(reply.header("docker-content-digest"), Some(digest));
+    assert_eq!(remote_gets(&m.remote, "blobs/"), 0);
+    assert!(!m.cache.files().iter().any(|f| f.starts_with("blobs/")));
+    // A blob the remote does not have either: BLOB_UNKNOWN.
+    let missing = sha256(b"nowhere");
+    request(
+        "HEAD",
+        &m.cache.url(&format!("/v2/berth/test/blobs/{missing}")),
+        &[],
+        None,
+    );
+    request(
+        "GET",
+        &m.cache.url(&format!("/v2/berth/test/blobs/{missing}")),
+        &[],
+        None,
+    )
+    .assert_error(404, "BLOB_UNKNOWN");
+}
