@@ -39,6 +39,17 @@ pub fn die_quietly_when_stdout_closes() {
 }
 // ANCHOR_END: die_quietly
 
+/// For a command that writes to stdout without `println!` (a tar stream)
+/// and got `EPIPE`: end as [`die_quietly_when_stdout_closes`] does, if
+/// standard output's reader is gone; return otherwise.
+pub fn die_if_stdout_closed() {
+    if stdout_reader_gone() {
+        // SAFETY: installs the default action; no handler code runs.
+        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+        let _ = raise(Signal::SIGPIPE);
+    }
+}
+
 /// `print!` and `println!` panic with `failed printing to stdout: ...`.
 fn is_print_to_stdout(payload: &(dyn Any + Send)) -> bool {
     let message = payload

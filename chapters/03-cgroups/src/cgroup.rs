@@ -309,6 +309,20 @@ impl Cgroup {
     }
     // ANCHOR_END: oom_report
 
+    /// Change the limits of the running container's cgroup (`docker
+    /// update`): what `resources` sets is written, the rest left as is.
+    pub fn update(&mut self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        resources.validate()?;
+        match &self.driver {
+            Driver::V1(cg) => cg.update(resources)?,
+            Driver::V2(cg) => cg.update(resources)?,
+        }
+        if let Some(limit) = resources.memory_limit() {
+            self.memory_limit = Some(limit);
+        }
+        Ok(())
+    }
+
     /// Memory, CPU and process counts.
     pub fn stats(&self) -> Result<Stats, CgroupError> {
         match &self.driver {

@@ -150,6 +150,26 @@ impl V1Cgroup {
         }
     }
 
+    /// Change the limits of a cgroup that exists (`update`): `r`'s settings
+    /// written in place. Lowering memory below memory+swap must come
+    /// first, raising it last (the kernel keeps limit <= memsw.limit at
+    /// every step), so a refused order is tried once more reversed.
+    pub fn update(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        let settings = mapping::v1_settings(r);
+        let write_all = |order: Vec<&mapping::Setting>| {
+            order.into_iter().try_for_each(|setting| {
+                cgroupfs::apply(self.dir(setting.file, setting.flag)?, setting)
+            })
+        };
+        match write_all(settings.iter().collect()) {
+            Err(CgroupError::Write {
+                errno: nix::errno::Errno::EINVAL,
+                ..
+            }) => write_all(settings.iter().rev().collect()),
+            other => other,
+        }
+    }
+
     /// A cgroup given by its directory in each hierarchy (controller ->
     /// directory), e.g. those a process is in.
     pub fn at_dirs(dirs: BTreeMap<String, PathBuf>) -> V1Cgroup {

@@ -210,6 +210,15 @@ impl V2Cgroup {
         Ok(cgroup)
     }
 
+    /// Change the limits of a cgroup that exists (`update`): `r`'s
+    /// settings written in place (their controllers were enabled when it
+    /// was made: every controller stats need is).
+    pub fn update(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        mapping::v2_settings(r)
+            .iter()
+            .try_for_each(|setting| cgroupfs::apply(&self.dir, setting))
+    }
+
     /// The cgroup at `dir`, e.g. the one a process is in.
     pub fn at_dir(dir: PathBuf) -> V2Cgroup {
         V2Cgroup { dir }

@@ -3,6 +3,8 @@
 //! typed once done (docker's habit, so `berth rm $(berth ps -aq)` shows
 //! what went), reports the ones that failed, and exits 1 if any did.
 
+use std::io::Write;
+
 use clap::Args;
 
 use super::{Failure, Outcome};
@@ -180,26 +182,36 @@ pub struct PruneArgs {
 }
 
 pub fn prune(engine: &Engine, args: &PruneArgs) -> Outcome {
-    if !args.force {
-        use std::io::Write;
-        print!(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
-        );
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(0);
-        }
+    if !args.force && !super::confirm("WARNING! This will remove all stopped containers.") {
+        return Ok(0);
     }
-    let removed = engine.prune()?;
-    if !removed.is_empty() {
-        println!("Deleted Containers:");
-        for id in &removed {
-            println!("{id}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: 0B");
+    let (removed, freed) = prune_containers(engine)?;
+    let mut out = std::io::stdout().lock();
+    super::print_deleted(&mut out, "Containers", &removed);
+    let _ = writeln!(
+        out,
+        "Total reclaimed space: {}",
+        super::ps::human_size(freed)
+    );
     Ok(0)
+}
+
+/// Remove every container that is not running: their ids, and the bytes
+/// their writable layers held.
+pub fn prune_containers(engine: &Engine) -> Result<(Vec<String>, u64), Failure> {
+    let sizes: Vec<(String, u64)> = engine
+        .containers()?
+        .into_iter()
+        .map(|c| {
+            let upper = engine.dir(&c.id).0.join("upper");
+            (c.id, super::ps::dir_size(&upper))
+        })
+        .collect();
+    let removed = engine.prune()?;
+    let freed = sizes
+        .iter()
+        .filter(|(id, _)| removed.contains(id))
+        .map(|(_, size)| size)
+        .sum();
+    Ok((removed, freed))
 }

@@ -12,7 +12,7 @@
 //! container still uses.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -896,14 +896,6 @@ fn rmi_one(
     Ok(())
 }
 
-/// Ask docker's question on stderr; true on `y`.
-pub fn confirm(question: &str) -> bool {
-    eprint!("{question}\nAre you sure you want to continue? [y/N] ");
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim(), "y" | "Y" | "yes")
-}
-
 /// `image prune`: content no name reaches (chapter 5's garbage); with
 /// `-a`, also every image no container uses.
 pub fn prune(engine: &Engine, args: &PruneArgs) -> Outcome {
@@ -913,10 +905,20 @@ pub fn prune(engine: &Engine, args: &PruneArgs) -> Outcome {
         } else {
             "WARNING! This will remove all dangling images."
         };
-        if !confirm(question) {
+        if !super::confirm(question) {
             return Ok(0);
         }
     }
+    let (lines, reclaimed) = prune_images(engine, args.all)?;
+    let mut out = std::io::stdout().lock();
+    super::print_deleted(&mut out, "Images", &lines);
+    let _ = writeln!(out, "Total reclaimed space: {}", human_size(reclaimed));
+    Ok(0)
+}
+
+/// Untag the dangling images (all unused ones with `all`) and collect
+/// the garbage: docker's `untagged:`/`deleted:` lines, and the bytes freed.
+pub fn prune_images(engine: &Engine, all: bool) -> Result<(Vec<String>, u64), Failure> {
     let store = engine.image_store()?;
     let lock = lock_exclusive(store)?;
     let stored =
@@ -927,7 +929,7 @@ pub fn prune(engine: &Engine, args: &PruneArgs) -> Outcome {
     for (name, image) in named_images(store)? {
         let unused = !used.contains(&image.manifest.config.digest);
         if unused
-            && (args.all || is_dangling(&name))
+            && (all || is_dangling(&name))
             && store
                 .remove_name(&name.to_string())
                 .map_err(store_failure)?
@@ -944,17 +946,7 @@ pub fn prune(engine: &Engine, args: &PruneArgs) -> Outcome {
     for layer in &report.layers {
         lines.push(format!("deleted: {layer}"));
     }
-    let reclaimed = before.saturating_sub(stored());
-    let mut out = std::io::stdout().lock();
-    if !lines.is_empty() {
-        let _ = writeln!(out, "Deleted Images:");
-        for line in &lines {
-            let _ = writeln!(out, "{line}");
-        }
-        let _ = writeln!(out);
-    }
-    let _ = writeln!(out, "Total reclaimed space: {}", human_size(reclaimed));
-    Ok(0)
+    Ok((lines, before.saturating_sub(stored())))
 }
 
 #[cfg(test)]

@@ -26,7 +26,11 @@ pub mod archive;
 pub mod attach;
 pub mod commit;
 pub mod containers;
+pub mod cp;
+pub mod disk;
+pub mod events;
 pub mod exec;
+pub mod filesystem;
 pub mod format;
 pub mod images;
 pub mod inspect;
@@ -35,8 +39,10 @@ pub mod network;
 pub mod ps;
 pub mod registry;
 pub mod run;
+pub mod stats;
 pub mod system;
 pub mod top;
+pub mod update;
 pub mod volume;
 
 use std::path::PathBuf;
@@ -104,6 +110,12 @@ pub enum Command {
     Top(top::TopArgs),
     /// Rename a container
     Rename(containers::RenameArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(filesystem::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(filesystem::ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Display system-wide information
     Info(system::FormatArgs),
     /// Show the Berth version information
@@ -119,6 +131,15 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(update::UpdateArgs),
+    /// Manage Berth: disk usage, pruning, events, information
+    #[command(subcommand)]
+    System(disk::SystemCommand),
     /// List images
     Images(images::ImagesArgs),
     /// Manage images
@@ -151,34 +172,57 @@ pub enum Command {
 /// `berth container ...`: the same commands, grouped as docker groups them.
 #[derive(Subcommand)]
 pub enum ContainerCommand {
+    /// Create and run a new container from an image
     Run(Box<run::RunArgs>),
+    /// Create a new container
     Create(Box<run::RunArgs>),
+    /// Start one or more stopped containers
     Start(run::StartArgs),
+    /// Stop one or more running containers
     Stop(containers::StopArgs),
+    /// Restart one or more containers
     Restart(containers::StopArgs),
+    /// Kill one or more running containers
     Kill(containers::KillArgs),
+    /// Pause all processes within one or more containers
     Pause(containers::Targets),
+    /// Unpause all processes within one or more containers
     Unpause(containers::Targets),
+    /// Remove one or more containers
     Rm(containers::RmArgs),
     /// List containers
     #[command(alias = "ps", alias = "list")]
     Ls(ps::PsArgs),
+    /// Fetch the logs of a container
     Logs(logs::LogsArgs),
+    /// Attach local standard input, output, and error streams to a running container
     Attach(attach::AttachArgs),
+    /// Execute a command in a running container
     Exec(exec::ExecArgs),
+    /// Block until one or more containers stop, then print their exit codes
     Wait(containers::Targets),
+    /// Display detailed information on one or more containers
     Inspect(inspect::InspectArgs),
+    /// Display the running processes of a container
     Top(top::TopArgs),
+    /// Rename a container
     Rename(containers::RenameArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(filesystem::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(filesystem::ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
     /// Remove all stopped containers
     Prune(containers::PruneArgs),
+    /// One side of a copy, in the container's root (run by cp)
+    #[command(hide = true, subcommand)]
+    CpHelper(cp::CpHelper),
     /// Release a stopped container's resources (run by its monitor)
     #[command(hide = true)]
-    Cleanup {
-        id: String,
-    },
+    Cleanup { id: String },
 }
 
 impl From<ContainerCommand> for Command {
@@ -198,12 +242,15 @@ impl From<ContainerCommand> for Command {
             C::Logs(a) => Command::Logs(a),
             C::Attach(a) => Command::Attach(a),
             C::Exec(a) => Command::Exec(a),
+            C::Diff(a) => Command::Diff(a),
+            C::Cp(a) => Command::Cp(a),
+            C::Export(a) => Command::Export(a),
             C::Wait(a) => Command::Wait(a),
             C::Inspect(a) => Command::Inspect(a),
             C::Top(a) => Command::Top(a),
             C::Rename(a) => Command::Rename(a),
             C::Commit(a) => Command::Commit(a),
-            C::Prune(_) | C::Cleanup { .. } => unreachable!("handled before"),
+            C::Prune(_) | C::Cleanup { .. } | C::CpHelper(_) => unreachable!("handled before"),
         }
     }
 }
@@ -232,6 +279,28 @@ impl From<EngineError> for Failure {
 
 /// What a command returns: its exit code, or a failure to print.
 pub type Outcome = Result<i32, Failure>;
+
+/// Ask docker's question (on stdout, as docker's CLI does); true on `y`.
+pub fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, Write};
+    print!("{question}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// docker's `Deleted THINGS:` block (nothing when `names` is empty).
+pub fn print_deleted(out: &mut dyn std::io::Write, what: &str, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Deleted {what}:");
+    for name in names {
+        let _ = writeln!(out, "{name}");
+    }
+    let _ = writeln!(out);
+}
 
 /// Print `failure` as docker does and return its code.
 pub fn report(failure: &Failure) -> i32 {
@@ -267,6 +336,9 @@ pub fn main() -> i32 {
     let command = match cli.command {
         Command::Container(ContainerCommand::Prune(args)) => {
             return done(containers::prune(&engine, &args));
+        }
+        Command::Container(ContainerCommand::CpHelper(helper)) => {
+            return cp::cp_helper(&helper);
         }
         Command::Container(ContainerCommand::Cleanup { id }) => {
             return match engine.cleanup(&id) {
@@ -311,6 +383,13 @@ fn dispatch(engine: &Engine, command: Command) -> Outcome {
         Command::Network(command) => network::network(engine, command),
         Command::Port(args) => network::port(engine, &args),
         Command::Volume(command) => volume::volume(engine, command),
+        Command::Events(args) => events::events(engine, &args),
+        Command::Stats(args) => stats::stats(engine, &args),
+        Command::Update(args) => update::update(engine, &args),
+        Command::System(command) => disk::system(engine, command),
+        Command::Diff(args) => filesystem::diff(engine, &args),
+        Command::Export(args) => filesystem::export(engine, &args),
+        Command::Cp(args) => cp::cp(engine, &args),
         Command::Container(_) => unreachable!("unwrapped in main"),
         Command::Images(args) => images::images(engine, &args),
         Command::Image(command) => images::image_command(engine, command),

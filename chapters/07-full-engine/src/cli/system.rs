@@ -120,7 +120,7 @@ fn mem_total() -> u64 {
 }
 
 /// go-units' BytesSize: binary units, as `info` prints memory.
-fn bytes_size(bytes: u64) -> String {
+pub fn bytes_size(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut size = bytes as f64;
     let mut unit = 0;

@@ -209,46 +209,40 @@ pub fn volume(engine: &Engine, command: VolumeCommand) -> Outcome {
             }
         }
         VolumeCommand::Prune(args) => {
-            let mut removed = Vec::new();
-            let mut freed = 0u64;
-            for v in volumes.list()? {
-                if !(args.all || v.is_anonymous()) || !engine.volume_users(&v.name)?.is_empty() {
-                    continue;
+            if !args.force {
+                let question = if args.all {
+                    "WARNING! This will remove all local volumes not used by at least one container."
+                } else {
+                    "WARNING! This will remove anonymous local volumes not used by at least one container."
+                };
+                if !super::confirm(question) {
+                    return Ok(0);
                 }
-                freed += tree_size(&volumes.data(&v.name));
-                volumes.remove(&v.name)?;
-                removed.push(v.name);
             }
-            if !removed.is_empty() {
-                let _ = writeln!(out, "Deleted Volumes:");
-                for name in &removed {
-                    let _ = writeln!(out, "{name}");
-                }
-                let _ = writeln!(out);
-            }
+            let (removed, freed) = prune_volumes(engine, args.all)?;
+            super::print_deleted(&mut out, "Volumes", &removed);
             let _ = writeln!(
                 out,
                 "Total reclaimed space: {}",
-                ch03_cgroups::format_size(freed)
+                super::ps::human_size(freed)
             );
         }
     }
     Ok(0)
 }
 
-/// The bytes of the files under `dir` (what a prune frees), walked with
-/// a stack of directories, not recursion, however deep the tree.
-fn tree_size(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => pending.push(entry.path()),
-                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
-                Err(_) => {}
-            }
+/// Remove the anonymous volumes no container uses (every unused one with
+/// `all`): their names, and the bytes freed.
+pub fn prune_volumes(engine: &Engine, all: bool) -> Result<(Vec<String>, u64), Failure> {
+    let volumes = engine.volumes();
+    let (mut removed, mut freed) = (Vec::new(), 0);
+    for v in volumes.list()? {
+        if !(all || v.is_anonymous()) || !engine.volume_users(&v.name)?.is_empty() {
+            continue;
         }
+        freed += super::ps::dir_size(&volumes.data(&v.name));
+        volumes.remove(&v.name)?;
+        removed.push(v.name);
     }
-    total
+    Ok((removed, freed))
 }

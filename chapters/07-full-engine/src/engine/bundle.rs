@@ -293,7 +293,7 @@ pub fn make_rootless(spec: &mut Value, uid: u32, gid: u32) {
 }
 
 /// `linux.resources` from `HostConfig`.
-fn resources(c: &Container) -> Value {
+pub fn resources(c: &Container) -> Value {
     let host = &c.host_config;
     let mut resources = json!({});
     let mut memory = json!({});

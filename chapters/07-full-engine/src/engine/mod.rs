@@ -39,6 +39,7 @@ pub mod control;
 pub mod create;
 pub mod events;
 pub mod exec;
+pub mod filesystem;
 pub mod ids;
 pub mod logs;
 pub mod monitor_client;
@@ -54,7 +55,9 @@ pub mod seccomp_profile;
 pub mod security;
 pub mod settings;
 pub mod start;
+pub mod stats;
 pub mod top;
+pub mod update;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};

@@ -194,6 +194,40 @@ impl RuntimeCli {
         self.run(&["kill", id, &signal.to_string()]).map(drop)
     }
 
+    /// `update -r -`: the running container's new `linux.resources`.
+    pub fn update(&self, id: &str, resources: &serde_json::Value) -> Result<(), RuntimeError> {
+        use std::io::Write;
+        let spawned = self
+            .command(["update", "-r", "-", id])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = spawned.map_err(|cause| RuntimeError::Spawn {
+            runtime: self.name(),
+            command: "update".into(),
+            cause,
+        })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(resources.to_string().as_bytes());
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|cause| RuntimeError::Spawn {
+                runtime: self.name(),
+                command: "update".into(),
+                cause,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(RuntimeError::Failed {
+            runtime: self.name(),
+            command: "update".into(),
+            message: error_message(&String::from_utf8_lossy(&output.stderr)),
+        })
+    }
+
     pub fn pause(&self, id: &str) -> Result<(), RuntimeError> {
         self.run(&["pause", id]).map(drop)
     }

@@ -54,8 +54,10 @@ pub fn record_exit(config: &MonitorConfig, exit: Exit) -> Result<bool, String> {
     let dir = dir(config);
     let _lock = dir.lock().map_err(|e| e.to_string())?;
     let mut c = dir.load().map_err(|e| e.to_string())?;
+    // The record's policy, not the one the monitor started with: `update
+    // --restart` changes it while the container runs, as docker's does.
     let restart = should_restart(
-        &config.restart,
+        &c.host_config.restart_policy,
         exit.code,
         c.restart_count,
         c.berth.manually_stopped,
