@@ -11,6 +11,9 @@
 //!   the cache, to the client;
 //! - **warm**: the cache has it, and serves it from its disk.
 //!
+//! Then the cached layer alone, fetched by curl to /dev/null: the cache's
+//! own speed, without skopeo's hashing and writing.
+//!
 //! Goals (issue 18): at least distribution's throughput cold, at least
 //! 1.5× warm; and the cache's peak resident set (VmHWM, over everything)
 //! flat in blob size — reported next to distribution's.
@@ -73,9 +76,10 @@ pub fn ch06_mirror(root: &Path) -> Result<(Vec<Plan>, MirrorSetup)> {
         "bench ch06-mirror",
         "the benchmark image is made by chapter 5",
     )?;
-    for tool in ["docker-registry", "skopeo"] {
-        which(tool)
-            .with_context(|| format!("{tool} not found: apt-get install docker-registry skopeo"))?;
+    for tool in ["docker-registry", "skopeo", "curl"] {
+        which(tool).with_context(|| {
+            format!("{tool} not found: apt-get install docker-registry skopeo curl")
+        })?;
     }
     let ch05 = build_release(root, "ch05-images", Linking::Dynamic)?;
     let ch06 = build_release(root, "ch06-registry", Linking::Dynamic)?;
@@ -183,6 +187,34 @@ pub fn ch06_mirror(root: &Path) -> Result<(Vec<Plan>, MirrorSetup)> {
             extra: None,
         });
     }
+    // The caches alone, warm: the layer to /dev/null with curl, a client
+    // that does nothing with the bytes (skopeo hashes and writes them).
+    let layer = image.blobs.last().context("the image has no layer")?;
+    let layer_bytes =
+        std::fs::metadata(layout.join("blobs").join(layer.replacen(':', "/", 1)))?.len();
+    plans.push(Plan {
+        benches: [&dist, &ours]
+            .into_iter()
+            .map(|server| {
+                Bench::new(
+                    &server.label,
+                    [
+                        "curl".to_string(),
+                        "-sSf".into(),
+                        "-o".into(),
+                        "/dev/null".into(),
+                        format!("http://{}/v2/bench/mirror/blobs/{layer}", server.addr),
+                    ],
+                )
+            })
+            .collect(),
+        goal_label: OURS.into(),
+        goal_max_ratio: 0.67,
+        _scratch: None,
+        title: Some("GET the cached 200 MiB layer with curl (to /dev/null), warm".into()),
+        content_bytes: Some(layer_bytes),
+        extra: None,
+    });
     Ok((
         plans,
         MirrorSetup {

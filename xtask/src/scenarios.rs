@@ -628,7 +628,7 @@ pub(crate) struct LayoutImage {
     dir: PathBuf,
     manifest: String,
     /// Config and layers.
-    blobs: Vec<String>,
+    pub(crate) blobs: Vec<String>,
     /// Manifest, config and layers, in bytes: what a push or pull moves.
     pub(crate) bytes: u64,
 }
