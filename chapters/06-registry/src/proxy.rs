@@ -22,6 +22,8 @@
 //! - **the remote down** (refused connection, 5xx): what is cached is
 //!   served anyway, and the access log says so; what is not is refused
 //!   with a 502 naming the remote;
+//! - **the tag list** is the remote's (the cache holds only the tags
+//!   pulled through it), or the cached tags when the remote is down;
 //! - **pushes and deletes** are refused with `UNSUPPORTED`: a mirror's
 //!   content is the remote's.
 //!
@@ -54,9 +56,9 @@ use tokio::sync::{mpsc, watch};
 use crate::access_log::Note;
 use crate::errors::{ApiError, ErrorCode, blob_unknown, digest_invalid};
 use crate::names::{Reference, ReferenceError};
-use crate::routes::{App, DOCKER_CONTENT_DIGEST, Endpoint, empty_response};
+use crate::routes::{App, DOCKER_CONTENT_DIGEST, Endpoint, Query, empty_response};
 use crate::storage::Storage;
-use crate::{blobs, manifests};
+use crate::{blobs, discovery, manifests};
 
 /// How much of a blob is read or written at a time.
 const CHUNK: usize = 256 * 1024;
@@ -172,10 +174,13 @@ pub async fn answer(
     app: &App,
     method: &Method,
     endpoint: &Endpoint,
+    query: &Query,
     headers: &HeaderMap,
 ) -> Option<Result<Response, ApiError>> {
     let proxy = app.proxy.as_ref()?;
-    proxy.answer(&app.storage, method, endpoint, headers).await
+    proxy
+        .answer(&app.storage, method, endpoint, query, headers)
+        .await
 }
 
 /// Adds an access-log note to a response.
@@ -213,13 +218,14 @@ impl Proxy {
     // ANCHOR: proxy_answer
     /// Answers what a cache answers differently: pulls of manifests and
     /// blobs (through the cache), and every write (refused). `None`: the
-    /// request is the ordinary registry's (`/v2/`, tags, the catalog,
-    /// referrers — of what is cached).
+    /// request is the ordinary registry's (`/v2/`, the catalog, referrers
+    /// — of what is cached).
     pub async fn answer(
         &self,
         storage: &Storage,
         method: &Method,
         endpoint: &Endpoint,
+        query: &Query,
         headers: &HeaderMap,
     ) -> Option<Result<Response, ApiError>> {
         let head = method == Method::HEAD;
@@ -230,6 +236,9 @@ impl Proxy {
             }
             Endpoint::Blob { name, digest } if reading => {
                 self.blob(storage, name, digest, headers, head).await
+            }
+            Endpoint::Tags { name } if method == Method::GET => {
+                self.tags(storage, name, query).await
             }
             _ if !reading => Err(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -411,6 +420,78 @@ impl Proxy {
             self.mark_fresh(name, tag);
         }
         Ok(())
+    }
+
+    // ----- tags -----
+
+    /// `GET` of a repository's tags: the remote's list (the cache holds only
+    /// the tags pulled through it), or the cached ones when the remote is
+    /// down. `n` and `last` are passed on, and the remote's `Link`.
+    async fn tags(
+        &self,
+        storage: &Storage,
+        name: &str,
+        query: &Query,
+    ) -> Result<Response, ApiError> {
+        let mut params: Vec<String> = Vec::new();
+        for key in ["n", "last"] {
+            if let Some(value) = query.get(key) {
+                let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                params.push(format!("{key}={value}"));
+            }
+        }
+        let path = match params.is_empty() {
+            true => format!("/v2/{name}/tags/list"),
+            false => format!("/v2/{name}/tags/list?{}", params.join("&")),
+        };
+        let repository = name.to_string();
+        let fetched = self
+            .remote(move |remote| {
+                let call = Call::new("GET", remote.url(&path), &repository);
+                let mut response = remote.send(&call)?;
+                match response.status().as_u16() {
+                    200 => {}
+                    404 => return Ok(None),
+                    _ => return Err(remote.status_error(&call, &mut response)),
+                }
+                let link = ch05_images::registry::header(&response, "link");
+                let body = oci::read_document(response.body_mut().as_reader()).map_err(|e| {
+                    RegistryError::Read {
+                        what: "the tag list".into(),
+                        url: call.url.clone(),
+                        cause: std::io::Error::other(e.to_string()),
+                    }
+                })?;
+                Ok(Some((body, link)))
+            })
+            .await;
+        match fetched {
+            Ok(Some((body, link))) => {
+                let listed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if !listed["tags"].is_array() && !listed["tags"].is_null() {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        ErrorCode::Unknown,
+                        format!("the remote {} sent a tag list that is not one", self.url),
+                    ));
+                }
+                let mut out = vec![(header::CONTENT_TYPE, "application/json".to_string())];
+                out.extend(link.map(|l| (header::LINK, l)));
+                let mut response = empty_response(StatusCode::OK, out);
+                *response.body_mut() = Body::from(body);
+                Ok(noted(response, FROM_UPSTREAM))
+            }
+            Ok(None) => Err(crate::errors::name_unknown(name)),
+            Err(e) if is_unreachable(&e) => {
+                let answer = discovery::tags(storage, name, query).await?;
+                Ok(noted(answer, REMOTE_DOWN))
+            }
+            Err(e) => Err(upstream_error(
+                &self.url,
+                &format!("the tags of {name}"),
+                &e,
+            )),
+        }
     }
 
     // ----- blobs -----

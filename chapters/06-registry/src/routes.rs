@@ -297,7 +297,7 @@ async fn route(
 ) -> Result<Response, ApiError> {
     let (endpoint, granted) = admit_request(app, method, path, headers).await?;
     let storage = &app.storage;
-    if let Some(answer) = proxy::answer(app, method, &endpoint, headers).await {
+    if let Some(answer) = proxy::answer(app, method, &endpoint, query, headers).await {
         return answer; // a pull-through cache's own
     }
     use Endpoint::*;

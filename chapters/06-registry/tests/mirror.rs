@@ -669,3 +669,65 @@ fn a_head_of_a_blob_not_cached_asks_the_remote_and_downloads_nothing() {
     )
     .assert_error(404, "BLOB_UNKNOWN");
 }
+
+#[test]
+fn tags_are_the_remotes_and_the_cached_ones_when_it_is_down() {
+    let test = "tags_are_the_remotes_and_the_cached_ones_when_it_is_down";
+    let Some(m) = mirror(test, "1h") else { return };
+    push_to_remote(&m.remote, &m.layout, "berth/test:2");
+    push_to_remote(&m.remote, &m.layout, "berth/test:3");
+    assert_eq!(ch05_pull(&m.cache.addr, "1").unwrap(), m.digest);
+    let tags = |query: &str| {
+        let reply = request(
+            "GET",
+            &m.cache.url(&format!("/v2/berth/test/tags/list{query}")),
+            &[],
+            None,
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+        (
+            reply.json()["tags"].clone(),
+            reply.header("link").map(str::to_string),
+        )
+    };
+    // The remote's, though only 1 was pulled through (in the remote's
+    // order), and in pages as the remote cuts them, its Link passed on.
+    let sorted = |tags: serde_json::Value| {
+        let mut tags: Vec<String> = serde_json::from_value(tags).unwrap();
+        tags.sort();
+        tags
+    };
+    assert_eq!(sorted(tags("").0), ["1", "2", "3"]);
+    // Pages are the remote's: the same answer, body and Link, as the
+    // remote gives for the same query.
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    for query in ["?n=2", "?n=1&last=1"] {
+        let direct = request(
+            "GET",
+            &format!("http://{}/v2/berth/test/tags/list{query}", m.remote.addr),
+            &[("authorization", &basic)],
+            None,
+        );
+        assert_eq!(direct.status, 200, "{direct:?}");
+        let (page, link) = tags(query);
+        assert_eq!(page, direct.json()["tags"], "{query}");
+        assert_eq!(link.as_deref(), direct.header("link"), "{query}");
+    }
+    // The remote gone: what the cache has.
+    let Mirror { remote, cache, .. } = m;
+    drop(remote);
+    let reply = request("GET", &cache.url("/v2/berth/test/tags/list"), &[], None);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["tags"], serde_json::json!(["1"]));
+    cache.wait_for_log("tags/list 200");
+    assert!(
+        cache.log().lines().any(|l| l.contains("tags/list 200")
+            && l.ends_with("(upstream unreachable: served from the cache)")),
+        "{}",
+        cache.log()
+    );
+}
