@@ -16,6 +16,7 @@ mod book;
 mod cg2vm;
 mod exercise;
 mod load;
+mod mirror_bench;
 mod msrv;
 mod rootfs;
 mod scenarios;
@@ -107,7 +108,9 @@ fn main() -> ExitCode {
             json,
         } => {
             let runs = runs.unwrap_or(match scenario {
-                scenarios::Scenario::Ch05 | scenarios::Scenario::Ch06 => 5,
+                scenarios::Scenario::Ch05
+                | scenarios::Scenario::Ch06
+                | scenarios::Scenario::Ch06Mirror => 5,
                 _ => 30,
             });
             scenarios::run(&root, scenario, runs as usize, json.as_deref())

@@ -27,6 +27,8 @@ pub enum Scenario {
     Ch04,
     Ch05,
     Ch06,
+    /// Chapter 6's pull-through cache against distribution's proxy mode.
+    Ch06Mirror,
     Ch07,
 }
 
@@ -39,6 +41,7 @@ impl Scenario {
             Scenario::Ch04 => "ch04",
             Scenario::Ch05 => "ch05",
             Scenario::Ch06 => "ch06",
+            Scenario::Ch06Mirror => "ch06-mirror",
             Scenario::Ch07 => "ch07",
         }
     }
@@ -80,6 +83,7 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
     let peak_rss_tool = build_release(root, "berth-peak-rss", Linking::Static)?;
     // `after` is measured once the plans are, with what they left running.
     let mut after = None;
+    let mut mirror_after = None;
     let (plans, _keep): (Vec<Plan>, Option<Box<dyn std::any::Any>>) = match scenario {
         Scenario::Ch01 => (vec![ch01(root)?], None),
         Scenario::Ch02 => (vec![ch02(root)?], None),
@@ -94,13 +98,21 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
             after = Some(setup);
             (plans, None)
         }
+        Scenario::Ch06Mirror => {
+            let (plans, setup) = crate::mirror_bench::ch06_mirror(root)?;
+            mirror_after = Some(setup);
+            (plans, None)
+        }
         Scenario::Ch07 => (vec![ch07(root)?], None),
     };
     let mut records = Vec::new();
     for plan in &plans {
         records.push(measure(scenario, plan, runs, &peak_rss_tool)?);
     }
-    let extra = after.map(|setup| ch06_after(setup, runs)).transpose()?;
+    let mut extra = after.map(|setup| ch06_after(setup, runs)).transpose()?;
+    if let Some(setup) = mirror_after {
+        extra = Some(crate::mirror_bench::ch06_mirror_after(setup)?);
+    }
     let load_at_end = load_average();
     // Other work on the machine slows every command; interleaving spreads
     // it evenly only if it is steady. Worth knowing when figures surprise.
@@ -451,7 +463,7 @@ struct Ch05Setup {
 /// `ch05-images import ROOTFS NAME` into the store `source`, then `save
 /// --format oci -o LAYOUT NAME`: a benchmark image, as an OCI layout skopeo
 /// can copy into a registry.
-fn import_and_save(
+pub(crate) fn import_and_save(
     ch05: &Path,
     source: &Path,
     rootfs: &Path,
@@ -604,7 +616,7 @@ fn ch05(root: &Path) -> Result<(Vec<Plan>, Ch05Setup)> {
 /// The random bytes in the one layer of each chapter 6 image. Throughput is
 /// computed from what a run really moves: the layer as stored (a tar, gzip
 /// compressed), the config and the manifest.
-const CH06_IMAGE_BYTES: u64 = 200 << 20;
+pub(crate) const CH06_IMAGE_BYTES: u64 = 200 << 20;
 
 /// The labels of the two registries in chapter 6's tables.
 const DISTRIBUTION: &str = "docker-registry";
@@ -612,17 +624,17 @@ const OURS: &str = "ch06-registry serve";
 
 /// An image saved as an OCI image layout: the digests of its manifest,
 /// config and layers (read from the layout's index.json and manifest).
-struct LayoutImage {
+pub(crate) struct LayoutImage {
     dir: PathBuf,
     manifest: String,
     /// Config and layers.
-    blobs: Vec<String>,
+    pub(crate) blobs: Vec<String>,
     /// Manifest, config and layers, in bytes: what a push or pull moves.
-    bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 impl LayoutImage {
-    fn read(dir: &Path) -> Result<LayoutImage> {
+    pub(crate) fn read(dir: &Path) -> Result<LayoutImage> {
         let json = |path: PathBuf| -> Result<serde_json::Value> {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("read {}", path.display()))?;
@@ -1037,7 +1049,7 @@ fn ch06_after(setup: Ch06Setup, runs: usize) -> Result<serde_json::Value> {
 
 /// A file of `bytes` pseudo-random (incompressible) bytes, different for
 /// each `seed`, written 1 MiB at a time.
-fn write_noise(path: &Path, bytes: u64, seed: u64) -> Result<()> {
+pub(crate) fn write_noise(path: &Path, bytes: u64, seed: u64) -> Result<()> {
     use std::io::Write as _;
     let mut noise = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
@@ -1369,7 +1381,7 @@ fn hide_unified_cgroup_controllers() -> Result<()> {
 }
 
 /// The first `name` on PATH.
-fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
@@ -1378,7 +1390,7 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// Fails unless we run as root; `why` says which privilege the scenario needs.
-fn require_root(task: &str, why: &str) -> Result<()> {
+pub(crate) fn require_root(task: &str, why: &str) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("{task} needs root ({why}): run with sudo");
     }
@@ -1387,7 +1399,7 @@ fn require_root(task: &str, why: &str) -> Result<()> {
 
 /// How a benchmarked binary is linked.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Linking {
+pub(crate) enum Linking {
     /// Against the host's libc.so, as `cargo build` does by default.
     Dynamic,
     /// With `-C target-feature=+crt-static`: no loader, no libraries to map.
@@ -1396,7 +1408,7 @@ enum Linking {
 }
 
 /// `cargo build --release -p PACKAGE`, returning the path of its binary of the same name.
-fn build_release(root: &Path, package: &str, linking: Linking) -> Result<PathBuf> {
+pub(crate) fn build_release(root: &Path, package: &str, linking: Linking) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let mut command = Command::new(cargo);
@@ -1431,7 +1443,7 @@ fn build_release(root: &Path, package: &str, linking: Linking) -> Result<PathBuf
 }
 
 /// Runs a setup command, showing its output only if it fails.
-fn run_quietly(command: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run_quietly(command: &mut Command, what: &str) -> Result<()> {
     let output = command
         .output()
         .with_context(|| format!("{what}: cannot start {:?}", command.get_program()))?;

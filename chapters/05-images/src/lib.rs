@@ -17,7 +17,8 @@
 //!    API;
 //! 7. [`process`]: the process a container of an image runs, its config
 //!    applied;
-//! 8. [`gc`]: removing images, and what no image needs.
+//! 8. [`gc`]: removing images, and what no image needs;
+//! 9. [`mirrors`]: Docker Hub images pulled through a mirror first.
 //!
 //! Going further: [`archive`] (docker and OCI archives, root filesystem
 //! tarballs), [`user`] (users by name, from the image's own `/etc/passwd`),
@@ -36,6 +37,7 @@ pub mod registry;
 pub mod store;
 
 pub mod gc;
+pub mod mirrors;
 
 // Going further.
 pub mod archive;

@@ -12,11 +12,12 @@ use ch05_images::archive::{self, ArchiveFormat};
 use ch05_images::cli::RegistryArgs;
 use ch05_images::gc;
 use ch05_images::image::{import_rootfs, load_image, unpack_layers};
+use ch05_images::mirrors::pull_with_mirrors;
 use ch05_images::oci;
 use ch05_images::process::{Overrides, image_process};
 use ch05_images::pull::PullOptions;
 use ch05_images::reference::Reference;
-use ch05_images::registry::{ClientOptions, Registry};
+use ch05_images::registry::ClientOptions;
 use ch05_images::store::{Store, StoreLock};
 use ch05_images::user::ExecUser;
 use clap::{Args, Parser, Subcommand};
@@ -158,6 +159,11 @@ struct PullCmd {
     platform: Option<oci::Platform>,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Try this mirror of Docker Hub first, for Docker Hub images
+    /// (http://HOST:PORT or https://HOST; repeat for several, tried in
+    /// order, Docker Hub last), as docker's registry-mirrors.
+    #[arg(long, value_name = "URL")]
+    registry_mirror: Vec<String>,
     /// Layers downloaded at once.
     #[arg(long, default_value_t = ch05_images::pull::DEFAULT_JOBS, value_name = "N")]
     jobs: usize,
@@ -375,7 +381,7 @@ fn pull(store: &Store, cmd: &PullCmd) -> anyhow::Result<i32> {
             .client_options()
             .context("read the password from stdin")?
     };
-    let registry = Registry::new(&name.registry, &options)?;
+    let client = options;
     let options = PullOptions {
         platform: cmd.platform.clone().unwrap_or_else(oci::Platform::host),
         platform_given: cmd.platform.is_some(),
@@ -389,8 +395,13 @@ fn pull(store: &Store, cmd: &PullCmd) -> anyhow::Result<i32> {
     if !cmd.quiet {
         println!("{what}: Pulling from {}", name.repository);
     }
-    let pulled = ch05_images::pull::pull(store, &registry, &name, &options)
-        .with_context(|| format!("pull {}", name.familiar()))?;
+    let mirrors = &cmd.registry_mirror;
+    for mirror in mirrors {
+        ch05_images::mirrors::parse_mirror(mirror)?;
+    }
+    let pulled = pull_with_mirrors(store, &name, mirrors, &client, &options)
+        .with_context(|| format!("pull {}", name.familiar()))?
+        .pulled;
     if cmd.quiet {
         println!("{name}");
         return Ok(0);

@@ -179,12 +179,20 @@ fn host_of(registry: &str) -> &str {
     }
 }
 
-/// The host that serves `registry`'s API.
-pub fn api_host(registry: &str) -> &str {
-    if registry == DEFAULT_REGISTRY {
-        DOCKER_HUB_API
-    } else {
-        registry
+/// Test-only: `HOST:PORT` of a registry that plays Docker Hub, so that a
+/// loopback registry can stand in for `docker.io` (the tests have no
+/// internet). Never set it otherwise.
+pub const DOCKER_HUB_ENV: &str = "BERTH_DOCKER_HUB";
+
+/// The host that serves `registry`'s API (for `docker.io`, Docker Hub's
+/// API host, or `$BERTH_DOCKER_HUB` in the tests).
+pub fn api_host(registry: &str) -> String {
+    if registry != DEFAULT_REGISTRY {
+        return registry.to_string();
+    }
+    match std::env::var(DOCKER_HUB_ENV) {
+        Ok(host) if !host.is_empty() => host,
+        _ => DOCKER_HUB_API.to_string(),
     }
 }
 
@@ -472,7 +480,10 @@ impl Registry {
     /// A client for `registry` (as a reference names it). Credentials come
     /// from `options`, else from the docker config file.
     pub fn new(registry: &str, options: &ClientOptions) -> Result<Registry> {
-        let scheme = if uses_plain_http(registry, &options.insecure) {
+        let host = api_host(registry);
+        let scheme = if uses_plain_http(registry, &options.insecure)
+            || uses_plain_http(&host, &options.insecure)
+        {
             "http"
         } else {
             "https"
@@ -503,7 +514,7 @@ impl Registry {
         Ok(Registry {
             agent,
             name: registry.to_string(),
-            base: format!("{scheme}://{}", api_host(registry)),
+            base: format!("{scheme}://{host}"),
             credentials,
             authorization: Mutex::new(HashMap::new()),
             trace: options.trace,

@@ -21,6 +21,11 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as _, Frame, SizeHint};
 
+/// A note a handler attaches to its response (as an extension) for the
+/// log line: the pull-through cache says where the answer came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Note(pub &'static str);
+
 /// A response body that counts what passes and logs when dropped.
 struct Logged {
     inner: Body,
@@ -33,6 +38,7 @@ struct Logged {
     /// that many bytes, so reaching it means complete.
     expected: Option<u64>,
     finished: bool,
+    note: Option<Note>,
 }
 
 impl http_body::Body for Logged {
@@ -74,12 +80,13 @@ impl Drop for Logged {
             || self.method == Method::HEAD;
         let ms = self.start.elapsed().as_secs_f64() * 1000.0;
         eprintln!(
-            "{} {} {} {} bytes {ms:.1} ms{}",
+            "{} {} {} {} bytes {ms:.1} ms{}{}",
             self.method,
             self.path,
             self.status.as_u16(),
             self.bytes,
-            if complete { "" } else { " (aborted)" }
+            if complete { "" } else { " (aborted)" },
+            self.note.map_or(String::new(), |Note(n)| format!(" ({n})"))
         );
     }
 }
@@ -99,6 +106,7 @@ pub async fn log(request: Request, next: Next) -> Response {
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let note = response.extensions().get::<Note>().copied();
     let (parts, inner) = response.into_parts();
     let body = Logged {
         inner,
@@ -109,6 +117,7 @@ pub async fn log(request: Request, next: Next) -> Response {
         bytes: 0,
         expected,
         finished: false,
+        note,
     };
     Response::from_parts(parts, Body::new(body))
 }

@@ -25,7 +25,8 @@
 //!
 //! Going further: [`auth`] and [`token`] (who may: Basic auth, or bearer
 //! tokens as Docker Hub issues them), [`access_log`] (what happened) and
-//! [`gc`] (removing content no manifest needs).
+//! [`gc`] (removing content no manifest needs); [`proxy`] (the registry
+//! as a pull-through cache, a mirror, of another: `--proxy-remote-url`).
 
 pub mod access_log;
 pub mod auth;
@@ -36,6 +37,7 @@ pub mod errors;
 pub mod gc;
 pub mod manifests;
 pub mod names;
+pub mod proxy;
 pub mod push;
 pub mod routes;
 pub mod server;

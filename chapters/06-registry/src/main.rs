@@ -10,10 +10,11 @@ use ch05_images::cli::RegistryArgs;
 use ch05_images::progress::Transfers;
 use ch05_images::pull::short_id;
 use ch05_images::reference::Reference;
-use ch05_images::registry::{ClientOptions, Registry};
+use ch05_images::registry::{ClientOptions, Credentials, Registry};
 use ch05_images::store::Store;
 use ch06_registry::auth::{Auth, Htpasswd};
 use ch06_registry::gc::{GcOptions, collect};
+use ch06_registry::proxy::{ProxyOptions, parse_remote_url};
 use ch06_registry::push::{BlobOutcome, Destination, Progress, PushOptions, push};
 use ch06_registry::server::{ServeOptions, Timeouts, serve};
 use ch06_registry::storage::Storage;
@@ -72,6 +73,29 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = "5m",
               value_parser = humantime::parse_duration)]
         idle_timeout: Duration,
+        /// Be a pull-through cache (a mirror) of the registry at URL
+        /// (http://HOST:PORT or https://HOST): what is not here is fetched
+        /// from there, stored and served; pushes are refused.
+        #[arg(long, value_name = "URL")]
+        proxy_remote_url: Option<String>,
+        /// The user name for the remote registry.
+        #[arg(
+            long,
+            value_name = "USER",
+            requires = "proxy_remote_url",
+            requires = "proxy_password_file"
+        )]
+        proxy_username: Option<String>,
+        /// A file holding the password for the remote registry (its first
+        /// line).
+        #[arg(long, value_name = "FILE", requires = "proxy_username")]
+        proxy_password_file: Option<PathBuf>,
+        /// How long a cached tag is served before it is checked against the
+        /// remote again (distribution's proxy uses 168h for blobs and
+        /// manifests, and checks tags on every pull).
+        #[arg(long, value_name = "DURATION", default_value = "5m",
+              value_parser = humantime::parse_duration, requires = "proxy_remote_url")]
+        proxy_ttl: Duration,
     },
     /// Push an image from the engine's store (chapter 5's) to a registry.
     Push {
@@ -155,6 +179,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             no_anonymous_pull,
             header_timeout,
             idle_timeout,
+            proxy_remote_url,
+            proxy_username,
+            proxy_password_file,
+            proxy_ttl,
         } => {
             let htpasswd = match htpasswd {
                 Some(path) => Some(Htpasswd::load(&path)?),
@@ -184,6 +212,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             if header_timeout.is_zero() || idle_timeout.is_zero() {
                 bail!("--header-timeout and --idle-timeout must be more than 0");
             }
+            let proxy = match proxy_remote_url {
+                Some(url) => Some(proxy_options(
+                    url,
+                    proxy_username,
+                    proxy_password_file.as_deref(),
+                    proxy_ttl,
+                )?),
+                None => None,
+            };
             runtime()?.block_on(serve(ServeOptions {
                 addr,
                 root: registry_root(root),
@@ -192,6 +229,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                     header: header_timeout,
                     idle: idle_timeout,
                 },
+                proxy,
             }))
         }
         Command::Push {
@@ -226,6 +264,36 @@ fn run(command: Command) -> anyhow::Result<()> {
             runtime()?.block_on(gc(&root, dry_run, upload_max_age))
         }
     }
+}
+
+/// The proxy's options, checked before anything is bound or opened.
+fn proxy_options(
+    remote_url: String,
+    username: Option<String>,
+    password_file: Option<&Path>,
+    ttl: Duration,
+) -> anyhow::Result<ProxyOptions> {
+    parse_remote_url(&remote_url)?;
+    let credentials = match (username, password_file) {
+        (Some(username), Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("read --proxy-password-file {}", file.display()))?;
+            let password = text.lines().next().unwrap_or("").to_string();
+            if password.is_empty() {
+                bail!(
+                    "--proxy-password-file {}: the file is empty: put the password on its first line",
+                    file.display()
+                );
+            }
+            Some(Credentials { username, password })
+        }
+        _ => None,
+    };
+    Ok(ProxyOptions {
+        remote_url,
+        credentials,
+        ttl,
+    })
 }
 
 async fn gc(root: &Path, dry_run: bool, upload_max_age: Duration) -> anyhow::Result<()> {

@@ -361,7 +361,7 @@ fn check_digest(reference: &Reference, bytes: &[u8]) -> Result<Digest, ApiError>
 
 /// Step 5 of [`put`]: the bytes (once), the repository's link with the
 /// media type, the referrer link, and `tags` last.
-async fn store_manifest(
+pub(crate) async fn store_manifest(
     storage: &Storage,
     name: &str,
     digest: &Digest,

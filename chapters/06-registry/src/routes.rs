@@ -39,9 +39,10 @@ use axum::routing::{any, get};
 use crate::auth::{Auth, Granted};
 use crate::errors::{ApiError, ErrorCode};
 use crate::names::check_name;
+use crate::proxy::Proxy;
 use crate::storage::Storage;
 use crate::uploads::Uploads;
-use crate::{access_log, blobs, body, discovery, manifests};
+use crate::{access_log, blobs, body, discovery, manifests, proxy};
 
 /// How much of a request body its handler left unread is read to keep the
 /// connection (Go's `net/http` reads up to 256 KiB), and for how long.
@@ -57,6 +58,8 @@ pub struct App {
     pub storage: Storage,
     pub uploads: Uploads,
     pub auth: Auth,
+    /// With `--proxy-remote-url`: the registry is a pull-through cache.
+    pub proxy: Option<Proxy>,
 }
 
 /// The decoded query string, keeping repeated keys (`?tag=a&tag=b`).
@@ -294,7 +297,9 @@ async fn route(
 ) -> Result<Response, ApiError> {
     let (endpoint, granted) = admit_request(app, method, path, headers).await?;
     let storage = &app.storage;
-    let head = method == Method::HEAD;
+    if let Some(answer) = proxy::answer(app, method, &endpoint, query, headers).await {
+        return answer; // a pull-through cache's own
+    }
     use Endpoint::*;
     match (method.clone(), endpoint) {
         // "Yes, this is a registry" (HEAD gets the headers only).
@@ -309,7 +314,7 @@ async fn route(
             discovery::referrers(storage, &name, &digest, query).await
         }
         (Method::GET | Method::HEAD, Manifest { name, reference }) => {
-            manifests::get(storage, &name, &reference, head).await
+            manifests::get(storage, &name, &reference, *method == Method::HEAD).await
         }
         (Method::PUT, Manifest { name, reference }) => {
             manifests::put(storage, &name, &reference, query, headers, body).await
@@ -318,7 +323,7 @@ async fn route(
             manifests::delete(storage, &name, &reference).await
         }
         (Method::GET | Method::HEAD, Blob { name, digest }) => {
-            blobs::get(storage, &name, &digest, headers, head).await
+            blobs::get(storage, &name, &digest, headers, *method == Method::HEAD).await
         }
         (Method::DELETE, Blob { name, digest }) => blobs::delete(storage, &name, &digest).await,
         (Method::POST, Uploads { name }) => {

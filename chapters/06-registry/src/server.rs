@@ -54,6 +54,7 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
 use crate::auth::Auth;
+use crate::proxy::{Proxy, ProxyOptions};
 use crate::routes::{App, router};
 use crate::storage::{RootLock, Storage};
 use crate::uploads::{UPLOAD_MAX_AGE, Uploads};
@@ -92,6 +93,8 @@ pub struct ServeOptions {
     pub root: PathBuf,
     pub auth: Auth,
     pub timeouts: Timeouts,
+    /// With `--proxy-remote-url`: a pull-through cache of that registry.
+    pub proxy: Option<ProxyOptions>,
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C); returns which.
@@ -123,10 +126,22 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     );
     let mut auth = options.auth;
     name_token_realm(&mut auth, bound);
+    let proxy = match &options.proxy {
+        Some(proxy) => {
+            eprintln!(
+                "ch06-registry: a pull-through cache of {}, tags re-checked after {} s",
+                proxy.remote_url,
+                proxy.ttl.as_secs()
+            );
+            Some(Proxy::new(proxy)?)
+        }
+        None => None,
+    };
     let app = Arc::new(App {
         uploads: Uploads::new(storage.clone()),
         storage,
         auth,
+        proxy,
     });
 
     // 3. Stale uploads.

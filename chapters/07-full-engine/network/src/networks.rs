@@ -104,10 +104,22 @@ pub struct Reconciled {
 /// The pre-defined networks, as docker has them.
 const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
+/// Where subnets come from, when the engine's settings say (`bip`,
+/// `default-address-pools`); by default, [`ipam`]'s.
+#[derive(Clone, Debug, Default)]
+pub struct AddressPlan {
+    /// The default bridge's own address and prefix (`172.26.0.1/16`).
+    pub default_bridge: Option<Ipv4Net>,
+    /// Networks of prefix `.1` cut from `.0`, in order, for networks
+    /// created without `--subnet`.
+    pub pools: Vec<(Ipv4Net, u8)>,
+}
+
 /// The networks of this host.
 pub struct Networks {
     host: HostConfig,
     store: Store,
+    plan: AddressPlan,
 }
 
 fn now_rfc3339() -> String {
@@ -135,8 +147,14 @@ impl Networks {
     /// Open the state, creating the pre-defined networks `bridge`, `host`
     /// and `none` the first time.
     pub fn open(host: HostConfig) -> Result<Networks> {
+        Networks::open_planned(host, AddressPlan::default())
+    }
+
+    /// [`Networks::open`], subnets chosen by `plan`. The default bridge's
+    /// subnet is chosen when it is first made.
+    pub fn open_planned(host: HostConfig, plan: AddressPlan) -> Result<Networks> {
         let store = Store::open(&host.state_dir)?;
-        let networks = Networks { host, store };
+        let networks = Networks { host, store, plan };
         let _lock = networks.store.lock()?;
         let existing = networks.store.networks()?;
         for name in PREDEFINED {
@@ -163,15 +181,10 @@ impl Networks {
             if name == "bridge" {
                 let taken: Vec<Ipv4Net> = existing.iter().filter_map(|n| n.subnet).collect();
                 let routes = networks.foreign_routes(&[])?;
-                let subnet = ipam::choose_subnet(ipam::default_bridge_subnets(), &taken, &routes)
-                    .ok_or_else(|| {
-                        NetworkError::Invalid(
-                            "no free subnet for the default bridge: the host routes all of 10.70.0.0/16-10.77.0.0/16".into(),
-                        )
-                    })?;
+                let (subnet, gateway) = networks.default_bridge_subnet(&taken, &routes)?;
                 network.bridge = "berth0".into();
                 network.subnet = Some(subnet);
-                network.gateway = ipam::gateway_of(subnet);
+                network.gateway = gateway;
                 network.options.insert(
                     "com.docker.network.bridge.default_bridge".into(),
                     "true".into(),
@@ -180,6 +193,31 @@ impl Networks {
             networks.store.save_network(&network)?;
         }
         Ok(networks)
+    }
+
+    /// The default bridge's subnet and gateway: the plan's (`bip`), which
+    /// must be free, or the first free one of [`ipam`]'s.
+    fn default_bridge_subnet(
+        &self,
+        taken: &[Ipv4Net],
+        routes: &[Ipv4Net],
+    ) -> Result<(Ipv4Net, Option<Ipv4Addr>)> {
+        if let Some(bip) = self.plan.default_bridge {
+            let subnet = bip.trunc();
+            if ipam::choose_subnet([subnet], taken, routes).is_none() {
+                return Err(NetworkError::Invalid(format!(
+                    "bip {bip}: {subnet} overlaps another network or a route of the host: choose another"
+                )));
+            }
+            return Ok((subnet, Some(bip.addr())));
+        }
+        let subnet = ipam::choose_subnet(ipam::default_bridge_subnets(), taken, routes)
+            .ok_or_else(|| {
+                NetworkError::Invalid(
+                    "no free subnet for the default bridge: the host routes all of 10.70.0.0/16-10.77.0.0/16".into(),
+                )
+            })?;
+        Ok((subnet, ipam::gateway_of(subnet)))
     }
 
     /// The state store (for the DNS server and tests).
@@ -276,7 +314,15 @@ impl Networks {
             if options.gateway.is_some() {
                 return Err(NetworkError::Invalid("--gateway needs --subnet".into()));
             }
-            let subnet = ipam::choose_subnet(ipam::user_subnet_pool(), &taken, &routes).ok_or_else(|| {
+            // The pools: daemon.json's default-address-pools, else docker's.
+            let pools: Vec<Ipv4Net> = if self.plan.pools.is_empty() {
+                ipam::user_subnet_pool().collect()
+            } else {
+                (self.plan.pools.iter())
+                    .flat_map(|(base, size)| base.subnets(*size).into_iter().flatten())
+                    .collect()
+            };
+            let subnet = ipam::choose_subnet(pools, &taken, &routes).ok_or_else(|| {
                 NetworkError::Invalid(
                     "all predefined address pools have been fully subnetted: remove unused networks (network prune) or give --subnet".into(),
                 )

@@ -65,6 +65,11 @@ pub struct Cli {
     /// or $BERTH_RUN_ROOT).
     #[arg(long, global = true, value_name = "DIR")]
     pub run_root: Option<PathBuf>,
+    /// The settings file, docker's daemon.json (default:
+    /// /etc/berth/daemon.json as root, $XDG_CONFIG_HOME/berth/daemon.json
+    /// otherwise).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -319,9 +324,14 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    let settings = match crate::engine::settings::load(cli.config_file.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => return report(&Failure::new(err.to_string(), 1)),
+    };
     let engine = Engine::open(EngineOptions {
-        root: cli.root,
+        root: cli.root.or_else(|| settings.data_root.clone()),
         run_root: cli.run_root,
+        settings,
     });
     let command = match cli.command {
         Command::Container(ContainerCommand::Prune(args)) => {

@@ -326,8 +326,9 @@ impl RunArgs {
         &self.image_and_command[1..]
     }
 
-    /// docker's `Config` and `HostConfig` for these flags, checked.
-    pub fn request(&self) -> Result<CreateRequest, String> {
+    /// docker's `Config` and `HostConfig` for these flags, checked; the
+    /// runtime is `default_runtime` unless `--runtime` names one.
+    pub fn request(&self, default_runtime: &str) -> Result<CreateRequest, String> {
         if self.rm && !matches!(self.restart.as_str(), "no" | "") {
             return Err("Conflicting options: --restart and --rm".into());
         }
@@ -379,7 +380,7 @@ impl RunArgs {
             Some(text) => ch03_cgroups::parse_size(text).map_err(|e| e.to_string())? as i64,
             None => 64 << 20,
         };
-        let runtime_name = self.runtime.as_deref().unwrap_or(DEFAULT_RUNTIME);
+        let runtime_name = self.runtime.as_deref().unwrap_or(default_runtime);
         let runtime_path = find_runtime(runtime_name).map_err(|e| e.to_string())?;
         let stdin = self.interactive;
         let attach_all = attach.is_empty() && !self.detach;
@@ -606,7 +607,11 @@ fn create_container(
     engine: &Engine,
     args: &RunArgs,
 ) -> Result<crate::engine::record::Container, Failure> {
-    let request = args.request().map_err(|m| Failure::new(m, 125))?;
+    let runtime = engine.settings().default_runtime.as_deref();
+    let mut request = args
+        .request(runtime.unwrap_or(DEFAULT_RUNTIME))
+        .map_err(|m| Failure::new(m, 125))?;
+    engine.settings().apply_defaults(&mut request.host_config);
     // The network must exist (docker checks at create).
     match NetworkMode::parse(&request.host_config.network_mode) {
         Ok(NetworkMode::Named(name)) => {

@@ -165,6 +165,18 @@ pub fn info(engine: &Engine, args: &FormatArgs) -> Outcome {
     let name = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // The registry settings as docker shows them: mirrors end with '/'.
+    let settings = engine.settings();
+    let default_runtime = settings
+        .default_runtime
+        .as_deref()
+        .unwrap_or(DEFAULT_RUNTIME);
+    let insecure = settings.insecure_list();
+    let mirrors: Vec<String> = settings
+        .registry_mirrors
+        .iter()
+        .map(|m| format!("{}/", m.trim_end_matches('/')))
+        .collect();
     let data = json!({
         "Containers": containers.len(),
         "ContainersRunning": running,
@@ -184,7 +196,11 @@ pub fn info(engine: &Engine, args: &FormatArgs) -> Outcome {
         "Name": name,
         "DockerRootDir": engine.roots().root.display().to_string(),
         "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "DefaultRuntime": DEFAULT_RUNTIME,
+        "DefaultRuntime": default_runtime,
+        "RegistryConfig": {
+            "InsecureRegistryCIDRs": insecure.iter().filter(|e| e.contains('/')).collect::<Vec<_>>(),
+            "Mirrors": mirrors,
+        },
         "Runtimes": runtimes,
     });
     if let Some(format) = &args.format {
@@ -212,7 +228,7 @@ pub fn info(engine: &Engine, args: &FormatArgs) -> Outcome {
         " Runtimes: {}",
         runtimes.keys().cloned().collect::<Vec<_>>().join(" ")
     );
-    println!(" Default Runtime: {DEFAULT_RUNTIME}");
+    println!(" Default Runtime: {default_runtime}");
     println!(" Kernel Version: {}", kernel_release());
     println!(" Operating System: {}", os_name());
     println!(" OSType: linux");
@@ -222,6 +238,16 @@ pub fn info(engine: &Engine, args: &FormatArgs) -> Outcome {
     println!(" Name: {name}");
     println!(" Docker Root Dir: {}", engine.roots().root.display());
     println!(" Berth Run Dir: {}", engine.roots().run.display());
+    println!(" Insecure Registries:");
+    for entry in &insecure {
+        println!("  {entry}");
+    }
+    if !mirrors.is_empty() {
+        println!(" Registry Mirrors:");
+        for mirror in &mirrors {
+            println!("  {mirror}");
+        }
+    }
     Ok(0)
 }
 

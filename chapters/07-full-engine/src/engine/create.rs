@@ -25,10 +25,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use ch05_images::image::{Image, load_image, unpack_layers};
+use ch05_images::mirrors::pull_with_mirrors;
 use ch05_images::oci::{self, Platform};
 use ch05_images::pull::PullOptions;
 use ch05_images::reference::Reference;
-use ch05_images::registry::{ClientOptions, Registry};
+use ch05_images::registry::ClientOptions;
 
 use super::ids::{SHORT_ID, check_name, new_id, random_name};
 use super::names::Names;
@@ -133,15 +134,16 @@ impl Engine {
                 .map_err(|e| EngineError::msg(format!("invalid platform {text:?}: {e}")))?,
             None => Platform::host(),
         };
-        let registry = Registry::new(
-            &reference.registry,
-            &ClientOptions {
-                insecure: vec![],
-                credentials: None,
-                trace: false,
-            },
-        )
-        .map_err(|e| EngineError::msg(e.to_string()))?;
+        let settings = self.settings();
+        let client = ClientOptions {
+            insecure: settings
+                .is_insecure(&reference.registry)
+                .then(|| reference.registry.clone())
+                .into_iter()
+                .collect(),
+            credentials: None,
+            trace: false,
+        };
         let tag = reference.tag.as_deref().unwrap_or("latest");
         let _ = writeln!(
             progress,
@@ -153,8 +155,10 @@ impl Engine {
             platform_given,
             jobs: ch05_images::pull::DEFAULT_JOBS,
         };
-        let pulled = ch05_images::pull::pull(store, &registry, reference, &options)
-            .map_err(|e| EngineError::msg(format!("pull {}: {e}", reference.familiar())))?;
+        let mirrors = &settings.registry_mirrors;
+        let pulled = pull_with_mirrors(store, reference, mirrors, &client, &options)
+            .map_err(|e| EngineError::msg(format!("pull {}: {e}", reference.familiar())))?
+            .pulled;
         for (id, outcome) in &pulled.layers {
             let _ = writeln!(progress, "{id}: {outcome}");
         }

@@ -25,6 +25,7 @@
 //! 11. [`reconcile`] — after a crash or a reboot, the truth.
 //! 12. [`logs`], [`exec`], [`top`] — looking at running containers.
 //! 13. [`commit`] — a container's writable layer as a new image.
+//! 14. [`settings`] — the settings file, docker's `daemon.json`.
 //!
 //! The API, for the commands to come (images, volumes, commit, events):
 //! [`Engine::image_store`] is chapter 5's store at the state root;
@@ -52,6 +53,7 @@ pub mod roots;
 pub mod runtime_client;
 pub mod seccomp_profile;
 pub mod security;
+pub mod settings;
 pub mod start;
 pub mod stats;
 pub mod top;
@@ -109,6 +111,8 @@ pub struct EngineOptions {
     pub root: Option<PathBuf>,
     /// `--run-root`: the run root.
     pub run_root: Option<PathBuf>,
+    /// The settings file's (`daemon.json`).
+    pub settings: settings::Settings,
 }
 
 /// The engine.
@@ -116,6 +120,7 @@ pub struct Engine {
     roots: Roots,
     proc_root: PathBuf,
     store: OnceLock<Store>,
+    settings: settings::Settings,
 }
 
 impl Engine {
@@ -124,7 +129,13 @@ impl Engine {
             roots: Roots::new(options.root, options.run_root),
             proc_root: PathBuf::from("/proc"),
             store: OnceLock::new(),
+            settings: options.settings,
         }
+    }
+
+    /// What the settings file says.
+    pub fn settings(&self) -> &settings::Settings {
+        &self.settings
     }
 
     pub fn roots(&self) -> &Roots {

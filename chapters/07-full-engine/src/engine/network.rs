@@ -120,7 +120,10 @@ impl Engine {
                 args: vec!["network".into(), "dns-serve".into()],
             },
         };
-        Ok(Networks::open(host)?)
+        Ok(Networks::open_planned(
+            host,
+            self.settings().address_plan(),
+        )?)
     }
 
     /// Give container `c` its network before the runtime starts it: the

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         root: root.into(),
         auth: Auth::new(None, false),
         timeouts: Default::default(),
+        proxy: None,
     };
     match runtime.block_on(serve(options)) {
         Ok(()) => ExitCode::SUCCESS,
