@@ -109,6 +109,14 @@ pub fn run(cli: &Cli, logger: &Logger) -> Result<i32> {
         cx.root.path.display(),
         cx.rootless
     ));
+    // Before a container exists, or a process joins one: run from a binary
+    // no container can write (CVE-2019-5736; see chapter 2's sealed_exe).
+    if matches!(
+        command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        ch02_namespaces::sealed_exe::ensure_sealed()?;
+    }
     match command {
         Command::Create(args) => create(&cx, args, None),
         Command::Run(args) => create(&cx, &args.create, Some(args)),
