@@ -317,6 +317,15 @@ fn a_run_root_too_deep_for_a_socket_address_works() {
         env.run = env.run.join("r".repeat(60)).join("u".repeat(60));
         let id = env.run_d(&[IMAGE, "sleep", "60"]);
         assert_eq!(env.ok(&["exec", &id, "echo", "in"]), "in\n");
+        // exec -t: a terminal of the container's own devpts, relayed by the
+        // runtime in the foreground; its exit code comes back.
+        let tty = env.berth(&["exec", "-t", &id, "sh", "-c", "tty; exit 3"]);
+        assert_eq!(tty.code(), Some(3), "{}", tty.transcript());
+        assert!(
+            tty.stdout().starts_with("/dev/pts/"),
+            "{}",
+            tty.transcript()
+        );
         env.ok(&["stop", "-t", "0", &id]);
         // A terminal: the runtime's console socket, too.
         let run = env.berth(&["run", "--rm", "-t", IMAGE, "tty"]);

@@ -136,6 +136,9 @@ fn podman_runs_its_containers_with_berth_runtime() {
         !seen.contains("libpod_parent") && !seen.contains("berth"),
         "{seen}"
     );
+    // exec -t: conmon's console socket gets the terminal's master.
+    let tty = podman.ok(&["exec", "-t", &id, "tty"]);
+    assert!(tty.starts_with("/dev/pts/"), "{tty}");
     podman.ok(&["pause", &id]);
     assert_eq!(
         podman

@@ -126,13 +126,31 @@ impl Engine {
         if request.detach {
             cmd.arg("--detach");
         }
+        // -t: the runtime sends the terminal's master to a socket of ours
+        // (as conmon and dockerd's shim take it), whatever the runtime;
+        // the socket lives in a short temporary directory (sun_path holds
+        // 107 bytes, a run root may be deeper).
+        // The runtime detaches (runc takes a console socket only so) and
+        // we, a subreaper, become the process's parent: its exit code is
+        // ours to wait for, as the shim's is.
+        let console = match request.tty && !request.detach {
+            true => Some(ConsoleSocket::new()?),
+            false => None,
+        };
+        if let Some(console) = &console {
+            cmd.arg("--detach")
+                .arg("--console-socket")
+                .arg(&console.path)
+                .arg("--pid-file")
+                .arg(&console.pid_file);
+        }
         cmd.arg(id);
         if !request.interactive {
             cmd.stdin(Stdio::null());
         }
         self.event("exec_create", &c, &[("execID", exec_id.clone())]);
         self.event("exec_start", &c, &[("execID", exec_id.clone())]);
-        let status = run_forwarding_signals(cmd);
+        let status = run_forwarding_signals(cmd, console.as_ref(), request.interactive);
         let logged = super::runtime_client::last_logged_error(&log);
         let _ = std::fs::remove_file(&file);
         let _ = std::fs::remove_file(&log);
@@ -165,7 +183,61 @@ impl Engine {
 
 /// Run `cmd`, passing SIGINT, SIGTERM, SIGHUP and SIGQUIT we get on to it
 /// (the runtime passes them to the process).
-fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<std::process::ExitStatus> {
+/// A listening socket for the runtime's `--console-socket`.
+struct ConsoleSocket {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    pid_file: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+}
+
+impl ConsoleSocket {
+    fn new() -> Result<ConsoleSocket> {
+        let failed = |e: std::io::Error| EngineError::msg(format!("make the console socket: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("berth-exec")
+            .tempdir()
+            .map_err(failed)?;
+        let path = dir.path().join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).map_err(failed)?;
+        listener.set_nonblocking(true).map_err(failed)?;
+        Ok(ConsoleSocket {
+            pid_file: dir.path().join("exec.pid"),
+            _dir: dir,
+            path,
+            listener,
+        })
+    }
+
+    /// The terminal's master, once the runtime (`child`) connects and
+    /// sends it; `None` if the runtime exits first (it failed).
+    fn receive(&self, child: &mut std::process::Child) -> Option<std::os::fd::OwnedFd> {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    use std::os::fd::AsFd;
+                    let _ = stream.set_nonblocking(false);
+                    return crate::runtime::console::recv_fd(stream.as_fd())
+                        .ok()
+                        .map(|(_, fd)| fd);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if !matches!(child.try_wait(), Ok(None)) {
+                        return None;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+fn run_forwarding_signals(
+    mut cmd: Command,
+    console: Option<&ConsoleSocket>,
+    interactive: bool,
+) -> std::io::Result<std::process::ExitStatus> {
     use nix::sys::signal::{SigSet, Signal, kill};
     let mut set = SigSet::empty();
     for signal in [
@@ -177,6 +249,11 @@ fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<std::process::Exi
         set.add(signal);
     }
     let _ = set.thread_block();
+    if console.is_some() {
+        // The detached process comes to us when the runtime exits.
+        // SAFETY: prctl(2) with integer arguments only.
+        let _ = unsafe { nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
     let mut child = cmd.spawn()?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     std::thread::spawn(move || {
@@ -184,7 +261,37 @@ fn run_forwarding_signals(mut cmd: Command) -> std::io::Result<std::process::Exi
             let _ = kill(pid, signal);
         }
     });
-    child.wait()
+    let Some(console) = console else {
+        return child.wait();
+    };
+    // The terminal, relayed to our stdio until the process is done; then
+    // its exit status, as its new parent.
+    let master = console.receive(&mut child);
+    let runtime = child.wait()?;
+    let Some(pid) = std::fs::read_to_string(&console.pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .filter(|_| runtime.success())
+    else {
+        return Ok(runtime);
+    };
+    if let Some(master) = master
+        && let Ok(relay) = crate::runtime::console::Relay::start_with(master, interactive)
+    {
+        relay.finish();
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Ok(
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => {
+                std::process::ExitStatus::from_raw(code << 8)
+            }
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => {
+                std::process::ExitStatus::from_raw(signal as i32)
+            }
+            _ => runtime,
+        },
+    )
 }
 
 /// Where the exec's process file would go (for tests that look).

@@ -485,7 +485,7 @@ fn start_created(
         .map(|b| (b.height() as u16, b.width() as u16));
     let before_exec = || {
         if let Some((_, child_end)) = &console {
-            super::console::set_up_console(child_end.as_fd(), size)?;
+            super::console::set_up_console(child_end.as_fd(), size, true)?;
         }
         steps.before_exec()?;
         match &seccomp {
@@ -1214,9 +1214,40 @@ fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
             )
         }
     }
-    if process.terminal() == Some(true) || args.console_socket.is_some() {
-        bail!("exec -t: terminals are not supported by berth-runtime yet");
-    }
+    // A terminal: the pty made by the new process in the container's own
+    // devpts (as create's console), its master sent to --console-socket
+    // over a connection made now, while the host's tree is ours.
+    let terminal = process.terminal() == Some(true);
+    // Without --console-socket (a foreground `exec -t`, as runc allows),
+    // the master stays here and this process relays it to its own stdio.
+    let console = match (terminal, &args.console_socket) {
+        (true, None) if args.detach => bail!(
+            "exec -d -t: a detached terminal needs --console-socket, where the pty master is sent"
+        ),
+        (false, Some(_)) => {
+            bail!("exec: --console-socket given, but no terminal: add -t, or leave the socket out")
+        }
+        (true, path) => {
+            let stream = match path {
+                Some(path) => Some(std::os::unix::net::UnixStream::connect(path).with_context(
+                    || format!("connect to the console socket {}", path.display()),
+                )?),
+                None => None,
+            };
+            let pair = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .context("socketpair for the console")?;
+            Some((stream, pair))
+        }
+        (false, None) => None,
+    };
+    let size = process
+        .console_size()
+        .map(|b| (b.height() as u16, b.width() as u16));
     if args.preserve_fds > 0 {
         bail!("exec --preserve-fds: not supported by berth-runtime yet");
     }
@@ -1236,7 +1267,12 @@ fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
         Some((cgroup, _)) => Some(ch03_cgroups::exec::CgroupJoin::open(&cgroup)?),
         None => None,
     };
-    let before_exec = || join.as_ref().map_or(Ok(()), |j| j.join());
+    let before_exec = || {
+        if let Some((_, (_, child_end))) = &console {
+            super::console::set_up_console(child_end.as_fd(), size, false)?;
+        }
+        join.as_ref().map_or(Ok(()), |j| j.join())
+    };
     let init = Pid::from_raw(state.init_process_pid);
     // The pid file's directory, opened while the host's tree is ours: we
     // join the container's mount namespace to start the process.
@@ -1245,7 +1281,7 @@ fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
         None => None,
     };
     drop(dir);
-    if !args.detach && pid_file.is_none() {
+    if !args.detach && pid_file.is_none() && console.is_none() {
         return Ok(ch02_namespaces::exec::exec_in_with(
             init,
             &command,
@@ -1254,11 +1290,27 @@ fn exec(cx: &Runtime, args: &ExecArgs) -> Result<i32> {
         )?);
     }
     let child = ch02_namespaces::exec::exec_spawn(init, &command, &cx.proc_root, &before_exec)?;
+    // The pty master, from the new process to --console-socket, or kept
+    // to relay it here until the process ends.
+    let mut relay = None;
+    if let Some((stream, (ours, _))) = &console {
+        let (_, master) = super::console::recv_fd(ours.as_fd())?;
+        match stream {
+            Some(stream) => {
+                super::console::send_fd(stream.as_fd(), super::console::PTY_NAME, master.as_fd())?
+            }
+            None => relay = Some(super::console::Relay::start(master)?),
+        }
+    }
     if let Some(dir) = pid_file {
         dir.write(child.as_raw())?;
     }
     if args.detach {
         return Ok(0);
+    }
+    // A relayed terminal first: its output ends when the process does.
+    if let Some(relay) = relay {
+        relay.finish();
     }
     let status = nix::sys::wait::waitpid(child, None).context("waitpid")?;
     Ok(ch01_chroot::exit_code(status))

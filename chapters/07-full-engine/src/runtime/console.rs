@@ -156,6 +156,7 @@ pub fn send_console(socket_path: &Path, master: BorrowedFd<'_>) -> Result<(), Co
 pub fn set_up_console(
     socket: BorrowedFd<'_>,
     size: Option<(u16, u16)>,
+    bind_dev_console: bool,
 ) -> Result<(), (&'static str, Errno)> {
     use nix::libc;
     // 1. A pty from the container's devpts: master, unlocked; the slave
@@ -189,23 +190,12 @@ pub fn set_up_console(
     }
     // ANCHOR_END: set_up_console
     // ANCHOR: console_bind
-    // 2. /dev/console is that terminal: the slave bound on an empty file.
-    let console = open(
-        c"/dev/console",
-        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )
-    .map_err(|e| ("create /dev/console", e))?;
-    drop(console);
-    let source = ch02_namespaces::in_root::ProcFdPath::of(&slave);
-    nix::mount::mount(
-        Some(source.as_cstr()),
-        c"/dev/console",
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| ("bind the console on /dev/console", e))?;
+    // 2. /dev/console is that terminal (the container's first process
+    //    only; an exec's terminal is its own): the slave bound on an
+    //    empty file.
+    if bind_dev_console {
+        bind_console(&slave)?;
+    }
     // 3. The master to the runtime.
     send_fd(socket, PTY_NAME, master.as_fd()).map_err(|_| ("send the pty master", Errno::EPIPE))?;
     drop(master);
@@ -222,7 +212,130 @@ pub fn set_up_console(
     }
     Ok(())
 }
+
+/// `/dev/console` made the container's terminal: `slave` bound on an
+/// empty file created there.
+fn bind_console(slave: &OwnedFd) -> Result<(), (&'static str, Errno)> {
+    let console = open(
+        c"/dev/console",
+        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| ("create /dev/console", e))?;
+    drop(console);
+    let source = ch02_namespaces::in_root::ProcFdPath::of(slave);
+    nix::mount::mount(
+        Some(source.as_cstr()),
+        c"/dev/console",
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| ("bind the console on /dev/console", e))?;
+    Ok(())
+}
 // ANCHOR_END: console_bind
+
+/// A foreground terminal: the pty master relayed to our own stdin and
+/// stdout (runc's `exec -t` without a console socket), our terminal in
+/// raw mode meanwhile so that keys reach the container as typed. One
+/// thread with poll(2): having joined the container's PID namespace, this
+/// process may start no thread (clone(2) refuses CLONE_THREAD there).
+pub struct Relay {
+    master: OwnedFd,
+    saved: Option<nix::sys::termios::Termios>,
+    forward_stdin: bool,
+}
+
+impl Relay {
+    pub fn start(master: OwnedFd) -> Result<Relay, ConsoleError> {
+        Relay::start_with(master, true)
+    }
+
+    /// [`Relay::start`]; with `forward_stdin` false (docker's `exec -t`
+    /// without `-i`), our stdin is left alone.
+    pub fn start_with(master: OwnedFd, forward_stdin: bool) -> Result<Relay, ConsoleError> {
+        let stdin = std::io::stdin();
+        // Our terminal's size for theirs, and raw mode for the relay.
+        let saved = nix::sys::termios::tcgetattr(&stdin)
+            .ok()
+            .filter(|_| forward_stdin);
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            nix::sys::termios::cfmakeraw(&mut raw);
+            let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw);
+            let mut size = libc::winsize {
+                ws_row: 0,
+                ws_col: 0,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCGWINSZ writes a winsize through the pointer.
+            if unsafe { libc::ioctl(stdin.as_raw_fd(), libc::TIOCGWINSZ, &mut size) } == 0 {
+                let _ = set_window_size(master.as_fd(), size.ws_row, size.ws_col);
+            }
+        }
+        Ok(Relay {
+            master,
+            saved,
+            forward_stdin,
+        })
+    }
+
+    /// Relay until the terminal's last slave is closed (the process and
+    /// its children are done: EIO), then give our terminal back.
+    pub fn finish(self) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let stdin = std::io::stdin();
+        let mut stdin_open = self.forward_stdin;
+        let mut buf = [0u8; 8192];
+        loop {
+            let mut fds = vec![PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            if stdin_open {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
+                break;
+            }
+            let ready = |fd: &PollFd| {
+                fd.revents().is_some_and(|r| {
+                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                })
+            };
+            let (master_ready, stdin_ready) = (ready(&fds[0]), fds.get(1).is_some_and(ready));
+            if master_ready {
+                match nix::unistd::read(&self.master, &mut buf) {
+                    Ok(n) if n > 0 => {
+                        if write_all(std::io::stdout().as_fd(), &buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    _ => break, // EIO: every slave closed
+                }
+            }
+            if stdin_ready {
+                match nix::unistd::read(&stdin, &mut buf) {
+                    Ok(n) if n > 0 => {
+                        let _ = write_all(self.master.as_fd(), &buf[..n]);
+                    }
+                    _ => stdin_open = false,
+                }
+            }
+        }
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+/// write(2) all of `bytes` to `fd`.
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
+    while !bytes.is_empty() {
+        let n = nix::unistd::write(fd, bytes)?;
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
