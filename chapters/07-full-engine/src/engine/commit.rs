@@ -311,7 +311,7 @@ impl Engine {
     /// digest, diff_id, size). The mount points the runtime made for the
     /// engine's mounts are left out (docker keeps them in an "init" layer
     /// that is never committed).
-    fn write_upper(
+    pub(crate) fn write_upper(
         &self,
         store: &Store,
         id: &str,

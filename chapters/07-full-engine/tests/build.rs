@@ -1,0 +1,547 @@
+//! `berth build` end to end: real Dockerfiles built from the local busybox
+//! image (tests/common), their images run and their files checked; the
+//! cache counted; digests reproduced; errors a Dockerfile author reads.
+//! RUN steps run with `--network none` (nothing touches the machine's
+//! network); the httpd site is served on the container's own loopback.
+
+mod common;
+
+use std::path::Path;
+
+use berth_test_support::Run;
+use common::{Env, envs};
+
+/// One engine (a build runs its RUN steps with its runtime).
+fn env(test: &str) -> Option<Env> {
+    envs(test).into_iter().next()
+}
+
+/// Write `files` (path, content) under `dir`.
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+/// `berth build --network none --runtime R ARGS`.
+fn build(env: &Env, args: &[&str]) -> Run {
+    let mut all = vec!["build", "--network", "none", "--runtime", &env.runtime];
+    all.extend(args);
+    env.berth(&all)
+}
+
+fn build_ok(env: &Env, args: &[&str]) -> String {
+    let run = build(env, args);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    run.stdout()
+}
+
+/// `run --rm IMAGE CMD...`: its stdout.
+fn run_rm(env: &Env, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm"];
+    all.extend(args);
+    env.ok(&all)
+}
+
+fn context() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn a_static_binary_from_a_build_stage_runs_from_scratch() {
+    let Some(env) = env("a_static_binary_from_a_build_stage_runs_from_scratch") else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox AS build\n\
+             RUN mkdir -p /out && cp /bin/busybox /out/busybox && echo built > /out/stamp\n\
+             \n\
+             FROM scratch\n\
+             COPY --from=build /out/busybox /bin/busybox\n\
+             COPY --from=build /out/stamp /stamp\n\
+             ENTRYPOINT [\"/bin/busybox\"]\n\
+             CMD [\"cat\", \"/stamp\"]\n",
+        )],
+    );
+    let out = build_ok(&env, &["-t", "small:1", ctx.path().to_str().unwrap()]);
+    assert!(out.contains("Step 1/7 : FROM busybox AS build"), "{out}");
+    assert!(out.contains("Step 3/7 : FROM scratch"), "{out}");
+    assert!(out.contains(" ---> Running in "), "{out}");
+    assert!(out.contains("Removing intermediate container "), "{out}");
+    assert!(out.contains("Successfully tagged small:1"), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap()
+        .to_string();
+    assert!(
+        env.ok(&["image", "inspect", "-f", "{{.Id}}", "small:1"])
+            .contains(&id)
+    );
+    // The image runs: its entrypoint and cmd, nothing but the two files.
+    assert_eq!(run_rm(&env, &["small:1"]), "built\n");
+    let listing = run_rm(&env, &["small:1", "ls", "/"]);
+    let mut names: Vec<&str> = listing.split_whitespace().collect();
+    names.sort();
+    // The runtime's mount points are there too; the image's files are
+    // bin and stamp only.
+    for name in ["bin", "stamp"] {
+        assert!(names.contains(&name), "{listing}");
+    }
+    assert!(!names.contains(&"out"), "{listing}");
+    // Two layers (the two COPYs), history for every step of the stage.
+    let layers = env.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{len .RootFS.Layers}}",
+        "small:1",
+    ]);
+    assert_eq!(layers.trim(), "2");
+}
+
+#[test]
+fn a_busybox_httpd_site_serves_its_copied_file() {
+    let Some(env) = env("a_busybox_httpd_site_serves_its_copied_file") else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 ENV SITE=/srv/www\n\
+                 WORKDIR $SITE\n\
+                 COPY site/ ./\n\
+                 RUN chmod -R a+rX . && ls > /listing\n\
+                 EXPOSE 8080\n\
+                 CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/srv/www\"]\n",
+            ),
+            ("site/index.html", "hello world\n"),
+            ("site/css/site.css", "body {}\n"),
+        ],
+    );
+    build_ok(&env, &["-t", "web:v1", ctx.path().to_str().unwrap()]);
+    let config = env.ok(&["image", "inspect", "-f", "{{json .Config}}", "web:v1"]);
+    let config: serde_json::Value = serde_json::from_str(config.trim()).unwrap();
+    assert_eq!(config["WorkingDir"], "/srv/www");
+    assert_eq!(config["Cmd"][0], "httpd");
+    assert!(config["ExposedPorts"]["8080/tcp"].is_object(), "{config}");
+    // The server, on the container's own loopback.
+    let page = run_rm(
+        &env,
+        &[
+            "web:v1",
+            "sh",
+            "-c",
+            "httpd -p 127.0.0.1:8080 -h /srv/www && sleep 0.3 && wget -qO- http://127.0.0.1:8080/index.html && wget -qO- http://127.0.0.1:8080/css/site.css && cat /listing",
+        ],
+    );
+    assert_eq!(page, "hello world\nbody {}\ncss\nindex.html\n");
+}
+
+#[test]
+fn build_args_and_env_are_substituted_as_docker_does() {
+    let Some(env) = env("build_args_and_env_are_substituted_as_docker_does") else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "ARG BASE=busybox\n\
+                 FROM ${BASE}\n\
+                 ARG VERSION=1.0\n\
+                 ARG FLAVOUR\n\
+                 ENV APP_VERSION=$VERSION APP_DIR=/opt/app \\\n\
+                     GREETING=\"hello ${NAME:-world}\"\n\
+                 LABEL version=\"${VERSION}\" flavour=${FLAVOUR:-plain} set=${VERSION:+yes}\n\
+                 COPY files/${VERSION}.txt ${APP_DIR}/\n\
+                 RUN echo \"$VERSION $FLAVOUR $APP_VERSION\" > /built-with\n",
+            ),
+            ("files/1.0.txt", "one\n"),
+            ("files/2.0.txt", "two\n"),
+        ],
+    );
+    build_ok(
+        &env,
+        &[
+            "-t",
+            "args:v2",
+            "--build-arg",
+            "VERSION=2.0",
+            "--build-arg",
+            "FLAVOUR=sweet",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    let env_list = env.ok(&["image", "inspect", "-f", "{{json .Config.Env}}", "args:v2"]);
+    let env_list: Vec<String> = serde_json::from_str(env_list.trim()).unwrap();
+    assert!(
+        env_list.contains(&"APP_VERSION=2.0".to_string()),
+        "{env_list:?}"
+    );
+    assert!(
+        env_list.contains(&"APP_DIR=/opt/app".to_string()),
+        "{env_list:?}"
+    );
+    assert!(
+        env_list.contains(&"GREETING=hello world".to_string()),
+        "{env_list:?}"
+    );
+    assert!(
+        !env_list.iter().any(|e| e.starts_with("VERSION=")),
+        "ARGs are not kept in the image: {env_list:?}"
+    );
+    let labels = env.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        "args:v2",
+    ]);
+    let labels: serde_json::Value = serde_json::from_str(labels.trim()).unwrap();
+    assert_eq!(labels["version"], "2.0");
+    assert_eq!(labels["flavour"], "sweet");
+    assert_eq!(labels["set"], "yes");
+    assert_eq!(
+        run_rm(&env, &["args:v2", "cat", "/opt/app/2.0.txt", "/built-with"]),
+        "two\n2.0 sweet 2.0\n"
+    );
+    // The defaults without build args.
+    build_ok(&env, &["-t", "args:v1", ctx.path().to_str().unwrap()]);
+    assert_eq!(
+        run_rm(&env, &["args:v1", "cat", "/opt/app/1.0.txt", "/built-with"]),
+        "one\n1.0  1.0\n"
+    );
+    let labels = env.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        "args:v1",
+    ]);
+    let labels: serde_json::Value = serde_json::from_str(labels.trim()).unwrap();
+    assert_eq!(labels["flavour"], "plain");
+}
+
+#[test]
+fn dockerignore_keeps_files_out_of_copy() {
+    let Some(env) = env("dockerignore_keeps_files_out_of_copy") else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY . /app\n"),
+            (
+                ".dockerignore",
+                "# secrets and logs stay home\n*.key\n**/*.log\nbuild\n!build/keep.txt\n",
+            ),
+            ("main.txt", "main\n"),
+            ("secret.key", "k\n"),
+            ("logs/a.log", "log\n"),
+            ("logs/deep/b.log", "log\n"),
+            ("logs/readme.txt", "r\n"),
+            ("build/out.bin", "bin\n"),
+            ("build/keep.txt", "keep\n"),
+        ],
+    );
+    build_ok(&env, &["-t", "ignored", ctx.path().to_str().unwrap()]);
+    let files = run_rm(&env, &["ignored", "find", "/app", "-type", "f"]);
+    let mut files: Vec<&str> = files.lines().collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "/app/.dockerignore",
+            "/app/Dockerfile",
+            "/app/build/keep.txt",
+            "/app/logs/readme.txt",
+            "/app/main.txt"
+        ]
+    );
+}
+
+#[test]
+fn user_and_workdir_apply_to_run_copy_and_the_image() {
+    let Some(env) = env("user_and_workdir_apply_to_run_copy_and_the_image") else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN mkdir /data && chown 1000:1000 /data\n\
+                 WORKDIR /data\n\
+                 COPY --chown=1000:1000 --chmod=640 note.txt .\n\
+                 COPY note.txt rootowned.txt\n\
+                 USER 1000:1000\n\
+                 RUN id -u > uid && pwd > pwd && stat -c '%u:%g %a' note.txt rootowned.txt > owners\n\
+                 WORKDIR sub\n\
+                 USER nobody\n",
+            ),
+            ("note.txt", "note\n"),
+        ],
+    );
+    build_ok(&env, &["-t", "who", ctx.path().to_str().unwrap()]);
+    assert_eq!(
+        env.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Config.User}} {{.Config.WorkingDir}}",
+            "who"
+        ])
+        .trim(),
+        "nobody /data/sub"
+    );
+    assert_eq!(
+        run_rm(
+            &env,
+            &[
+                "--user",
+                "0",
+                "who",
+                "cat",
+                "/data/uid",
+                "/data/pwd",
+                "/data/owners"
+            ]
+        ),
+        "1000\n/data\n1000:1000 640\n0:0 644\n"
+    );
+    // The image's user and workdir are the container's.
+    assert_eq!(
+        run_rm(&env, &["who", "sh", "-c", "id -u; pwd"]),
+        "65534\n/data/sub\n"
+    );
+}
+
+/// The `Using cache` lines of a build's output.
+fn hits(out: &str) -> usize {
+    out.lines().filter(|l| *l == " ---> Using cache").count()
+}
+
+#[test]
+fn an_unchanged_rebuild_is_all_cache_and_a_change_invalidates_from_its_step() {
+    let Some(env) = env("an_unchanged_rebuild_is_all_cache_and_a_change_invalidates_from_its_step")
+    else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 ENV A=1\n\
+                 RUN echo one > /one\n\
+                 COPY app.txt /app.txt\n\
+                 RUN cat /app.txt > /copy\n\
+                 CMD [\"cat\", \"/copy\"]\n",
+            ),
+            ("app.txt", "v1\n"),
+        ],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    let first = build_ok(&env, &["-t", "cached", dir]);
+    assert_eq!(hits(&first), 0, "{first}");
+    let layers_dir = env.root.join("layers");
+    let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+    let layers = count(&layers_dir);
+    // 1. Unchanged: every step from cache, the same image, no new layer.
+    let second = build_ok(&env, &["-t", "cached", dir]);
+    assert_eq!(hits(&second), 5, "{second}");
+    assert!(!second.contains("Running in"), "{second}");
+    let id = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("Successfully built "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(id(&first), id(&second));
+    assert_eq!(count(&layers_dir), layers, "no new layer");
+    // 2. The copied file changes: the steps before it hit, it and after miss.
+    std::fs::write(ctx.path().join("app.txt"), "v2\n").unwrap();
+    let third = build_ok(&env, &["-t", "cached", dir]);
+    assert_eq!(hits(&third), 2, "{third}");
+    assert_ne!(id(&third), id(&second));
+    assert_eq!(run_rm(&env, &["cached"]), "v2\n");
+    // Only its mtime changes: still a hit (docker ignores times).
+    let file = ctx.path().join("app.txt");
+    let f = std::fs::File::options().write(true).open(&file).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    let fourth = build_ok(&env, &["-t", "cached", dir]);
+    assert_eq!(hits(&fourth), 5, "{fourth}");
+    // 3. --no-cache: nothing from the cache.
+    let fifth = build_ok(&env, &["--no-cache", "-t", "cached", dir]);
+    assert_eq!(hits(&fifth), 0, "{fifth}");
+    // -q prints the ID only.
+    let quiet = build_ok(&env, &["-q", dir]);
+    assert_eq!(quiet.lines().count(), 1, "{quiet}");
+    assert!(quiet.starts_with("sha256:"), "{quiet}");
+}
+
+#[test]
+fn source_date_epoch_reproduces_the_image_digest() {
+    let test = "source_date_epoch_reproduces_the_image_digest";
+    let (Some(a), Some(b)) = (env(test), env(test)) else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 COPY site /site\n\
+                 RUN mkdir -p /var/made && echo made > /var/made/file && touch /site/touched\n\
+                 LABEL built=yes\n",
+            ),
+            ("site/index.html", "hi\n"),
+        ],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    let id = |env: &Env| {
+        let mut cmd = env.cmd(&[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "--runtime",
+            &env.runtime,
+            dir,
+        ]);
+        cmd.env("SOURCE_DATE_EPOCH", "1700000000");
+        let run = Run::capture(cmd);
+        assert_eq!(run.code(), Some(0), "{}", run.transcript());
+        run.stdout().trim().to_string()
+    };
+    let first = id(&a);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = id(&b);
+    assert_eq!(first, second, "two stores, one digest");
+    let created = a.ok(&["image", "inspect", "-f", "{{.Created}}", &first]);
+    assert!(created.starts_with("2023-11-14T22:13:20"), "{created}");
+    // Without it, times differ and so do digests.
+    let plain = build_ok(&a, &["-q", "--no-cache", dir]);
+    assert_ne!(plain.trim(), first);
+}
+
+#[test]
+fn a_failing_run_names_its_line_code_and_output_and_leaves_nothing() {
+    let Some(env) = env("a_failing_run_names_its_line_code_and_output_and_leaves_nothing") else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN echo fine\n\
+             RUN echo about to fail && echo to stderr >&2 && exit 3\n\
+             RUN echo never\n",
+        )],
+    );
+    let run = build(&env, &["-t", "broken", ctx.path().to_str().unwrap()]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let err = run.stderr();
+    assert!(
+        err.contains("Dockerfile:3: RUN echo about to fail"),
+        "{err}"
+    );
+    assert!(err.contains("returned a non-zero code: 3"), "{err}");
+    assert!(
+        err.contains("about to fail") && err.contains("to stderr"),
+        "{err}"
+    );
+    assert!(!run.stdout().contains("never"));
+    // Nothing left: no container, mount, monitor; no temp dir in the store.
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_eq!(env.leftovers(&[]), Vec::<String>::new());
+    let containers = env.root.join("containers");
+    assert_eq!(
+        std::fs::read_dir(&containers)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    assert!(env.berth(&["image", "inspect", "broken"]).code() != Some(0));
+}
+
+#[test]
+fn copy_from_outside_the_context_is_refused() {
+    let Some(env) = env("copy_from_outside_the_context_is_refused") else {
+        return;
+    };
+    let outer = context();
+    let ctx = outer.path().join("ctx");
+    write_files(
+        outer.path(),
+        &[
+            ("outside.txt", "host secret\n"),
+            ("ctx/Dockerfile", "FROM busybox\nCOPY ../outside.txt /x\n"),
+            ("ctx/Dockerfile.link", "FROM busybox\nCOPY link /x\n"),
+            (
+                "ctx/Dockerfile.bad",
+                "FROM busybox\nCOPY ok.txt /x\nFROB it\n",
+            ),
+            ("ctx/ok.txt", "ok\n"),
+        ],
+    );
+    std::os::unix::fs::symlink("../outside.txt", ctx.join("link")).unwrap();
+    let dir = ctx.to_str().unwrap();
+    let run = build(&env, &[dir]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr()
+            .contains("Dockerfile:2: COPY ../outside.txt /x: forbidden path outside the build context: ../outside.txt"),
+        "{}",
+        run.stderr()
+    );
+    // A link out of the context is resolved inside it: nothing there.
+    let run = build(
+        &env,
+        &[
+            "-f",
+            &ctx.join("Dockerfile.link").display().to_string(),
+            dir,
+        ],
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(
+        run.stderr().contains("file not found in build context"),
+        "{}",
+        run.stderr()
+    );
+    // An unknown instruction: its line, before anything runs.
+    let run = build(
+        &env,
+        &["-f", &ctx.join("Dockerfile.bad").display().to_string(), dir],
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert_eq!(
+        run.stderr().trim(),
+        "Error: dockerfile parse error on line 3: unknown instruction: FROB"
+    );
+    assert_eq!(run.stdout(), "");
+}
