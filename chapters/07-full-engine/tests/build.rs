@@ -545,3 +545,71 @@ fn copy_from_outside_the_context_is_refused() {
     );
     assert_eq!(run.stdout(), "");
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_and_healthcheck_and_shell_are_kept() {
+    let Some(env) = env("onbuild_triggers_run_in_the_child_and_healthcheck_and_shell_are_kept")
+    else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 SHELL [\"/bin/sh\", \"-ec\"]\n\
+                 RUN echo \"$0 $-\" > /shell\n\
+                 HEALTHCHECK --interval=5s --retries=2 CMD wget -q -O /dev/null http://127.0.0.1/\n\
+                 ONBUILD COPY trigger.txt /from-trigger.txt\n\
+                 ONBUILD RUN echo triggered > /triggered\n",
+            ),
+            ("Dockerfile.child", "FROM parent\nRUN cat /triggered\n"),
+            ("trigger.txt", "copied by a trigger\n"),
+        ],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    build_ok(&env, &["-t", "parent", dir]);
+    let config = env.ok(&["image", "inspect", "-f", "{{json .Config}}", "parent"]);
+    let config: serde_json::Value = serde_json::from_str(config.trim()).unwrap();
+    assert_eq!(
+        config["OnBuild"],
+        serde_json::json!([
+            "COPY trigger.txt /from-trigger.txt",
+            "RUN echo triggered > /triggered"
+        ])
+    );
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        config["Healthcheck"],
+        serde_json::json!({
+            "Test": ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1/"],
+            "Interval": 5_000_000_000i64,
+            "Retries": 2,
+        })
+    );
+    // The shell form ran through SHELL (`-e` among the shell's flags).
+    let shell = run_rm(&env, &["parent", "cat", "/shell"]);
+    assert!(
+        shell.starts_with("/bin/sh ") && shell.contains('e'),
+        "{shell}"
+    );
+    // A child: the triggers run first, and are not inherited.
+    let child = ctx.path().join("Dockerfile.child").display().to_string();
+    let out = build_ok(&env, &["-t", "child", "-f", &child, dir]);
+    assert!(out.contains("# Executing 2 build trigger(s)"), "{out}");
+    assert!(out.contains("triggered\n"), "{out}");
+    assert_eq!(
+        run_rm(&env, &["child", "cat", "/from-trigger.txt"]),
+        "copied by a trigger\n"
+    );
+    let config = env.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.OnBuild}}",
+        "child",
+    ]);
+    assert_eq!(config.trim(), "null");
+}

@@ -116,8 +116,6 @@ struct Stage {
     layers: Vec<PathBuf>,
     /// The ARGs declared in the stage, with their values.
     args: Vars,
-    /// SHELL.
-    shell: Vec<String>,
     /// Whether this stage set CMD (ENTRYPOINT clears an inherited one).
     cmd_set: bool,
 }
@@ -454,6 +452,22 @@ impl Builder<'_> {
             " ---> {}",
             short_id(&stage.manifest.config.digest)
         ));
+        // The base image's ONBUILD triggers run now, and are not passed
+        // on to this image.
+        let triggers = stage
+            .config
+            .config
+            .as_mut()
+            .and_then(|c| c.on_build.take())
+            .unwrap_or_default();
+        if !triggers.is_empty() {
+            self.say(&format!("# Executing {} build trigger(s)", triggers.len()));
+        }
+        for trigger in triggers {
+            let parsed = dockerfile::parse_instruction(&trigger, ins.line, self.escape)?;
+            self.instruction(&mut stage, &parsed)
+                .map_err(|m| fail(format!("ONBUILD {trigger}: {m}")))?;
+        }
         Ok(stage)
     }
 
@@ -467,7 +481,6 @@ impl Builder<'_> {
             config: image.config,
             layers,
             args: Vars::new(),
-            shell: vec!["/bin/sh".into(), "-c".into()],
             cmd_set: false,
         })
     }
@@ -503,7 +516,6 @@ impl Builder<'_> {
             config,
             layers: vec![],
             args: Vars::new(),
-            shell: vec!["/bin/sh".into(), "-c".into()],
             cmd_set: false,
         })
     }
@@ -820,18 +832,30 @@ impl Builder<'_> {
                 })
             }
             Command::Shell(list) => {
-                stage.shell = list.clone();
                 let shown = serde_json::to_string(list).map_err(text)?;
-                self.metadata(stage, &format!("SHELL {shown}"), |_| Ok(()))
+                self.metadata(stage, &format!("SHELL {shown}"), |c| {
+                    c.shell = Some(list.clone());
+                    Ok(())
+                })
             }
             Command::Maintainer(who) => {
                 stage.config.author = Some(who.clone());
                 self.metadata(stage, &format!("MAINTAINER {who}"), |_| Ok(()))
             }
-            Command::Healthcheck(_) | Command::Onbuild(..) => {
-                // Kept in the history: chapter 5's image config has no
-                // Healthcheck or OnBuild field yet.
-                self.metadata(stage, &ins.text, |_| Ok(()))
+            Command::Healthcheck(check) => {
+                let health = health_config(check, &vars, esc)?;
+                let shown = serde_json::to_string(&health.test).map_err(text)?;
+                self.metadata(stage, &format!("HEALTHCHECK {shown}"), |c| {
+                    c.healthcheck = Some(health);
+                    Ok(())
+                })
+            }
+            Command::Onbuild(trigger, _) => {
+                let trigger = trigger.clone();
+                self.metadata(stage, &format!("ONBUILD {trigger}"), |c| {
+                    c.on_build.get_or_insert_with(Vec::new).push(trigger);
+                    Ok(())
+                })
             }
         }
     }
@@ -842,7 +866,10 @@ impl Builder<'_> {
         match cmd {
             ShellOrExec::Exec(list) => list.clone(),
             ShellOrExec::Shell(text) => {
-                let mut argv = stage.shell.clone();
+                let mut argv = stage
+                    .container_config()
+                    .shell
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
                 argv.push(text.clone());
                 argv
             }
@@ -1212,6 +1239,48 @@ impl Builder<'_> {
             )),
         )
     }
+}
+
+/// HEALTHCHECK's settings as docker's image config keeps them.
+fn health_config(
+    check: &dockerfile::Healthcheck,
+    vars: &Vars,
+    escape: char,
+) -> StepResult<oci::HealthConfig> {
+    let duration = |flag: &str, text: &Option<String>| -> StepResult<i64> {
+        let Some(text) = text else { return Ok(0) };
+        let text = expand_word(text, vars, escape)?;
+        let d = humantime::parse_duration(&text).map_err(|e| format!("--{flag}={text}: {e}"))?;
+        if d.as_millis() < 1 && !d.is_zero() {
+            return Err(format!("--{flag}: a duration of at least 1ms"));
+        }
+        Ok(d.as_nanos() as i64)
+    };
+    let test = match &check.test {
+        None => vec!["NONE".to_string()],
+        Some(ShellOrExec::Exec(argv)) => {
+            let mut t = vec!["CMD".to_string()];
+            t.extend(argv.iter().cloned());
+            t
+        }
+        Some(ShellOrExec::Shell(cmd)) => vec!["CMD-SHELL".to_string(), cmd.clone()],
+    };
+    let retries = match &check.retries {
+        Some(text) => expand_word(text, vars, escape)?
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("--retries={text}: a number"))?,
+        None => 0,
+    };
+    Ok(oci::HealthConfig {
+        test,
+        interval: duration("interval", &check.interval)?,
+        timeout: duration("timeout", &check.timeout)?,
+        start_period: duration("start-period", &check.start_period)?,
+        start_interval: duration("start-interval", &check.start_interval)?,
+        retries,
+    })
 }
 
 /// Whether ADD unpacks `path`: a tar, plain or gzip.

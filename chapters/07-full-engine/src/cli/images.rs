@@ -474,6 +474,8 @@ struct DockerConfig {
     stdin_once: bool,
     env: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<ch05_images::oci::HealthConfig>,
     image: String,
     volumes: Option<BTreeMap<String, ch05_images::oci::Empty>>,
     working_dir: String,
@@ -482,6 +484,8 @@ struct DockerConfig {
     labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shell: Option<Vec<String>>,
 }
 
 /// docker's image inspect document, fields in docker's order.
@@ -556,13 +560,15 @@ pub fn inspect_document(store: &Store, image: &Image, names: &[Reference]) -> Im
             stdin_once: false,
             env: c.env,
             cmd: c.cmd,
+            healthcheck: c.healthcheck,
             image: String::new(),
             volumes: c.volumes,
             working_dir: c.working_dir.unwrap_or_default(),
             entrypoint: c.entrypoint,
-            on_build: None,
+            on_build: c.on_build,
             labels: c.labels,
             stop_signal: c.stop_signal,
+            shell: c.shell,
         },
         architecture: image.config.architecture.clone(),
         variant: image.config.variant.clone(),

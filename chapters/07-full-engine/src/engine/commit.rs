@@ -173,6 +173,7 @@ fn container_config(c: &Config) -> ContainerConfig {
         working_dir: nonempty(&c.working_dir),
         labels: (!c.labels.is_empty()).then(|| c.labels.clone()),
         stop_signal: c.stop_signal.clone(),
+        ..ContainerConfig::default()
     }
 }
 
