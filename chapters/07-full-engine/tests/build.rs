@@ -613,3 +613,226 @@ fn onbuild_triggers_run_in_the_child_and_healthcheck_and_shell_are_kept() {
     ]);
     assert_eq!(config.trim(), "null");
 }
+
+/// One file of a flattened image: kind, mode, owner, content or target.
+type Entry = (char, u32, u64, u64, String);
+
+/// The files of the image in the docker archive `archive` (what `save`
+/// writes), its layers applied in order (whiteouts delete), under
+/// `prefixes`.
+fn flatten(archive: &Path, prefixes: &[&str]) -> std::collections::BTreeMap<String, Entry> {
+    use std::io::Read;
+    let bytes = std::fs::read(archive).unwrap();
+    let member = |name: &str| -> Vec<u8> {
+        let mut tar = tar::Archive::new(&bytes[..]);
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_string_lossy() == name {
+                let mut out = Vec::new();
+                entry.read_to_end(&mut out).unwrap();
+                return out;
+            }
+        }
+        panic!("{name} not in {}", archive.display());
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&member("manifest.json")).unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for layer in manifest[0]["Layers"].as_array().unwrap() {
+        let data = member(layer.as_str().unwrap());
+        let reader: Box<dyn Read> = if data.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::GzDecoder::new(&data[..]))
+        } else {
+            Box::new(&data[..])
+        };
+        let mut tar = tar::Archive::new(reader);
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let path = path
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string();
+            let (dir, base) = path.rsplit_once('/').unwrap_or(("", &path));
+            if let Some(gone) = base.strip_prefix(".wh.") {
+                let gone = if dir.is_empty() {
+                    gone.to_string()
+                } else {
+                    format!("{dir}/{gone}")
+                };
+                files.retain(|p: &String, _| p != &gone && !p.starts_with(&format!("{gone}/")));
+                continue;
+            }
+            if !prefixes
+                .iter()
+                .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+            {
+                continue;
+            }
+            let header = entry.header().clone();
+            let kind = header.entry_type();
+            let (kind, content) = if kind.is_dir() {
+                ('d', String::new())
+            } else if kind.is_symlink() {
+                (
+                    'l',
+                    entry
+                        .link_name()
+                        .unwrap()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            } else {
+                let mut content = Vec::new();
+                entry.read_to_end(&mut content).unwrap();
+                ('f', String::from_utf8_lossy(&content).into_owned())
+            };
+            files.insert(
+                path,
+                (
+                    kind,
+                    header.mode().unwrap() & 0o7777,
+                    header.uid().unwrap(),
+                    header.gid().unwrap(),
+                    content,
+                ),
+            );
+        }
+    }
+    files
+}
+
+#[test]
+fn the_same_dockerfile_built_by_podman_gives_the_same_files() {
+    let test = "the_same_dockerfile_built_by_podman_gives_the_same_files";
+    let Some(env) = env(test) else {
+        return;
+    };
+    if !common::have("podman") || !common::have("runc") {
+        berth_test_support::skip(test, "podman and runc are not both installed");
+        return;
+    }
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[
+            (
+                "Dockerfile",
+                "ARG BASE=busybox\n\
+                 FROM $BASE\n\
+                 WORKDIR /app\n\
+                 COPY site/ ./site/\n\
+                 COPY --chown=1000:1000 --chmod=0750 *.sh /app/bin/\n\
+                 ADD files.tar /app/unpacked/\n\
+                 RUN mkdir -p /app/data && echo hello > /app/data/hello && chmod 600 /app/data/hello \\\n\
+                     && ln -s hello /app/data/link && chown -R 1000:1000 /app/data\n\
+                 USER 1000\n\
+                 RUN echo made by 1000 > /tmp/by-user\n",
+            ),
+            ("site/index.html", "hello world\n"),
+            ("site/css/site.css", "body {}\n"),
+            ("start.sh", "#!/bin/sh\necho start\n"),
+            ("stop.sh", "#!/bin/sh\necho stop\n"),
+        ],
+    );
+    // An archive with owners and modes of its own, for ADD to unpack.
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, mode, uid, data) in [
+        ("docs/", 0o750, 7u64, &b""[..]),
+        ("docs/a.txt", 0o640, 7, &b"aaa\n"[..]),
+        ("b.txt", 0o600, 0, &b"bbb\n"[..]),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(if path.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(uid);
+        header.set_mtime(1_600_000_000);
+        header.set_cksum();
+        tar.append_data(&mut header, path, data).unwrap();
+    }
+    std::fs::write(ctx.path().join("files.tar"), tar.into_inner().unwrap()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // 1. berth.
+    build_ok(&env, &["-t", "compare", ctx.path().to_str().unwrap()]);
+    let ours = work.path().join("berth.tar");
+    env.ok(&["save", "-o", ours.to_str().unwrap(), "compare"]);
+    // 2. podman (buildah), in a store of its own, from the same base rootfs.
+    let root = work.path().join("podman");
+    let podman = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("podman");
+        cmd.arg("--root")
+            .arg(root.join("root"))
+            .arg("--runroot")
+            .arg(root.join("run"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager=cgroupfs",
+                "--events-backend=file",
+            ])
+            .args(args);
+        let run = Run::capture(cmd);
+        assert_eq!(run.code(), Some(0), "podman {args:?}: {}", run.transcript());
+    };
+    let base = work.path().join("rootfs.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(berth_test_support::rootfs())
+        .arg("-cf")
+        .arg(&base)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    podman(&[
+        "import",
+        base.to_str().unwrap(),
+        "localhost/berth-base:latest",
+    ]);
+    podman(&[
+        "build",
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--build-arg",
+        "BASE=localhost/berth-base:latest",
+        "-t",
+        "localhost/compare",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let theirs = work.path().join("podman.tar");
+    podman(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        theirs.to_str().unwrap(),
+        "localhost/compare",
+    ]);
+    podman(&["system", "reset", "--force"]);
+    // 3. The same files, path by path: kind, mode, owner, content.
+    let prefixes = ["app", "tmp/by-user"];
+    let ours = flatten(&ours, &prefixes);
+    let theirs = flatten(&theirs, &prefixes);
+    assert!(ours.len() > 10, "{ours:#?}");
+    let diff: Vec<String> = ours
+        .keys()
+        .chain(theirs.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|p| ours.get(*p) != theirs.get(*p))
+        .map(|p| format!("{p}: berth {:?} podman {:?}", ours.get(p), theirs.get(p)))
+        .collect();
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}

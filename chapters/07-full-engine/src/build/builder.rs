@@ -1138,7 +1138,7 @@ impl Builder<'_> {
                 let meta = host.symlink_metadata().map_err(text)?;
                 if meta.is_dir() {
                     // A directory's contents go into the destination.
-                    copy::make_parents(root, &dest_rel, &existing, attrs.clamp).map_err(text)?;
+                    copy::make_parents(root, &dest_rel, &existing, &attrs).map_err(text)?;
                     for (name, child) in tree.list(&rel, &host) {
                         let child_rel = if rel.is_empty() {
                             name.clone()
@@ -1160,9 +1160,9 @@ impl Builder<'_> {
                     continue;
                 }
                 if add && from_view.is_none() && is_local_archive(&host) {
-                    copy::make_parents(root, &dest_rel, &existing, attrs.clamp).map_err(text)?;
+                    copy::make_parents(root, &dest_rel, &existing, &attrs).map_err(text)?;
                     let bytes = std::fs::read(&host).map_err(text)?;
-                    unpack_archive(&bytes, &root.join(&dest_rel)).map_err(text)?;
+                    unpack_archive(&bytes, &root.join(&dest_rel), true).map_err(text)?;
                     if let Some(limit) = attrs.clamp {
                         copy::clamp_tree(&root.join(&dest_rel), limit).map_err(text)?;
                     }
@@ -1178,7 +1178,7 @@ impl Builder<'_> {
                     dest_rel.clone()
                 };
                 if let Some((parent, _)) = target.rsplit_once('/') {
-                    copy::make_parents(root, parent, &existing, attrs.clamp).map_err(text)?;
+                    copy::make_parents(root, parent, &existing, &attrs).map_err(text)?;
                 }
                 copy::copy_entry(tree, &rel, &host, &root.join(&target), &attrs).map_err(text)?;
             }

@@ -53,8 +53,10 @@ fn is_archive(bytes: &[u8]) -> bool {
 }
 
 /// Unpack the (maybe gzip) tar `bytes` into `dir`; entries that would land
-/// outside it are refused by the tar crate's `unpack_in`.
-pub fn unpack_archive(bytes: &[u8], dir: &Path) -> Result<(), ContextError> {
+/// outside it are refused by the tar crate's `unpack_in`. `keep_owners`:
+/// the archive's uid and gid too (ADD, as docker's; a context's owners do
+/// not matter, COPY sets its own).
+pub fn unpack_archive(bytes: &[u8], dir: &Path, keep_owners: bool) -> Result<(), ContextError> {
     let reader: Box<dyn Read + '_> = if bytes.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(bytes))
     } else {
@@ -63,6 +65,7 @@ pub fn unpack_archive(bytes: &[u8], dir: &Path) -> Result<(), ContextError> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_mtime(true);
+    archive.set_preserve_ownerships(keep_owners);
     for entry in archive
         .entries()
         .map_err(|e| prepare("read the archive", e))?
@@ -86,7 +89,7 @@ impl Context {
                 .map_err(|e| prepare("read stdin", e))?;
             let dir = temp()?;
             if is_archive(&bytes) {
-                unpack_archive(&bytes, dir.path())?;
+                unpack_archive(&bytes, dir.path(), false)?;
                 (dir.path().to_path_buf(), None, Some(dir))
             } else {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -110,7 +113,7 @@ impl Context {
                     )));
                 }
                 let dir = temp()?;
-                unpack_archive(&bytes, dir.path())?;
+                unpack_archive(&bytes, dir.path(), false)?;
                 (dir.path().to_path_buf(), None, Some(dir))
             }
         };

@@ -144,13 +144,16 @@ pub fn copy_entry(
 }
 
 /// Make the directories of `rel` (a/b/c) under `staging` that it lacks,
-/// each as the stage has it (`existing`), else 0755 root.
+/// each as the stage has it (`existing`), else new: 0755, owned by
+/// `attrs`' owner (`--chown` applies to the directories COPY creates, as
+/// BuildKit and buildah do).
 pub fn make_parents(
     staging: &Path,
     rel: &str,
     existing: &dyn Fn(&str) -> Option<std::fs::Metadata>,
-    clamp: Option<i64>,
+    attrs: &Attrs,
 ) -> Result<(), CopyError> {
+    let clamp = attrs.clamp;
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
     for depth in 1..=parts.len() {
         let sub = parts[..depth].join("/");
@@ -161,7 +164,7 @@ pub fn make_parents(
         std::fs::create_dir(&path).map_err(io("mkdir", &path))?;
         let (mode, uid, gid, mtime) = match existing(&sub) {
             Some(m) if m.is_dir() => (m.mode() & 0o7777, m.uid(), m.gid(), mtime_of(&m, clamp)),
-            _ => (0o755, 0, 0, clamp.unwrap_or_else(now_secs)),
+            _ => (0o755, attrs.uid, attrs.gid, clamp.unwrap_or_else(now_secs)),
         };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .map_err(io("chmod", &path))?;
