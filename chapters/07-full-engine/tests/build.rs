@@ -836,3 +836,70 @@ fn the_same_dockerfile_built_by_podman_gives_the_same_files() {
         .collect();
     assert!(diff.is_empty(), "{}", diff.join("\n"));
 }
+
+/// A one-file HTTP server on 127.0.0.1 (a thread, for as long as the
+/// test runs): `body` for every GET, with a `Last-Modified`.
+fn serve(body: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let text = body.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn add_fetches_a_url_and_caches_by_its_content() {
+    let Some(env) = env("add_fetches_a_url_and_caches_by_its_content") else {
+        return;
+    };
+    let body = std::sync::Arc::new(std::sync::Mutex::new("remote v1\n".to_string()));
+    let port = serve(body.clone());
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nADD http://127.0.0.1:{port}/files/data.txt /fetched/\nRUN cat /fetched/data.txt\n"
+            ),
+        )],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    build_ok(&env, &["-t", "fetched", dir]);
+    assert_eq!(
+        run_rm(
+            &env,
+            &["fetched", "stat", "-c", "%a %u:%g %Y", "/fetched/data.txt"]
+        ),
+        "600 0:0 784111777\n"
+    );
+    assert_eq!(
+        run_rm(&env, &["fetched", "cat", "/fetched/data.txt"]),
+        "remote v1\n"
+    );
+    // Fetched again each build; the same content hits the cache.
+    let again = build_ok(&env, &["-t", "fetched", dir]);
+    assert_eq!(hits(&again), 2, "{again}");
+    *body.lock().unwrap() = "remote v2\n".into();
+    let changed = build_ok(&env, &["-t", "fetched", dir]);
+    assert_eq!(hits(&changed), 0, "{changed}");
+    assert_eq!(
+        run_rm(&env, &["fetched", "cat", "/fetched/data.txt"]),
+        "remote v2\n"
+    );
+}

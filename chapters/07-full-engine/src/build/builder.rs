@@ -1115,9 +1115,34 @@ impl Builder<'_> {
                 }
                 None => {
                     if add && (source.starts_with("http://") || source.starts_with("https://")) {
-                        return Err(format!(
-                            "ADD {source}: fetching URLs is not supported by berth build yet; RUN wget or curl instead"
-                        ));
+                        let name = if into_dir || dest.ends_with('/') {
+                            let name = super::fetch::file_name(source).ok_or_else(|| {
+                                format!("ADD {source}: cannot determine a filename from the URL; give a destination file")
+                            })?;
+                            format!("{dest_rel}/{name}")
+                        } else {
+                            dest_rel.clone()
+                        };
+                        if let Some((parent, _)) = name.rsplit_once('/') {
+                            copy::make_parents(root, parent, &existing, &attrs).map_err(text)?;
+                        }
+                        let path = root.join(&name);
+                        let modified = super::fetch::fetch(source, &path)?;
+                        let mode = attrs.mode.unwrap_or(0o600);
+                        std::fs::set_permissions(
+                            &path,
+                            std::os::unix::fs::PermissionsExt::from_mode(mode),
+                        )
+                        .map_err(text)?;
+                        copy::set_owner(&path, &attrs).map_err(text)?;
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs() as i64)
+                            .unwrap_or(0);
+                        let mtime = modified.unwrap_or(now);
+                        let mtime = attrs.clamp.map_or(mtime, |limit| mtime.min(limit));
+                        copy::set_mtime(&path, mtime).map_err(text)?;
+                        continue;
                     }
                     self.context
                         .sources(source)

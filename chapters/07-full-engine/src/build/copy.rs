@@ -80,7 +80,8 @@ pub fn set_mtime(path: &Path, secs: i64) -> Result<(), CopyError> {
     })
 }
 
-fn set_owner(path: &Path, attrs: &Attrs) -> Result<(), CopyError> {
+/// Set `path`'s owner to `attrs`', not following a symlink.
+pub fn set_owner(path: &Path, attrs: &Attrs) -> Result<(), CopyError> {
     fchownat(
         nix::fcntl::AT_FDCWD,
         path,

@@ -14,8 +14,9 @@
 //! 4. [`context`] — the build context, sources resolved inside it.
 //! 5. [`view`] — a stage's files through its layers, without a mount.
 //! 6. [`copy`] — COPY and ADD's staging tree and its digest.
-//! 7. [`cache`] — the layer cache.
-//! 8. [`builder`] — the steps.
+//! 7. [`fetch`] — ADD's URLs.
+//! 8. [`cache`] — the layer cache.
+//! 9. [`builder`] — the steps.
 
 pub mod builder;
 pub mod cache;
@@ -23,5 +24,6 @@ pub mod context;
 pub mod copy;
 pub mod dockerfile;
 pub mod expand;
+pub mod fetch;
 pub mod ignore;
 pub mod view;
