@@ -362,6 +362,13 @@ fn an_unchanged_rebuild_is_all_cache_and_a_change_invalidates_from_its_step() {
     let dir = ctx.path().to_str().unwrap();
     let first = build_ok(&env, &["-t", "cached", dir]);
     assert_eq!(hits(&first), 0, "{first}");
+    // The steps' images are intermediate: listed with -a only.
+    let listed = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort();
+    assert_eq!(listed, ["busybox:latest", "cached:latest"]);
+    let every = env.ok(&["images", "-a", "-q"]);
+    assert_eq!(every.lines().count(), 6, "busybox and 5 steps: {every}");
     let layers_dir = env.root.join("layers");
     let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
     let layers = count(&layers_dir);
