@@ -551,6 +551,10 @@ fn copy_from_outside_the_context_is_refused() {
         "Error: dockerfile parse error on line 3: unknown instruction: FROB"
     );
     assert_eq!(run.stdout(), "");
+    // A platform this host cannot run.
+    let run = build(&env, &["--platform", "linux/s390x", dir]);
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    assert!(run.stderr().contains("does not emulate"), "{}", run.stderr());
 }
 
 #[test]

@@ -56,6 +56,8 @@ pub struct BuildRequest {
     pub tags: Vec<Reference>,
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
+    /// `--platform`: the base images' platform (this host's).
+    pub platform: Option<String>,
     pub no_cache: bool,
     pub pull: bool,
     pub labels: BTreeMap<String, String>,
@@ -420,7 +422,12 @@ impl Builder<'_> {
     /// A stage's start: FROM.
     fn from(&mut self, ins: &Instruction) -> Result<Stage, BuildError> {
         self.announce(ins);
-        let Command::From { image, name, .. } = &ins.command else {
+        let Command::From {
+            image,
+            name,
+            platform,
+        } = &ins.command
+        else {
             unreachable!("stages start with FROM");
         };
         let fail = |m: String| step_error(ins, m);
@@ -439,9 +446,15 @@ impl Builder<'_> {
             } else {
                 PullPolicy::Missing
             };
+            let platform = match platform {
+                Some(p) => {
+                    Some(expand_word(p, &self.global, self.escape).map_err(|e| fail(e.into()))?)
+                }
+                None => self.request.platform.clone(),
+            };
             let (reference, found) = self
                 .engine
-                .ensure_image(&image, pull, None, &mut std::io::stderr())
+                .ensure_image(&image, pull, platform.as_deref(), &mut std::io::stderr())
                 .map_err(|e| fail(e.to_string()))?;
             self.stage_of(reference.to_string(), found).map_err(fail)?
         };

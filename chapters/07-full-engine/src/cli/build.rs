@@ -34,6 +34,10 @@ pub struct BuildArgs {
     /// Set metadata for an image
     #[arg(long = "label", value_name = "list")]
     pub labels: Vec<String>,
+    /// Set platform if server is multi-platform capable (this host's
+    /// only: berth build does not emulate)
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
     /// Suppress the build output and print image ID on success
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -95,6 +99,18 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Outcome {
             _ => None,
         },
     };
+    if let Some(text) = &args.platform {
+        let wanted: ch05_images::oci::Platform = text
+            .parse()
+            .map_err(|e| bad(format!("invalid platform {text:?}: {e}")))?;
+        let host = ch05_images::oci::Platform::host();
+        if (&wanted.os, &wanted.architecture) != (&host.os, &host.architecture) {
+            return Err(bad(format!(
+                "--platform {text}: berth build runs RUN steps on this host, {}/{}, and does not emulate others",
+                host.os, host.architecture
+            )));
+        }
+    }
     let network = args.network.clone().unwrap_or_else(|| {
         if nix::unistd::geteuid().is_root() {
             "bridge".into()
@@ -108,6 +124,7 @@ pub fn build(engine: &Engine, args: &BuildArgs) -> Outcome {
         tags,
         build_args,
         target: args.target.clone(),
+        platform: args.platform.clone(),
         no_cache: args.no_cache,
         pull: args.pull,
         labels,
