@@ -554,7 +554,11 @@ fn copy_from_outside_the_context_is_refused() {
     // A platform this host cannot run.
     let run = build(&env, &["--platform", "linux/s390x", dir]);
     assert_eq!(run.code(), Some(1), "{}", run.transcript());
-    assert!(run.stderr().contains("does not emulate"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("does not emulate"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
