@@ -918,3 +918,72 @@ fn add_fetches_a_url_and_caches_by_its_content() {
         "remote v2\n"
     );
 }
+
+/// `berth build ARGS` with `input` on its stdin.
+fn build_stdin(env: &Env, args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut all = vec!["build", "--network", "none", "--runtime", &env.runtime];
+    all.extend(args);
+    let mut child = env
+        .cmd(&all)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_context_or_a_dockerfile_comes_on_stdin() {
+    let Some(env) = env("a_context_or_a_dockerfile_comes_on_stdin") else {
+        return;
+    };
+    // 1. A tarball context on stdin (`build - < context.tar`).
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in [
+        ("Dockerfile", &b"FROM busybox\nCOPY hello.txt /\n"[..]),
+        ("hello.txt", &b"from a tarball\n"[..]),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, data).unwrap();
+    }
+    let (code, out, err) = build_stdin(&env, &["-t", "fromtar", "-"], &tar.into_inner().unwrap());
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Successfully tagged fromtar:latest"), "{out}");
+    assert_eq!(
+        run_rm(&env, &["fromtar", "cat", "/hello.txt"]),
+        "from a tarball\n"
+    );
+    // 2. A Dockerfile alone on stdin: no context.
+    let (code, out, err) = build_stdin(
+        &env,
+        &["-t", "nocontext", "-"],
+        b"FROM busybox\nRUN echo no context > /note\n",
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(run_rm(&env, &["nocontext", "cat", "/note"]), "no context\n");
+    // 3. `-f -`: the Dockerfile on stdin, the context a directory.
+    let ctx = context();
+    write_files(ctx.path(), &[("data.txt", "from the directory\n")]);
+    let (code, out, err) = build_stdin(
+        &env,
+        &["-t", "dashf", "-f", "-", ctx.path().to_str().unwrap()],
+        b"FROM busybox\nCOPY data.txt /\n",
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        run_rm(&env, &["dashf", "cat", "/data.txt"]),
+        "from the directory\n"
+    );
+}

@@ -249,9 +249,16 @@ pub fn build(engine: &Engine, request: &BuildRequest) -> Result<String, BuildErr
     let dockerfile_text = match (&request.dockerfile, &context.dockerfile_text) {
         (_, Some(text)) => text.clone(),
         (Some(path), None) if path == Path::new("-") => {
-            return Err(BuildError::Other(
-                "-f - with a context from stdin: give the Dockerfile in the context".into(),
-            ));
+            if request.context == "-" {
+                return Err(BuildError::Other(
+                    "invalid argument: can't use stdin for both build context and dockerfile"
+                        .into(),
+                ));
+            }
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| BuildError::Other(format!("read the Dockerfile from stdin: {e}")))?;
+            text
         }
         (Some(path), None) => {
             let path = if path.is_relative() && !path.exists() {
@@ -1132,14 +1139,14 @@ impl Builder<'_> {
                             let name = super::fetch::file_name(source).ok_or_else(|| {
                                 format!("ADD {source}: cannot determine a filename from the URL; give a destination file")
                             })?;
-                            format!("{dest_rel}/{name}")
+                            join_rel(&dest_rel, &name)
                         } else {
                             dest_rel.clone()
                         };
                         if let Some((parent, _)) = name.rsplit_once('/') {
                             copy::make_parents(root, parent, &existing, &attrs).map_err(text)?;
                         }
-                        let path = root.join(&name);
+                        let path = under(root, &name)?;
                         let modified = super::fetch::fetch(source, &path)?;
                         let mode = attrs.mode.unwrap_or(0o600);
                         std::fs::set_permissions(
@@ -1190,7 +1197,7 @@ impl Builder<'_> {
                             tree,
                             &child_rel,
                             &child,
-                            &root.join(&dest_rel).join(&name),
+                            &under(root, &join_rel(&dest_rel, &name))?,
                             &attrs,
                         )
                         .map_err(text)?;
@@ -1200,9 +1207,9 @@ impl Builder<'_> {
                 if add && from_view.is_none() && is_local_archive(&host) {
                     copy::make_parents(root, &dest_rel, &existing, &attrs).map_err(text)?;
                     let bytes = std::fs::read(&host).map_err(text)?;
-                    unpack_archive(&bytes, &root.join(&dest_rel), true).map_err(text)?;
+                    unpack_archive(&bytes, &under(root, &dest_rel)?, true).map_err(text)?;
                     if let Some(limit) = attrs.clamp {
-                        copy::clamp_tree(&root.join(&dest_rel), limit).map_err(text)?;
+                        copy::clamp_tree(&under(root, &dest_rel)?, limit).map_err(text)?;
                     }
                     continue;
                 }
@@ -1211,14 +1218,15 @@ impl Builder<'_> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let target = if into_dir {
-                    format!("{dest_rel}/{base}")
+                    join_rel(&dest_rel, &base)
                 } else {
                     dest_rel.clone()
                 };
                 if let Some((parent, _)) = target.rsplit_once('/') {
                     copy::make_parents(root, parent, &existing, &attrs).map_err(text)?;
                 }
-                copy::copy_entry(tree, &rel, &host, &root.join(&target), &attrs).map_err(text)?;
+                copy::copy_entry(tree, &rel, &host, &under(root, &target)?, &attrs)
+                    .map_err(text)?;
             }
         }
         // Directories written into after they were made: their times too.
@@ -1321,6 +1329,29 @@ fn health_config(
     })
 }
 
+/// `dir/name` for a path relative to the stage's root, `dir` empty at
+/// the root: never absolute, so that it stays under the staging tree.
+fn join_rel(dir: &str, name: &str) -> String {
+    let dir = dir.trim_matches('/');
+    let name = name.trim_start_matches('/');
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// `rel` under the staging tree `root`, refused if it would not stay
+/// there (absolute, or with `..`).
+fn under(root: &Path, rel: &str) -> StepResult<PathBuf> {
+    if rel.starts_with('/') || rel.split('/').any(|p| p == "..") {
+        return Err(format!(
+            "internal error: {rel:?} would leave the layer's tree"
+        ));
+    }
+    Ok(root.join(rel))
+}
+
 /// Whether ADD unpacks `path`: a tar, plain or gzip.
 fn is_local_archive(path: &Path) -> bool {
     let mut head = [0u8; 262];
@@ -1331,4 +1362,21 @@ fn is_local_archive(path: &Path) -> bool {
     let n = file.read(&mut head).unwrap_or(0);
     let head = &head[..n];
     head.starts_with(&[0x1f, 0x8b]) || head.get(257..262) == Some(b"ustar")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_paths_never_leave_the_staging_tree() {
+        assert_eq!(join_rel("", "hello.txt"), "hello.txt");
+        assert_eq!(join_rel("/", "/hello.txt"), "hello.txt");
+        assert_eq!(join_rel("app/bin", "x"), "app/bin/x");
+        let root = Path::new("/staging");
+        assert_eq!(under(root, "app/x").unwrap(), Path::new("/staging/app/x"));
+        assert!(under(root, "/hello.txt").is_err());
+        assert!(under(root, "a/../../etc").is_err());
+        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+    }
 }
