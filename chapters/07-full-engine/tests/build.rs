@@ -551,6 +551,30 @@ fn copy_from_outside_the_context_is_refused() {
         "Error: dockerfile parse error on line 3: unknown instruction: FROB"
     );
     assert_eq!(run.stdout(), "");
+    // A link one source copies is replaced, not written through, by the
+    // next source's directory of the same name.
+    let away = outer.path().join("away");
+    std::fs::create_dir(&away).unwrap();
+    write_files(
+        &ctx,
+        &[
+            ("two/x/planted", "through the link\n"),
+            ("Dockerfile.links", "FROM busybox\nCOPY one/ two/ /dst/\n"),
+        ],
+    );
+    std::fs::create_dir_all(ctx.join("one")).unwrap();
+    std::os::unix::fs::symlink(&away, ctx.join("one/x")).unwrap();
+    let file = ctx.join("Dockerfile.links").display().to_string();
+    build_ok(&env, &["-t", "links", "-f", &file, dir]);
+    assert_eq!(
+        std::fs::read_dir(&away).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    assert_eq!(
+        run_rm(&env, &["links", "cat", "/dst/x/planted"]),
+        "through the link\n"
+    );
     // A platform this host cannot run.
     let run = build(&env, &["--platform", "linux/s390x", dir]);
     assert_eq!(run.code(), Some(1), "{}", run.transcript());

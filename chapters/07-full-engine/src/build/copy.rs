@@ -107,12 +107,23 @@ pub fn copy_entry(
 ) -> Result<(), CopyError> {
     let meta = src.symlink_metadata().map_err(io("stat", src))?;
     let kind = meta.file_type();
+    // What an earlier source left at `dst` is replaced, never followed:
+    // only a real directory is kept (a directory merges).
+    let existing = dst.symlink_metadata().ok();
+    let keep_dir = kind.is_dir() && existing.as_ref().is_some_and(|m| m.is_dir());
+    if let Some(old) = existing.filter(|_| !keep_dir) {
+        let removed = if old.is_dir() {
+            std::fs::remove_dir_all(dst)
+        } else {
+            std::fs::remove_file(dst)
+        };
+        removed.map_err(io("replace", dst))?;
+    }
     if kind.is_symlink() {
         let target = std::fs::read_link(src).map_err(io("readlink", src))?;
-        let _ = std::fs::remove_file(dst);
         std::os::unix::fs::symlink(&target, dst).map_err(io("symlink", dst))?;
     } else if kind.is_dir() {
-        if !dst.is_dir() {
+        if !keep_dir {
             std::fs::create_dir(dst).map_err(io("mkdir", dst))?;
         }
         for (name, host) in tree.list(rel, src) {
@@ -130,8 +141,7 @@ pub fn copy_entry(
         std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode))
             .map_err(io("chmod", dst))?;
     } else if kind.is_file() {
-        let _ = std::fs::remove_file(dst);
-        std::fs::copy(src, dst).map_err(io("copy", src))?;
+        copy_file(src, dst)?;
         let mode = attrs.mode.unwrap_or(meta.mode() & 0o7777);
         std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode))
             .map_err(io("chmod", dst))?;
@@ -142,6 +152,19 @@ pub fn copy_entry(
     }
     set_owner(dst, attrs)?;
     set_mtime(dst, mtime_of(&meta, attrs.clamp))
+}
+
+/// Copy the regular file `src` to the new file `dst` (created, never
+/// opened through a link: O_EXCL).
+fn copy_file(src: &Path, dst: &Path) -> Result<(), CopyError> {
+    let mut from = std::fs::File::open(src).map_err(io("open", src))?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(io("create", dst))?;
+    std::io::copy(&mut from, &mut to).map_err(io("copy", src))?;
+    Ok(())
 }
 
 /// Make the directories of `rel` (a/b/c) under `staging` that it lacks,
@@ -159,8 +182,12 @@ pub fn make_parents(
     for depth in 1..=parts.len() {
         let sub = parts[..depth].join("/");
         let path = staging.join(&sub);
-        if path.symlink_metadata().is_ok() {
-            continue;
+        match path.symlink_metadata() {
+            Ok(m) if m.is_dir() => continue,
+            // A link or file an earlier source put here: replaced by the
+            // directory, never followed.
+            Ok(_) => std::fs::remove_file(&path).map_err(io("replace", &path))?,
+            Err(_) => {}
         }
         std::fs::create_dir(&path).map_err(io("mkdir", &path))?;
         let (mode, uid, gid, mtime) = match existing(&sub) {
@@ -273,6 +300,41 @@ mod tests {
         fn excluded(&self, rel: &str) -> bool {
             rel.ends_with(".skip")
         }
+    }
+
+    #[test]
+    fn a_link_left_by_an_earlier_source_is_replaced_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+        std::fs::create_dir_all(&one).unwrap();
+        std::fs::create_dir_all(two.join("x")).unwrap();
+        std::os::unix::fs::symlink(&outside, one.join("x")).unwrap();
+        std::fs::write(two.join("x/passwd"), "pwned").unwrap();
+        std::os::unix::fs::symlink(outside.join("f"), one.join("f")).unwrap();
+        std::fs::write(two.join("f"), "pwned").unwrap();
+        let me = Attrs {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            ..Attrs::default()
+        };
+        let dst = tmp.path().join("dst");
+        copy_entry(&Plain, "", &one, &dst, &me).unwrap();
+        copy_entry(&Plain, "", &two, &dst, &me).unwrap();
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(dst.join("x").symlink_metadata().unwrap().is_dir());
+        assert_eq!(
+            std::fs::read_to_string(dst.join("x/passwd")).unwrap(),
+            "pwned"
+        );
+        assert!(dst.join("f").symlink_metadata().unwrap().is_file());
+        // make_parents too replaces a link on the way.
+        std::fs::remove_dir_all(dst.join("x")).unwrap();
+        std::os::unix::fs::symlink(&outside, dst.join("x")).unwrap();
+        make_parents(&dst, "x/y", &|_| None, &me).unwrap();
+        assert!(dst.join("x/y").is_dir());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 
     #[test]

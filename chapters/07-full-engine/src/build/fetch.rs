@@ -53,8 +53,15 @@ pub fn fetch(url: &str, dest: &Path) -> Result<Option<i64>, String> {
         .get("last-modified")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_http_date);
-    let mut file =
-        std::fs::File::create(dest).map_err(|e| format!("create {}: {e}", dest.display()))?;
+    // What an earlier source left there is replaced, never written through.
+    if dest.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        std::fs::remove_file(dest).map_err(|e| format!("replace {}: {e}", dest.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .map_err(|e| format!("create {}: {e}", dest.display()))?;
     let mut body = response.body_mut().as_reader();
     std::io::copy(&mut body, &mut file).map_err(|e| format!("fetch {url}: {e}"))?;
     file.flush()
