@@ -277,6 +277,44 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_cannot_write_through_its_own_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        // Written by hand: tar::Builder refuses such names.
+        for (n, path) in ["l/evil", "../evil"].into_iter().enumerate() {
+            let mut raw = Vec::new();
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            link.set_mode(0o777);
+            link.set_path("l").unwrap();
+            link.set_link_name(&outside).unwrap();
+            link.set_cksum();
+            raw.extend_from_slice(link.as_bytes());
+            let mut file = tar::Header::new_gnu();
+            file.set_size(4);
+            file.set_mode(0o644);
+            let name = &mut file.as_old_mut().name;
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            file.set_cksum();
+            raw.extend_from_slice(file.as_bytes());
+            raw.extend_from_slice(b"evil");
+            raw.extend_from_slice(&[0u8; 508]);
+            raw.extend_from_slice(&[0u8; 1024]);
+            let dir = tmp.path().join(format!("in{n}"));
+            std::fs::create_dir(&dir).unwrap();
+            assert!(unpack_archive(&raw, &dir, true).is_err(), "{path}");
+            assert!(
+                dir.join("l").symlink_metadata().is_ok(),
+                "the link itself unpacks"
+            );
+            assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "{path}");
+            assert!(!tmp.path().join("evil").exists(), "{path}");
+        }
+    }
+
+    #[test]
     fn a_tarball_is_a_context() {
         let tmp = tempfile::tempdir().unwrap();
         let mut builder = tar::Builder::new(Vec::new());
