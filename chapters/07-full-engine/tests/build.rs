@@ -1011,3 +1011,48 @@ fn a_context_or_a_dockerfile_comes_on_stdin() {
         "from the directory\n"
     );
 }
+
+#[test]
+fn run_steps_use_the_default_bridge_network_as_root() {
+    let test = "run_steps_use_the_default_bridge_network_as_root";
+    // In a throwaway network namespace that plays the host (see
+    // tests/network.rs): the bridge and veths live and die there.
+    if !berth_test_support::test_host::in_test_host(test) {
+        return;
+    }
+    let up = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(up.success());
+    let Some(env) = env(test) else {
+        return;
+    };
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN ip -4 -o addr show eth0 > /addr && ip route > /routes\n",
+        )],
+    );
+    // No --network: bridge, as root.
+    let run = env.berth(&[
+        "build",
+        "--runtime",
+        &env.runtime,
+        "-t",
+        "bridged",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let addr = run_rm(&env, &["bridged", "cat", "/addr", "/routes"]);
+    assert!(addr.contains("eth0") && addr.contains("inet "), "{addr}");
+    assert!(addr.contains("default via"), "{addr}");
+    // The step's veth went with its container.
+    let veths = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "type", "veth"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&veths.stdout), "");
+}
