@@ -1056,3 +1056,53 @@ fn run_steps_use_the_default_bridge_network_as_root() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&veths.stdout), "");
 }
+
+#[test]
+fn ctrl_c_during_a_run_step_leaves_nothing_behind() {
+    let Some(env) = env("ctrl_c_during_a_run_step_leaves_nothing_behind") else {
+        return;
+    };
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let ctx = context();
+    write_files(
+        ctx.path(),
+        &[("Dockerfile", "FROM busybox\nRUN echo started && sleep 60\n")],
+    );
+    let mut child = env
+        .cmd(&[
+            "build",
+            "--network",
+            "none",
+            "--runtime",
+            &env.runtime,
+            ctx.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let running = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with(" ---> Running in "));
+    assert!(running.is_some(), "the RUN step never started");
+    // Its container is up; then Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.ok(&["ps", "-q"]).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no running container");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_eq!(env.leftovers(&[]), Vec::<String>::new());
+}

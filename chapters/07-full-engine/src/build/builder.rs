@@ -244,6 +244,7 @@ pub fn build(engine: &Engine, request: &BuildRequest) -> Result<String, BuildErr
     let store = engine
         .image_store()
         .map_err(|e| BuildError::Other(e.to_string()))?;
+    super::interrupt::catch().map_err(|e| BuildError::Other(format!("sigaction: {e}")))?;
     // 1. The context and the Dockerfile.
     let context = Context::open(&request.context, store.root())?;
     let dockerfile_text = match (&request.dockerfile, &context.dockerfile_text) {
@@ -334,7 +335,7 @@ pub fn build(engine: &Engine, request: &BuildRequest) -> Result<String, BuildErr
         total: meta.len() + stages.iter().map(|s| s.len()).sum::<usize>(),
     };
     for ins in meta {
-        builder.announce(ins);
+        builder.announce(ins)?;
         if let Command::Arg(pairs) = &ins.command {
             let mut global = builder.global.clone();
             builder
@@ -346,7 +347,7 @@ pub fn build(engine: &Engine, request: &BuildRequest) -> Result<String, BuildErr
     for instructions in stages {
         let mut stage = builder.from(&instructions[0])?;
         for ins in &instructions[1..] {
-            builder.announce(ins);
+            builder.announce(ins)?;
             builder
                 .instruction(&mut stage, ins)
                 .map_err(|m| step_error(ins, m))?;
@@ -414,9 +415,11 @@ impl Builder<'_> {
         }
     }
 
-    fn announce(&mut self, ins: &Instruction) {
+    fn announce(&mut self, ins: &Instruction) -> Result<(), BuildError> {
+        super::interrupt::check().map_err(|m| step_error(ins, m))?;
         self.step += 1;
         self.say(&format!("Step {}/{} : {}", self.step, self.total, ins.text));
+        Ok(())
     }
 
     fn created(&self) -> String {
@@ -428,7 +431,7 @@ impl Builder<'_> {
 
     /// A stage's start: FROM.
     fn from(&mut self, ins: &Instruction) -> Result<Stage, BuildError> {
-        self.announce(ins);
+        self.announce(ins)?;
         let Command::From {
             image,
             name,
@@ -954,6 +957,18 @@ impl Builder<'_> {
         self.engine
             .start(&c.id, StartMode::Detached)
             .map_err(text)?;
+        // Waited for in short spans, so that a Ctrl-C removes it (the
+        // Removal) before the build ends.
+        loop {
+            super::interrupt::check()?;
+            if self
+                .engine
+                .wait_stopped(&c.id, std::time::Duration::from_millis(200))
+                .map_err(text)?
+            {
+                break;
+            }
+        }
         let code = self.engine.wait(&c.id).map_err(text)?;
         let output = Shared::default();
         self.engine

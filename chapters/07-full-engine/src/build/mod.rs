@@ -16,7 +16,7 @@
 //! 6. [`copy`] — COPY and ADD's staging tree and its digest.
 //! 7. [`fetch`] — ADD's URLs.
 //! 8. [`cache`] — the layer cache.
-//! 9. [`builder`] — the steps.
+//! 9. [`builder`] — the steps; [`interrupt`], Ctrl-C during them.
 
 pub mod builder;
 pub mod cache;
@@ -26,4 +26,5 @@ pub mod dockerfile;
 pub mod expand;
 pub mod fetch;
 pub mod ignore;
+pub mod interrupt;
 pub mod view;
