@@ -104,6 +104,39 @@ fn a_static_binary_from_a_build_stage_runs_from_scratch() {
         "small:1",
     ]);
     assert_eq!(layers.trim(), "2");
+    // --target: the build stage alone (its RUN from cache).
+    let out = build_ok(
+        &env,
+        &[
+            "--target",
+            "build",
+            "-t",
+            "builder",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("Step 2/2 : RUN"), "{out}");
+    assert!(out.contains(" ---> Using cache"), "{out}");
+    assert_eq!(run_rm(&env, &["builder", "cat", "/out/stamp"]), "built\n");
+    let run = build(&env, &["--target", "nope", ctx.path().to_str().unwrap()]);
+    assert_eq!(run.code(), Some(1));
+    assert!(
+        run.stderr()
+            .contains("target stage \"nope\" could not be found"),
+        "{}",
+        run.stderr()
+    );
+    // COPY --from an image (not a stage) by name.
+    let other = context();
+    write_files(
+        other.path(),
+        &[(
+            "Dockerfile",
+            "FROM scratch\nCOPY --from=busybox /bin/busybox /busybox\nCMD [\"/busybox\", \"echo\", \"from an image\"]\n",
+        )],
+    );
+    build_ok(&env, &["-t", "fromimage", other.path().to_str().unwrap()]);
+    assert_eq!(run_rm(&env, &["fromimage"]), "from an image\n");
 }
 
 #[test]
