@@ -1121,6 +1121,15 @@ fn ctrl_c_during_a_run_step_leaves_nothing_behind() {
         .map_while(Result::ok)
         .find(|l| l.starts_with(" ---> Running in "));
     assert!(running.is_some(), "the RUN step never started");
+    // Its output shows while it runs (the step sleeps a minute).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(lines.next());
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the step's output while it runs");
+    assert_eq!(first.unwrap().unwrap(), "started");
     // Its container is up; then Ctrl-C.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while env.ok(&["ps", "-q"]).is_empty() {

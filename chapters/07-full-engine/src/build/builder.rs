@@ -958,37 +958,22 @@ impl Builder<'_> {
             .start(&c.id, StartMode::Detached)
             .map_err(text)?;
         // Waited for in short spans, so that a Ctrl-C removes it (the
-        // Removal) before the build ends.
+        // Removal) before the build ends; its output shown as it comes.
+        let mut shown = 0;
         loop {
             super::interrupt::check()?;
-            if self
+            let stopped = self
                 .engine
                 .wait_stopped(&c.id, std::time::Duration::from_millis(200))
-                .map_err(text)?
-            {
+                .map_err(text)?;
+            shown = self.show_output(&c.id, shown)?.len();
+            if stopped {
                 break;
             }
         }
         let code = self.engine.wait(&c.id).map_err(text)?;
-        let output = Shared::default();
-        self.engine
-            .logs(
-                &c.id,
-                &LogOptions {
-                    follow: false,
-                    tail: None,
-                    timestamps: false,
-                    since: None,
-                    until: None,
-                },
-                &mut output.clone(),
-                &mut output.clone(),
-            )
-            .map_err(text)?;
-        let output = String::from_utf8_lossy(&output.0.borrow()).into_owned();
-        if !self.request.quiet {
-            print!("{output}");
-        }
+        let output = self.show_output(&c.id, shown)?;
+        let output = String::from_utf8_lossy(&output).into_owned();
         if code != 0 {
             let lines: Vec<&str> = output.lines().collect();
             let tail = &lines[lines.len().saturating_sub(FAILED_OUTPUT_LINES)..];
@@ -1026,6 +1011,33 @@ impl Builder<'_> {
         drop(removal);
         let descriptor = Descriptor::new(oci::OCI_LAYER_TAR_GZIP, blob, size);
         self.commit(stage, &key, created_by, config, Some((descriptor, diff_id)))
+    }
+
+    /// Container `id`'s output so far (its log, stdout and stderr in
+    /// their order); what is past `shown` bytes is printed (unless `-q`).
+    fn show_output(&self, id: &str, shown: usize) -> StepResult<Vec<u8>> {
+        let output = Shared::default();
+        self.engine
+            .logs(
+                id,
+                &LogOptions {
+                    follow: false,
+                    tail: None,
+                    timestamps: false,
+                    since: None,
+                    until: None,
+                },
+                &mut output.clone(),
+                &mut output.clone(),
+            )
+            .map_err(text)?;
+        let bytes = output.0.borrow().clone();
+        if !self.request.quiet && bytes.len() > shown {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&bytes[shown..]);
+            let _ = out.flush();
+        }
+        Ok(bytes)
     }
 
     /// The files of `--from` (a stage's name or index, or an image).
