@@ -45,7 +45,8 @@ enum Task {
         /// Which chapter's scenario to run.
         scenario: scenarios::Scenario,
         /// Measured runs per command (after 2 warm-up runs each; default 30,
-        /// or 5 for ch05 and ch06, whose runs each move 200 MB). At least 5.
+        /// or 5 for ch05 and ch06, whose runs each move 200 MB, and 10 for
+        /// ch07-build, whose runs are builds). At least 5.
         #[arg(long, value_parser = clap::value_parser!(u32).range(5..))]
         runs: Option<u32>,
         /// Also write the results as JSON to this file.
@@ -111,6 +112,7 @@ fn main() -> ExitCode {
                 scenarios::Scenario::Ch05
                 | scenarios::Scenario::Ch06
                 | scenarios::Scenario::Ch06Mirror => 5,
+                scenarios::Scenario::Ch07Build => 10,
                 _ => 30,
             });
             scenarios::run(&root, scenario, runs as usize, json.as_deref())

@@ -30,6 +30,9 @@ pub enum Scenario {
     /// Chapter 6's pull-through cache against distribution's proxy mode.
     Ch06Mirror,
     Ch07,
+    /// `berth build` against `podman build`.
+    #[value(name = "ch07-build")]
+    Ch07Build,
 }
 
 impl Scenario {
@@ -43,6 +46,7 @@ impl Scenario {
             Scenario::Ch06 => "ch06",
             Scenario::Ch06Mirror => "ch06-mirror",
             Scenario::Ch07 => "ch07",
+            Scenario::Ch07Build => "ch07-build",
         }
     }
 }
@@ -104,6 +108,7 @@ pub fn run(root: &Path, scenario: Scenario, runs: usize, json: Option<&Path>) ->
             (plans, None)
         }
         Scenario::Ch07 => (vec![ch07(root)?], None),
+        Scenario::Ch07Build => (ch07_build(root)?, None),
     };
     let mut records = Vec::new();
     for plan in &plans {
@@ -1096,53 +1101,91 @@ fn disk_usage(dir: &Path) -> Result<u64> {
 /// it) against `podman run --rm` of the same image, interleaved; and the
 /// peak RSS of a monitor (`berth-monitor`), which runs as long as its
 /// container: one per container.
-fn ch07(root: &Path) -> Result<Plan> {
-    require_root("bench ch07", "containers need root here")?;
-    for tool in ["podman", "runc", "crun"] {
-        which(tool).with_context(|| format!("{tool} not found: apt-get install it (a peer)"))?;
+/// Chapter 7's two stores, each with the same image (the bench rootfs,
+/// imported as `bench/ch07`): berth's (release build) and podman's.
+struct EngineStores {
+    scratch: TempDir,
+    berth: PathBuf,
+    berth_root: PathBuf,
+    berth_run: PathBuf,
+    podman_root: PathBuf,
+    podman_run: PathBuf,
+}
+
+impl EngineStores {
+    fn new(root: &Path, scenario: &str) -> Result<EngineStores> {
+        require_root(&format!("bench {scenario}"), "containers need root here")?;
+        for tool in ["podman", "runc", "crun"] {
+            which(tool)
+                .with_context(|| format!("{tool} not found: apt-get install it (a peer)"))?;
+        }
+        // berth and berth-monitor, as cargo builds them (dynamic).
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "ch07-full-engine",
+                "--bin",
+                "berth",
+            ])
+            .args(["--bin", "berth-monitor"])
+            .current_dir(root);
+        eprintln!("bench: {build:?}");
+        ensure!(build.status()?.success(), "cargo build of berth failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let berth = target.join("release").join("berth");
+        let ch05 = build_release(root, "ch05-images", Linking::Dynamic)?;
+        let (scratch, rootfs) = scratch_rootfs(root, scenario)?;
+        // crun refuses this host's hybrid layout unless hidden; every command
+        // runs in the same mount namespace, so all see the same.
+        hide_unified_cgroup_controllers()?;
+        let dir = scratch.path();
+        let stores = EngineStores {
+            berth,
+            berth_root: dir.join("berth-root"),
+            berth_run: dir.join("berth-run"),
+            podman_root: dir.join("podman-root"),
+            podman_run: dir.join("podman-run"),
+            scratch,
+        };
+        run_quietly(
+            Command::new(&ch05)
+                .arg("--root")
+                .arg(&stores.berth_root)
+                .args(["import"])
+                .arg(&rootfs)
+                .arg("bench/ch07"),
+            "import the image into berth's store",
+        )?;
+        let tarball = stores.scratch.path().join("rootfs.tar");
+        run_quietly(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tarball)
+                .arg("."),
+            "tar the rootfs for podman",
+        )?;
+        let import = stores.podman(&["import", "-q", &tarball.display().to_string(), "bench/ch07"]);
+        run_quietly(
+            Command::new(&import[0]).args(&import[1..]),
+            "import the image into podman's store",
+        )?;
+        Ok(stores)
     }
-    // berth and berth-monitor, as cargo builds them (dynamic).
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "ch07-full-engine",
-            "--bin",
-            "berth",
-        ])
-        .args(["--bin", "berth-monitor"])
-        .current_dir(root);
-    eprintln!("bench: {build:?}");
-    ensure!(build.status()?.success(), "cargo build of berth failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let berth = target.join("release").join("berth");
-    let ch05 = build_release(root, "ch05-images", Linking::Dynamic)?;
-    let (scratch, rootfs) = scratch_rootfs(root, "ch07")?;
-    // crun refuses this host's hybrid layout unless hidden; every command
-    // runs in the same mount namespace, so all see the same.
-    hide_unified_cgroup_controllers()?;
-    let dir = scratch.path();
-    let (berth_root, berth_run) = (dir.join("berth-root"), dir.join("berth-run"));
-    run_quietly(
-        Command::new(&ch05)
-            .arg("--root")
-            .arg(&berth_root)
-            .args(["import"])
-            .arg(&rootfs)
-            .arg("bench/ch07"),
-        "import the image into berth's store",
-    )?;
-    let (podman_root, podman_run) = (dir.join("podman-root"), dir.join("podman-run"));
-    let podman = |args: &[&str]| -> Vec<std::ffi::OsString> {
+
+    /// `podman` on its store, with the flags this host needs, and `args`.
+    fn podman(&self, args: &[&str]) -> Vec<std::ffi::OsString> {
         let mut argv: Vec<std::ffi::OsString> = vec!["podman".into(), "--root".into()];
-        argv.push(podman_root.clone().into());
+        argv.push(self.podman_root.clone().into());
         argv.push("--runroot".into());
-        argv.push(podman_run.clone().into());
+        argv.push(self.podman_run.clone().into());
         argv.extend(
             [
                 "--cgroup-manager=cgroupfs",
@@ -1153,65 +1196,57 @@ fn ch07(root: &Path) -> Result<Plan> {
         );
         argv.extend(args.iter().map(Into::into));
         argv
-    };
-    let tarball = dir.join("rootfs.tar");
-    run_quietly(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tarball)
-            .arg("."),
-        "tar the rootfs for podman",
-    )?;
-    let import = podman(&["import", "-q", &tarball.display().to_string(), "bench/ch07"]);
-    run_quietly(
-        Command::new(&import[0]).args(&import[1..]),
-        "import the image into podman's store",
-    )?;
-    let berth_run_argv = |runtime: &str| -> Vec<std::ffi::OsString> {
-        let mut argv: Vec<std::ffi::OsString> = vec![berth.clone().into(), "--root".into()];
-        argv.push(berth_root.clone().into());
+    }
+
+    /// `berth` on its store, and `args`.
+    fn berth(&self, args: &[&str]) -> Vec<std::ffi::OsString> {
+        let mut argv: Vec<std::ffi::OsString> = vec![self.berth.clone().into(), "--root".into()];
+        argv.push(self.berth_root.clone().into());
         argv.push("--run-root".into());
-        argv.push(berth_run.clone().into());
-        argv.extend(
-            [
+        argv.push(self.berth_run.clone().into());
+        argv.extend(args.iter().map(Into::into));
+        argv
+    }
+}
+
+fn ch07(root: &Path) -> Result<Plan> {
+    let stores = EngineStores::new(root, "ch07")?;
+    let berth_run_argv = |runtime: &str| {
+        stores.berth(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "bench/ch07",
+            "/bin/true",
+        ])
+    };
+    let monitor_rss = monitor_peak_rss(&stores.berth, &stores.berth_root, &stores.berth_run)?;
+    println!("berth-monitor peak RSS: {monitor_rss} KiB (goal: under 2048 KiB)");
+    let benches = vec![
+        Bench::new(
+            "podman run --rm",
+            stores.podman(&[
                 "run",
                 "--rm",
-                "--runtime",
-                runtime,
-                "bench/ch07",
+                "--network",
+                "none",
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+                "localhost/bench/ch07",
                 "/bin/true",
-            ]
-            .map(Into::into),
-        );
-        argv
-    };
-    let monitor_rss = monitor_peak_rss(&berth, &berth_root, &berth_run)?;
-    println!("berth-monitor peak RSS: {monitor_rss} KiB (goal: under 2048 KiB)");
+            ]),
+        ),
+        Bench::new("berth run --rm (crun)", berth_run_argv("crun")),
+        Bench::new("berth run --rm (runc)", berth_run_argv("runc")),
+    ];
     Ok(Plan {
-        benches: vec![
-            Bench::new(
-                "podman run --rm",
-                podman(&[
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    "--ulimit",
-                    "nofile=1024:1024",
-                    "--ulimit",
-                    "nproc=1024:1024",
-                    "localhost/bench/ch07",
-                    "/bin/true",
-                ]),
-            ),
-            Bench::new("berth run --rm (crun)", berth_run_argv("crun")),
-            Bench::new("berth run --rm (runc)", berth_run_argv("runc")),
-        ],
+        benches,
         goal_label: "berth run --rm (crun)".into(),
         goal_max_ratio: 0.15,
-        _scratch: Some(scratch),
+        _scratch: Some(stores.scratch),
         title: None,
         content_bytes: None,
         extra: Some(serde_json::json!({
@@ -1219,6 +1254,90 @@ fn ch07(root: &Path) -> Result<Plan> {
             "monitor_goal": "under 2048 KiB",
         })),
     })
+}
+
+/// Chapter 7's `build`: one Dockerfile (WORKDIR, COPY of a 200-file site,
+/// two RUNs, ENV, CMD) built by `berth build` and `podman build` (both
+/// with runc, no network): fresh (`--no-cache`), then fully cached. Goals
+/// (issue 17): fresh at most 1.0× podman; cached under 0.2 s, which the
+/// second table shows beside podman's.
+fn ch07_build(root: &Path) -> Result<Vec<Plan>> {
+    let stores = EngineStores::new(root, "ch07-build")?;
+    let context = stores.scratch.path().join("context");
+    for n in 0..200 {
+        let dir = context.join("site").join(format!("d{}", n % 10));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join(format!("page{n}.html")),
+            format!("<p>page {n}</p>\n").repeat(40),
+        )?;
+    }
+    std::fs::write(
+        context.join("Dockerfile"),
+        "ARG BASE=bench/ch07\n\
+         FROM $BASE\n\
+         WORKDIR /app\n\
+         COPY site/ ./site/\n\
+         RUN echo built > /app/built && ls -R /app > /app/listing\n\
+         ENV MODE=production\n\
+         RUN wc -l /app/listing > /app/count\n\
+         CMD [\"httpd\", \"-f\", \"-h\", \"/app/site\"]\n",
+    )?;
+    let context = context.display().to_string();
+    let berth = |extra: &[&str]| {
+        let mut args = vec!["build", "-q", "--network", "none", "--runtime", "runc"];
+        args.extend(extra);
+        args.push(&context);
+        stores.berth(&args)
+    };
+    let podman = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "-q",
+            "--runtime",
+            "runc",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "--build-arg",
+            "BASE=localhost/bench/ch07",
+        ];
+        args.extend(extra);
+        args.push(&context);
+        stores.podman(&args)
+    };
+    // One build each first, so that the cached table starts cached.
+    for argv in [berth(&[]), podman(&[])] {
+        run_quietly(Command::new(&argv[0]).args(&argv[1..]), "a first build")?;
+    }
+    let fresh = Plan {
+        benches: vec![
+            Bench::new("podman build --no-cache", podman(&["--no-cache"])),
+            Bench::new("berth build --no-cache", berth(&["--no-cache"])),
+        ],
+        goal_label: "berth build --no-cache".into(),
+        goal_max_ratio: 1.0,
+        _scratch: None,
+        title: Some("a fresh build".into()),
+        content_bytes: None,
+        extra: None,
+    };
+    let cached = Plan {
+        benches: vec![
+            Bench::new("podman build (cached)", podman(&[])),
+            Bench::new("berth build (cached)", berth(&[])),
+        ],
+        goal_label: "berth build (cached)".into(),
+        goal_max_ratio: 1.0,
+        _scratch: Some(stores.scratch),
+        title: Some("a fully cached rebuild (goal: berth under 0.2 s)".into()),
+        content_bytes: None,
+        extra: None,
+    };
+    Ok(vec![fresh, cached])
 }
 
 /// The highest VmHWM of a monitor through a container's life: output

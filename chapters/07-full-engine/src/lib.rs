@@ -18,11 +18,14 @@
 //! 3. [`monitor`] — `berth-monitor`: one small process per container, its
 //!    parent, its logs, its terminal, its restarts.
 //! 4. [`cli`] — `berth`: docker's command line over the engine.
-//! 5. `init/` (the `berth-init` crate) — the container's PID 1 for
+//! 5. [`build`] — `berth build`: a Dockerfile, step by step, into an
+//!    image, with a layer cache.
+//! 6. `init/` (the `berth-init` crate) — the container's PID 1 for
 //!    `run --init`: chapter 2's init as a static program of its own.
 //!
 //! Each module's own header gives the reading order inside it.
 
+pub mod build;
 pub mod cli;
 pub mod engine;
 pub mod monitor;

@@ -179,6 +179,35 @@ fn image_id(image: &Image, full: bool) -> String {
     hex[..12.min(hex.len())].to_string()
 }
 
+/// Leave out the intermediate images of builds, as docker's `images`
+/// does without `-a`: a dangling image that another image builds on (its
+/// history is the start of the other's), or a build's empty `scratch`.
+fn hide_intermediate(all: &mut Vec<(Reference, Image)>) {
+    let histories: Vec<(String, Vec<ch05_images::oci::History>)> = all
+        .iter()
+        .map(|(_, i)| {
+            let history = i.config.history.clone().unwrap_or_default();
+            (i.manifest.config.digest.clone(), history)
+        })
+        .collect();
+    all.retain(|(r, i)| {
+        if !is_dangling(r) {
+            return true;
+        }
+        let Some(mine) = &i.config.history else {
+            return true;
+        };
+        if mine.is_empty() {
+            return !i.manifest.layers.is_empty();
+        }
+        !histories.iter().any(|(digest, other)| {
+            *digest != i.manifest.config.digest
+                && other.len() > mine.len()
+                && other[..mine.len()] == mine[..]
+        })
+    });
+}
+
 /// Every name in the store with its image, the names of one image
 /// together.
 pub fn named_images(store: &Store) -> Result<Vec<(Reference, Image)>, Failure> {
@@ -324,6 +353,9 @@ pub fn images(engine: &Engine, args: &ImagesArgs) -> Outcome {
         .map(|(_, i)| i.manifest.config.digest.clone())
         .collect();
     all.retain(|(r, i)| !is_dangling(r) || !named.contains(&i.manifest.config.digest));
+    if !args.all {
+        hide_intermediate(&mut all);
+    }
     for filter in &args.filter {
         let Some((key, value)) = filter.split_once('=') else {
             return Err(Failure::new(
@@ -474,6 +506,8 @@ struct DockerConfig {
     stdin_once: bool,
     env: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<ch05_images::oci::HealthConfig>,
     image: String,
     volumes: Option<BTreeMap<String, ch05_images::oci::Empty>>,
     working_dir: String,
@@ -482,6 +516,8 @@ struct DockerConfig {
     labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shell: Option<Vec<String>>,
 }
 
 /// docker's image inspect document, fields in docker's order.
@@ -556,13 +592,15 @@ pub fn inspect_document(store: &Store, image: &Image, names: &[Reference]) -> Im
             stdin_once: false,
             env: c.env,
             cmd: c.cmd,
+            healthcheck: c.healthcheck,
             image: String::new(),
             volumes: c.volumes,
             working_dir: c.working_dir.unwrap_or_default(),
             entrypoint: c.entrypoint,
-            on_build: None,
+            on_build: c.on_build,
             labels: c.labels,
             stop_signal: c.stop_signal,
+            shell: c.shell,
         },
         architecture: image.config.architecture.clone(),
         variant: image.config.variant.clone(),

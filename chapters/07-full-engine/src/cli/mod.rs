@@ -20,10 +20,12 @@
 //! - [`system`] — `info`, `version`;
 //! - [`images`], [`registry`], [`archive`], [`commit`] — images: list,
 //!   inspect, tag, remove; pull, push, login; save, load, import; commit;
+//! - [`build`] — `build`: an image from a Dockerfile;
 //! - [`format`] — `--format` templates and docker's tables.
 
 pub mod archive;
 pub mod attach;
+pub mod build;
 pub mod commit;
 pub mod containers;
 pub mod cp;
@@ -167,6 +169,8 @@ pub enum Command {
     Import(archive::ImportArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
 }
 
 /// `berth container ...`: the same commands, grouped as docker groups them.
@@ -404,5 +408,6 @@ fn dispatch(engine: &Engine, command: Command) -> Outcome {
         Command::Load(args) => archive::load(engine, &args),
         Command::Import(args) => archive::import(engine, &args),
         Command::Commit(args) => commit::commit(engine, &args),
+        Command::Build(args) => build::build(engine, &args),
     }
 }

@@ -173,6 +173,7 @@ fn container_config(c: &Config) -> ContainerConfig {
         working_dir: nonempty(&c.working_dir),
         labels: (!c.labels.is_empty()).then(|| c.labels.clone()),
         stop_signal: c.stop_signal.clone(),
+        ..ContainerConfig::default()
     }
 }
 
@@ -321,7 +322,7 @@ impl Engine {
     /// digest, diff_id, size). The mount points the runtime made for the
     /// engine's mounts are left out (docker keeps them in an "init" layer
     /// that is never committed).
-    fn write_upper(
+    pub(crate) fn write_upper(
         &self,
         store: &Store,
         id: &str,
