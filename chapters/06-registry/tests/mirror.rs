@@ -723,7 +723,9 @@ fn tags_are_the_remotes_and_the_cached_ones_when_it_is_down() {
     let reply = request("GET", &cache.url("/v2/berth/test/tags/list"), &[], None);
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.json()["tags"], serde_json::json!(["1"]));
-    cache.wait_for_log("tags/list 200");
+    // The log line is written after the answer: wait for that one (the
+    // earlier tags/list lines are there already).
+    cache.wait_for_log("(upstream unreachable: served from the cache)");
     assert!(
         cache.log().lines().any(|l| l.contains("tags/list 200")
             && l.ends_with("(upstream unreachable: served from the cache)")),
