@@ -101,10 +101,17 @@ fn chapter() -> Chapter {
     let bundles = state.path().join("bundles");
     std::fs::create_dir_all(&bundles).unwrap();
     let exec_root = root.clone();
+    // Whatever a test leaves (a run killed before its delete) goes when
+    // the chapter does: the guard lives in the run closure.
+    let cleanup = DeleteAll {
+        binary: run_binary.clone(),
+        root: root.clone(),
+    };
     Chapter {
         name: "berth-runtime",
         binary,
         run: Box::new(move |rootfs: &Path, flags: &[&str], cmd: &[&str]| {
+            let _ = &cleanup;
             // Unique across the tests, which run at once, each with its
             // own chapter.
             static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -138,10 +145,34 @@ fn chapter() -> Chapter {
     }
 }
 
+/// `delete --force` of every container under `root`, when dropped.
+struct DeleteAll {
+    binary: PathBuf,
+    root: PathBuf,
+}
+
+impl Drop for DeleteAll {
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = command(&self.binary)
+                .arg("--root")
+                .arg(&self.root)
+                .args(["delete", "--force"])
+                .arg(entry.file_name())
+                .output();
+        }
+    }
+}
+
 /// A runtime's life of one container, in the foreground: its output on
 /// our stdout, the engines' "started" line on stderr first.
-const RUN_SCRIPT: &str = r#"set -e
-rt=$1 root=$2 bundle=$3 id=$4
+const RUN_SCRIPT: &str = r#"rt=$1 root=$2 bundle=$3 id=$4
+trap '"$rt" --root "$root" delete --force "$id" >/dev/null 2>&1; exit 143' TERM INT HUP
+set -e
 "$rt" --root "$root" create --bundle "$bundle" --pid-file "$bundle/pid" "$id"
 echo "berth-runtime: container $id started, pid $(cat "$bundle/pid")" >&2
 "$rt" --root "$root" start "$id"
