@@ -17,11 +17,11 @@
 //!    API;
 //! 7. [`process`]: the process a container of an image runs, its config
 //!    applied;
-//! 8. [`gc`]: removing images, and what no image needs;
-//! 9. [`mirrors`]: Docker Hub images pulled through a mirror first.
+//! 8. [`gc`]: removing images, and what no image needs.
 //!
 //! Going further: [`archive`] (docker and OCI archives, root filesystem
 //! tarballs), [`user`] (users by name, from the image's own `/etc/passwd`),
+//! [`mirrors`] (Docker Hub images pulled through a mirror first),
 //! and the helpers that are no format idea: [`workers`] (the worker pool),
 //! [`progress`] (the bars of long transfers) and [`cli`] (options shared
 //! by the binaries).
@@ -37,10 +37,10 @@ pub mod registry;
 pub mod store;
 
 pub mod gc;
-pub mod mirrors;
 
 // Going further.
 pub mod archive;
+pub mod mirrors;
 pub mod cli;
 pub mod progress;
 pub mod user;
