@@ -10,6 +10,12 @@ use ch01_chroot::escape::break_out_of_chroot;
 use ch01_chroot::{Process, run, run_with};
 
 /// A process that copies `marker` (a host path) to `out` (a host path).
+/// One test at a time: each starts a child that shares this process's
+/// memory and runs the escape demonstration, which allocates. Were the
+/// other test's thread inside malloc at the clone, the child would wait
+/// forever on its lock (CI hung so, once).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn copy_marker(marker: &Path, out: &Path) -> Process {
     let script = format!("cat {} > {}", marker.display(), out.display());
     Process::new(vec!["/bin/sh".into(), "-c".into(), script], "berth", None)
@@ -17,6 +23,7 @@ fn copy_marker(marker: &Path, out: &Path) -> Process {
 
 #[test]
 fn chroot_does_not_stop_a_root_process_from_getting_out() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_root("chroot_does_not_stop_a_root_process_from_getting_out") {
         return;
     }
@@ -38,6 +45,7 @@ fn chroot_does_not_stop_a_root_process_from_getting_out() {
 
 #[test]
 fn pivot_root_in_a_mount_namespace_stops_the_same_escape() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_root("pivot_root_in_a_mount_namespace_stops_the_same_escape") {
         return;
     }

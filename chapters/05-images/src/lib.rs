@@ -40,8 +40,8 @@ pub mod gc;
 
 // Going further.
 pub mod archive;
-pub mod mirrors;
 pub mod cli;
+pub mod mirrors;
 pub mod progress;
 pub mod user;
 pub mod workers;
