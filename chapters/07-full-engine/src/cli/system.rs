@@ -110,13 +110,7 @@ fn os_name() -> String {
 }
 
 fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+    crate::engine::stats::mem_total(std::path::Path::new("/proc"))
 }
 
 /// go-units' BytesSize: binary units, as `info` prints memory.
